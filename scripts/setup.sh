@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Idempotent machine setup: installs the npm dependencies and, only when no WebGPU adapter is found,
+# a software Vulkan driver (Mesa 25 lavapipe from Debian bookworm-backports) for Dawn.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PRISMA_SCHEMA_ENGINE_BINARY="${PRISMA_SCHEMA_ENGINE_BINARY:-$PWD/package.json}"
+export CHECKPOINT_DISABLE=1
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+probe() { node scripts/probe-adapter.mjs >/dev/null 2>&1; }
+
+if probe; then
+  echo "setup: WebGPU adapter found: $(node scripts/probe-adapter.mjs 2>/dev/null)"
+  exit 0
+fi
+
+echo "setup: no WebGPU adapter; installing a software Vulkan driver (lavapipe, Mesa 25)"
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+. /etc/os-release
+if [ "${ID:-}" = "debian" ] && [ "${VERSION_CODENAME:-}" = "bookworm" ]; then
+  if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "deb http://deb.debian.org/debian bookworm-backports main" | $SUDO tee /etc/apt/sources.list.d/bookworm-backports.list >/dev/null
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+else
+  # Ubuntu 24.04+ and Debian 13 ship a Mesa whose lavapipe Dawn accepts.
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+fi
+
+if probe; then
+  echo "setup: WebGPU adapter found: $(node scripts/probe-adapter.mjs 2>/dev/null)"
+else
+  echo "setup: still no WebGPU adapter after installing lavapipe" >&2
+  exit 1
+fi

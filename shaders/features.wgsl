@@ -1,0 +1,61 @@
+// Feature preparation: bilinear resampling of C planes (h x w -> H x W, half-pixel centres as
+// PyTorch's align_corners=False, edges clamped) and per-channel standardization.
+
+override WG: u32 = 256u;
+
+struct ResampleParams { srcW: u32, srcH: u32, dstW: u32, dstH: u32, planes: u32, scaleX: f32, scaleY: f32, pad: u32 }
+
+@group(0) @binding(0) var<uniform> P: ResampleParams;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+fn linearIndex(g: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return g.x + g.y * nwg.x * WG;
+}
+
+@compute @workgroup_size(WG)
+fn bilinear(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linearIndex(g, nwg);
+  let plane = P.dstW * P.dstH;
+  if (i >= plane * P.planes) { return; }
+  let c = i / plane;
+  let r = i % plane;
+  let x = r % P.dstW;
+  let y = r / P.dstW;
+  let sx = max((f32(x) + 0.5) * P.scaleX - 0.5, 0.0);
+  let sy = max((f32(y) + 0.5) * P.scaleY - 0.5, 0.0);
+  let x0 = min(u32(sx), P.srcW - 1u);
+  let y0 = min(u32(sy), P.srcH - 1u);
+  let x1 = min(x0 + 1u, P.srcW - 1u);
+  let y1 = min(y0 + 1u, P.srcH - 1u);
+  let fx = sx - f32(x0);
+  let fy = sy - f32(y0);
+  let base = c * P.srcW * P.srcH;
+  let a = src[base + y0 * P.srcW + x0];
+  let b = src[base + y0 * P.srcW + x1];
+  let d = src[base + y1 * P.srcW + x0];
+  let e = src[base + y1 * P.srcW + x1];
+  let top = a + (b - a) * fx;
+  let bottom = d + (e - d) * fx;
+  dst[i] = top + (bottom - top) * fy;
+}
+
+// In place: x <- (x - mean_c) / std_c, from per-channel moments (8 floats per channel, as stats.wgsl
+// writes them). A constant channel becomes 0.
+struct NormParams { plane: u32, planes: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<uniform> N: NormParams;
+@group(0) @binding(3) var<storage, read_write> feat: array<f32>;
+@group(0) @binding(4) var<storage, read> moments: array<f32>;
+
+@compute @workgroup_size(WG)
+fn standardize(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linearIndex(g, nwg);
+  if (i >= N.plane * N.planes) { return; }
+  let c = i / N.plane;
+  let sd = moments[c * 8u + 3u];
+  if (sd > 1e-12) {
+    feat[i] = (feat[i] - moments[c * 8u + 2u]) / sd;
+  } else {
+    feat[i] = 0.0;
+  }
+}

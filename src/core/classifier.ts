@@ -1,0 +1,91 @@
+// The per-image linear classifier on the GPU: mini-batch SGD in one workgroup (shaders/classifier.wgsl),
+// then the decision w.x + b at every pixel and the mask decision > 0.
+
+import type { Gpu, GpuArray } from './gpu.ts';
+import { MAX_BATCH, groupsFor, kernels } from './kernels.ts';
+import type { TttOptions } from './options.ts';
+import { sgdSeed } from './rng.ts';
+import type { ClassifierReport, GpuFeatures } from './types.ts';
+import type { GpuTrainingSet } from './gather.ts';
+
+/** Class weights: balanced gives each class half of the total weight. */
+export function classWeights(positives: number, negatives: number, balanced: boolean): { wPos: number; wNeg: number } {
+  if (!balanced || positives === 0 || negatives === 0) return { wPos: 1, wNeg: 1 };
+  const n = positives + negatives;
+  return { wPos: n / (2 * positives), wNeg: n / (2 * negatives) };
+}
+
+/** The uniforms of trainSgd, shared with the reference so both run the same schedule. */
+export function sgdSchedule(rows: number, options: TttOptions) {
+  const batch = Math.min(options.classifier.batchSize, MAX_BATCH);
+  return { batch, stepsPerEpoch: Math.max(1, Math.ceil(rows / batch)), seed: sgdSeed(options.seed) };
+}
+
+export async function trainClassifier(
+  gpu: Gpu,
+  set: GpuTrainingSet,
+  counts: { anomalous: number; nominal: number },
+  options: TttOptions,
+): Promise<{ model: GpuArray; report: ClassifierReport }> {
+  const o = options.classifier;
+  const { batch, stepsPerEpoch, seed } = sgdSchedule(set.rows, options);
+  const { wPos, wNeg } = classWeights(counts.anomalous, counts.nominal, o.balanced);
+  const model = gpu.alloc(set.channels + 1);
+  const info = gpu.alloc(2 + o.epochs);
+  gpu.run(
+    kernels.trainSgd,
+    {
+      rows: set.rows,
+      channels: set.channels,
+      epochs: o.epochs,
+      batch,
+      loss: o.loss === 'hinge' ? 0 : 1,
+      seed,
+      patience: o.patience,
+      stepsPerEpoch,
+      lr: o.learningRate,
+      lambda: o.lambda,
+      wPos,
+      wNeg,
+      tol: o.tolerance,
+      pad0: 0,
+      pad1: 0,
+      pad2: 0,
+    },
+    { x: set.x, targets: set.targets, model, info },
+    [1, 1, 1],
+  );
+  const all = await gpu.readF32(info);
+  const epochs = all[1];
+  const history = Array.from(all.subarray(2, 2 + epochs));
+  const weights = Array.from(await gpu.readF32(model));
+  gpu.release(info);
+  return { model, report: { loss: all[0], epochs, lossHistory: history, weights } };
+}
+
+/** Decision at every pixel and the packed mask (4 pixels per u32, one byte each). */
+export function predict(gpu: Gpu, model: GpuArray, features: GpuFeatures): { decision: GpuArray; mask: GpuArray } {
+  const pixels = features.width * features.height;
+  const decision = gpu.alloc(pixels);
+  const mask = gpu.alloc(Math.ceil(pixels / 4));
+  let offset = 0;
+  features.chunks.forEach((chunk, i) => {
+    gpu.run(
+      kernels.predict,
+      {
+        pixels,
+        channels: features.channels,
+        chunkChannels: chunk.channels,
+        channelOffset: offset,
+        first: i === 0 ? 1 : 0,
+        last: i === features.chunks.length - 1 ? 1 : 0,
+        pad0: 0,
+        pad1: 0,
+      },
+      { model, chunk: chunk.data, decision, mask },
+      groupsFor(Math.ceil(pixels / 4)),
+    );
+    offset += chunk.channels;
+  });
+  return { decision, mask };
+}

@@ -1,0 +1,42 @@
+// Expected failures carry a stable code, so the CLI and the GraphQL API can name the problem to the user.
+
+export type ErrorCode =
+  | 'INVALID_INPUT'
+  | 'UNSUPPORTED_FORMAT'
+  | 'SIZE_MISMATCH'
+  | 'NON_FINITE'
+  | 'CONSTANT_MAP'
+  | 'TOO_LARGE'
+  | 'NOT_FOUND'
+  | 'INVALID_OPTION'
+  | 'DEVICE_LOST'
+  | 'NO_ADAPTER'
+  | 'INTERNAL';
+
+export class TttError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'TttError';
+    this.code = code;
+  }
+}
+
+/** Prefixes the message of an expected error with the input it concerns (a file name, a field). */
+export function withSubject<T>(subject: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof TttError) throw new TttError(e.code, `${subject}: ${e.message}`);
+    throw e;
+  }
+}
+
+export async function withSubjectAsync<T>(subject: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof TttError) throw new TttError(e.code, `${subject}: ${e.message}`);
+    throw e;
+  }
+}

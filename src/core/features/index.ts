@@ -1,0 +1,36 @@
+// Feature stage: choose the extractor, extract at the working resolution, standardize every channel.
+
+import type { Gpu } from '../gpu.ts';
+import { TttError } from '../errors.ts';
+import { MAX_CHANNELS } from '../kernels.ts';
+import type { TttOptions } from '../options.ts';
+import type { FeatureTensor, GpuFeatures, ImageTensor } from '../types.ts';
+import type { FeatureExtractor } from './extractor.ts';
+import { filterbankExtractor } from './filterbank.ts';
+import { standardizeFeatures } from './standardize.ts';
+import { suppliedExtractor } from './supplied.ts';
+
+export type { FeatureExtractor } from './extractor.ts';
+
+/** The extractor the options and inputs ask for (supplied features win when given). */
+export function chooseExtractor(options: TttOptions, supplied?: FeatureTensor): FeatureExtractor {
+  if (supplied) return suppliedExtractor(supplied);
+  if (options.features.extractor === 'supplied') {
+    throw new TttError('INVALID_INPUT', 'features.extractor=supplied but no feature maps were given');
+  }
+  return filterbankExtractor(options.features.sigmas);
+}
+
+export async function extractFeatures(gpu: Gpu, image: ImageTensor, extractor: FeatureExtractor): Promise<GpuFeatures> {
+  const features = await extractor.extract(gpu, image);
+  if (features.channels > MAX_CHANNELS) {
+    for (const c of features.chunks) gpu.release(c.data);
+    throw new TttError('TOO_LARGE', `${features.channels} feature channels exceed the classifier's limit of ${MAX_CHANNELS}`);
+  }
+  standardizeFeatures(gpu, features);
+  return features;
+}
+
+export function releaseFeatures(gpu: Gpu, features: GpuFeatures): void {
+  for (const c of features.chunks) gpu.release(c.data);
+}

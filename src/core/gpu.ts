@@ -1,0 +1,262 @@
+// The compute runtime the pipeline stages share: kernel specs, a pipeline cache, a buffer pool, and one
+// command encoder that records dispatches until something must be read back. Standard WebGPU only.
+
+import { TttError } from './errors.ts';
+
+/** A uniform field: name and WGSL scalar type. Fields are packed in order, 4 bytes each. */
+export type ParamField = readonly [name: string, type: 'u32' | 'i32' | 'f32'];
+
+/**
+ * One compute kernel, declared once. The cache key is built from `name` and `constants` only (never shapes);
+ * shapes and per-call values travel as uniforms (`params`), bound at binding 0 when present, followed by
+ * the storage buffers named in `bindings` at 1, 2, ...
+ */
+export interface KernelSpec {
+  readonly name: string;
+  /** Files under shaders/ (without .wgsl), concatenated in order: shared helpers first. */
+  readonly shaders: readonly string[];
+  readonly entryPoint: string;
+  /** Invocations per workgroup along x; the WGSL reads it as `override WG: u32`. */
+  readonly workgroupSize: number;
+  readonly params?: readonly ParamField[];
+  /** Storage buffers at bindings 1, 2, ...; null marks a binding this entry point does not use. */
+  readonly bindings: readonly (string | null)[];
+  /** Further compile-time `override` constants. */
+  readonly constants?: Readonly<Record<string, number>>;
+}
+
+export type ShaderSources = Readonly<Record<string, string>>;
+
+/** A storage buffer with its element count (4-byte elements). */
+export interface GpuArray {
+  readonly buffer: GPUBuffer;
+  readonly length: number;
+}
+
+const STORAGE = 0x80; // GPUBufferUsage.STORAGE
+const COPY_SRC = 0x04;
+const COPY_DST = 0x08;
+const MAP_READ = 0x01;
+const UNIFORM = 0x40;
+
+export class Gpu {
+  readonly device: GPUDevice;
+  private readonly shaders: ShaderSources;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly modules = new Map<string, GPUShaderModule>();
+  private readonly pool = new Map<number, GPUBuffer[]>();
+  private readonly pending: GPUBuffer[] = [];
+  private encoder: GPUCommandEncoder | null = null;
+  private readonly maxGroups: number;
+  private lostReason: string | null = null;
+
+  constructor(device: GPUDevice, shaders: ShaderSources) {
+    this.device = device;
+    this.shaders = shaders;
+    this.maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+    device.lost.then((info) => {
+      this.lostReason = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  get lost(): string | null {
+    return this.lostReason;
+  }
+
+  /** Largest storage binding, in 4-byte elements. */
+  get maxElements(): number {
+    return Math.floor(this.device.limits.maxStorageBufferBindingSize / 4);
+  }
+
+  private pipeline(spec: KernelSpec): GPUComputePipeline {
+    const key = `${spec.name}|${JSON.stringify(spec.constants ?? {})}|${spec.workgroupSize}`;
+    let p = this.pipelines.get(key);
+    if (p) return p;
+    const srcKey = spec.shaders.join('+');
+    let module = this.modules.get(srcKey);
+    if (!module) {
+      const code = spec.shaders
+        .map((s) => {
+          const src = this.shaders[s];
+          if (src === undefined) throw new TttError('INTERNAL', `shader "${s}.wgsl" was not loaded`);
+          return src;
+        })
+        .join('\n');
+      module = this.device.createShaderModule({ label: srcKey, code });
+      this.modules.set(srcKey, module);
+    }
+    p = this.device.createComputePipeline({
+      label: spec.name,
+      layout: 'auto',
+      compute: { module, entryPoint: spec.entryPoint, constants: { WG: spec.workgroupSize, ...spec.constants } },
+    });
+    this.pipelines.set(key, p);
+    return p;
+  }
+
+  /** A storage buffer of `length` 4-byte elements from the pool (contents undefined unless `zero`). */
+  alloc(length: number, zero = false): GpuArray {
+    const bytes = Math.max(16, Math.ceil((length * 4) / 256) * 256);
+    if (bytes > this.device.limits.maxStorageBufferBindingSize) {
+      throw new TttError(
+        'TOO_LARGE',
+        `a buffer of ${length} elements exceeds this device's storage binding limit (${this.maxElements} elements)`,
+      );
+    }
+    const free = this.pool.get(bytes);
+    const buffer =
+      free?.pop() ?? this.device.createBuffer({ size: bytes, usage: STORAGE | COPY_SRC | COPY_DST, label: `pool${bytes}` });
+    if (zero) this.fill(buffer, 0, bytes);
+    return { buffer, length };
+  }
+
+  /** Returns buffers to the pool. They may still be in use by recorded work; the pool only hands them out again in order. */
+  release(...arrays: (GpuArray | null | undefined)[]): void {
+    for (const a of arrays) {
+      if (!a) continue;
+      const list = this.pool.get(a.buffer.size) ?? [];
+      list.push(a.buffer);
+      this.pool.set(a.buffer.size, list);
+    }
+  }
+
+  private fill(buffer: GPUBuffer, offset: number, bytes: number): void {
+    this.enc().clearBuffer(buffer, offset, bytes);
+  }
+
+  /** Uploads typed data into a fresh pooled buffer. */
+  upload(data: Float32Array | Uint32Array | Int32Array): GpuArray {
+    const a = this.alloc(data.length);
+    this.flush(); // keep queue order: earlier recorded work must not see this write
+    this.device.queue.writeBuffer(a.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    return a;
+  }
+
+  write(a: GpuArray, data: Float32Array | Uint32Array, elementOffset = 0): void {
+    this.flush();
+    this.device.queue.writeBuffer(a.buffer, elementOffset * 4, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  zero(a: GpuArray): void {
+    this.fill(a.buffer, 0, a.buffer.size);
+  }
+
+  copy(src: GpuArray, dst: GpuArray, elements = src.length, srcOffset = 0, dstOffset = 0): void {
+    this.enc().copyBufferToBuffer(src.buffer, srcOffset * 4, dst.buffer, dstOffset * 4, elements * 4);
+  }
+
+  private enc(): GPUCommandEncoder {
+    if (this.lostReason) throw new TttError('DEVICE_LOST', `the GPU device was lost (${this.lostReason})`);
+    this.encoder ??= this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  /**
+   * Records one dispatch. `groups` is the workgroup count along x (folded into y when it exceeds the
+   * per-dimension limit; kernels recover the linear index from `num_workgroups`), or an explicit [x, y, z].
+   */
+  run(
+    spec: KernelSpec,
+    params: Readonly<Record<string, number>>,
+    buffers: Readonly<Record<string, GpuArray>>,
+    groups: number | readonly [number, number, number],
+  ): void {
+    const pipeline = this.pipeline(spec);
+    const entries: GPUBindGroupEntry[] = [];
+    if (spec.params && spec.params.length > 0) {
+      const raw = new ArrayBuffer(Math.max(16, Math.ceil((spec.params.length * 4) / 16) * 16));
+      const u = new Uint32Array(raw);
+      const i = new Int32Array(raw);
+      const f = new Float32Array(raw);
+      spec.params.forEach(([name, type], k) => {
+        const v = params[name];
+        if (v === undefined || Number.isNaN(v)) throw new TttError('INTERNAL', `${spec.name}: parameter ${name} is ${v}`);
+        if (type === 'u32') u[k] = v >>> 0;
+        else if (type === 'i32') i[k] = v | 0;
+        else f[k] = v;
+      });
+      const ub = this.device.createBuffer({ size: raw.byteLength, usage: UNIFORM | COPY_DST, label: `${spec.name}.params` });
+      this.device.queue.writeBuffer(ub, 0, raw);
+      this.pending.push(ub);
+      entries.push({ binding: 0, resource: { buffer: ub } });
+    }
+    spec.bindings.forEach((name, k) => {
+      if (name === null) return;
+      const b = buffers[name];
+      if (!b) throw new TttError('INTERNAL', `${spec.name}: buffer ${name} is missing`);
+      entries.push({ binding: k + 1, resource: { buffer: b.buffer } });
+    });
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: spec.name });
+    const pass = this.enc().beginComputePass({ label: spec.name });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    if (typeof groups === 'number') {
+      const [x, y] = this.fold(groups);
+      if (x > 0) pass.dispatchWorkgroups(x, y);
+    } else {
+      pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
+    }
+    pass.end();
+  }
+
+  /** Splits a workgroup count into x and y within the per-dimension limit. */
+  fold(groups: number): [number, number] {
+    if (groups <= this.maxGroups) return [groups, 1];
+    const y = Math.ceil(groups / this.maxGroups);
+    return [Math.ceil(groups / y), y];
+  }
+
+  /** Submits what has been recorded. */
+  flush(): void {
+    if (this.encoder) {
+      this.device.queue.submit([this.encoder.finish()]);
+      this.encoder = null;
+    }
+  }
+
+  /** Waits until the GPU has finished all submitted work (used for stage timings). */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.dropPending();
+  }
+
+  private dropPending(): void {
+    for (const b of this.pending.splice(0)) b.destroy();
+  }
+
+  /** Reads `length` elements starting at `offset` back to the host. */
+  async read(a: GpuArray, length = a.length, offset = 0): Promise<ArrayBuffer> {
+    const bytes = Math.ceil((length * 4) / 4) * 4;
+    const staging = this.device.createBuffer({ size: Math.max(4, bytes), usage: MAP_READ | COPY_DST, label: 'readback' });
+    if (bytes > 0) this.enc().copyBufferToBuffer(a.buffer, offset * 4, staging, 0, bytes);
+    this.flush();
+    await staging.mapAsync(1 /* GPUMapMode.READ */);
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    this.dropPending();
+    if (this.lostReason) throw new TttError('DEVICE_LOST', `the GPU device was lost (${this.lostReason})`);
+    return out;
+  }
+
+  async readF32(a: GpuArray, length = a.length, offset = 0): Promise<Float32Array> {
+    return new Float32Array(await this.read(a, length, offset));
+  }
+
+  async readU32(a: GpuArray, length = a.length, offset = 0): Promise<Uint32Array> {
+    return new Uint32Array(await this.read(a, length, offset));
+  }
+
+  /** Frees every pooled buffer and cached pipeline (the device itself belongs to the host). */
+  destroy(): void {
+    this.flush();
+    for (const list of this.pool.values()) for (const b of list) b.destroy();
+    this.pool.clear();
+    this.dropPending();
+    this.pipelines.clear();
+    this.modules.clear();
+  }
+}
+
+export const ceilDiv = (a: number, b: number): number => Math.floor((a + b - 1) / b);

@@ -1,0 +1,170 @@
+// Every tunable of the pipeline, declared once with its default, range and meaning. The CLI's
+// `--set key=value`, the GraphQL `options` argument and the README's table all come from this list.
+
+import { TttError } from './errors.ts';
+
+export type Loss = 'hinge' | 'logistic';
+export type Extractor = 'filterbank' | 'supplied';
+export type GateMode = 'off' | 'max' | 'sigma';
+
+export interface TttOptions {
+  seed: number;
+  features: { extractor: Extractor; sigmas: number[] };
+  pseudoLabels: {
+    anomalousPercentile: number;
+    radius: number;
+    nominalCount: number;
+    /** Nominal pseudo-labels only at or below this percentile of the map; 100 = no restriction. */
+    nominalPercentile: number;
+  };
+  classifier: {
+    loss: Loss;
+    lambda: number;
+    learningRate: number;
+    epochs: number;
+    batchSize: number;
+    balanced: boolean;
+    tolerance: number;
+    patience: number;
+  };
+  gate: { mode: GateMode; factor: number; sigmas: number };
+  regions: { connectivity: 4 | 8; minArea: number };
+}
+
+type Kind =
+  | { type: 'int'; min: number; max: number }
+  | { type: 'number'; min: number; max: number; exclusiveMin?: boolean }
+  | { type: 'bool' }
+  | { type: 'enum'; values: readonly string[] }
+  | { type: 'list'; min: number; max: number; maxItems: number };
+
+export interface OptionSpec {
+  key: string;
+  kind: Kind;
+  default: unknown;
+  doc: string;
+}
+
+export const OPTION_SPECS: readonly OptionSpec[] = [
+  { key: 'seed', kind: { type: 'int', min: 0, max: 0xffffffff }, default: 0, doc: 'Seed of every random draw (nominal pseudo-labels, SGD batches).' },
+  { key: 'features.extractor', kind: { type: 'enum', values: ['filterbank', 'supplied'] }, default: 'filterbank', doc: 'Feature source: the built-in filterbank, or the feature maps supplied with the input (chosen automatically when supplied).' },
+  { key: 'features.sigmas', kind: { type: 'list', min: 0.5, max: 32, maxItems: 8 }, default: [1, 2, 4], doc: 'Gaussian scales (pixels at the working resolution) of the filterbank.' },
+  { key: 'pseudoLabels.anomalousPercentile', kind: { type: 'number', min: 50, max: 100 }, default: 99, doc: 'Anomalous seeds are 3x3 local maxima of the map at or above this percentile.' },
+  { key: 'pseudoLabels.radius', kind: { type: 'int', min: 0, max: 16 }, default: 1, doc: 'Seeds are dilated by a square of this radius (1 = 3x3).' },
+  { key: 'pseudoLabels.nominalCount', kind: { type: 'int', min: 1, max: 100000 }, default: 500, doc: 'Nominal pseudo-labels drawn uniformly without replacement among the pixels that are not anomalous.' },
+  { key: 'pseudoLabels.nominalPercentile', kind: { type: 'number', min: 1, max: 100 }, default: 100, doc: 'Draw nominal pixels only at or below this percentile of the map (100: anywhere outside the anomalous set).' },
+  { key: 'classifier.loss', kind: { type: 'enum', values: ['hinge', 'logistic'] }, default: 'hinge', doc: 'hinge: a linear SVM, as the paper; logistic: logistic regression.' },
+  { key: 'classifier.lambda', kind: { type: 'number', min: 0, max: 100 }, default: 0.001, doc: 'L2 regularization strength.' },
+  { key: 'classifier.learningRate', kind: { type: 'number', min: 0, max: 100, exclusiveMin: true }, default: 0.1, doc: 'Initial SGD step; step t uses lr / (1 + lr * lambda * t).' },
+  { key: 'classifier.epochs', kind: { type: 'int', min: 1, max: 10000 }, default: 50, doc: 'Epoch budget (an epoch is ceil(rows / batchSize) steps).' },
+  { key: 'classifier.batchSize', kind: { type: 'int', min: 1, max: 256 }, default: 64, doc: 'Rows per SGD step, drawn with replacement.' },
+  { key: 'classifier.balanced', kind: { type: 'bool' }, default: true, doc: 'Weight each class by rows / (2 * class rows).' },
+  { key: 'classifier.tolerance', kind: { type: 'number', min: 0, max: 1 }, default: 0.001, doc: 'Early stop: an epoch improves when its loss falls below the best by this relative amount.' },
+  { key: 'classifier.patience', kind: { type: 'int', min: 1, max: 10000 }, default: 5, doc: 'Early stop after this many epochs without improvement.' },
+  { key: 'gate.mode', kind: { type: 'enum', values: ['off', 'max', 'sigma'] }, default: 'max', doc: 'Image-level gate (needs a calibration): max: anomalous when the image score exceeds factor x the largest nominal image score; sigma: when it exceeds mean + sigmas x std of the nominal image scores; off: always train.' },
+  { key: 'gate.factor', kind: { type: 'number', min: 0, max: 100 }, default: 1, doc: 'Multiplier of the largest nominal image score for gate.mode=max.' },
+  { key: 'gate.sigmas', kind: { type: 'number', min: 0, max: 100 }, default: 3, doc: 'Standard deviations above the mean nominal image score for gate.mode=sigma.' },
+  { key: 'regions.connectivity', kind: { type: 'enum', values: ['4', '8'] }, default: 8, doc: 'Pixel connectivity of the mask regions.' },
+  { key: 'regions.minArea', kind: { type: 'int', min: 0, max: 1 << 30 }, default: 0, doc: 'Regions smaller than this many pixels are removed from the mask.' },
+];
+
+const SPEC_BY_KEY = new Map(OPTION_SPECS.map((s) => [s.key, s]));
+
+export function defaultOptions(): TttOptions {
+  const out = {} as Record<string, unknown>;
+  for (const s of OPTION_SPECS) setPath(out, s.key, structuredClone(s.default));
+  return out as unknown as TttOptions;
+}
+
+function setPath(obj: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let o = obj;
+  for (const p of parts.slice(0, -1)) o = (o[p] ??= {}) as Record<string, unknown>;
+  o[parts[parts.length - 1]] = value;
+}
+
+function getPath(obj: unknown, key: string): unknown {
+  let o = obj as Record<string, unknown> | undefined;
+  for (const p of key.split('.')) o = o?.[p] as Record<string, unknown> | undefined;
+  return o;
+}
+
+function bad(key: string, msg: string): never {
+  throw new TttError('INVALID_OPTION', `option ${key}: ${msg}`);
+}
+
+/** Checks and normalizes one value (strings as given on a command line are parsed). */
+export function parseOptionValue(key: string, value: unknown): unknown {
+  const spec = SPEC_BY_KEY.get(key);
+  if (!spec) bad(key, `unknown option (known: ${OPTION_SPECS.map((s) => s.key).join(', ')})`);
+  const k = spec.kind;
+  const num = (v: unknown): number => {
+    const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isFinite(n)) bad(key, `expected a number, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  switch (k.type) {
+    case 'int': {
+      const n = num(value);
+      if (!Number.isInteger(n)) bad(key, `expected an integer, got ${n}`);
+      if (n < k.min || n > k.max) bad(key, `${n} is outside [${k.min}, ${k.max}]`);
+      return n;
+    }
+    case 'number': {
+      const n = num(value);
+      if (n < k.min || n > k.max || (k.exclusiveMin && n === k.min)) bad(key, `${n} is outside ${k.exclusiveMin ? '(' : '['}${k.min}, ${k.max}]`);
+      return n;
+    }
+    case 'bool':
+      if (value === true || value === 'true' || value === '1') return true;
+      if (value === false || value === 'false' || value === '0') return false;
+      return bad(key, `expected true or false, got ${JSON.stringify(value)}`);
+    case 'enum': {
+      const s = String(value);
+      if (!k.values.includes(s)) bad(key, `expected one of ${k.values.join(', ')}, got ${JSON.stringify(value)}`);
+      return key === 'regions.connectivity' ? Number(s) : s;
+    }
+    case 'list': {
+      const items = Array.isArray(value) ? value : String(value).split(',');
+      if (items.length === 0 || items.length > k.maxItems) bad(key, `expected 1 to ${k.maxItems} values`);
+      return items.map((v) => {
+        const n = num(v);
+        if (n < k.min || n > k.max) bad(key, `${n} is outside [${k.min}, ${k.max}]`);
+        return n;
+      });
+    }
+  }
+}
+
+/** Options from defaults with overrides: a flat map of dotted keys, or a nested object. */
+export function resolveOptions(overrides: Record<string, unknown> = {}, base: TttOptions = defaultOptions()): TttOptions {
+  const out = structuredClone(base) as unknown as Record<string, unknown>;
+  for (const [key, value] of flatten(overrides)) setPath(out, key, parseOptionValue(key, value));
+  return out as unknown as TttOptions;
+}
+
+function flatten(obj: Record<string, unknown>, prefix = ''): [string, unknown][] {
+  const out: [string, unknown][] = [];
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && !SPEC_BY_KEY.has(key)) out.push(...flatten(v as Record<string, unknown>, key));
+    else out.push([key, v]);
+  }
+  return out;
+}
+
+/** `key=value` strings (the CLI's --set) into a flat override map. */
+export function parseAssignments(assignments: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const a of assignments) {
+    const eq = a.indexOf('=');
+    if (eq <= 0) throw new TttError('INVALID_OPTION', `--set expects key=value, got ${JSON.stringify(a)}`);
+    out[a.slice(0, eq).trim()] = a.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+/** The options as a flat map of dotted keys (for storage and reports). */
+export function flattenOptions(options: TttOptions): Record<string, unknown> {
+  return Object.fromEntries(OPTION_SPECS.map((s) => [s.key, getPath(options, s.key)]));
+}

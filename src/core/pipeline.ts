@@ -1,0 +1,149 @@
+// One test-time-training segmentation on the GPU: score map -> statistics -> gate -> features ->
+// pseudo-labels -> training set -> classifier -> mask -> regions. Only small statistics, the model, the
+// mask and (when the map was resampled) the working-resolution map come back to the host.
+
+import type { Calibration } from './calibration.ts';
+import { predict, trainClassifier } from './classifier.ts';
+import { chooseExtractor, extractFeatures, releaseFeatures, type FeatureExtractor } from './features/index.ts';
+import { resampleBilinear } from './features/resample.ts';
+import { gatherTrainingSet } from './gather.ts';
+import { imageGate } from './gate.ts';
+import type { Gpu } from './gpu.ts';
+import { readMask } from './binarize.ts';
+import { defaultOptions, type TttOptions } from './options.ts';
+import { pseudoLabels } from './pseudoLabels.ts';
+import { connectedComponents } from './regions.ts';
+import { analyzeScoreMap } from './stats.ts';
+import type { FeatureTensor, GpuScoreMap, ImageTensor, ScoreMap, SegmentationResult, StageName } from './types.ts';
+import { validateFeatures, validateImage, validateScoreMap } from './validate.ts';
+
+export interface SegmentInput {
+  /** The image at the working resolution. */
+  image: ImageTensor;
+  /** The anomaly map; resampled to the image's size when smaller or larger (same aspect ratio). */
+  scoreMap: ScoreMap;
+  /** Caller-supplied feature maps (C x h x w); they replace the extractor. */
+  features?: FeatureTensor;
+  /** Nominal statistics for the image-level gate. */
+  calibration?: Calibration | null;
+}
+
+export interface SegmentHooks {
+  /** An extractor to use instead of the options' choice (e.g. a pretrained network). */
+  extractor?: FeatureExtractor;
+}
+
+/** Percentiles every run computes: the pseudo-label thresholds and a few for reports. */
+export function requestedPercentiles(options: TttOptions): number[] {
+  return [options.pseudoLabels.anomalousPercentile, options.pseudoLabels.nominalPercentile, 50, 90, 99];
+}
+
+export function emptyResult(
+  width: number,
+  height: number,
+  base: Omit<SegmentationResult, 'width' | 'height' | 'predMask' | 'predLabel' | 'defectFraction' | 'regions' | 'classifier'>,
+): SegmentationResult {
+  return { ...base, width, height, predMask: new Uint8Array(width * height), predLabel: false, defectFraction: 0, regions: [], classifier: null };
+}
+
+export function validateInput(input: SegmentInput): void {
+  validateImage(input.image);
+  validateScoreMap(input.scoreMap, input.image);
+  if (input.features) validateFeatures(input.features, input.image);
+}
+
+export async function segment(
+  gpu: Gpu,
+  input: SegmentInput,
+  options: TttOptions = defaultOptions(),
+  hooks: SegmentHooks = {},
+): Promise<SegmentationResult> {
+  validateInput(input);
+  const { image, scoreMap } = input;
+  const { width, height } = image;
+  const n = width * height;
+  const timings: Partial<Record<StageName, number>> = {};
+  let t = performance.now();
+  const lap = async (stage: StageName) => {
+    await gpu.sync();
+    const now = performance.now();
+    timings[stage] = (timings[stage] ?? 0) + now - t;
+    t = now;
+  };
+  const owned: Parameters<Gpu['release']> = [];
+  try {
+    const uploaded = gpu.upload(scoreMap.data);
+    owned.push(uploaded);
+    const resampled = scoreMap.width !== width || scoreMap.height !== height;
+    const mapData = resampled ? resampleBilinear(gpu, uploaded, 1, scoreMap, image) : uploaded;
+    if (resampled) owned.push(mapData);
+    const map: GpuScoreMap = { data: mapData, width, height };
+    await lap('upload');
+
+    const analysis = await analyzeScoreMap(gpu, map, requestedPercentiles(options));
+    owned.push(analysis.qbins);
+    const stats = analysis.stats;
+    const gate = imageGate(stats.max, input.calibration, options);
+    await lap('stats');
+    const base = { predScore: stats.max, anomalyMap: stats, gate, featureChannels: 0, timings };
+    if (gate && !gate.anomalous) {
+      return emptyResult(width, height, {
+        ...base,
+        pseudoLabels: null,
+        emptyReason: `image-level gate: image score ${stats.max.toPrecision(6)} is not above the nominal threshold ${gate.threshold.toPrecision(6)}`,
+      });
+    }
+
+    const labels = await pseudoLabels(gpu, map, analysis.qbins, { min: stats.min, scale: analysis.scale }, options);
+    owned.push(labels.labels);
+    await lap('pseudoLabels');
+    if (labels.counts.anomalous === 0 || labels.counts.nominal === 0) {
+      return emptyResult(width, height, {
+        ...base,
+        pseudoLabels: labels.counts,
+        emptyReason:
+          labels.counts.anomalous === 0
+            ? 'no anomalous pseudo-labels: no local maximum of the map reaches the anomalous percentile'
+            : 'no nominal pseudo-labels: every pixel is anomalous or above the nominal percentile',
+      });
+    }
+
+    const extractor = hooks.extractor ?? chooseExtractor(options, input.features);
+    const features = await extractFeatures(gpu, image, extractor);
+    await lap('features');
+    try {
+      const rows = labels.counts.anomalous + labels.counts.nominal;
+      const set = gatherTrainingSet(gpu, labels.labels, rows, features);
+      owned.push(set.x, set.targets, set.pixels);
+      await lap('gather');
+      const { model, report } = await trainClassifier(gpu, set, labels.counts, options);
+      owned.push(model);
+      await lap('classifier');
+      const { decision, mask } = predict(gpu, model, features);
+      owned.push(decision, mask);
+      const predMask = await readMask(gpu, mask, n);
+      const scoresHost = resampled ? await gpu.readF32(mapData, n) : scoreMap.data;
+      await lap('predict');
+      const regions = connectedComponents(predMask, width, height, scoresHost, options.regions.connectivity, options.regions.minArea);
+      const area = regions.reduce((a, r) => a + r.area, 0);
+      timings.regions = performance.now() - t;
+      return {
+        ...base,
+        width,
+        height,
+        predMask,
+        predLabel: area > 0,
+        defectFraction: area / n,
+        pseudoLabels: labels.counts,
+        classifier: report,
+        regions,
+        emptyReason: null,
+        featureChannels: features.channels,
+      };
+    } finally {
+      releaseFeatures(gpu, features);
+    }
+  } finally {
+    gpu.release(...owned);
+  }
+}

@@ -1,0 +1,64 @@
+// Pseudo-labels on the GPU: anomalous = 3x3 local maxima at or above the anomalous percentile, dilated
+// by `radius`; nominal = `nominalCount` pixels drawn uniformly without replacement among the others
+// (optionally only at or below the nominal percentile). See shaders/pseudo_labels.wgsl.
+
+import type { Gpu, GpuArray } from './gpu.ts';
+import { groupsFor, kernels } from './kernels.ts';
+import type { TttOptions } from './options.ts';
+import { nominalSeedKey } from './rng.ts';
+import type { GpuScoreMap, PseudoLabelCounts } from './types.ts';
+
+export const LABEL_NONE = 0;
+export const LABEL_ANOMALOUS = 1;
+export const LABEL_NOMINAL = 2;
+
+export interface GpuPseudoLabels {
+  /** One u32 per pixel: 0 none, 1 anomalous, 2 nominal. */
+  labels: GpuArray;
+  counts: PseudoLabelCounts;
+}
+
+/**
+ * `qbins` holds the histogram bins of [anomalous percentile, nominal percentile]; `mn` and `scale` are
+ * the histogram's, so bins are compared exactly as the histogram counted them.
+ */
+export async function pseudoLabels(
+  gpu: Gpu,
+  map: GpuScoreMap,
+  qbins: GpuArray,
+  histogram: { min: number; scale: number },
+  options: TttOptions,
+): Promise<GpuPseudoLabels> {
+  const { width, height } = map;
+  const n = width * height;
+  const o = options.pseudoLabels;
+  const params = {
+    width,
+    height,
+    radius: o.radius,
+    seedKey: nominalSeedKey(options.seed),
+    nominalCount: o.nominalCount,
+    restrictNominal: o.nominalPercentile < 100 ? 1 : 0,
+    mn: histogram.min,
+    scale: histogram.scale,
+  };
+  const seeds = gpu.alloc(n);
+  const labels = gpu.alloc(n);
+  const hist = gpu.alloc(65536, true);
+  const sel = gpu.alloc(8, true);
+  const scores = map.data;
+  const groups = groupsFor(n);
+  gpu.run(kernels.localMaxima, params, { scores, qbins, seeds }, groups);
+  gpu.run(kernels.dilate, params, { seeds, labels, sel }, groups);
+  gpu.run(kernels.nominalHistHigh, params, { scores, qbins, labels, hist, sel }, groups);
+  gpu.run(kernels.selectHigh, params, { hist, sel }, [1, 1, 1]);
+  gpu.zero(hist);
+  gpu.run(kernels.nominalHistLow, params, { scores, qbins, labels, hist, sel }, groups);
+  gpu.run(kernels.selectLow, params, { hist, sel }, [1, 1, 1]);
+  gpu.run(kernels.markNominal, params, { scores, qbins, labels, sel }, groups);
+  const s = await gpu.readU32(sel, 2);
+  gpu.release(seeds, hist, sel);
+  const anomalous = s[0];
+  const eligible = s[1];
+  return { labels, counts: { anomalous, eligible, nominal: Math.min(o.nominalCount, eligible) } };
+}

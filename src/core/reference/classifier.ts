@@ -1,0 +1,117 @@
+// Reference of the gather, classifier and predict stages: rows in pixel order, the same SGD schedule and
+// batch draws as shaders/classifier.wgsl (in f64), and the mask decision > 0.
+
+import { classWeights, sgdSchedule } from '../classifier.ts';
+import type { TttOptions } from '../options.ts';
+import { sgdRow } from '../rng.ts';
+import type { ClassifierReport, FeatureTensor } from '../types.ts';
+
+export interface ReferenceTrainingSet {
+  x: Float64Array;
+  targets: Float64Array;
+  pixels: Uint32Array;
+  rows: number;
+  channels: number;
+}
+
+export function referenceGather(labels: Uint32Array, features: FeatureTensor): ReferenceTrainingSet {
+  const n = features.width * features.height;
+  const C = features.channels;
+  const pixels: number[] = [];
+  for (let i = 0; i < n; i++) if (labels[i] !== 0) pixels.push(i);
+  const rows = pixels.length;
+  const x = new Float64Array(rows * C);
+  const targets = new Float64Array(rows);
+  pixels.forEach((p, r) => {
+    targets[r] = labels[p] === 1 ? 1 : -1;
+    for (let c = 0; c < C; c++) x[r * C + c] = features.data[c * n + p];
+  });
+  return { x, targets, pixels: Uint32Array.from(pixels), rows, channels: C };
+}
+
+export function referenceTrain(set: ReferenceTrainingSet, counts: { anomalous: number; nominal: number }, options: TttOptions): ClassifierReport {
+  const o = options.classifier;
+  const C = set.channels;
+  const { batch, stepsPerEpoch, seed } = sgdSchedule(set.rows, options);
+  const { wPos, wNeg } = classWeights(counts.anomalous, counts.nominal, o.balanced);
+  const w = new Float64Array(C);
+  let bias = 0;
+  const coef = new Float64Array(batch);
+  const alpha = new Float64Array(batch);
+  const rowOf = new Uint32Array(batch);
+  const history: number[] = [];
+  let best = 3.4e38; // as the shader: the first epoch always improves
+  let wait = 0;
+  let lastLoss = 0;
+  let step = 0;
+  for (let epoch = 0; epoch < o.epochs; epoch++) {
+    let lossSum = 0;
+    let weightSum = 0;
+    for (let s = 0; s < stepsPerEpoch; s++, step++) {
+      const lr = o.learningRate / (1 + o.learningRate * o.lambda * step);
+      let asum = 0;
+      for (let j = 0; j < batch; j++) {
+        const i = sgdRow(seed, step, j, set.rows);
+        let f = bias;
+        for (let c = 0; c < C; c++) f += w[c] * set.x[i * C + c];
+        const y = set.targets[i];
+        const a = y > 0 ? wPos : wNeg;
+        const m = y * f;
+        let l: number;
+        let d: number;
+        if (o.loss === 'hinge') {
+          l = Math.max(0, 1 - m);
+          d = m < 1 ? -1 : 0;
+        } else {
+          l = Math.max(-m, 0) + Math.log1p(Math.exp(-Math.abs(m)));
+          d = -1 / (1 + Math.exp(m));
+        }
+        coef[j] = a * d * y;
+        alpha[j] = a;
+        rowOf[j] = i;
+        lossSum += a * l;
+        asum += a;
+      }
+      for (let c = 0; c < C; c++) {
+        let g = 0;
+        for (let j = 0; j < batch; j++) g += coef[j] * set.x[rowOf[j] * C + c];
+        w[c] -= lr * (o.lambda * w[c] + g / asum);
+      }
+      let gb = 0;
+      for (let j = 0; j < batch; j++) gb += coef[j];
+      bias -= (lr * gb) / asum;
+      weightSum += asum;
+    }
+    let reg = 0;
+    for (let c = 0; c < C; c++) reg += w[c] * w[c];
+    lastLoss = lossSum / weightSum + 0.5 * o.lambda * reg;
+    history.push(lastLoss);
+    if (lastLoss < best - o.tolerance * Math.abs(best)) {
+      best = lastLoss;
+      wait = 0;
+    } else {
+      wait++;
+    }
+    if (wait >= o.patience) break;
+  }
+  return { loss: lastLoss, epochs: history.length, lossHistory: history, weights: [...w, bias] };
+}
+
+/** Decision w.x + b per pixel and the mask decision > 0. */
+export function referencePredict(weights: readonly number[], features: FeatureTensor): { decision: Float32Array; mask: Uint8Array } {
+  const n = features.width * features.height;
+  const C = features.channels;
+  const decision = new Float32Array(n).fill(weights[C]);
+  const acc = new Float64Array(n).fill(weights[C]);
+  for (let c = 0; c < C; c++) {
+    const w = weights[c];
+    const ch = features.data.subarray(c * n, (c + 1) * n);
+    for (let i = 0; i < n; i++) acc[i] += w * ch[i];
+  }
+  const mask = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    decision[i] = acc[i];
+    mask[i] = acc[i] > 0 ? 1 : 0;
+  }
+  return { decision, mask };
+}

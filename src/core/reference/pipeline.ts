@@ -1,0 +1,87 @@
+// The whole segmentation in plain TypeScript, stage for stage as src/core/pipeline.ts: the reference the
+// GPU path is tested and benchmarked against.
+
+import { imageGate } from '../gate.ts';
+import { defaultOptions, type TttOptions } from '../options.ts';
+import { emptyResult, requestedPercentiles, validateInput, type SegmentInput } from '../pipeline.ts';
+import { connectedComponents } from '../regions.ts';
+import type { FeatureTensor, SegmentationResult, StageName } from '../types.ts';
+import { referencePredict, referenceGather, referenceTrain } from './classifier.ts';
+import { referenceBilinear, referenceFilterbank, referenceStandardize } from './features.ts';
+import { referencePseudoLabels } from './pseudoLabels.ts';
+import { referenceAnalyzeScoreMap } from './stats.ts';
+
+export function referenceFeatures(input: SegmentInput, options: TttOptions): FeatureTensor {
+  const { image } = input;
+  let f: FeatureTensor;
+  if (input.features) {
+    const s = input.features;
+    const same = s.width === image.width && s.height === image.height;
+    f = same
+      ? { ...s, data: s.data.slice() }
+      : { data: referenceBilinear(s.data, s.channels, s, image), channels: s.channels, width: image.width, height: image.height };
+  } else {
+    f = referenceFilterbank(image, options.features.sigmas);
+  }
+  return referenceStandardize(f);
+}
+
+export function referenceSegment(input: SegmentInput, options: TttOptions = defaultOptions()): SegmentationResult {
+  validateInput(input);
+  const { image, scoreMap } = input;
+  const { width, height } = image;
+  const n = width * height;
+  const timings: Partial<Record<StageName, number>> = {};
+  let t = performance.now();
+  const lap = (stage: StageName) => {
+    const now = performance.now();
+    timings[stage] = now - t;
+    t = now;
+  };
+  const data =
+    scoreMap.width === width && scoreMap.height === height ? scoreMap.data : referenceBilinear(scoreMap.data, 1, scoreMap, image);
+  const map = { data, width, height };
+  lap('upload');
+  const analysis = referenceAnalyzeScoreMap(map, requestedPercentiles(options));
+  const stats = analysis.stats;
+  const gate = imageGate(stats.max, input.calibration, options);
+  lap('stats');
+  const base = { predScore: stats.max, anomalyMap: stats, gate, featureChannels: 0, timings };
+  if (gate && !gate.anomalous) {
+    return emptyResult(width, height, { ...base, pseudoLabels: null, emptyReason: 'image-level gate' });
+  }
+  const labels = referencePseudoLabels(
+    map,
+    { anomalous: analysis.bins[0], nominal: analysis.bins[1] },
+    { min: stats.min, scale: analysis.scale },
+    options,
+  );
+  lap('pseudoLabels');
+  if (labels.counts.anomalous === 0 || labels.counts.nominal === 0) {
+    return emptyResult(width, height, { ...base, pseudoLabels: labels.counts, emptyReason: 'no pseudo-labels of one class' });
+  }
+  const features = referenceFeatures(input, options);
+  lap('features');
+  const set = referenceGather(labels.labels, features);
+  lap('gather');
+  const report = referenceTrain(set, labels.counts, options);
+  lap('classifier');
+  const { mask } = referencePredict(report.weights, features);
+  lap('predict');
+  const regions = connectedComponents(mask, width, height, data, options.regions.connectivity, options.regions.minArea);
+  const area = regions.reduce((a, r) => a + r.area, 0);
+  lap('regions');
+  return {
+    ...base,
+    width,
+    height,
+    predMask: mask,
+    predLabel: area > 0,
+    defectFraction: area / n,
+    pseudoLabels: labels.counts,
+    classifier: report,
+    regions,
+    emptyReason: null,
+    featureChannels: features.channels,
+  };
+}

@@ -1,0 +1,69 @@
+// Reference of the pseudo-label stage: the same seeds, dilation, eligibility and keyed draw as
+// shaders/pseudo_labels.wgsl, so the label maps must be identical.
+
+import type { TttOptions } from '../options.ts';
+import { LABEL_ANOMALOUS, LABEL_NOMINAL } from '../pseudoLabels.ts';
+import { nominalSeedKey, pcgHash } from '../rng.ts';
+import type { PseudoLabelCounts, ScoreMap } from '../types.ts';
+import { binOf } from './stats.ts';
+
+export function referencePseudoLabels(
+  map: ScoreMap,
+  bins: { anomalous: number; nominal: number },
+  histogram: { min: number; scale: number },
+  options: TttOptions,
+): { labels: Uint32Array; counts: PseudoLabelCounts } {
+  const { width, height, data } = map;
+  const n = width * height;
+  const o = options.pseudoLabels;
+  const bin = (i: number) => binOf(data[i], histogram.min, histogram.scale);
+  const seeds = new Uint8Array(n);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
+      if (bin(i) < bins.anomalous) continue;
+      const v = data[i];
+      let isMax = true;
+      for (let dy = -1; dy <= 1 && isMax; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const xx = x + dx;
+          const yy = y + dy;
+          if (xx >= 0 && yy >= 0 && xx < width && yy < height && data[yy * width + xx] > v) isMax = false;
+        }
+      }
+      if (isMax) seeds[i] = 1;
+    }
+  }
+  const labels = new Uint32Array(n);
+  let anomalous = 0;
+  const r = o.radius;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      let hit = false;
+      for (let yy = Math.max(y - r, 0); yy <= Math.min(y + r, height - 1) && !hit; yy++) {
+        for (let xx = Math.max(x - r, 0); xx <= Math.min(x + r, width - 1); xx++) {
+          if (seeds[yy * width + xx]) hit = true;
+        }
+      }
+      if (hit) {
+        labels[y * width + x] = LABEL_ANOMALOUS;
+        anomalous++;
+      }
+    }
+  }
+  const restrict = o.nominalPercentile < 100;
+  const seedKey = nominalSeedKey(options.seed);
+  const keys: number[] = [];
+  const pixelOfKey = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    if (labels[i] !== 0 || (restrict && bin(i) > bins.nominal)) continue;
+    const k = pcgHash((i ^ seedKey) >>> 0);
+    keys.push(k);
+    pixelOfKey.set(k, i);
+  }
+  const eligible = keys.length;
+  const take = Math.min(o.nominalCount, eligible);
+  keys.sort((a, b) => a - b);
+  for (let j = 0; j < take; j++) labels[pixelOfKey.get(keys[j])!] = LABEL_NOMINAL;
+  return { labels, counts: { anomalous, nominal: take, eligible } };
+}

@@ -1,0 +1,96 @@
+// Connected components of a mask, with area, bounding box, centroid and the mean and max anomaly score of
+// each region. On the CPU, after the mask is read back: measured in docs/benchmarks.md, a union-find pass
+// over the read-back mask costs less than the dozens of full-image label-propagation passes a GPU version
+// needs on these machines, and the mask must come back to the host anyway.
+
+import type { Region } from './types.ts';
+
+/**
+ * Labels the 4- or 8-connected regions of `mask` (width x height, non-zero = set), in raster order of
+ * their first pixel, and measures each. Regions under `minArea` are dropped and cleared in `mask`.
+ */
+export function connectedComponents(
+  mask: Uint8Array,
+  width: number,
+  height: number,
+  scores: Float32Array,
+  connectivity: 4 | 8 = 8,
+  minArea = 0,
+): Region[] {
+  const n = width * height;
+  const parent = new Int32Array(n).fill(-1);
+  const find = (i: number): number => {
+    let r = i;
+    while (parent[r] !== r) r = parent[r];
+    while (parent[i] !== r) {
+      const next = parent[i];
+      parent[i] = r;
+      i = next;
+    }
+    return r;
+  };
+  const union = (a: number, b: number): void => {
+    const ra = find(a);
+    const rb = find(b);
+    if (ra < rb) parent[rb] = ra;
+    else if (rb < ra) parent[ra] = rb;
+  };
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
+      if (!mask[i]) continue;
+      parent[i] = i;
+      if (x > 0 && mask[i - 1]) union(i, i - 1);
+      if (y > 0) {
+        const up = i - width;
+        if (mask[up]) union(i, up);
+        if (connectivity === 8) {
+          if (x > 0 && mask[up - 1]) union(i, up - 1);
+          if (x < width - 1 && mask[up + 1]) union(i, up + 1);
+        }
+      }
+    }
+  }
+  // Roots are the smallest pixel index of each region, so raster order of roots = order of first pixels.
+  const index = new Map<number, number>();
+  const acc: { area: number; x0: number; y0: number; x1: number; y1: number; sx: number; sy: number; ss: number; mx: number }[] = [];
+  for (let i = 0; i < n; i++) {
+    if (!mask[i]) continue;
+    const r = find(i);
+    let k = index.get(r);
+    if (k === undefined) {
+      k = acc.length;
+      index.set(r, k);
+      acc.push({ area: 0, x0: Infinity, y0: Infinity, x1: -1, y1: -1, sx: 0, sy: 0, ss: 0, mx: -Infinity });
+    }
+    const a = acc[k];
+    const x = i % width;
+    const y = (i - x) / width;
+    const s = scores[i];
+    a.area++;
+    if (x < a.x0) a.x0 = x;
+    if (x > a.x1) a.x1 = x;
+    if (y < a.y0) a.y0 = y;
+    if (y > a.y1) a.y1 = y;
+    a.sx += x;
+    a.sy += y;
+    a.ss += s;
+    if (s > a.mx) a.mx = s;
+  }
+  if (minArea > 0) {
+    for (let i = 0; i < n; i++) if (mask[i] && acc[index.get(find(i))!].area < minArea) mask[i] = 0;
+  }
+  const regions: Region[] = [];
+  for (const a of acc) {
+    if (a.area < minArea) continue;
+    regions.push({
+      id: regions.length + 1,
+      area: a.area,
+      bbox: { x: a.x0, y: a.y0, width: a.x1 - a.x0 + 1, height: a.y1 - a.y0 + 1 },
+      centroid: { x: a.sx / a.area, y: a.sy / a.area },
+      meanScore: a.ss / a.area,
+      maxScore: a.mx,
+    });
+  }
+  return regions;
+}

@@ -1,0 +1,71 @@
+// Input checks that run on the host before anything reaches the GPU: every failure names the input and
+// the problem.
+
+import { TttError } from './errors.ts';
+import type { FeatureTensor, ImageTensor, ScoreMap } from './types.ts';
+
+export function checkDimensions(what: string, width: number, height: number): void {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new TttError('INVALID_INPUT', `${what} has zero or invalid size ${width}x${height}`);
+  }
+}
+
+export function checkFinite(what: string, data: Float32Array, width: number, height: number): void {
+  const plane = width * height;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (!Number.isFinite(v)) {
+      const r = i % plane;
+      const where = `row ${Math.floor(r / width)}, column ${r % width}${data.length > plane ? `, channel ${Math.floor(i / plane)}` : ''}`;
+      throw new TttError('NON_FINITE', `${what} contains ${v} at ${where}`);
+    }
+  }
+}
+
+/** A map may be resampled to the image's size when their aspect ratios agree to within a pixel. */
+export function checkAspect(what: string, map: { width: number; height: number }, image: { width: number; height: number }): void {
+  if (map.width === image.width && map.height === image.height) return;
+  const expectedH = (map.width * image.height) / image.width;
+  const expectedW = (map.height * image.width) / image.height;
+  if (Math.abs(map.height - expectedH) > 1 && Math.abs(map.width - expectedW) > 1) {
+    throw new TttError(
+      'SIZE_MISMATCH',
+      `${what} is ${map.width}x${map.height} but the image is ${image.width}x${image.height}: the aspect ratios differ`,
+    );
+  }
+}
+
+export function validateImage(image: ImageTensor): void {
+  checkDimensions('the image', image.width, image.height);
+  if (image.channels !== 1 && image.channels !== 3) throw new TttError('INVALID_INPUT', `the image has ${image.channels} channels (expected 1 or 3)`);
+  if (image.data.length !== image.width * image.height * image.channels) {
+    throw new TttError('SIZE_MISMATCH', `the image holds ${image.data.length} values, expected ${image.width}x${image.height}x${image.channels}`);
+  }
+  checkFinite('the image', image.data, image.width, image.height);
+}
+
+export function validateScoreMap(map: ScoreMap, image: { width: number; height: number }): void {
+  checkDimensions('the score map', map.width, map.height);
+  if (map.data.length !== map.width * map.height) {
+    throw new TttError('SIZE_MISMATCH', `the score map holds ${map.data.length} values, expected ${map.width}x${map.height}`);
+  }
+  checkFinite('the score map', map.data, map.width, map.height);
+  checkAspect('the score map', map, image);
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < map.data.length; i++) {
+    if (map.data[i] < min) min = map.data[i];
+    if (map.data[i] > max) max = map.data[i];
+  }
+  if (!(max > min)) throw new TttError('CONSTANT_MAP', `the score map is constant (every value is ${min}): it carries no evidence to segment`);
+}
+
+export function validateFeatures(f: FeatureTensor, image: { width: number; height: number }): void {
+  checkDimensions('the feature maps', f.width, f.height);
+  if (!Number.isInteger(f.channels) || f.channels < 1) throw new TttError('INVALID_INPUT', `the feature maps have ${f.channels} channels`);
+  if (f.data.length !== f.channels * f.width * f.height) {
+    throw new TttError('SIZE_MISMATCH', `the feature maps hold ${f.data.length} values, expected ${f.channels}x${f.height}x${f.width}`);
+  }
+  checkFinite('the feature maps', f.data, f.width, f.height);
+  checkAspect('the feature maps', f, image);
+}
