@@ -1,0 +1,53 @@
+// The `ttt` command: one module per subcommand under src/cli/. Expected failures (bad input, bad
+// options) print one line naming the problem and exit 2; anything else exits 1 with the stack.
+
+import { TttError } from '../core/errors.ts';
+
+interface Command {
+  summary: string;
+  run(argv: string[]): Promise<void>;
+}
+
+const commands: Record<string, () => Promise<Command>> = {
+  segment: async () => (await import('./segment.ts')).command,
+  bench: async () => (await import('./bench.ts')).command,
+  synth: async () => (await import('./synth.ts')).command,
+};
+
+function usage(): string {
+  return [
+    'usage: ttt <command> [options]',
+    '',
+    'commands:',
+    ...Object.keys(commands).map((c) => `  ${c}`),
+    '',
+    'Run `ttt <command> --help` for the options of one command.',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const [name, ...rest] = process.argv.slice(2);
+  if (!name || name === '--help' || name === '-h') {
+    console.log(usage());
+    return;
+  }
+  const load = commands[name];
+  if (!load) {
+    console.error(`ttt: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
+    process.exit(2);
+  }
+  const command = await load();
+  await command.run(rest);
+}
+
+main().then(
+  () => process.exit(process.exitCode ?? 0),
+  (e: unknown) => {
+    if (e instanceof TttError) {
+      console.error(`ttt: ${e.message} [${e.code}]`);
+      process.exit(2);
+    }
+    console.error(e);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,58 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Gpu } from '../../src/core/gpu.ts';
+import { confusion, pixelMetrics } from '../../src/core/metrics.ts';
+import { resolveOptions } from '../../src/core/options.ts';
+import { segment } from '../../src/core/pipeline.ts';
+import { referenceSegment } from '../../src/core/reference/pipeline.ts';
+import { syntheticFeatures, syntheticSample } from '../../src/synthetic.ts';
+import { agreement, maxAbsDiff, testGpu } from '../helpers/gpu.ts';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+
+describe('segment (GPU) against referenceSegment (CPU)', () => {
+  const cases = [
+    { name: 'grey 96x80, full-resolution map', sample: { width: 96, height: 80, seed: 3, defects: 3 } },
+    { name: 'grey 128x128, map at stride 4', sample: { width: 128, height: 128, seed: 5, defects: 2, mapStride: 4 } },
+    { name: 'colour 100x64', sample: { width: 100, height: 64, seed: 9, defects: 3, colour: true } },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const s = syntheticSample(c.sample);
+      const options = resolveOptions({ 'pseudoLabels.nominalCount': 300, 'classifier.epochs': 30 });
+      const g = await segment(gpu, s, options);
+      const r = referenceSegment(s, options);
+      expect(g.pseudoLabels).toEqual(r.pseudoLabels);
+      expect(g.pseudoLabels!.anomalous).toBeGreaterThan(0);
+      expect(g.classifier!.epochs).toBe(r.classifier!.epochs);
+      // Weights: f32 GPU vs f64 reference after hundreds of SGD steps.
+      expect(maxAbsDiff(g.classifier!.weights, r.classifier!.weights)).toBeLessThan(1e-3);
+      expect(agreement(g.predMask, r.predMask)).toBeGreaterThanOrEqual(0.999);
+      expect(g.anomalyMap.min).toBe(r.anomalyMap.min);
+      expect(g.anomalyMap.max).toBe(r.anomalyMap.max);
+      expect(g.anomalyMap.mean).toBeCloseTo(r.anomalyMap.mean, 5);
+      expect(g.anomalyMap.std).toBeCloseTo(r.anomalyMap.std, 5);
+      expect(g.anomalyMap.percentiles).toEqual(r.anomalyMap.percentiles);
+    });
+  }
+
+  it('segments known defects (F1 against the synthetic ground truth)', async () => {
+    const s = syntheticSample({ width: 160, height: 160, seed: 11, defects: 2 });
+    const g = await segment(gpu, s);
+    const m = pixelMetrics(confusion(g.predMask, s.groundTruth));
+    expect(m.precision).toBeGreaterThan(0.5);
+    expect(g.regions.length).toBeGreaterThan(0);
+  });
+
+  it('uses supplied feature maps at a coarser stride', async () => {
+    const s = syntheticSample({ width: 120, height: 96, seed: 4, defects: 2 });
+    const features = syntheticFeatures(s, 12, 4);
+    const g = await segment(gpu, { ...s, features });
+    const r = referenceSegment({ ...s, features });
+    expect(g.featureChannels).toBe(12);
+    expect(g.pseudoLabels).toEqual(r.pseudoLabels);
+    expect(agreement(g.predMask, r.predMask)).toBeGreaterThanOrEqual(0.999);
+  });
+});
