@@ -2,17 +2,14 @@ import { nodeGpu } from '../src/gpu/node.ts';
 import { segment } from '../src/core/pipeline.ts';
 import { referenceSegment } from '../src/core/reference/pipeline.ts';
 import { syntheticSample } from '../src/synthetic.ts';
-import { confusion, pixelMetrics } from '../src/core/metrics.ts';
-const { gpu, adapterName } = await nodeGpu();
-console.log(adapterName);
-for (const size of [128, 256]) {
+const { gpu } = await nodeGpu();
+for (const size of [256, 1024]) {
   const s = syntheticSample({ width: size, height: size, seed: 3, defects: 3, mapStride: 1 });
-  const r = await segment(gpu, s);
+  for (let k = 0; k < 4; k++) {
+    const r = await segment(gpu, s);
+    console.log(size, 'gpu', JSON.stringify(Object.fromEntries(Object.entries(r.timings).map(([a,b])=>[a,+b!.toFixed(1)]))), r.pseudoLabels, r.classifier?.epochs);
+  }
   const ref = referenceSegment(s);
-  let agree = 0; for (let i = 0; i < r.predMask.length; i++) if (r.predMask[i] === ref.predMask[i]) agree++;
-  console.log(size, 'gpu', r.pseudoLabels, r.classifier?.loss, r.classifier?.epochs, r.regions.length, pixelMetrics(confusion(r.predMask, s.groundTruth)));
-  console.log(size, 'ref', ref.pseudoLabels, ref.classifier?.loss, ref.classifier?.epochs, ref.regions.length, pixelMetrics(confusion(ref.predMask, s.groundTruth)));
-  console.log('agree', agree / r.predMask.length, r.timings, ref.timings);
-  console.log('w gpu', r.classifier?.weights.slice(0,5), 'ref', ref.classifier?.weights.slice(0,5));
+  console.log(size, 'ref', JSON.stringify(Object.fromEntries(Object.entries(ref.timings).map(([a,b])=>[a,+b!.toFixed(1)]))));
 }
 process.exit(0);

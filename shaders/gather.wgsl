@@ -1,30 +1,86 @@
-// Gathering the labelled pixels into a training set: rows (pixel indices, in pixel order) and targets
-// (+1 anomalous, -1 nominal) from the label map and its exclusive scan, then the features of those rows
-// into the row-major matrix X (rows x channels), one channel chunk at a time.
+// Gathering the labelled pixels into a training set. Rows keep pixel order: the per-block counts of
+// labelled pixels (from markNominal) are scanned in one workgroup into block offsets; then each block
+// with labelled pixels scans its own 4096 pixels (16 consecutive per invocation) and writes rows
+// (pixel indices) and targets (+1 anomalous, -1 nominal). Finally each channel chunk of the features is
+// copied into the row-major matrix X (rows x channels).
 
 override WG: u32 = 256u;
+const BLOCK: u32 = 4096u; // COMPACT_BLOCK in kernels.ts
+const PER: u32 = 16u;     // BLOCK / WG
 
-struct Params { n: u32, channels: u32, chunkChannels: u32, channelOffset: u32, plane: u32, pad0: u32, pad1: u32, pad2: u32 }
+struct Params { n: u32, channels: u32, chunkChannels: u32, channelOffset: u32, plane: u32, blocks: u32, rows: u32, pad0: u32 }
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> labels: array<u32>;
-@group(0) @binding(2) var<storage, read> positions: array<u32>;
+@group(0) @binding(2) var<storage, read_write> offsets: array<u32>; // block counts in, exclusive offsets out
 @group(0) @binding(3) var<storage, read_write> rows: array<u32>;
 @group(0) @binding(4) var<storage, read_write> targets: array<f32>;
 
-fn linearIndex(g: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return g.x + g.y * nwg.x * WG;
+var<workgroup> temp: array<u32, 256>;
+var<workgroup> blockTotal: u32;
+
+// Inclusive scan of temp[0..WG) (Hillis-Steele).
+fn scanTemp(t: u32) {
+  for (var off = 1u; off < WG; off = off * 2u) {
+    var add = 0u;
+    if (t >= off) { add = temp[t - off]; }
+    workgroupBarrier();
+    temp[t] += add;
+    workgroupBarrier();
+  }
 }
 
 @compute @workgroup_size(WG)
-fn compactRows(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(g, nwg);
-  if (i >= P.n) { return; }
-  let l = labels[i];
-  if (l == 0u) { return; }
-  let k = positions[i];
-  rows[k] = i;
-  targets[k] = select(-1.0, 1.0, l == 1u);
+fn scanCounts(@builtin(local_invocation_index) t: u32) {
+  // Invocation t owns a contiguous run of blocks.
+  let per = (P.blocks + WG - 1u) / WG;
+  let b0 = min(t * per, P.blocks);
+  let b1 = min(b0 + per, P.blocks);
+  var s = 0u;
+  for (var b = b0; b < b1; b++) { s += offsets[b]; }
+  temp[t] = s;
+  workgroupBarrier();
+  scanTemp(t);
+  var run = temp[t] - s;
+  for (var b = b0; b < b1; b++) {
+    let c = offsets[b];
+    offsets[b] = run;
+    run += c;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn compactBlocks(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) t: u32) {
+  let block = wg.x + wg.y * nwg.x;
+  if (t == 0u) {
+    var next = P.rows;
+    if (block + 1u < P.blocks) { next = offsets[block + 1u]; }
+    blockTotal = next - offsets[block];
+  }
+  // Blocks without labelled pixels (most of them) stop here.
+  if (workgroupUniformLoad(&blockTotal) == 0u) { return; }
+  let start = block * BLOCK + t * PER;
+  var s = 0u;
+  for (var k = 0u; k < PER; k++) {
+    let i = start + k;
+    if (i < P.n && labels[i] != 0u) { s++; }
+  }
+  temp[t] = s;
+  workgroupBarrier();
+  scanTemp(t);
+  var pos = offsets[block] + temp[t] - s;
+  for (var k = 0u; k < PER; k++) {
+    let i = start + k;
+    if (i < P.n) {
+      let l = labels[i];
+      if (l != 0u) {
+        rows[pos] = i;
+        targets[pos] = select(-1.0, 1.0, l == 1u);
+        pos++;
+      }
+    }
+  }
 }
 
 @group(0) @binding(5) var<storage, read> chunk: array<f32>;
@@ -33,7 +89,7 @@ fn compactRows(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgro
 // n = number of rows here; one invocation per (row, channel of this chunk).
 @compute @workgroup_size(WG)
 fn gatherFeatures(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(g, nwg);
+  let i = g.x + g.y * nwg.x * WG;
   if (i >= P.n * P.chunkChannels) { return; }
   let r = i / P.chunkChannels;
   let c = i % P.chunkChannels;

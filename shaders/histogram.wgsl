@@ -5,6 +5,7 @@
 
 override WG: u32 = 256u;
 const NB: u32 = 4096u;
+override CHUNK: u32 = 65536u; // values per workgroup (HISTOGRAM_CHUNK)
 
 struct HistParams { n: u32, nq: u32, mn: f32, scale: f32 }
 
@@ -25,10 +26,10 @@ fn histogram(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
              @builtin(local_invocation_index) t: u32) {
   for (var b = t; b < NB; b += WG) { atomicStore(&local[b], 0u); }
   workgroupBarrier();
-  // Each workgroup takes a contiguous chunk of 16 values per invocation.
+  // Each workgroup takes a contiguous chunk of CHUNK values.
   let group = wg.x + wg.y * nwg.x;
-  let start = group * WG * 16u;
-  let end = min(start + WG * 16u, H.n);
+  let start = group * CHUNK;
+  let end = min(start + CHUNK, H.n);
   for (var i = start + t; i < end; i += WG) {
     atomicAdd(&local[binOf(values[i])], 1u);
   }

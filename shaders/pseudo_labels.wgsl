@@ -3,10 +3,16 @@
 // uniformly without replacement among the eligible ones (not anomalous, and at or below the bin of the
 // nominal percentile when one is set): each eligible pixel gets the key pcgHash(p ^ seedKey), and the M
 // smallest keys win. Keys are distinct (pcgHash is a bijection), so the M-th smallest key is found by a
-// two-level radix select over the high and low 16 bits. Labels: 0 unlabelled, 1 anomalous, 2 nominal.
+// radix select over key bits [31:20], [19:8] and [7:0]: a 4096-bin histogram per level (in workgroup
+// memory; after the first level only the few keys that share the chosen prefix are counted).
+// Labels: 0 unlabelled, 1 anomalous, 2 nominal. `markNominal` also counts the labelled pixels of each
+// block of BLOCK pixels, for the compaction in gather.wgsl.
 
 override WG: u32 = 256u;
+override CHUNK: u32 = 65536u; // pixels per workgroup of the key histograms
+override LEVEL: u32 = 0u;     // radix-select level of nominalHist / selectLevel
 const NB: u32 = 4096u;
+const BLOCK: u32 = 4096u;     // COMPACT_BLOCK in kernels.ts
 
 struct Params {
   width: u32, height: u32, radius: u32, seedKey: u32,
@@ -18,26 +24,24 @@ struct Params {
 @group(0) @binding(2) var<storage, read> qbins: array<u32>;       // [anomalous bin, nominal bin]
 @group(0) @binding(3) var<storage, read_write> seeds: array<u32>;
 @group(0) @binding(4) var<storage, read_write> labels: array<u32>;
-@group(0) @binding(5) var<storage, read_write> hist: array<atomic<u32>>; // 65536 bins
+@group(0) @binding(5) var<storage, read_write> hist: array<atomic<u32>>; // NB bins
 @group(0) @binding(6) var<storage, read_write> sel: array<atomic<u32>>;
-// sel: [0] anomalous count, [1] eligible count, [2] high bin, [3] count below high bin, [4] key cut-off
-
-fn linearIndex(g: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return g.x + g.y * nwg.x * WG;
-}
+// sel: [0] anomalous count, [1] eligible count, [2] key prefix chosen so far, [3] keys below the prefix,
+//      [4] key cut-off (the M-th smallest eligible key)
+@group(0) @binding(7) var<storage, read_write> blockCounts: array<u32>;
 
 fn binOf(v: f32) -> u32 {
-  return min(u32(max((v - P.mn) * P.scale, 0.0)), NB - 1u);
+  return min(u32(max((v - P.mn) * P.scale, 0.0)), 4095u);
 }
 
-@compute @workgroup_size(WG)
-fn localMaxima(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(g, nwg);
-  if (i >= P.width * P.height) { return; }
+@compute @workgroup_size(64, 4)
+fn localMaxima(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x >= P.width || g.y >= P.height) { return; }
+  let i = g.y * P.width + g.x;
   let v = scores[i];
   var isSeed = binOf(v) >= qbins[0];
-  let x = i32(i % P.width);
-  let y = i32(i / P.width);
+  let x = i32(g.x);
+  let y = i32(g.y);
   for (var dy = -1; dy <= 1 && isSeed; dy++) {
     for (var dx = -1; dx <= 1; dx++) {
       let xx = x + dx;
@@ -50,12 +54,11 @@ fn localMaxima(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgro
   seeds[i] = select(0u, 1u, isSeed);
 }
 
-@compute @workgroup_size(WG)
-fn dilate(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(g, nwg);
-  if (i >= P.width * P.height) { return; }
-  let x = i32(i % P.width);
-  let y = i32(i / P.width);
+@compute @workgroup_size(64, 4)
+fn dilate(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x >= P.width || g.y >= P.height) { return; }
+  let x = i32(g.x);
+  let y = i32(g.y);
   let r = i32(P.radius);
   var hit = false;
   for (var yy = max(y - r, 0); yy <= min(y + r, i32(P.height) - 1) && !hit; yy++) {
@@ -63,7 +66,7 @@ fn dilate(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) 
       if (seeds[u32(yy) * P.width + u32(xx)] != 0u) { hit = true; }
     }
   }
-  labels[i] = select(0u, 1u, hit);
+  labels[g.y * P.width + g.x] = select(0u, 1u, hit);
   if (hit) { atomicAdd(&sel[0], 1u); }
 }
 
@@ -75,78 +78,107 @@ fn keyOf(i: u32) -> u32 {
   return pcgHash(i ^ P.seedKey);
 }
 
-@compute @workgroup_size(WG)
-fn nominalHistHigh(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(g, nwg);
-  if (i >= P.width * P.height || !eligible(i)) { return; }
-  atomicAdd(&hist[keyOf(i) >> 16u], 1u);
-  atomicAdd(&sel[1], 1u);
+// Level 0: bits [31:20] of every eligible key; 1: bits [19:8] of keys whose top 12 bits are the chosen
+// prefix; 2: bits [7:0] of keys whose top 24 bits are the chosen prefix.
+fn levelBin(k: u32, prefix: u32) -> u32 {
+  if (LEVEL == 0u) { return k >> 20u; }
+  if (LEVEL == 1u) { return select(NB, (k >> 8u) & 0xfffu, (k >> 20u) == prefix); }
+  return select(NB, k & 0xffu, (k >> 8u) == prefix);
 }
 
-// One workgroup: each invocation sums 256 consecutive bins; invocation 0 then walks the sums and the
-// chosen block to the first bin whose cumulative count reaches `need`.
+var<workgroup> local: array<atomic<u32>, NB>;
+var<workgroup> localCount: atomic<u32>;
+
+@compute @workgroup_size(WG)
+fn nominalHist(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) t: u32) {
+  for (var b = t; b < NB; b += WG) { atomicStore(&local[b], 0u); }
+  if (t == 0u) { atomicStore(&localCount, 0u); }
+  workgroupBarrier();
+  let prefix = atomicLoad(&sel[2]);
+  let start = (wg.x + wg.y * nwg.x) * CHUNK;
+  let end = min(start + CHUNK, P.width * P.height);
+  var count = 0u;
+  for (var i = start + t; i < end; i += WG) {
+    if (eligible(i)) {
+      count++;
+      let b = levelBin(keyOf(i), prefix);
+      if (b < NB) { atomicAdd(&local[b], 1u); }
+    }
+  }
+  if (LEVEL == 0u) { atomicAdd(&localCount, count); }
+  workgroupBarrier();
+  for (var b = t; b < NB; b += WG) {
+    let c = atomicLoad(&local[b]);
+    if (c > 0u) { atomicAdd(&hist[b], c); }
+  }
+  if (LEVEL == 0u && t == 0u) { atomicAdd(&sel[1], atomicLoad(&localCount)); }
+}
+
+// One workgroup: the bin of this level where the count of keys below reaches `take`; it extends the
+// prefix and the count below it, and at the last level writes the key cut-off. Clears the histogram
+// for the next level.
 var<workgroup> blockSums: array<u32, 256>;
 
-fn selectBin(t: u32, need: u32) -> vec2<u32> {
+@compute @workgroup_size(256)
+fn selectLevel(@builtin(local_invocation_index) t: u32) {
+  let take = min(P.nominalCount, atomicLoad(&sel[1]));
+  let below = atomicLoad(&sel[3]);
+  let need = max(take, 1u) - min(below, max(take, 1u) - 1u);
   var s = 0u;
-  for (var b = t * 256u; b < t * 256u + 256u; b++) { s += atomicLoad(&hist[b]); }
+  for (var b = t * 16u; b < t * 16u + 16u; b++) { s += atomicLoad(&hist[b]); }
   blockSums[t] = s;
   workgroupBarrier();
-  var found = vec2<u32>(65535u, 0u);
   if (t == 0u) {
     var cum = 0u;
     var blk = 0u;
-    for (; blk < 256u; blk++) {
+    for (; blk < 255u; blk++) {
       if (cum + blockSums[blk] >= need) { break; }
       cum += blockSums[blk];
     }
-    blk = min(blk, 255u);
-    for (var b = blk * 256u; b < blk * 256u + 256u; b++) {
+    var found = blk * 16u + 15u;
+    for (var b = blk * 16u; b < blk * 16u + 16u; b++) {
       let c = atomicLoad(&hist[b]);
-      if (cum + c >= need) { found = vec2<u32>(b, cum); break; }
+      if (cum + c >= need) { found = b; break; }
       cum += c;
     }
-  }
-  return found;
-}
-
-@compute @workgroup_size(256)
-fn selectHigh(@builtin(local_invocation_index) t: u32) {
-  let total = atomicLoad(&sel[1]);
-  let take = min(P.nominalCount, total);
-  let found = selectBin(t, max(take, 1u));
-  if (t == 0u) {
-    atomicStore(&sel[2], found.x);
-    atomicStore(&sel[3], found.y);
-  }
-}
-
-@compute @workgroup_size(WG)
-fn nominalHistLow(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(g, nwg);
-  if (i >= P.width * P.height || !eligible(i)) { return; }
-  let k = keyOf(i);
-  if ((k >> 16u) == atomicLoad(&sel[2])) { atomicAdd(&hist[k & 0xffffu], 1u); }
-}
-
-@compute @workgroup_size(256)
-fn selectLow(@builtin(local_invocation_index) t: u32) {
-  let total = atomicLoad(&sel[1]);
-  let take = min(P.nominalCount, total);
-  let below = atomicLoad(&sel[3]);
-  let found = selectBin(t, max(take - below, 1u));
-  if (t == 0u) {
-    if (take == 0u) {
-      atomicStore(&sel[4], 0u);
+    let prefix = atomicLoad(&sel[2]);
+    if (LEVEL == 0u) {
+      atomicStore(&sel[2], found);
+    } else if (LEVEL == 1u) {
+      atomicStore(&sel[2], (prefix << 12u) | found);
     } else {
-      atomicStore(&sel[4], (atomicLoad(&sel[2]) << 16u) | found.x);
+      atomicStore(&sel[4], (prefix << 8u) | found);
     }
+    atomicStore(&sel[3], below + cum);
   }
+  workgroupBarrier();
+  for (var b = t * 16u; b < t * 16u + 16u; b++) { atomicStore(&hist[b], 0u); }
 }
 
+var<workgroup> labelled: atomic<u32>;
+
+// Marks the drawn nominal pixels and counts the labelled pixels of each block (one workgroup a block).
 @compute @workgroup_size(WG)
-fn markNominal(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(g, nwg);
-  if (i >= P.width * P.height || P.nominalCount == 0u || !eligible(i)) { return; }
-  if (keyOf(i) <= atomicLoad(&sel[4])) { labels[i] = 2u; }
+fn markNominal(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) t: u32) {
+  if (t == 0u) { atomicStore(&labelled, 0u); }
+  workgroupBarrier();
+  let block = wg.x + wg.y * nwg.x;
+  let start = block * BLOCK;
+  let end = min(start + BLOCK, P.width * P.height);
+  let take = min(P.nominalCount, atomicLoad(&sel[1]));
+  let cut = atomicLoad(&sel[4]);
+  var count = 0u;
+  for (var i = start + t; i < end; i += WG) {
+    var l = labels[i];
+    if (l == 0u && take > 0u && eligible(i) && keyOf(i) <= cut) {
+      l = 2u;
+      labels[i] = 2u;
+    }
+    if (l != 0u) { count++; }
+  }
+  if (count > 0u) { atomicAdd(&labelled, count); }
+  workgroupBarrier();
+  if (t == 0u) { blockCounts[block] = atomicLoad(&labelled); }
 }

@@ -56,15 +56,25 @@ fn reducePartial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
   var cnt = 0.0;
   var mean = 0.0;
   var m2 = 0.0;
-  if (part < R.nparts) {
+  if (part < R.nparts && start < end) {
+    // Sums of values shifted by the chunk's first value: no division per element, and no
+    // cancellation when the values sit far from zero.
+    let shift = values[start];
+    var s1 = 0.0;
+    var s2 = 0.0;
     for (var i = start + t; i < end; i += WG) {
       let v = values[i];
       mn = min(mn, v);
       mx = max(mx, v);
+      let d = v - shift;
+      s1 += d;
+      s2 += d * d;
       cnt += 1.0;
-      let d = v - mean;
-      mean += d / cnt;
-      m2 += d * (v - mean);
+    }
+    if (cnt > 0.0) {
+      let md = s1 / cnt;
+      mean = shift + md;
+      m2 = max(s2 - s1 * md, 0.0);
     }
   }
   wMin[t] = mn; wMax[t] = mx; wCnt[t] = cnt; wMean[t] = mean; wM2[t] = m2;

@@ -49,6 +49,8 @@ export class Gpu {
   private encoder: GPUCommandEncoder | null = null;
   private readonly maxGroups: number;
   private lostReason: string | null = null;
+  private gpuError: string | null = null;
+  private profiler: { set: GPUQuerySet; names: string[]; capacity: number } | null = null;
 
   constructor(device: GPUDevice, shaders: ShaderSources) {
     this.device = device;
@@ -57,6 +59,43 @@ export class Gpu {
     device.lost.then((info) => {
       this.lostReason = `${info.reason}: ${info.message}`;
     });
+    // A validation or out-of-memory error invalidates the work it was part of; remember it so that the
+    // next read-back fails instead of returning stale or zero data.
+    device.addEventListener('uncapturederror', (ev) => {
+      this.gpuError ??= (ev as GPUUncapturedErrorEvent).error.message;
+    });
+  }
+
+  /**
+   * Records GPU timestamps around every dispatch (needs the device's timestamp-query feature), for
+   * `takeProfile`. Costs a little; for benchmarks only.
+   */
+  enableProfiling(capacity = 2048): boolean {
+    if (!this.device.features.has('timestamp-query')) return false;
+    this.profiler ??= { set: this.device.createQuerySet({ type: 'timestamp', count: capacity * 2 }), names: [], capacity };
+    return true;
+  }
+
+  /** GPU milliseconds per kernel name since the last call (dispatches beyond the capacity are not timed). */
+  async takeProfile(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const p = this.profiler;
+    if (!p || p.names.length === 0) return out;
+    const count = p.names.length * 2;
+    const resolved = this.device.createBuffer({ size: count * 8, usage: 0x200 /* QUERY_RESOLVE */ | COPY_SRC });
+    const staging = this.device.createBuffer({ size: count * 8, usage: MAP_READ | COPY_DST });
+    const enc = this.enc();
+    enc.resolveQuerySet(p.set, 0, count, resolved, 0);
+    enc.copyBufferToBuffer(resolved, 0, staging, 0, count * 8);
+    this.flush();
+    await staging.mapAsync(1);
+    const t = new BigInt64Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    staging.destroy();
+    resolved.destroy();
+    p.names.forEach((name, i) => out.set(name, (out.get(name) ?? 0) + Number(t[2 * i + 1] - t[2 * i]) / 1e6));
+    p.names = [];
+    return out;
   }
 
   get lost(): string | null {
@@ -187,7 +226,13 @@ export class Gpu {
       entries.push({ binding: k + 1, resource: { buffer: b.buffer } });
     });
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: spec.name });
-    const pass = this.enc().beginComputePass({ label: spec.name });
+    const p = this.profiler;
+    let timestampWrites: GPUComputePassTimestampWrites | undefined;
+    if (p && p.names.length < p.capacity) {
+      const k = p.names.push(spec.name) - 1;
+      timestampWrites = { querySet: p.set, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 };
+    }
+    const pass = this.enc().beginComputePass({ label: spec.name, timestampWrites });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     if (typeof groups === 'number') {
@@ -219,6 +264,16 @@ export class Gpu {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
     this.dropPending();
+    this.checkErrors();
+  }
+
+  private checkErrors(): void {
+    if (this.lostReason) throw new TttError('DEVICE_LOST', `the GPU device was lost (${this.lostReason})`);
+    if (this.gpuError) {
+      const msg = this.gpuError;
+      this.gpuError = null;
+      throw new TttError('INTERNAL', `a GPU command failed: ${msg.split('\n')[0]}`);
+    }
   }
 
   private dropPending(): void {
@@ -236,7 +291,7 @@ export class Gpu {
     staging.unmap();
     staging.destroy();
     this.dropPending();
-    if (this.lostReason) throw new TttError('DEVICE_LOST', `the GPU device was lost (${this.lostReason})`);
+    this.checkErrors();
     return out;
   }
 

@@ -95,7 +95,7 @@ export async function segment(
     }
 
     const labels = await pseudoLabels(gpu, map, analysis.qbins, { min: stats.min, scale: analysis.scale }, options);
-    owned.push(labels.labels);
+    owned.push(labels.labels, labels.blockCounts);
     await lap('pseudoLabels');
     if (labels.counts.anomalous === 0 || labels.counts.nominal === 0) {
       return emptyResult(width, height, {
@@ -113,7 +113,7 @@ export async function segment(
     await lap('features');
     try {
       const rows = labels.counts.anomalous + labels.counts.nominal;
-      const set = gatherTrainingSet(gpu, labels.labels, rows, features);
+      const set = gatherTrainingSet(gpu, labels, rows, features);
       owned.push(set.x, set.targets, set.pixels);
       await lap('gather');
       const { model, report } = await trainClassifier(gpu, set, labels.counts, options);

@@ -3,7 +3,7 @@
 // (optionally only at or below the nominal percentile). See shaders/pseudo_labels.wgsl.
 
 import type { Gpu, GpuArray } from './gpu.ts';
-import { groupsFor, kernels } from './kernels.ts';
+import { COMPACT_BLOCK, KEY_CHUNK, imageGroups, kernels } from './kernels.ts';
 import type { TttOptions } from './options.ts';
 import { nominalSeedKey } from './rng.ts';
 import type { GpuScoreMap, PseudoLabelCounts } from './types.ts';
@@ -15,6 +15,8 @@ export const LABEL_NOMINAL = 2;
 export interface GpuPseudoLabels {
   /** One u32 per pixel: 0 none, 1 anomalous, 2 nominal. */
   labels: GpuArray;
+  /** Labelled pixels per block of COMPACT_BLOCK pixels (input of the compaction). */
+  blockCounts: GpuArray;
   counts: PseudoLabelCounts;
 }
 
@@ -44,21 +46,28 @@ export async function pseudoLabels(
   };
   const seeds = gpu.alloc(n);
   const labels = gpu.alloc(n);
-  const hist = gpu.alloc(65536, true);
+  const hist = gpu.alloc(4096, true);
   const sel = gpu.alloc(8, true);
+  const blocks = Math.ceil(n / COMPACT_BLOCK);
+  const blockCounts = gpu.alloc(blocks);
   const scores = map.data;
-  const groups = groupsFor(n);
-  gpu.run(kernels.localMaxima, params, { scores, qbins, seeds }, groups);
-  gpu.run(kernels.dilate, params, { seeds, labels, sel }, groups);
-  gpu.run(kernels.nominalHistHigh, params, { scores, qbins, labels, hist, sel }, groups);
-  gpu.run(kernels.selectHigh, params, { hist, sel }, [1, 1, 1]);
-  gpu.zero(hist);
-  gpu.run(kernels.nominalHistLow, params, { scores, qbins, labels, hist, sel }, groups);
-  gpu.run(kernels.selectLow, params, { hist, sel }, [1, 1, 1]);
-  gpu.run(kernels.markNominal, params, { scores, qbins, labels, sel }, groups);
+  const image = imageGroups(width, height);
+  const chunks = Math.ceil(n / KEY_CHUNK);
+  gpu.run(kernels.localMaxima, params, { scores, qbins, seeds }, image);
+  gpu.run(kernels.dilate, params, { seeds, labels, sel }, image);
+  const levels = [
+    [kernels.nominalHist0, kernels.selectLevel0],
+    [kernels.nominalHist1, kernels.selectLevel1],
+    [kernels.nominalHist2, kernels.selectLevel2],
+  ] as const;
+  for (const [histogram, choose] of levels) {
+    gpu.run(histogram, params, { scores, qbins, labels, hist, sel }, chunks);
+    gpu.run(choose, params, { hist, sel }, [1, 1, 1]);
+  }
+  gpu.run(kernels.markNominal, params, { scores, qbins, labels, sel, blockCounts }, blocks);
   const s = await gpu.readU32(sel, 2);
   gpu.release(seeds, hist, sel);
   const anomalous = s[0];
   const eligible = s[1];
-  return { labels, counts: { anomalous, eligible, nominal: Math.min(o.nominalCount, eligible) } };
+  return { labels, blockCounts, counts: { anomalous, eligible, nominal: Math.min(o.nominalCount, eligible) } };
 }

@@ -56,6 +56,7 @@ export async function createNodeGpu(): Promise<NodeDevice> {
   const l = adapter.limits;
   const device = await adapter.requestDevice({
     label: 'ttt-inspect',
+    requiredFeatures: adapter.features.has('timestamp-query') ? ['timestamp-query'] : [],
     requiredLimits: {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
       maxBufferSize: l.maxBufferSize,
@@ -64,10 +65,6 @@ export async function createNodeGpu(): Promise<NodeDevice> {
       maxComputeInvocationsPerWorkgroup: Math.min(l.maxComputeInvocationsPerWorkgroup, 256),
       maxComputeWorkgroupSizeX: Math.min(l.maxComputeWorkgroupSizeX, 256),
     },
-  });
-  device.addEventListener('uncapturederror', (ev) => {
-    const e = (ev as GPUUncapturedErrorEvent).error;
-    console.error(`webgpu: uncaptured error: ${e.message}`);
   });
   const info = adapter.info;
   const adapterName = `${info.vendor || 'unknown'} ${info.description || info.architecture || ''} (${backend})`.trim();

@@ -2,8 +2,8 @@
 // derivatives, gradient magnitude and local standard deviation (plus smoothed R, G, B for colour images),
 // and the raw channels. 1 + 8 per scale channels for grey images, 3 + 11 per scale for colour.
 
-import type { Gpu } from '../gpu.ts';
-import { groupsFor, kernels } from '../kernels.ts';
+import type { Gpu, GpuArray } from '../gpu.ts';
+import { imageGroups, kernels } from '../kernels.ts';
 import type { GpuFeatures, ImageTensor } from '../types.ts';
 import type { FeatureExtractor } from './extractor.ts';
 
@@ -36,25 +36,38 @@ export function filterbankExtractor(sigmas: readonly number[]): FeatureExtractor
       const colour = image.channels === 3;
       const planes = colour ? 5 : 2;
       const perScale = colour ? 11 : 8;
+      const channels = image.channels + perScale * sigmas.length;
+      // One buffer for all channels when it fits one binding (one predict pass), else one per scale.
+      const single = channels * n <= gpu.maxElements;
       const raw = gpu.upload(image.data);
       const prepared = gpu.alloc(planes * n);
-      const base = { width, height, planes: image.channels, radius: 0 };
-      gpu.run(kernels.filterPrepare, base, { src: raw, dst: prepared }, groupsFor(n));
+      const base = { width, height, planes: image.channels, radius: 0, outChannel: 0, pad0: 0, pad1: 0, pad2: 0 };
+      gpu.run(kernels.filterPrepare, base, { src: raw, dst: prepared }, imageGroups(width, height));
       const tmp = gpu.alloc(planes * n);
       const smooth = gpu.alloc(planes * n);
-      const chunks = [{ data: raw, channels: image.channels as number }];
-      for (const sigma of sigmas) {
-        const taps = gpu.upload(gaussianTaps(sigma));
-        const p = { width, height, planes, radius: (taps.length - 1) / 2 };
-        gpu.run(kernels.blurH, p, { src: prepared, dst: tmp, taps }, groupsFor(planes * n));
-        gpu.run(kernels.blurV, p, { src: tmp, dst: smooth, taps }, groupsFor(planes * n));
-        const out = gpu.alloc(perScale * n);
-        gpu.run(kernels.derive, p, { src: smooth, dst: out }, groupsFor(n));
-        chunks.push({ data: out, channels: perScale });
-        gpu.release(taps);
+      let chunks: { data: GpuArray; channels: number }[];
+      let all: GpuArray | null = null;
+      if (single) {
+        all = gpu.alloc(channels * n);
+        gpu.copy(raw, all, image.channels * n);
+        gpu.release(raw);
+        chunks = [{ data: all, channels }];
+      } else {
+        chunks = [{ data: raw, channels: image.channels }];
       }
+      sigmas.forEach((sigma, k) => {
+        const taps = gpu.upload(gaussianTaps(sigma));
+        const p = { ...base, planes, radius: (taps.length - 1) / 2 };
+        gpu.run(kernels.blurH, p, { src: prepared, dst: tmp, taps }, imageGroups(width, height, planes));
+        gpu.run(kernels.blurV, p, { src: tmp, dst: smooth, taps }, imageGroups(width, height, planes));
+        const out = all ?? gpu.alloc(perScale * n);
+        const outChannel = all ? image.channels + k * perScale : 0;
+        gpu.run(kernels.derive, { ...p, outChannel }, { src: smooth, dst: out }, imageGroups(width, height));
+        if (!all) chunks.push({ data: out, channels: perScale });
+        gpu.release(taps);
+      });
       gpu.release(prepared, tmp, smooth);
-      return { chunks, channels: chunks.reduce((a, c) => a + c.channels, 0), width, height, names: filterbankChannelNames(colour, sigmas) };
+      return { chunks, channels, width, height, names: filterbankChannelNames(colour, sigmas) };
     },
   };
 }

@@ -1,0 +1,13 @@
+import { nodeGpu } from '../src/gpu/node.ts';
+import { segment } from '../src/core/pipeline.ts';
+import { syntheticSample } from '../src/synthetic.ts';
+const { gpu } = await nodeGpu();
+console.log(gpu.enableProfiling());
+const size = Number(process.argv[2] ?? 1024);
+const s = syntheticSample({ width: size, height: size, seed: 3, defects: 3, mapStride: 1 });
+await segment(gpu, s); await gpu.takeProfile();
+const r = await segment(gpu, s);
+const prof = await gpu.takeProfile();
+console.log(JSON.stringify(Object.fromEntries(Object.entries(r.timings).map(([a,b])=>[a,+b!.toFixed(1)]))));
+for (const [k, v] of [...prof].sort((a,b)=>b[1]-a[1])) console.log(k.padEnd(32), v.toFixed(2));
+process.exit(0);
