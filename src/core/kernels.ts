@@ -172,6 +172,8 @@ export const kernels = {
     params: [['pixels', 'u32'], ['threshold', 'f32'], ['pad0', 'u32'], ['pad1', 'u32']],
     bindings: ['scores', 'mask', 'thresholds'],
   },
+  minFilterH: morphology('minFilterH'),
+  minFilterV: morphology('minFilterV'),
 } satisfies Record<string, KernelSpec>;
 
 function pseudo(entryPoint: string, bindings: (string | null)[], workgroupSize = WG): KernelSpec {
@@ -197,6 +199,17 @@ function scan(entryPoint: string, fromLabels: boolean): KernelSpec {
     params: [['n', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32']],
     bindings: ['input', 'out', 'sums'],
     constants: { FROM_LABELS: fromLabels ? 1 : 0 },
+  };
+}
+
+function morphology(entryPoint: string): KernelSpec {
+  return {
+    name: `morphology.${entryPoint}`,
+    shaders: ['morphology'],
+    entryPoint,
+    workgroupSize: WG,
+    params: [['width', 'u32'], ['height', 'u32'], ['lo', 'i32'], ['hi', 'i32']],
+    bindings: ['src', 'dst'],
   };
 }
 
