@@ -42,7 +42,10 @@ export const BASELINE_METHODS: readonly BaselineMethodInfo[] = [
 export interface BaselineResult {
   /** 1 where defective, 0 elsewhere; width x height of the map. */
   mask: Uint8Array;
-  /** The global threshold applied (as the f32 the comparison uses); null for per-pixel thresholds. */
+  /**
+   * The global threshold applied (as the f32 the comparison uses); null for per-pixel thresholds. For MEBin
+   * it applies to the eroded map: mask = erode(score > threshold).
+   */
   threshold: number | null;
 }
 

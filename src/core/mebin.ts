@@ -1,12 +1,13 @@
 // MEBin ("Main Element Binarization", AnomalyNCD, Huang et al., CVPR 2025): a per-image threshold where the
 // number of connected components of the eroded binary map stays stable longest while the threshold sweeps
-// from high to low. Followed: github.com/HUST-SLOW/AnomalyNCD models/modules/_MEBin.py (MEBin.get_threshold,
-// bin_and_erode, binarize_anomaly_maps) with the paper's configs/AnomalyNCD.yaml: sample_rate 4,
-// min_interval_len 4, erode true (6x6 all-ones kernel, one iteration, 8-connected components).
-// Deviations, all forced by one float map per call:
-// - The source's search range is [min, max] of the per-image maxima of a whole test set; for a single map
-//   that range is empty, and like anomalib's port (post_processing/mebin.py, identical peaks) we fall back
-//   to the map's own [min, max]. So nothing lies below the range and the source's clip-to-0 never applies.
+// from high to low. Followed: HUST-SLOW/AnomalyNCD models/modules/_MEBin.py (MEBin.get_threshold,
+// bin_and_erode, binarize_anomaly_maps; read from the public copy xzwsloser/AnomalyNCD at commit 39018a98)
+// with the parameters of its configs/AnomalyNCD.yaml ("the results from the paper"): sample_rate 4,
+// min_interval_len 4, erode true (6x6 all-ones kernel, one iteration), 8-connected components. As there,
+// the final mask is eroded too. Deviations, because we binarize one float map per call:
+// - The source's search range is [min, max] of the per-image maxima of a whole test set; for one map that
+//   range is empty, and like anomalib's port (post_processing/mebin.py, identical peaks) we fall back to
+//   the map's own [min, max]. So nothing lies below the range and the source's clip-to-0 never applies.
 // - The source truncates the mapped-back threshold with int() (its maps are 8-bit images); float scores
 //   keep the exact value t_norm * (max - min) / 255 + min.
 // - No stable interval: the source returns 255 on the 8-bit map (an empty mask); we return the map's
