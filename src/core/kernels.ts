@@ -157,6 +157,8 @@ export const kernels = {
     params: [['pixels', 'u32'], ['threshold', 'f32'], ['pad0', 'u32'], ['pad1', 'u32']],
     bindings: ['scores', 'mask', 'thresholds'],
   },
+  minFilterH: morphology('minFilterH'),
+  minFilterV: morphology('minFilterV'),
 } satisfies Record<string, KernelSpec>;
 
 function pseudo(entryPoint: string, bindings: (string | null)[], constants?: Record<string, number>): KernelSpec {
@@ -186,6 +188,17 @@ function gather(entryPoint: string, bindings: (string | null)[]): KernelSpec {
       ['plane', 'u32'], ['blocks', 'u32'], ['rows', 'u32'], ['pad0', 'u32'],
     ],
     bindings,
+  };
+}
+
+function morphology(entryPoint: string): KernelSpec {
+  return {
+    name: `morphology.${entryPoint}`,
+    shaders: ['morphology'],
+    entryPoint,
+    workgroupSize: WG,
+    params: [['width', 'u32'], ['height', 'u32'], ['lo', 'i32'], ['hi', 'i32']],
+    bindings: ['src', 'dst'],
   };
 }
 
