@@ -4,8 +4,8 @@
 // with replacement by pcgHash(seed ^ pcgHash(step * 256 + j)) % rows, step size lr / (1 + lr lambda t),
 // and an early stop when the epoch loss has not improved by a relative `tol` for `patience` epochs.
 // Every reduction runs in a fixed order, so a seed gives the same model on every run.
-// `predict` evaluates w.x + b at every pixel, one channel chunk at a time, and on the last chunk writes
-// the mask (decision > 0), four pixels per u32, one byte each.
+// `predict` evaluates w.x + b at every pixel, one channel chunk at a time (accumulating the decision
+// between chunks), and on the last chunk writes the mask (decision > 0), four pixels per u32, one byte each.
 
 override WG: u32 = 256u;
 const MAXC: u32 = 2048u;
@@ -33,10 +33,14 @@ var<workgroup> bias: f32;
 var<workgroup> stopFlag: u32;
 var<workgroup> epochsRun: u32;
 
-@compute @workgroup_size(WG)
+// One workgroup of SGD_WG invocations: the batch and the channels are strided over them. Fewer,
+// busier invocations cost less per barrier on software drivers, which run a workgroup on one thread.
+const SGD_WG: u32 = 64u;
+
+@compute @workgroup_size(SGD_WG)
 fn trainSgd(@builtin(local_invocation_index) t: u32) {
   let C = P.channels;
-  for (var c = t; c < C; c += WG) { w[c] = 0.0; }
+  for (var c = t; c < C; c += SGD_WG) { w[c] = 0.0; }
   if (t == 0u) { bias = 0.0; stopFlag = 0u; epochsRun = 0u; }
   workgroupBarrier();
   var best = 3.4e38;
@@ -48,8 +52,8 @@ fn trainSgd(@builtin(local_invocation_index) t: u32) {
     var weightSum = 0.0;
     for (var s = 0u; s < P.stepsPerEpoch; s++) {
       let lr = P.lr / (1.0 + P.lr * P.lambda * f32(step));
-      if (t < P.batch) {
-        let i = pcgHash(P.seed ^ pcgHash(step * MAXB + t)) % P.rows;
+      for (var j = t; j < P.batch; j += SGD_WG) {
+        let i = pcgHash(P.seed ^ pcgHash(step * MAXB + j)) % P.rows;
         var f = bias;
         for (var c = 0u; c < C; c++) { f += w[c] * x[i * C + c]; }
         let y = targets[i];
@@ -64,15 +68,15 @@ fn trainSgd(@builtin(local_invocation_index) t: u32) {
           l = max(-m, 0.0) + log(1.0 + exp(-abs(m)));
           d = -1.0 / (1.0 + exp(m));
         }
-        coef[t] = a * d * y;
-        alpha[t] = a;
-        lossOf[t] = a * l;
-        rowOf[t] = i;
+        coef[j] = a * d * y;
+        alpha[j] = a;
+        lossOf[j] = a * l;
+        rowOf[j] = i;
       }
       workgroupBarrier();
       var asum = 0.0;
       for (var j = 0u; j < P.batch; j++) { asum += alpha[j]; }
-      for (var c = t; c < C; c += WG) {
+      for (var c = t; c < C; c += SGD_WG) {
         var g = 0.0;
         for (var j = 0u; j < P.batch; j++) { g += coef[j] * x[rowOf[j] * C + c]; }
         w[c] -= lr * (P.lambda * w[c] + g / asum);
@@ -102,7 +106,7 @@ fn trainSgd(@builtin(local_invocation_index) t: u32) {
     }
     if (workgroupUniformLoad(&stopFlag) != 0u) { break; }
   }
-  for (var c = t; c < C; c += WG) { model[c] = w[c]; }
+  for (var c = t; c < C; c += SGD_WG) { model[c] = w[c]; }
   if (t == 0u) {
     model[C] = bias;
     info[0] = lastLoss;
@@ -131,8 +135,30 @@ fn predict(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups)
     for (var c = 0u; c < Q.chunkChannels; c++) {
       d += model[Q.channelOffset + c] * chunk[c * Q.pixels + p];
     }
-    decision[p] = d;
+    if (Q.last == 0u) { decision[p] = d; }
     if (d > 0.0) { packed |= 1u << (8u * k); }
   }
   if (Q.last != 0u) { mask[word] = packed; }
+}
+
+// The same with 16-byte loads of four consecutive pixels, when the plane size is a multiple of 4.
+@group(0) @binding(8) var<storage, read> chunk4: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read_write> decision4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn predictVec4(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let word = g.x + g.y * nwg.x * WG;
+  let words = Q.pixels / 4u;
+  if (word >= words) { return; }
+  var d: vec4<f32>;
+  if (Q.first != 0u) { d = vec4<f32>(model[Q.channels]); } else { d = decision4[word]; }
+  for (var c = 0u; c < Q.chunkChannels; c++) {
+    d += model[Q.channelOffset + c] * chunk4[c * words + word];
+  }
+  if (Q.last == 0u) {
+    decision4[word] = d;
+  } else {
+    let on = select(vec4<u32>(0u), vec4<u32>(1u), d > vec4<f32>(0.0));
+    mask[word] = on.x | (on.y << 8u) | (on.z << 16u) | (on.w << 24u);
+  }
 }

@@ -1,5 +1,5 @@
-// Pseudo-labels from the score map. Anomalous: 3x3 local maxima whose histogram bin is at or above the
-// bin of the anomalous percentile, dilated by a square of radius r. Nominal: exactly M pixels drawn
+// Pseudo-labels from the score map. Anomalous: 3x3 local maxima (no neighbour scores higher) whose
+// histogram bin is at or above the bin of the anomalous percentile, dilated by a square of radius r. Nominal: exactly M pixels drawn
 // uniformly without replacement among the eligible ones (not anomalous, and at or below the bin of the
 // nominal percentile when one is set): each eligible pixel gets the key pcgHash(p ^ seedKey), and the M
 // smallest keys win. Keys are distinct (pcgHash is a bijection), so the M-th smallest key is found by a
@@ -22,7 +22,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> scores: array<f32>;
 @group(0) @binding(2) var<storage, read> qbins: array<u32>;       // [anomalous bin, nominal bin]
-@group(0) @binding(3) var<storage, read_write> seeds: array<u32>;
+@group(0) @binding(3) var<storage, read_write> labelsAtomic: array<atomic<u32>>; // the label map, seen atomically
 @group(0) @binding(4) var<storage, read_write> labels: array<u32>;
 @group(0) @binding(5) var<storage, read_write> hist: array<atomic<u32>>; // NB bins
 @group(0) @binding(6) var<storage, read_write> sel: array<atomic<u32>>;
@@ -34,40 +34,31 @@ fn binOf(v: f32) -> u32 {
   return min(u32(max((v - P.mn) * P.scale, 0.0)), 4095u);
 }
 
+// Seeds scatter their dilation window: most pixels fail the percentile test at once, and the few seeds
+// write (2r+1)^2 labels each, counting each newly labelled pixel once (labels start at zero).
 @compute @workgroup_size(64, 4)
-fn localMaxima(@builtin(global_invocation_id) g: vec3<u32>) {
+fn anomalousSeeds(@builtin(global_invocation_id) g: vec3<u32>) {
   if (g.x >= P.width || g.y >= P.height) { return; }
   let i = g.y * P.width + g.x;
   let v = scores[i];
-  var isSeed = binOf(v) >= qbins[0];
+  if (binOf(v) < qbins[0]) { return; }
   let x = i32(g.x);
   let y = i32(g.y);
-  for (var dy = -1; dy <= 1 && isSeed; dy++) {
-    for (var dx = -1; dx <= 1; dx++) {
-      let xx = x + dx;
-      let yy = y + dy;
-      if (xx >= 0 && yy >= 0 && xx < i32(P.width) && yy < i32(P.height) && scores[u32(yy) * P.width + u32(xx)] > v) {
-        isSeed = false;
-      }
+  let x0 = max(x - 1, 0);
+  let x1 = min(x + 1, i32(P.width) - 1);
+  let y0 = max(y - 1, 0);
+  let y1 = min(y + 1, i32(P.height) - 1);
+  for (var yy = y0; yy <= y1; yy++) {
+    for (var xx = x0; xx <= x1; xx++) {
+      if (scores[u32(yy) * P.width + u32(xx)] > v) { return; }
     }
   }
-  seeds[i] = select(0u, 1u, isSeed);
-}
-
-@compute @workgroup_size(64, 4)
-fn dilate(@builtin(global_invocation_id) g: vec3<u32>) {
-  if (g.x >= P.width || g.y >= P.height) { return; }
-  let x = i32(g.x);
-  let y = i32(g.y);
   let r = i32(P.radius);
-  var hit = false;
-  for (var yy = max(y - r, 0); yy <= min(y + r, i32(P.height) - 1) && !hit; yy++) {
+  for (var yy = max(y - r, 0); yy <= min(y + r, i32(P.height) - 1); yy++) {
     for (var xx = max(x - r, 0); xx <= min(x + r, i32(P.width) - 1); xx++) {
-      if (seeds[u32(yy) * P.width + u32(xx)] != 0u) { hit = true; }
+      if (atomicExchange(&labelsAtomic[u32(yy) * P.width + u32(xx)], 1u) == 0u) { atomicAdd(&sel[0], 1u); }
     }
   }
-  labels[g.y * P.width + g.x] = select(0u, 1u, hit);
-  if (hit) { atomicAdd(&sel[0], 1u); }
 }
 
 fn eligible(i: u32) -> bool {

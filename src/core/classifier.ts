@@ -63,15 +63,16 @@ export async function trainClassifier(
   return { model, report: { loss: all[0], epochs, lossHistory: history, weights } };
 }
 
-/** Decision at every pixel and the packed mask (4 pixels per u32, one byte each). */
+/** The packed mask (4 pixels per u32, one byte each) of decision > 0; `decision` is scratch between chunks. */
 export function predict(gpu: Gpu, model: GpuArray, features: GpuFeatures): { decision: GpuArray; mask: GpuArray } {
   const pixels = features.width * features.height;
-  const decision = gpu.alloc(pixels);
+  const decision = gpu.alloc(features.chunks.length > 1 ? pixels : 1);
   const mask = gpu.alloc(Math.ceil(pixels / 4));
+  const kernel = pixels % 4 === 0 ? kernels.predictVec4 : kernels.predict;
   let offset = 0;
   features.chunks.forEach((chunk, i) => {
     gpu.run(
-      kernels.predict,
+      kernel,
       {
         pixels,
         channels: features.channels,

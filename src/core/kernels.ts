@@ -105,8 +105,7 @@ export const kernels = {
     params: filterParams(),
     bindings: ['src', 'dst'],
   },
-  localMaxima: pseudo('localMaxima', ['scores', 'qbins', 'seeds']),
-  dilate: pseudo('dilate', [null, null, 'seeds', 'labels', null, 'sel']),
+  anomalousSeeds: pseudo('anomalousSeeds', ['scores', 'qbins', 'labels', null, null, 'sel']),
   nominalHist0: pseudo('nominalHist', ['scores', 'qbins', null, 'labels', 'hist', 'sel'], { LEVEL: 0, CHUNK: KEY_CHUNK }),
   nominalHist1: pseudo('nominalHist', ['scores', 'qbins', null, 'labels', 'hist', 'sel'], { LEVEL: 1, CHUNK: KEY_CHUNK }),
   nominalHist2: pseudo('nominalHist', ['scores', 'qbins', null, 'labels', 'hist', 'sel'], { LEVEL: 2, CHUNK: KEY_CHUNK }),
@@ -130,17 +129,8 @@ export const kernels = {
     ],
     bindings: ['x', 'targets', 'model', 'info'],
   },
-  predict: {
-    name: 'classifier.predict',
-    shaders: ['rng', 'classifier'],
-    entryPoint: 'predict',
-    workgroupSize: WG,
-    params: [
-      ['pixels', 'u32'], ['channels', 'u32'], ['chunkChannels', 'u32'], ['channelOffset', 'u32'],
-      ['first', 'u32'], ['last', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'],
-    ],
-    bindings: [null, null, 'model', null, 'chunk', 'decision', 'mask'],
-  },
+  predict: predictSpec('predict', [null, null, 'model', null, 'chunk', 'decision', 'mask']),
+  predictVec4: predictSpec('predictVec4', [null, null, 'model', null, null, null, 'mask', 'chunk', 'decision']),
   thresholdGlobal: {
     name: 'binarize.thresholdGlobal',
     shaders: ['binarize'],
@@ -186,6 +176,20 @@ function gather(entryPoint: string, bindings: (string | null)[]): KernelSpec {
     params: [
       ['n', 'u32'], ['channels', 'u32'], ['chunkChannels', 'u32'], ['channelOffset', 'u32'],
       ['plane', 'u32'], ['blocks', 'u32'], ['rows', 'u32'], ['pad0', 'u32'],
+    ],
+    bindings,
+  };
+}
+
+function predictSpec(entryPoint: string, bindings: (string | null)[]): KernelSpec {
+  return {
+    name: `classifier.${entryPoint}`,
+    shaders: ['rng', 'classifier'],
+    entryPoint,
+    workgroupSize: WG,
+    params: [
+      ['pixels', 'u32'], ['channels', 'u32'], ['chunkChannels', 'u32'], ['channelOffset', 'u32'],
+      ['first', 'u32'], ['last', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'],
     ],
     bindings,
   };

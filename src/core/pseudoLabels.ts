@@ -44,8 +44,7 @@ export async function pseudoLabels(
     mn: histogram.min,
     scale: histogram.scale,
   };
-  const seeds = gpu.alloc(n);
-  const labels = gpu.alloc(n);
+  const labels = gpu.alloc(n, true);
   const hist = gpu.alloc(4096, true);
   const sel = gpu.alloc(8, true);
   const blocks = Math.ceil(n / COMPACT_BLOCK);
@@ -53,8 +52,7 @@ export async function pseudoLabels(
   const scores = map.data;
   const image = imageGroups(width, height);
   const chunks = Math.ceil(n / KEY_CHUNK);
-  gpu.run(kernels.localMaxima, params, { scores, qbins, seeds }, image);
-  gpu.run(kernels.dilate, params, { seeds, labels, sel }, image);
+  gpu.run(kernels.anomalousSeeds, params, { scores, qbins, labels, sel }, image);
   const levels = [
     [kernels.nominalHist0, kernels.selectLevel0],
     [kernels.nominalHist1, kernels.selectLevel1],
@@ -66,7 +64,7 @@ export async function pseudoLabels(
   }
   gpu.run(kernels.markNominal, params, { scores, qbins, labels, sel, blockCounts }, blocks);
   const s = await gpu.readU32(sel, 2);
-  gpu.release(seeds, hist, sel);
+  gpu.release(hist, sel);
   const anomalous = s[0];
   const eligible = s[1];
   return { labels, blockCounts, counts: { anomalous, eligible, nominal: Math.min(o.nominalCount, eligible) } };

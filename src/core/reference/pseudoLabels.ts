@@ -53,17 +53,17 @@ export function referencePseudoLabels(
   }
   const restrict = o.nominalPercentile < 100;
   const seedKey = nominalSeedKey(options.seed);
-  const keys: number[] = [];
-  const pixelOfKey = new Map<number, number>();
-  for (let i = 0; i < n; i++) {
-    if (labels[i] !== 0 || (restrict && bin(i) > bins.nominal)) continue;
-    const k = pcgHash((i ^ seedKey) >>> 0);
-    keys.push(k);
-    pixelOfKey.set(k, i);
-  }
-  const eligible = keys.length;
+  const isEligible = (i: number) => labels[i] === 0 && !(restrict && bin(i) > bins.nominal);
+  // The M smallest keys among the eligible pixels: sort the keys, take the M-th as the cut-off (keys
+  // are distinct), then mark every eligible pixel whose key is at or below it.
+  const keys = new Uint32Array(n);
+  let eligible = 0;
+  for (let i = 0; i < n; i++) if (isEligible(i)) keys[eligible++] = pcgHash((i ^ seedKey) >>> 0);
   const take = Math.min(o.nominalCount, eligible);
-  keys.sort((a, b) => a - b);
-  for (let j = 0; j < take; j++) labels[pixelOfKey.get(keys[j])!] = LABEL_NOMINAL;
+  if (take > 0) {
+    const sorted = keys.subarray(0, eligible).sort();
+    const cut = sorted[take - 1];
+    for (let i = 0; i < n; i++) if (isEligible(i) && pcgHash((i ^ seedKey) >>> 0) <= cut) labels[i] = LABEL_NOMINAL;
+  }
   return { labels, counts: { anomalous, nominal: take, eligible } };
 }

@@ -1,0 +1,91 @@
+// The test-time stage benchmark: the GPU pipeline and the CPU reference side by side on the same
+// synthetic samples, per-stage medians over repeated runs after a warm-up.
+
+import type { Gpu } from '../src/core/gpu.ts';
+import { defaultOptions, type TttOptions } from '../src/core/options.ts';
+import { segment } from '../src/core/pipeline.ts';
+import { referenceSegment } from '../src/core/reference/pipeline.ts';
+import type { StageName } from '../src/core/types.ts';
+import { syntheticSample } from '../src/synthetic.ts';
+
+/** The stages of the test-time stage proper: everything after upload and feature extraction. */
+export const TEST_TIME_STAGES: readonly StageName[] = ['stats', 'pseudoLabels', 'gather', 'classifier', 'predict', 'regions'];
+export const ALL_STAGES: readonly StageName[] = ['upload', 'features', ...TEST_TIME_STAGES];
+
+export const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+export interface StageMedians {
+  /** Median of the per-run sums over TEST_TIME_STAGES. */
+  testTimeMs: number;
+  /** Median of each stage. */
+  stages: Record<string, number>;
+}
+
+export interface TttBench {
+  size: number;
+  runs: number;
+  gpu: StageMedians;
+  cpu: StageMedians;
+  /** cpu.testTimeMs / gpu.testTimeMs */
+  speedup: number;
+  /** Share of pixels where the GPU and CPU masks agree (last run). */
+  maskAgreement: number;
+  pseudoLabels: { anomalous: number; nominal: number };
+}
+
+function summarize(runs: Partial<Record<StageName, number>>[]): StageMedians {
+  const stages: Record<string, number> = {};
+  for (const s of ALL_STAGES) stages[s] = median(runs.map((r) => r[s] ?? 0));
+  const testTimeMs = median(runs.map((r) => TEST_TIME_STAGES.reduce((a, s) => a + (r[s] ?? 0), 0)));
+  return { testTimeMs, stages };
+}
+
+export async function benchTtt(
+  gpu: Gpu,
+  size: number,
+  runs: number,
+  options: TttOptions = defaultOptions(),
+  onProgress?: (msg: string) => void,
+): Promise<TttBench> {
+  const sample = syntheticSample({ width: size, height: size, seed: 42, defects: 3 });
+  const input = { image: sample.image, scoreMap: sample.scoreMap };
+  // Warm-up: pipeline compilation and buffer pool.
+  await segment(gpu, input, options);
+  await segment(gpu, input, options);
+  const gpuRuns: Partial<Record<StageName, number>>[] = [];
+  const cpuRuns: Partial<Record<StageName, number>>[] = [];
+  let agreement = 0;
+  let counts = { anomalous: 0, nominal: 0 };
+  // Interleave GPU and CPU runs so that machine noise hits both alike.
+  for (let r = 0; r < runs; r++) {
+    const g = await segment(gpu, input, options);
+    const c = referenceSegment(input, options);
+    gpuRuns.push(g.timings);
+    cpuRuns.push(c.timings);
+    let same = 0;
+    for (let i = 0; i < g.predMask.length; i++) if (g.predMask[i] === c.predMask[i]) same++;
+    agreement = same / g.predMask.length;
+    counts = { anomalous: g.pseudoLabels?.anomalous ?? 0, nominal: g.pseudoLabels?.nominal ?? 0 };
+    onProgress?.(`${size}x${size}: run ${r + 1}/${runs}`);
+  }
+  const gpuM = summarize(gpuRuns);
+  const cpuM = summarize(cpuRuns);
+  return { size, runs, gpu: gpuM, cpu: cpuM, speedup: cpuM.testTimeMs / gpuM.testTimeMs, maskAgreement: agreement, pseudoLabels: counts };
+}
+
+export function formatTttTable(results: readonly TttBench[]): string {
+  const rows = ['| stage | ' + results.map((r) => `GPU ${r.size}² ms | CPU ${r.size}² ms`).join(' | ') + ' |'];
+  rows.push('|---|' + results.map(() => '---:|---:').join('|') + '|');
+  for (const s of ALL_STAGES) {
+    rows.push(`| ${s} | ` + results.map((r) => `${r.gpu.stages[s].toFixed(2)} | ${r.cpu.stages[s].toFixed(2)}`).join(' | ') + ' |');
+  }
+  rows.push(
+    '| **test-time stage** | ' + results.map((r) => `**${r.gpu.testTimeMs.toFixed(2)}** | **${r.cpu.testTimeMs.toFixed(2)}**`).join(' | ') + ' |',
+  );
+  rows.push('| speed-up (CPU / GPU) | ' + results.map((r) => `${r.speedup.toFixed(2)}x | `).join(' | ') + ' |');
+  return rows.join('\n');
+}
