@@ -22,12 +22,15 @@ export function checkFinite(what: string, data: Float32Array, width: number, hei
   }
 }
 
-/** A map may be resampled to the image's size when their aspect ratios agree to within a pixel. */
+/**
+ * A map may be resampled to the image's size when their aspect ratios agree to less than one map pixel
+ * either way (detectors at a stride round each side separately).
+ */
 export function checkAspect(what: string, map: { width: number; height: number }, image: { width: number; height: number }): void {
   if (map.width === image.width && map.height === image.height) return;
   const expectedH = (map.width * image.height) / image.width;
   const expectedW = (map.height * image.width) / image.height;
-  if (Math.abs(map.height - expectedH) > 1 && Math.abs(map.width - expectedW) > 1) {
+  if (Math.abs(map.height - expectedH) >= 1 || Math.abs(map.width - expectedW) >= 1) {
     throw new TttError(
       'SIZE_MISMATCH',
       `${what} is ${map.width}x${map.height} but the image is ${image.width}x${image.height}: the aspect ratios differ`,

@@ -1,0 +1,169 @@
+// The host-side pieces of the core: options, input validation, regions, metrics, calibration, gate.
+import { describe, expect, it } from 'vitest';
+import { calibrate, calibrationFromJson, calibrationToJson } from '../../src/core/calibration.ts';
+import { imageGate } from '../../src/core/gate.ts';
+import { confusion, meanMetrics, pixelMetrics } from '../../src/core/metrics.ts';
+import { OPTION_SPECS, defaultOptions, parseAssignments, resolveOptions } from '../../src/core/options.ts';
+import { validateInput } from '../../src/core/pipeline.ts';
+import { connectedComponents } from '../../src/core/regions.ts';
+import { pcgHash } from '../../src/core/rng.ts';
+
+describe('options', () => {
+  it('has a default and a doc for every key, and the documented defaults', () => {
+    const d = defaultOptions();
+    expect(d.pseudoLabels).toEqual({ anomalousPercentile: 99, radius: 1, nominalCount: 500, nominalPercentile: 100 });
+    expect(d.classifier.loss).toBe('hinge');
+    for (const s of OPTION_SPECS) expect(s.doc.length).toBeGreaterThan(10);
+  });
+  it('parses --set assignments with types and ranges', () => {
+    const o = resolveOptions(parseAssignments(['classifier.loss=logistic', 'pseudoLabels.radius=2', 'features.sigmas=1,3', 'classifier.balanced=false', 'regions.connectivity=4']));
+    expect(o.classifier.loss).toBe('logistic');
+    expect(o.pseudoLabels.radius).toBe(2);
+    expect(o.features.sigmas).toEqual([1, 3]);
+    expect(o.classifier.balanced).toBe(false);
+    expect(o.regions.connectivity).toBe(4);
+    expect(resolveOptions({ classifier: { lambda: 0.5 } }).classifier.lambda).toBe(0.5);
+  });
+  it.each([
+    [{ 'no.such': 1 }, /unknown option/],
+    [{ 'pseudoLabels.radius': 1.5 }, /integer/],
+    [{ 'pseudoLabels.radius': 99 }, /outside/],
+    [{ 'classifier.loss': 'l1' }, /one of hinge, logistic/],
+    [{ 'classifier.learningRate': 0 }, /outside/],
+    [{ 'classifier.lambda': 'abc' }, /expected a number/],
+    [{ 'classifier.balanced': 'yes' }, /true or false/],
+  ])('rejects %j', (set, msg) => {
+    expect(() => resolveOptions(set)).toThrow(msg);
+  });
+  it('rejects malformed assignments', () => {
+    expect(() => parseAssignments(['radius'])).toThrow(/key=value/);
+  });
+});
+
+describe('input validation', () => {
+  const image = { data: new Float32Array(20), width: 5, height: 4, channels: 1 as const };
+  const map = (w: number, h: number, fill = (i: number) => i) => ({ data: Float32Array.from({ length: w * h }, (_, i) => fill(i)), width: w, height: h });
+  it.each([
+    ['NaN in the map', { image, scoreMap: map(5, 4, (i) => (i === 7 ? NaN : i)) }, 'NON_FINITE', /score map contains NaN at row 1, column 2/],
+    ['Inf in the map', { image, scoreMap: map(5, 4, (i) => (i === 0 ? Infinity : i)) }, 'NON_FINITE', /Infinity/],
+    ['constant map', { image, scoreMap: map(5, 4, () => 2) }, 'CONSTANT_MAP', /constant/],
+    ['other aspect ratio', { image, scoreMap: map(4, 4) }, 'SIZE_MISMATCH', /aspect ratios differ/],
+    ['zero-size image', { image: { ...image, width: 0, data: new Float32Array(0) }, scoreMap: map(5, 4) }, 'INVALID_INPUT', /zero or invalid size/],
+    ['wrong data length', { image: { ...image, data: new Float32Array(3) }, scoreMap: map(5, 4) }, 'SIZE_MISMATCH', /holds 3 values/],
+    ['features of another aspect', { image, scoreMap: map(5, 4), features: { data: new Float32Array(2 * 9), channels: 2, width: 3, height: 3 } }, 'SIZE_MISMATCH', /feature maps/],
+  ])('%s', (_name, input, code, msg) => {
+    expect(() => validateInput(input as never)).toThrow(msg);
+    try {
+      validateInput(input as never);
+    } catch (e) {
+      expect((e as { code: string }).code).toBe(code);
+    }
+  });
+  it('accepts a smaller map of the same aspect ratio', () => {
+    expect(() => validateInput({ image: { data: new Float32Array(64 * 48), width: 64, height: 48, channels: 1 }, scoreMap: map(16, 12) })).not.toThrow();
+  });
+});
+
+describe('connected components', () => {
+  // 0 1 1 0 0
+  // 0 1 0 0 1
+  // 1 0 0 1 1
+  const mask = Uint8Array.from([0, 1, 1, 0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 1, 1]);
+  const scores = Float32Array.from({ length: 15 }, (_, i) => i);
+  it('8-connectivity joins diagonals', () => {
+    const r = connectedComponents(mask.slice(), 5, 3, scores, 8);
+    expect(r.map((x) => x.area)).toEqual([4, 3]);
+    expect(r[0].bbox).toEqual({ x: 0, y: 0, width: 3, height: 3 });
+    expect(r[0].centroid).toEqual({ x: 1, y: 0.75 });
+    expect(r[0].meanScore).toBeCloseTo((1 + 2 + 6 + 10) / 4);
+    expect(r[0].maxScore).toBe(10);
+    expect(r[1]).toMatchObject({ area: 3, bbox: { x: 3, y: 1, width: 2, height: 2 }, maxScore: 14 });
+  });
+  it('4-connectivity separates diagonals; minArea removes small regions from the mask', () => {
+    expect(connectedComponents(mask.slice(), 5, 3, scores, 4).map((x) => x.area)).toEqual([3, 3, 1]);
+    const m = mask.slice();
+    const r = connectedComponents(m, 5, 3, scores, 4, 2);
+    expect(r.map((x) => x.area)).toEqual([3, 3]);
+    expect(m[10]).toBe(0);
+    expect(r.map((x) => x.id)).toEqual([1, 2]);
+  });
+  it('agrees with a flood fill on random masks', () => {
+    for (let seed = 0; seed < 5; seed++) {
+      const w = 40;
+      const h = 30;
+      const m = Uint8Array.from({ length: w * h }, (_, i) => (pcgHash(i + seed * 7919) % 100 < 45 ? 1 : 0));
+      const regions = connectedComponents(m.slice(), w, h, new Float32Array(w * h), 8);
+      const seen = new Uint8Array(w * h);
+      const areas: number[] = [];
+      for (let i = 0; i < w * h; i++) {
+        if (!m[i] || seen[i]) continue;
+        let area = 0;
+        const stack = [i];
+        seen[i] = 1;
+        while (stack.length) {
+          const p = stack.pop()!;
+          area++;
+          const x = p % w;
+          const y = (p - x) / w;
+          for (let dy = -1; dy <= 1; dy++)
+            for (let dx = -1; dx <= 1; dx++) {
+              const xx = x + dx;
+              const yy = y + dy;
+              const q = yy * w + xx;
+              if (xx >= 0 && yy >= 0 && xx < w && yy < h && m[q] && !seen[q]) {
+                seen[q] = 1;
+                stack.push(q);
+              }
+            }
+        }
+        areas.push(area);
+      }
+      expect(regions.map((r) => r.area)).toEqual(areas);
+    }
+  });
+});
+
+describe('metrics', () => {
+  it('computes precision, recall, F1 and IoU', () => {
+    const c = confusion(Uint8Array.from([1, 1, 0, 0, 1]), Uint8Array.from([1, 0, 1, 0, 1]));
+    expect(c).toEqual({ tp: 2, fp: 1, fn: 1, tn: 1 });
+    expect(pixelMetrics(c)).toEqual({ precision: 2 / 3, recall: 2 / 3, f1: 2 / 3, iou: 0.5 });
+    expect(pixelMetrics({ tp: 0, fp: 0, fn: 0, tn: 5 })).toEqual({ precision: 1, recall: 1, f1: 1, iou: 1 });
+    expect(pixelMetrics({ tp: 0, fp: 3, fn: 0, tn: 5 })).toMatchObject({ precision: 0, f1: 0 });
+    expect(meanMetrics([pixelMetrics(c), { precision: 0, recall: 0, f1: 0, iou: 0 }]).f1).toBeCloseTo(1 / 3);
+  });
+});
+
+describe('calibration and gate', () => {
+  const maps = [1, 2, 3].map((k) => ({ data: Float32Array.from({ length: 12 }, (_, i) => k + (i % 2)), width: 4, height: 3 }));
+  it('computes global, per-pixel and image-score statistics', () => {
+    const c = calibrate(maps);
+    // values: k and k+1 for k = 1..3 -> mean 2.5, population std sqrt(2/3 + 1/4)
+    expect(c.globalMean).toBeCloseTo(2.5, 12);
+    expect(c.globalStd).toBeCloseTo(Math.sqrt(2 / 3 + 0.25), 12);
+    expect(c.maxScore).toBe(4);
+    expect(c.imageScores).toEqual({ mean: 3, std: Math.sqrt(2 / 3), max: 4 });
+    expect(c.pixelMean[0]).toBeCloseTo(2);
+    expect(c.pixelStd[1]).toBeCloseTo(Math.sqrt(2 / 3), 6);
+    const back = calibrationFromJson(JSON.parse(JSON.stringify(calibrationToJson(c))));
+    expect(back).toEqual(c);
+  });
+  it('resamples maps of another size for the per-pixel statistics', () => {
+    const c = calibrate([maps[0], { data: new Float32Array(48).fill(5), width: 8, height: 6 }]);
+    expect(c.width).toBe(4);
+    expect(c.pixelMean[0]).toBeCloseTo(3);
+  });
+  it('rejects an empty set and non-finite maps', () => {
+    expect(() => calibrate([])).toThrow(/at least one/);
+    expect(() => calibrate([{ data: Float32Array.from([1, NaN]), width: 2, height: 1 }])).toThrow(/NaN/);
+  });
+  it('gates on the nominal image scores', () => {
+    const c = calibrate(maps);
+    const o = defaultOptions();
+    expect(imageGate(4.5, c, o)).toEqual({ imageScore: 4.5, threshold: 4, anomalous: true });
+    expect(imageGate(3.9, c, o)!.anomalous).toBe(false);
+    expect(imageGate(3.9, c, resolveOptions({ 'gate.mode': 'sigma', 'gate.sigmas': 1 }))).toMatchObject({ threshold: 3 + Math.sqrt(2 / 3), anomalous: true });
+    expect(imageGate(3.9, c, resolveOptions({ 'gate.mode': 'off' }))).toBeNull();
+    expect(imageGate(3.9, null, o)).toBeNull();
+  });
+});
