@@ -50,7 +50,7 @@ describe('input validation', () => {
     ['other aspect ratio', { image, scoreMap: map(4, 4) }, 'SIZE_MISMATCH', /aspect ratios differ/],
     ['zero-size image', { image: { ...image, width: 0, data: new Float32Array(0) }, scoreMap: map(5, 4) }, 'INVALID_INPUT', /zero or invalid size/],
     ['wrong data length', { image: { ...image, data: new Float32Array(3) }, scoreMap: map(5, 4) }, 'SIZE_MISMATCH', /holds 3 values/],
-    ['features of another aspect', { image, scoreMap: map(5, 4), features: { data: new Float32Array(2 * 9), channels: 2, width: 3, height: 3 } }, 'SIZE_MISMATCH', /feature maps/],
+    ['features of another aspect', { image, scoreMap: map(5, 4), features: { data: new Float32Array(2 * 8), channels: 2, width: 2, height: 4 } }, 'SIZE_MISMATCH', /feature maps/],
   ])('%s', (_name, input, code, msg) => {
     expect(() => validateInput(input as never)).toThrow(msg);
     try {
