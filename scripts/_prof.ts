@@ -2,12 +2,17 @@ import { nodeGpu } from '../src/gpu/node.ts';
 import { segment } from '../src/core/pipeline.ts';
 import { syntheticSample } from '../src/synthetic.ts';
 const { gpu } = await nodeGpu();
-console.log(gpu.enableProfiling());
+gpu.enableProfiling();
 const size = Number(process.argv[2] ?? 1024);
-const s = syntheticSample({ width: size, height: size, seed: 3, defects: 3, mapStride: 1 });
-await segment(gpu, s); await gpu.takeProfile();
-const r = await segment(gpu, s);
-const prof = await gpu.takeProfile();
-console.log(JSON.stringify(Object.fromEntries(Object.entries(r.timings).map(([a,b])=>[a,+b!.toFixed(1)]))));
-for (const [k, v] of [...prof].sort((a,b)=>b[1]-a[1])) console.log(k.padEnd(32), v.toFixed(2));
+const s = syntheticSample({ width: size, height: size, seed: 42, defects: 3, mapStride: 1 });
+for (let k = 0; k < 3; k++) { await segment(gpu, s); await gpu.takeProfile(); }
+const acc = new Map<string, number[]>(); const tim: Record<string, number[]> = {};
+for (let k = 0; k < 7; k++) {
+  const r = await segment(gpu, s);
+  for (const [a, b] of Object.entries(r.timings)) (tim[a] ??= []).push(b!);
+  for (const [a, b] of await gpu.takeProfile()) { const l = acc.get(a) ?? []; l.push(b); acc.set(a, l); }
+}
+const med = (x: number[]) => x.sort((a, b) => a - b)[x.length >> 1];
+console.log(JSON.stringify(Object.fromEntries(Object.entries(tim).map(([a, b]) => [a, +med(b).toFixed(1)]))));
+for (const [k, v] of [...acc].sort((a, b) => med(b[1]) - med(a[1]))) console.log(k.padEnd(32), med(v).toFixed(2));
 process.exit(0);

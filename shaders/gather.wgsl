@@ -1,7 +1,8 @@
 // Gathering the labelled pixels into a training set. Rows keep pixel order: the per-block counts of
-// labelled pixels (from markNominal) are scanned in one workgroup into block offsets; then each block
-// with labelled pixels scans its own 4096 pixels (16 consecutive per invocation) and writes rows
-// (pixel indices) and targets (+1 anomalous, -1 nominal). Finally each channel chunk of the features is
+// labelled pixels (from markNominal) are scanned in one workgroup into block offsets, which also lists
+// the blocks that hold labelled pixels and writes the indirect dispatch for them; then each listed block
+// scans its own 4096 pixels (16 consecutive per invocation) and writes rows (pixel indices) and targets
+// (+1 anomalous, -1 nominal). Labelled pixels are sparse, so most blocks are never visited. Finally each channel chunk of the features is
 // copied into the row-major matrix X (rows x channels).
 
 override WG: u32 = 256u;
@@ -16,8 +17,12 @@ struct Params { n: u32, channels: u32, chunkChannels: u32, channelOffset: u32, p
 @group(0) @binding(3) var<storage, read_write> rows: array<u32>;
 @group(0) @binding(4) var<storage, read_write> targets: array<f32>;
 
+// The indices of the blocks that hold labelled pixels, and the indirect dispatch (x, y, z) of
+// compactBlocks over them (x counts them).
+@group(0) @binding(7) var<storage, read_write> blockList: array<u32>;
+@group(0) @binding(8) var<storage, read_write> dispatchArgs: array<atomic<u32>>;
+
 var<workgroup> temp: array<u32, 256>;
-var<workgroup> blockTotal: u32;
 
 // Inclusive scan of temp[0..WG) (Hillis-Steele).
 fn scanTemp(t: u32) {
@@ -46,20 +51,13 @@ fn scanCounts(@builtin(local_invocation_index) t: u32) {
     let c = offsets[b];
     offsets[b] = run;
     run += c;
+    if (c > 0u) { blockList[atomicAdd(&dispatchArgs[0], 1u)] = b; }
   }
 }
 
 @compute @workgroup_size(WG)
-fn compactBlocks(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_index) t: u32) {
-  let block = wg.x + wg.y * nwg.x;
-  if (t == 0u) {
-    var next = P.rows;
-    if (block + 1u < P.blocks) { next = offsets[block + 1u]; }
-    blockTotal = next - offsets[block];
-  }
-  // Blocks without labelled pixels (most of them) stop here.
-  if (workgroupUniformLoad(&blockTotal) == 0u) { return; }
+fn compactBlocks(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let block = blockList[wg.x];
   let start = block * BLOCK + t * PER;
   var s = 0u;
   for (var k = 0u; k < PER; k++) {

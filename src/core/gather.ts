@@ -30,8 +30,12 @@ export function gatherTrainingSet(gpu: Gpu, labels: GpuPseudoLabels, rows: numbe
   const x = gpu.alloc(rows * C);
   const base = { n: plane, channels: C, chunkChannels: 0, channelOffset: 0, plane, blocks, rows, pad0: 0 };
   const offsets = labels.blockCounts;
-  gpu.run(kernels.scanCounts, base, { offsets }, [1, 1, 1]);
-  gpu.run(kernels.compactBlocks, base, { labels: labels.labels, offsets, rows: pixels, targets }, blocks);
+  const blockList = gpu.alloc(blocks);
+  const dispatchArgs = gpu.allocIndirect(3);
+  gpu.write(dispatchArgs, new Uint32Array([0, 1, 1]));
+  gpu.run(kernels.scanCounts, base, { offsets, blockList, dispatchArgs }, [1, 1, 1]);
+  gpu.run(kernels.compactBlocks, base, { labels: labels.labels, offsets, rows: pixels, targets, blockList }, { indirect: dispatchArgs });
+  gpu.release(blockList, dispatchArgs);
   let offset = 0;
   for (const chunk of features.chunks) {
     gpu.run(

@@ -38,13 +38,14 @@ const COPY_SRC = 0x04;
 const COPY_DST = 0x08;
 const MAP_READ = 0x01;
 const UNIFORM = 0x40;
+const INDIRECT = 0x100;
 
 export class Gpu {
   readonly device: GPUDevice;
   private readonly shaders: ShaderSources;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly modules = new Map<string, GPUShaderModule>();
-  private readonly pool = new Map<number, GPUBuffer[]>();
+  private readonly pool = new Map<string, GPUBuffer[]>();
   private readonly pending: GPUBuffer[] = [];
   private encoder: GPUCommandEncoder | null = null;
   private readonly maxGroups: number;
@@ -134,7 +135,7 @@ export class Gpu {
   }
 
   /** A storage buffer of `length` 4-byte elements from the pool (contents undefined unless `zero`). */
-  alloc(length: number, zero = false): GpuArray {
+  alloc(length: number, zero = false, usage = STORAGE | COPY_SRC | COPY_DST): GpuArray {
     const bytes = Math.max(16, Math.ceil((length * 4) / 256) * 256);
     if (bytes > this.device.limits.maxStorageBufferBindingSize) {
       throw new TttError(
@@ -142,20 +143,25 @@ export class Gpu {
         `a buffer of ${length} elements exceeds this device's storage binding limit (${this.maxElements} elements)`,
       );
     }
-    const free = this.pool.get(bytes);
-    const buffer =
-      free?.pop() ?? this.device.createBuffer({ size: bytes, usage: STORAGE | COPY_SRC | COPY_DST, label: `pool${bytes}` });
+    const free = this.pool.get(poolKey(bytes, usage));
+    const buffer = free?.pop() ?? this.device.createBuffer({ size: bytes, usage, label: `pool${bytes}` });
     if (zero) this.fill(buffer, 0, bytes);
     return { buffer, length };
+  }
+
+  /** A storage buffer that can also hold indirect dispatch arguments (the first three u32). */
+  allocIndirect(length: number): GpuArray {
+    return this.alloc(length, false, STORAGE | INDIRECT | COPY_SRC | COPY_DST);
   }
 
   /** Returns buffers to the pool. They may still be in use by recorded work; the pool only hands them out again in order. */
   release(...arrays: (GpuArray | null | undefined)[]): void {
     for (const a of arrays) {
       if (!a) continue;
-      const list = this.pool.get(a.buffer.size) ?? [];
+      const key = poolKey(a.buffer.size, a.buffer.usage);
+      const list = this.pool.get(key) ?? [];
       list.push(a.buffer);
-      this.pool.set(a.buffer.size, list);
+      this.pool.set(key, list);
     }
   }
 
@@ -198,7 +204,7 @@ export class Gpu {
     spec: KernelSpec,
     params: Readonly<Record<string, number>>,
     buffers: Readonly<Record<string, GpuArray>>,
-    groups: number | readonly [number, number, number],
+    groups: number | readonly [number, number, number] | { indirect: GpuArray },
   ): void {
     const pipeline = this.pipeline(spec);
     const entries: GPUBindGroupEntry[] = [];
@@ -238,6 +244,8 @@ export class Gpu {
     if (typeof groups === 'number') {
       const [x, y] = this.fold(groups);
       if (x > 0) pass.dispatchWorkgroups(x, y);
+    } else if ('indirect' in groups) {
+      pass.dispatchWorkgroupsIndirect(groups.indirect.buffer, 0);
     } else {
       pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
     }
@@ -313,5 +321,7 @@ export class Gpu {
     this.modules.clear();
   }
 }
+
+const poolKey = (bytes: number, usage: number): string => `${bytes}:${usage}`;
 
 export const ceilDiv = (a: number, b: number): number => Math.floor((a + b - 1) / b);

@@ -15,6 +15,8 @@ export const MAX_BATCH = 256;
 export const REDUCE_CHUNK = 65536;
 /** Values a histogram workgroup counts. */
 export const HISTOGRAM_CHUNK = 65536;
+/** Groups of four pixels per invocation of predictVec4. */
+export const PREDICT_WORDS = 8;
 /** Pixels per workgroup of the key histograms of the nominal draw. */
 export const KEY_CHUNK = 65536;
 /** Pixels per block of the training-row compaction (256 invocations x 16). */
@@ -113,8 +115,8 @@ export const kernels = {
   selectLevel1: pseudo('selectLevel', [null, null, null, null, 'hist', 'sel'], { LEVEL: 1 }),
   selectLevel2: pseudo('selectLevel', [null, null, null, null, 'hist', 'sel'], { LEVEL: 2 }),
   markNominal: pseudo('markNominal', ['scores', 'qbins', null, 'labels', null, 'sel', 'blockCounts']),
-  scanCounts: gather('scanCounts', [null, 'offsets']),
-  compactBlocks: gather('compactBlocks', ['labels', 'offsets', 'rows', 'targets']),
+  scanCounts: gather('scanCounts', [null, 'offsets', null, null, null, null, 'blockList', 'dispatchArgs']),
+  compactBlocks: gather('compactBlocks', ['labels', 'offsets', 'rows', 'targets', null, null, 'blockList']),
   gatherFeatures: gather('gatherFeatures', [null, null, 'rows', null, 'chunk', 'x']),
   trainSgd: {
     name: 'classifier.trainSgd',
@@ -130,7 +132,7 @@ export const kernels = {
     bindings: ['x', 'targets', 'model', 'info'],
   },
   predict: predictSpec('predict', [null, null, 'model', null, 'chunk', 'decision', 'mask']),
-  predictVec4: predictSpec('predictVec4', [null, null, 'model', null, null, null, 'mask', 'chunk', 'decision']),
+  predictVec4: { ...predictSpec('predictVec4', [null, null, 'model', null, null, null, 'mask', 'chunk', 'decision']), constants: { WORDS: PREDICT_WORDS } },
   thresholdGlobal: {
     name: 'binarize.thresholdGlobal',
     shaders: ['binarize'],

@@ -7,7 +7,7 @@ import type { GpuFeatures } from '../types.ts';
 
 export function standardizeChunk(gpu: Gpu, feat: GpuArray, channels: number, plane: number): void {
   const m = moments(gpu, feat, channels, plane);
-  gpu.run(kernels.standardize, { plane, planes: channels, pad0: 0, pad1: 0 }, { feat, moments: m }, [Math.ceil(plane / 1024), channels, 1]);
+  gpu.run(kernels.standardize, { plane, planes: channels, pad0: 0, pad1: 0 }, { feat, moments: m }, [Math.ceil(plane / (256 * 64)), channels, 1]);
   gpu.release(m);
 }
 
