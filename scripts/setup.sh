@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 export PRISMA_SCHEMA_ENGINE_BINARY="${PRISMA_SCHEMA_ENGINE_BINARY:-$PWD/package.json}"
 export CHECKPOINT_DISABLE=1
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# Reinstall only when the lockfile changed since the last install (its hash is kept in node_modules).
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.ttt-lock-hash 2>/dev/null)" != "$lock_hash" ]; then
   npm ci --no-audit --no-fund
+  echo "$lock_hash" > node_modules/.ttt-lock-hash
 fi
 
 probe() { node scripts/probe-adapter.mjs >/dev/null 2>&1; }

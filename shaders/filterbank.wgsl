@@ -36,38 +36,53 @@ fn prepare(@builtin(global_invocation_id) g: vec3<u32>) {
   }
 }
 
+// The blurs compute ROWS consecutive output rows per invocation (software drivers pay per invocation);
+// the vertical one slides its window down the column, loading each source row once.
+const ROWS: u32 = 4u;
+
 @compute @workgroup_size(64, 4)
 fn blurH(@builtin(global_invocation_id) g: vec3<u32>) {
-  if (g.x >= P.width || g.y >= P.height) { return; }
-  let row = g.z * P.width * P.height + g.y * P.width;
+  if (g.x >= P.width) { return; }
   let x = i32(g.x);
   let r = i32(P.radius);
-  var acc = 0.0;
-  if (x >= r && x + r < i32(P.width)) {
-    let left = row + g.x - P.radius;
-    for (var k = 0u; k <= 2u * P.radius; k++) { acc += taps[k] * src[left + k]; }
-  } else {
-    let last = i32(P.width) - 1;
-    for (var k = -r; k <= r; k++) { acc += taps[u32(k + r)] * src[row + u32(clamp(x + k, 0, last))]; }
+  let interior = x >= r && x + r < i32(P.width);
+  let last = i32(P.width) - 1;
+  for (var j = 0u; j < ROWS; j++) {
+    let y = g.y * ROWS + j;
+    if (y >= P.height) { return; }
+    let row = g.z * P.width * P.height + y * P.width;
+    var acc = 0.0;
+    if (interior) {
+      let left = row + g.x - P.radius;
+      for (var k = 0u; k <= 2u * P.radius; k++) { acc += taps[k] * src[left + k]; }
+    } else {
+      for (var k = -r; k <= r; k++) { acc += taps[u32(k + r)] * src[row + u32(clamp(x + k, 0, last))]; }
+    }
+    dst[row + g.x] = acc;
   }
-  dst[row + g.x] = acc;
 }
 
 @compute @workgroup_size(64, 4)
 fn blurV(@builtin(global_invocation_id) g: vec3<u32>) {
-  if (g.x >= P.width || g.y >= P.height) { return; }
+  if (g.x >= P.width) { return; }
   let base = g.z * P.width * P.height + g.x;
-  let y = i32(g.y);
+  let y0 = i32(g.y * ROWS);
+  if (y0 >= i32(P.height)) { return; }
   let r = i32(P.radius);
-  var acc = 0.0;
-  if (y >= r && y + r < i32(P.height)) {
-    let top = base + (g.y - P.radius) * P.width;
-    for (var k = 0u; k <= 2u * P.radius; k++) { acc += taps[k] * src[top + k * P.width]; }
-  } else {
-    let last = i32(P.height) - 1;
-    for (var k = -r; k <= r; k++) { acc += taps[u32(k + r)] * src[base + u32(clamp(y + k, 0, last)) * P.width]; }
+  let last = i32(P.height) - 1;
+  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+  // Source rows y0 - r .. y0 + ROWS - 1 + r, each feeding the outputs it is a tap of.
+  for (var m = 0; m < 2 * r + i32(ROWS); m++) {
+    let v = src[base + u32(clamp(y0 - r + m, 0, last)) * P.width];
+    for (var j = 0; j < i32(ROWS); j++) {
+      let k = m - j;
+      if (k >= 0 && k <= 2 * r) { acc[j] += taps[u32(k)] * v; }
+    }
   }
-  dst[base + g.y * P.width] = acc;
+  for (var j = 0u; j < ROWS; j++) {
+    let y = u32(y0) + j;
+    if (y < P.height) { dst[base + y * P.width] = acc[j]; }
+  }
 }
 
 fn at(x: i32, y: i32) -> f32 {

@@ -15,6 +15,8 @@ export const MAX_BATCH = 256;
 export const REDUCE_CHUNK = 65536;
 /** Values a histogram workgroup counts. */
 export const HISTOGRAM_CHUNK = 65536;
+/** Output rows per invocation of the filterbank blurs (ROWS in filterbank.wgsl). */
+export const BLUR_ROWS = 4;
 /** Groups of four pixels per invocation of predictVec4. */
 export const PREDICT_WORDS = 8;
 /** Pixels per workgroup of the key histograms of the nominal draw. */

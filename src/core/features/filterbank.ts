@@ -3,7 +3,7 @@
 // and the raw channels. 1 + 8 per scale channels for grey images, 3 + 11 per scale for colour.
 
 import type { Gpu, GpuArray } from '../gpu.ts';
-import { imageGroups, kernels } from '../kernels.ts';
+import { BLUR_ROWS, imageGroups, kernels } from '../kernels.ts';
 import type { GpuFeatures, ImageTensor } from '../types.ts';
 import type { FeatureExtractor } from './extractor.ts';
 
@@ -58,8 +58,9 @@ export function filterbankExtractor(sigmas: readonly number[]): FeatureExtractor
       sigmas.forEach((sigma, k) => {
         const taps = gpu.upload(gaussianTaps(sigma));
         const p = { ...base, planes, radius: (taps.length - 1) / 2 };
-        gpu.run(kernels.blurH, p, { src: prepared, dst: tmp, taps }, imageGroups(width, height, planes));
-        gpu.run(kernels.blurV, p, { src: tmp, dst: smooth, taps }, imageGroups(width, height, planes));
+        const rowBlocks = imageGroups(width, Math.ceil(height / BLUR_ROWS), planes);
+        gpu.run(kernels.blurH, p, { src: prepared, dst: tmp, taps }, rowBlocks);
+        gpu.run(kernels.blurV, p, { src: tmp, dst: smooth, taps }, rowBlocks);
         const out = all ?? gpu.alloc(perScale * n);
         const outChannel = all ? image.channels + k * perScale : 0;
         gpu.run(kernels.derive, { ...p, outChannel }, { src: smooth, dst: out }, imageGroups(width, height));
