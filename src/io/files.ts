@@ -2,7 +2,7 @@
 // directory, then rename), so a failure never leaves a half-written file behind.
 
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { TttError } from '../core/errors.ts';
 
@@ -52,6 +52,20 @@ export async function readInputFile(path: string, what: string, maxBytes = DEFAU
   } finally {
     await handle.close();
   }
+}
+
+/** Fails early (before any work) when an output path cannot be written: a missing directory, a directory. */
+export async function checkOutputPath(path: string): Promise<void> {
+  const dir = dirname(path);
+  let d;
+  try {
+    d = await stat(dir);
+  } catch {
+    throw new TttError('NOT_FOUND', `${path}: the output directory ${dir} does not exist`);
+  }
+  if (!d.isDirectory()) throw new TttError('INVALID_INPUT', `${path}: ${dir} is not a directory`);
+  const existing = await stat(path).catch(() => null);
+  if (existing?.isDirectory()) throw new TttError('INVALID_INPUT', `${path}: the output is a directory`);
 }
 
 /** Writes each file to a temp sibling, syncs it, and only then renames them all into place. */

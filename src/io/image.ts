@@ -25,6 +25,31 @@ function pngHeaderSize(bytes: Uint8Array): { width: number; height: number } | n
 }
 
 /**
+ * The first IFD's BitsPerSample of a classic TIFF, or null when it cannot be read here (BigTIFF, odd
+ * layouts: libvips then has the last word). libvips refuses samples over 32 bits as a "corrupt header",
+ * which would mislead the user about a valid float64 file.
+ */
+function tiffBitsPerSample(bytes: Uint8Array): number | null {
+  if (bytes.length < 8) return null;
+  const le = bytes[0] === 0x49;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (v.getUint16(2, le) !== 42) return null;
+  const ifd = v.getUint32(4, le);
+  if (ifd + 2 > bytes.length) return null;
+  const count = v.getUint16(ifd, le);
+  for (let k = 0; k < count; k++) {
+    const e = ifd + 2 + k * 12;
+    if (e + 12 > bytes.length) return null;
+    if (v.getUint16(e, le) !== 258) continue;
+    const n = v.getUint32(e + 4, le);
+    if (v.getUint16(e + 2, le) !== 3 || n < 1) return null;
+    const at = n <= 2 ? e + 8 : v.getUint32(e + 8, le);
+    return at + 2 <= bytes.length ? v.getUint16(at, le) : null;
+  }
+  return null;
+}
+
+/**
  * Header checks shared by every raster decoder: the format is sniffed, the size is non-zero and within
  * `maxPixels`. Errors carry no file name (callers wrap them with it).
  */
@@ -38,6 +63,12 @@ export async function inspectRaster<F extends Format>(
   if (format === 'png') {
     const s = pngHeaderSize(bytes);
     if (s && (s.width === 0 || s.height === 0)) throw new TttError('INVALID_INPUT', `the ${what} has zero size (${s.width}x${s.height})`);
+  }
+  if (format === 'tiff') {
+    const bits = tiffBitsPerSample(bytes);
+    if (bits !== null && bits > 32) {
+      throw new TttError('UNSUPPORTED_FORMAT', `the ${what} is a TIFF with ${bits}-bit samples; up to 32 bits are supported (save float64 data as float32, or as .npy)`);
+    }
   }
   let meta: Metadata;
   try {
@@ -112,10 +143,10 @@ export function decodeImage(bytes: Uint8Array, name: string, opts: DecodeImageOp
       throw new TttError('INTERNAL', `decoder gave ${info.width}x${info.height}x${info.channels}, expected ${size.width}x${size.height}x${channels}`);
     }
     const src = wide ? new Uint16Array(data.buffer, data.byteOffset, data.length / 2) : data;
-    const scale = 1 / (wide ? 65535 : 255);
+    const max = wide ? 65535 : 255;
     const n = size.width * size.height;
     const out = new Float32Array(n * channels);
-    for (let c = 0; c < channels; c++) for (let i = 0; i < n; i++) out[c * n + i] = src[i * channels + c] * scale;
+    for (let c = 0; c < channels; c++) for (let i = 0; i < n; i++) out[c * n + i] = src[i * channels + c] / max;
     return { data: out, width: size.width, height: size.height, channels };
   });
 }
@@ -201,7 +232,7 @@ export async function encodeScoreMapPng(map: ScoreMap, range?: { min: number; ma
     }
   }
   if (range && !(Number.isFinite(lo) && Number.isFinite(hi) && hi >= lo)) {
-    throw new TttError('INVALID_OPTION', `heat map range must be finite with min <= max, got [${range.min}, ${range.max}]`);
+    throw new TttError('INVALID_OPTION', `heat map range: must be finite with min <= max, got [${range.min}, ${range.max}]`);
   }
   const span = hi > lo ? hi - lo : 1;
   const px = new Uint8Array(width * height * 3);

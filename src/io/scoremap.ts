@@ -34,14 +34,14 @@ async function decodeRasterMap(bytes: Uint8Array, format: 'png' | 'tiff', maxPix
     throw new TttError('INVALID_INPUT', `the score map has ${meta.channels} channels${meta.hasAlpha ? ' (with alpha)' : ''}; a score map must have exactly one`);
   }
   const depth = meta.depth;
-  const float = depth === 'float' || depth === 'double';
+  const float = depth === 'float';
   if (!float && depth !== 'uchar' && depth !== 'ushort') {
-    throw new TttError('UNSUPPORTED_FORMAT', `the score map has ${depth} samples (supported: 8- or 16-bit unsigned integers, 32- or 64-bit floats)`);
+    throw new TttError('UNSUPPORTED_FORMAT', `the score map has ${depth} samples (supported: 8- or 16-bit unsigned integers, 32-bit floats)`);
   }
   // The target colourspace is the source's own, so libvips converts nothing and values stay as stored.
   const p = sharpInput(bytes, maxPixels)
     .toColourspace(depth === 'ushort' ? 'grey16' : 'b-w')
-    .raw({ depth: float ? 'float' : depth });
+    .raw({ depth });
   const { data, info } = await decodeRaw(p, format, 'score map');
   const width = meta.width!;
   const height = meta.height!;
@@ -59,7 +59,7 @@ async function decodeRasterMap(bytes: Uint8Array, format: 'png' | 'tiff', maxPix
   return { data: values, width, height };
 }
 
-/** A score map from .npy (any numeric dtype), a 1-channel float/8-/16-bit TIFF, or an 8-/16-bit grey PNG. */
+/** A score map from .npy (any numeric dtype), a 1-channel float32/8-/16-bit TIFF, or an 8-/16-bit grey PNG. */
 export async function decodeScoreMap(bytes: Uint8Array, name: string, opts: DecodeMapOptions = {}): Promise<ScoreMap> {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   const format = withSubject(name, () => requireFormat(bytes, ['npy', 'tiff', 'png'], 'score map'));
