@@ -104,6 +104,12 @@ export function sharpInput(bytes: Uint8Array, maxPixels: number): Sharp {
   return sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error' });
 }
 
+/** 16-bit samples of sharp's raw output (native byte order), copied only if the view would be misaligned. */
+export function samples16(data: Uint8Array): Uint16Array {
+  if (data.byteOffset % 2 === 0) return new Uint16Array(data.buffer, data.byteOffset, data.length / 2);
+  return new Uint16Array(Uint8Array.from(data).buffer);
+}
+
 function isGrey(meta: Metadata): boolean {
   return meta.space === 'b-w' || meta.space === 'grey16';
 }
@@ -142,7 +148,7 @@ export function decodeImage(bytes: Uint8Array, name: string, opts: DecodeImageOp
     if (info.channels !== channels || info.width !== size.width || info.height !== size.height) {
       throw new TttError('INTERNAL', `decoder gave ${info.width}x${info.height}x${info.channels}, expected ${size.width}x${size.height}x${channels}`);
     }
-    const src = wide ? new Uint16Array(data.buffer, data.byteOffset, data.length / 2) : data;
+    const src = wide ? samples16(data) : data;
     const max = wide ? 65535 : 255;
     const n = size.width * size.height;
     const out = new Float32Array(n * channels);
@@ -168,7 +174,7 @@ export function decodeMask(bytes: Uint8Array, name: string, size: { width: numbe
       .raw({ depth: wide ? 'ushort' : 'uchar' });
     const { data, info } = await decodeRaw(p, format, 'mask');
     if (info.channels !== 1) throw new TttError('INTERNAL', `mask decoded to ${info.channels} channels`);
-    const src = wide ? new Uint16Array(data.buffer, data.byteOffset, data.length / 2) : data;
+    const src = wide ? samples16(data) : data;
     const threshold = wide ? 32767 : 127;
     const out = new Uint8Array(size.width * size.height);
     for (let i = 0; i < out.length; i++) out[i] = src[i] > threshold ? 1 : 0;

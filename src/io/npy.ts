@@ -205,8 +205,10 @@ const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 function decodePayload(bytes: Uint8Array, h: Header, count: number): Float32Array {
   const off = h.dataOffset;
   if (h.kind === 'f' && h.itemSize === 4 && h.littleEndian === HOST_LITTLE_ENDIAN) {
-    // slice() copies into a fresh, aligned buffer.
-    return new Float32Array(bytes.slice(off, off + count * 4).buffer);
+    // A byte copy into a fresh buffer: the input may sit at any offset (and Buffer#slice is a view).
+    const out = new Float32Array(count);
+    new Uint8Array(out.buffer).set(bytes.subarray(off, off + count * 4));
+    return out;
   }
   const out = new Float32Array(count);
   const v = new DataView(bytes.buffer, bytes.byteOffset + off, count * h.itemSize);

@@ -5,7 +5,7 @@
 import { TttError, withSubject, withSubjectAsync } from '../core/errors.ts';
 import type { FeatureTensor, ScoreMap } from '../core/types.ts';
 import { checkDimensions } from '../core/validate.ts';
-import { DEFAULT_MAX_PIXELS, decodeRaw, inspectRaster, sharpInput } from './image.ts';
+import { DEFAULT_MAX_PIXELS, decodeRaw, inspectRaster, samples16, sharpInput } from './image.ts';
 import { DEFAULT_MAX_NPY_ELEMENTS, parseNpy } from './npy.ts';
 import { requireFormat } from './sniff.ts';
 
@@ -52,7 +52,7 @@ async function decodeRasterMap(bytes: Uint8Array, format: 'png' | 'tiff', maxPix
   if (float) {
     values = new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length));
   } else if (depth === 'ushort') {
-    values = Float32Array.from(new Uint16Array(data.buffer, data.byteOffset, data.length / 2));
+    values = Float32Array.from(samples16(data));
   } else {
     values = Float32Array.from(data);
   }

@@ -67,6 +67,13 @@ describe('parseNpy: every dtype, both byte orders, built by hand', () => {
     host.set(file, 1);
     expect(Array.from(parseNpy(host.subarray(1), 'o.npy').data)).toEqual([1, -2, 3.5]);
   });
+
+  it('decodes from a Node Buffer that views part of a larger pool (as fs.readFile may return)', () => {
+    const file = npyFile(npyHeader('<f4', [2]), packValues([7, 8], 'f', 4, true));
+    const pooled = Buffer.concat([Buffer.alloc(4, 0xaa), Buffer.from(file), Buffer.alloc(8, 0xbb)]);
+    const view = pooled.subarray(4, 4 + file.length);
+    expect(Array.from(parseNpy(view, 'b.npy').data)).toEqual([7, 8]);
+  });
 });
 
 describe('encodeNpy', () => {
