@@ -55,7 +55,7 @@ export const command = {
     );
     const imagePath = v.image;
     const mapPath = v['score-map'];
-    if (!imagePath || !mapPath) throw new TttError('INVALID_OPTION', `--image and --score-map are required\n\n${HELP}`);
+    if (!imagePath || !mapPath) throw new TttError('INVALID_OPTION', '--image and --score-map are required (see ttt segment --help)');
     const maxSide = v.size === undefined ? undefined : intArg('size', v.size, 0, 1, 1 << 16);
     const options = resolveOptions(parseAssignments(v.set ?? []));
     if (v.out && v.overlay && v.out === v.overlay) throw new TttError('INVALID_OPTION', '--out and --overlay name the same file');

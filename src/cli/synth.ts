@@ -32,7 +32,7 @@ export const command = {
       { out: { type: 'string' }, size: { type: 'string' }, seed: { type: 'string' }, colour: { type: 'boolean' } },
       HELP,
     );
-    if (!v.out) throw new TttError('INVALID_OPTION', `--out is required\n\n${HELP}`);
+    if (!v.out) throw new TttError('INVALID_OPTION', '--out is required (see ttt synth --help)');
     const size = intArg('size', v.size, 256, 16, 8192);
     const seed = intArg('seed', v.seed, 1, 0, 0xffffffff);
     const s = syntheticSample({ width: size, height: size, seed, colour: v.colour ?? false });

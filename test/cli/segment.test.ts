@@ -12,7 +12,7 @@ import { resolveOptions } from '../../src/core/options.ts';
 import { segment } from '../../src/core/pipeline.ts';
 import { decodeImage, decodeMask, encodeImagePng } from '../../src/io/image.ts';
 import { encodeNpy, parseNpy } from '../../src/io/npy.ts';
-import { syntheticSample } from '../../src/synthetic.ts';
+import { syntheticFeatures, syntheticSample } from '../../src/synthetic.ts';
 import { agreement, testGpu } from '../helpers/gpu.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -111,6 +111,24 @@ describe('ttt synth + ttt segment', () => {
     expect(r.stdout).toMatch(/mask: [0-9.]+% defective in \d+ regions?/);
     const mask = await decodeMask(await readFile(p('c-mask.png')), 'c-mask.png', { width: 80, height: 48 });
     expect(mask.length).toBe(80 * 48);
+  });
+
+  it('--features: supplied C x h x w maps replace the filterbank; features of another aspect are refused by name', async () => {
+    const s = syntheticSample({ width: 96, height: 64, seed: 6 });
+    const f = syntheticFeatures(s, 12, 4);
+    await writeFile(p('f.png'), await encodeImagePng(s.image));
+    await writeFile(p('f-map.npy'), encodeNpy(s.scoreMap.data, [64, 96]));
+    await writeFile(p('f.npy'), encodeNpy(f.data, [12, f.height, f.width]));
+    const r = await ttt('segment', '--image', p('f.png'), '--score-map', p('f-map.npy'), '--features', p('f.npy'), '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.featureChannels).toBe(12);
+    expect(j.classifier.epochs).toBeGreaterThan(0);
+    await writeFile(p('f-square.npy'), encodeNpy(new Float32Array(12 * 16 * 16), [12, 16, 16]));
+    const bad = await ttt('segment', '--image', p('f.png'), '--score-map', p('f-map.npy'), '--features', p('f-square.npy'), '--out', p('f-out.png'));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toBe(`ttt: ${p('f-square.npy')}: the feature maps is 16x16 but the image is 96x64: the aspect ratios differ [SIZE_MISMATCH]`);
+    expect(await readdir(dir)).not.toContain('f-out.png');
   });
 
   it('no nominal pseudo-labels possible: empty mask, the reason said, exit 0', async () => {
@@ -256,6 +274,12 @@ describe.concurrent('ttt segment: bad input -> one error line naming the file, e
       expect(left.filter((f) => f.endsWith('.tmp'))).toEqual([]);
     });
   }
+
+  it('missing required options -> one line, INVALID_OPTION, exit 2', async () => {
+    const r = await ttt('segment', '--image', image);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('ttt: --image and --score-map are required (see ttt segment --help) [INVALID_OPTION]');
+  });
 
   it('a bad --set option -> INVALID_OPTION, exit 2', async () => {
     await writeFile(p('opt.npy'), encodeNpy(sample.scoreMap.data, [H, W]));
