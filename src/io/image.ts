@@ -4,7 +4,7 @@
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { TttError, withSubjectAsync } from '../core/errors.ts';
 import type { ImageTensor, Region, ScoreMap } from '../core/types.ts';
-import { requireFormat, type Format } from './sniff.ts';
+import { FORMAT_LABELS, requireFormat, type Format } from './sniff.ts';
 
 export const DEFAULT_MAX_PIXELS = 40_000_000;
 
@@ -15,7 +15,6 @@ export interface DecodeImageOptions {
   maxSide?: number;
 }
 
-const LABEL: Record<Format, string> = { png: 'PNG', jpeg: 'JPEG', tiff: 'TIFF', npy: '.npy' };
 
 /** A PNG's IHDR size, read directly: libvips reports a zero width only as a "corrupt header". */
 function pngHeaderSize(bytes: Uint8Array): { width: number; height: number } | null {
@@ -74,7 +73,7 @@ export async function inspectRaster<F extends Format>(
   try {
     meta = await sharp(bytes).metadata();
   } catch (e) {
-    throw new TttError('INVALID_INPUT', `corrupt or truncated ${LABEL[format]} ${what}: ${(e as Error).message.trim()}`);
+    throw new TttError('INVALID_INPUT', `corrupt or truncated ${FORMAT_LABELS[format]} ${what}: ${(e as Error).message.trim()}`);
   }
   const { width, height } = meta;
   if (!width || !height) throw new TttError('INVALID_INPUT', `the ${what} has zero size (${width ?? 0}x${height ?? 0})`);
@@ -95,7 +94,7 @@ export async function decodeRaw(
   } catch (e) {
     const msg = (e as Error).message.trim();
     if (/exceeds pixel limit/.test(msg)) throw new TttError('TOO_LARGE', `the ${what} exceeds the pixel limit`);
-    throw new TttError('INVALID_INPUT', `corrupt or truncated ${LABEL[format]} ${what}: ${msg}`);
+    throw new TttError('INVALID_INPUT', `corrupt or truncated ${FORMAT_LABELS[format]} ${what}: ${msg}`);
   }
 }
 

@@ -32,14 +32,14 @@ function describeUnsupported(bytes: Uint8Array): string {
   return 'unrecognised content';
 }
 
-const LABELS: Record<Format, string> = { png: 'PNG', jpeg: 'JPEG', tiff: 'TIFF', npy: '.npy' };
+export const FORMAT_LABELS: Record<Format, string> = { png: 'PNG', jpeg: 'JPEG', tiff: 'TIFF', npy: '.npy' };
 
 /** Sniffs the bytes and requires one of `accepted`; the caller prefixes the file name. */
 export function requireFormat<F extends Format>(bytes: Uint8Array, accepted: readonly F[], what: string): F {
   if (bytes.length === 0) throw new TttError('INVALID_INPUT', `the ${what} file is empty`);
   const f = sniff(bytes);
-  const list = accepted.map((a) => LABELS[a]).join(', ').replace(/, ([^,]+)$/, ' or $1');
+  const list = accepted.map((a) => FORMAT_LABELS[a]).join(', ').replace(/, ([^,]+)$/, ' or $1');
   if (f === null) throw new TttError('UNSUPPORTED_FORMAT', `the ${what} must be ${list}, but the file holds ${describeUnsupported(bytes)}`);
-  if (!(accepted as readonly Format[]).includes(f)) throw new TttError('UNSUPPORTED_FORMAT', `the ${what} must be ${list}, but the file is ${LABELS[f]}`);
+  if (!(accepted as readonly Format[]).includes(f)) throw new TttError('UNSUPPORTED_FORMAT', `the ${what} must be ${list}, but the file is ${FORMAT_LABELS[f]}`);
   return f as F;
 }
