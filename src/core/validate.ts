@@ -33,7 +33,7 @@ export function checkAspect(what: string, map: { width: number; height: number }
   if (Math.abs(map.height - expectedH) >= 1 || Math.abs(map.width - expectedW) >= 1) {
     throw new TttError(
       'SIZE_MISMATCH',
-      `${what} is ${map.width}x${map.height} but the image is ${image.width}x${image.height}: the aspect ratios differ`,
+      `${what} (${map.width}x${map.height}) and the image (${image.width}x${image.height}) have different aspect ratios`,
     );
   }
 }

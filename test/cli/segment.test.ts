@@ -127,7 +127,7 @@ describe('ttt synth + ttt segment', () => {
     await writeFile(p('f-square.npy'), encodeNpy(new Float32Array(12 * 16 * 16), [12, 16, 16]));
     const bad = await ttt('segment', '--image', p('f.png'), '--score-map', p('f-map.npy'), '--features', p('f-square.npy'), '--out', p('f-out.png'));
     expect(bad.code).toBe(2);
-    expect(bad.stderr.trim()).toBe(`ttt: ${p('f-square.npy')}: the feature maps is 16x16 but the image is 96x64: the aspect ratios differ [SIZE_MISMATCH]`);
+    expect(bad.stderr.trim()).toBe(`ttt: ${p('f-square.npy')}: the feature maps (16x16) and the image (96x64) have different aspect ratios [SIZE_MISMATCH]`);
     expect(await readdir(dir)).not.toContain('f-out.png');
   });
 
@@ -210,7 +210,7 @@ describe.concurrent('ttt segment: bad input -> one error line naming the file, e
     },
     { name: 'constant map', map: () => encodeNpy(new Float32Array(W * H).fill(0.3), [H, W]), code: 'CONSTANT_MAP', subject: 'map', re: /constant/ },
     { name: 'empty map', map: () => encodeNpy(new Float32Array(0), [0, W]), code: 'INVALID_INPUT', subject: 'map', re: /zero or invalid size/ },
-    { name: 'aspect ratio mismatch', map: () => encodeNpy(new Float32Array(20 * 20).map((_, i) => i), [20, 20]), code: 'SIZE_MISMATCH', subject: 'map', re: /20x20 but the image is 48x32: the aspect ratios differ/ },
+    { name: 'aspect ratio mismatch', map: () => encodeNpy(new Float32Array(20 * 20).map((_, i) => i), [20, 20]), code: 'SIZE_MISMATCH', subject: 'map', re: /\(20x20\) and the image \(48x32\) have different aspect ratios/ },
     {
       name: 'truncated .npy',
       map: () => {

@@ -47,7 +47,7 @@ describe('input validation', () => {
     ['NaN in the map', { image, scoreMap: map(5, 4, (i) => (i === 7 ? NaN : i)) }, 'NON_FINITE', /score map contains NaN at row 1, column 2/],
     ['Inf in the map', { image, scoreMap: map(5, 4, (i) => (i === 0 ? Infinity : i)) }, 'NON_FINITE', /Infinity/],
     ['constant map', { image, scoreMap: map(5, 4, () => 2) }, 'CONSTANT_MAP', /constant/],
-    ['other aspect ratio', { image, scoreMap: map(4, 4) }, 'SIZE_MISMATCH', /aspect ratios differ/],
+    ['other aspect ratio', { image, scoreMap: map(4, 4) }, 'SIZE_MISMATCH', /different aspect ratios/],
     ['zero-size image', { image: { ...image, width: 0, data: new Float32Array(0) }, scoreMap: map(5, 4) }, 'INVALID_INPUT', /zero or invalid size/],
     ['wrong data length', { image: { ...image, data: new Float32Array(3) }, scoreMap: map(5, 4) }, 'SIZE_MISMATCH', /holds 3 values/],
     ['features of another aspect', { image, scoreMap: map(5, 4), features: { data: new Float32Array(2 * 8), channels: 2, width: 2, height: 4 } }, 'SIZE_MISMATCH', /feature maps/],
