@@ -141,30 +141,24 @@ fn predict(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups)
   if (Q.last != 0u) { mask[word] = packed; }
 }
 
-// The same with 16-byte loads of four consecutive pixels, when the plane size is a multiple of 4, and
-// WORDS groups of four pixels per invocation (software drivers pay per invocation).
-override WORDS: u32 = 8u;
+// The same with 16-byte loads of four consecutive pixels, when the plane size is a multiple of 4.
 @group(0) @binding(8) var<storage, read> chunk4: array<vec4<f32>>;
 @group(0) @binding(9) var<storage, read_write> decision4: array<vec4<f32>>;
 
 @compute @workgroup_size(WG)
-fn predictVec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) t: u32) {
+fn predictVec4(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let word = g.x + g.y * nwg.x * WG;
   let words = Q.pixels / 4u;
-  let group = wg.x + wg.y * nwg.x;
-  for (var k = 0u; k < WORDS; k++) {
-    let word = (group * WORDS + k) * WG + t;
-    if (word >= words) { return; }
-    var d: vec4<f32>;
-    if (Q.first != 0u) { d = vec4<f32>(model[Q.channels]); } else { d = decision4[word]; }
-    for (var c = 0u; c < Q.chunkChannels; c++) {
-      d += model[Q.channelOffset + c] * chunk4[c * words + word];
-    }
-    if (Q.last == 0u) {
-      decision4[word] = d;
-    } else {
-      let on = select(vec4<u32>(0u), vec4<u32>(1u), d > vec4<f32>(0.0));
-      mask[word] = on.x | (on.y << 8u) | (on.z << 16u) | (on.w << 24u);
-    }
+  if (word >= words) { return; }
+  var d: vec4<f32>;
+  if (Q.first != 0u) { d = vec4<f32>(model[Q.channels]); } else { d = decision4[word]; }
+  for (var c = 0u; c < Q.chunkChannels; c++) {
+    d += model[Q.channelOffset + c] * chunk4[c * words + word];
+  }
+  if (Q.last == 0u) {
+    decision4[word] = d;
+  } else {
+    let on = select(vec4<u32>(0u), vec4<u32>(1u), d > vec4<f32>(0.0));
+    mask[word] = on.x | (on.y << 8u) | (on.z << 16u) | (on.w << 24u);
   }
 }

@@ -1,13 +1,12 @@
 // Gathering the labelled pixels into a training set. Rows keep pixel order: the per-block counts of
 // labelled pixels (from markNominal) are scanned in one workgroup into block offsets, which also lists
 // the blocks that hold labelled pixels and writes the indirect dispatch for them; then each listed block
-// scans its own 4096 pixels (16 consecutive per invocation) and writes rows (pixel indices) and targets
+// scans its own BLOCK pixels (BLOCK / WG consecutive ones per invocation) and writes rows (pixel indices) and targets
 // (+1 anomalous, -1 nominal). Labelled pixels are sparse, so most blocks are never visited. Finally each channel chunk of the features is
 // copied into the row-major matrix X (rows x channels).
 
 override WG: u32 = 256u;
-const BLOCK: u32 = 4096u; // COMPACT_BLOCK in kernels.ts
-const PER: u32 = 16u;     // BLOCK / WG
+override BLOCK: u32 = 65536u; // pixels per compaction block (COMPACT_BLOCK)
 
 struct Params { n: u32, channels: u32, chunkChannels: u32, channelOffset: u32, plane: u32, blocks: u32, rows: u32, pad0: u32 }
 
@@ -58,9 +57,10 @@ fn scanCounts(@builtin(local_invocation_index) t: u32) {
 @compute @workgroup_size(WG)
 fn compactBlocks(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let block = blockList[wg.x];
-  let start = block * BLOCK + t * PER;
+  let per = BLOCK / WG;
+  let start = block * BLOCK + t * per;
   var s = 0u;
-  for (var k = 0u; k < PER; k++) {
+  for (var k = 0u; k < per; k++) {
     let i = start + k;
     if (i < P.n && labels[i] != 0u) { s++; }
   }
@@ -68,7 +68,7 @@ fn compactBlocks(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
   workgroupBarrier();
   scanTemp(t);
   var pos = offsets[block] + temp[t] - s;
-  for (var k = 0u; k < PER; k++) {
+  for (var k = 0u; k < per; k++) {
     let i = start + k;
     if (i < P.n) {
       let l = labels[i];

@@ -12,7 +12,7 @@ override WG: u32 = 256u;
 override CHUNK: u32 = 65536u; // pixels per workgroup of the key histograms
 override LEVEL: u32 = 0u;     // radix-select level of nominalHist / selectLevel
 const NB: u32 = 4096u;
-const BLOCK: u32 = 4096u;     // COMPACT_BLOCK in kernels.ts
+override BLOCK: u32 = 65536u; // pixels per compaction block (COMPACT_BLOCK)
 
 struct Params {
   width: u32, height: u32, radius: u32, seedKey: u32,

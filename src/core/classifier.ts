@@ -2,7 +2,7 @@
 // then the decision w.x + b at every pixel and the mask decision > 0.
 
 import type { Gpu, GpuArray } from './gpu.ts';
-import { MAX_BATCH, PREDICT_WORDS, groupsFor, kernels } from './kernels.ts';
+import { MAX_BATCH, groupsFor, kernels } from './kernels.ts';
 import type { TttOptions } from './options.ts';
 import { sgdSeed } from './rng.ts';
 import type { ClassifierReport, GpuFeatures } from './types.ts';
@@ -84,7 +84,7 @@ export function predict(gpu: Gpu, model: GpuArray, features: GpuFeatures): { dec
         pad1: 0,
       },
       { model, chunk: chunk.data, decision, mask },
-      kernel === kernels.predictVec4 ? groupsFor(pixels / 4, 256 * PREDICT_WORDS) : groupsFor(Math.ceil(pixels / 4)),
+      groupsFor(Math.ceil(pixels / 4)),
     );
     offset += chunk.channels;
   });

@@ -17,12 +17,10 @@ export const REDUCE_CHUNK = 65536;
 export const HISTOGRAM_CHUNK = 65536;
 /** Output rows per invocation of the filterbank blurs (ROWS in filterbank.wgsl). */
 export const BLUR_ROWS = 4;
-/** Groups of four pixels per invocation of predictVec4. */
-export const PREDICT_WORDS = 8;
 /** Pixels per workgroup of the key histograms of the nominal draw. */
 export const KEY_CHUNK = 65536;
-/** Pixels per block of the training-row compaction (256 invocations x 16). */
-export const COMPACT_BLOCK = 4096;
+/** Pixels per block of the training-row compaction (256 invocations x 256 consecutive pixels). */
+export const COMPACT_BLOCK = 65536;
 
 export const kernels = {
   reducePartial: {
@@ -116,7 +114,7 @@ export const kernels = {
   selectLevel0: pseudo('selectLevel', [null, null, null, null, 'hist', 'sel'], { LEVEL: 0 }),
   selectLevel1: pseudo('selectLevel', [null, null, null, null, 'hist', 'sel'], { LEVEL: 1 }),
   selectLevel2: pseudo('selectLevel', [null, null, null, null, 'hist', 'sel'], { LEVEL: 2 }),
-  markNominal: pseudo('markNominal', ['scores', 'qbins', null, 'labels', null, 'sel', 'blockCounts']),
+  markNominal: pseudo('markNominal', ['scores', 'qbins', null, 'labels', null, 'sel', 'blockCounts'], { BLOCK: COMPACT_BLOCK }),
   scanCounts: gather('scanCounts', [null, 'offsets', null, null, null, null, 'blockList', 'dispatchArgs']),
   compactBlocks: gather('compactBlocks', ['labels', 'offsets', 'rows', 'targets', null, null, 'blockList']),
   gatherFeatures: gather('gatherFeatures', [null, null, 'rows', null, 'chunk', 'x']),
@@ -134,7 +132,7 @@ export const kernels = {
     bindings: ['x', 'targets', 'model', 'info'],
   },
   predict: predictSpec('predict', [null, null, 'model', null, 'chunk', 'decision', 'mask']),
-  predictVec4: { ...predictSpec('predictVec4', [null, null, 'model', null, null, null, 'mask', 'chunk', 'decision']), constants: { WORDS: PREDICT_WORDS } },
+  predictVec4: predictSpec('predictVec4', [null, null, 'model', null, null, null, 'mask', 'chunk', 'decision']),
   thresholdGlobal: {
     name: 'binarize.thresholdGlobal',
     shaders: ['binarize'],
@@ -156,7 +154,7 @@ export const kernels = {
 } satisfies Record<string, KernelSpec>;
 
 function pseudo(entryPoint: string, bindings: (string | null)[], constants?: Record<string, number>): KernelSpec {
-  const level = constants?.LEVEL === undefined ? '' : `.${constants.LEVEL}`;
+  const level = constants?.LEVEL === undefined ? '' : `.${constants.LEVEL}`; // one pipeline per level
   return {
     name: `pseudo_labels.${entryPoint}${level}`,
     shaders: ['rng', 'pseudo_labels'],

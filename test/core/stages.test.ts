@@ -76,7 +76,7 @@ describe('score-map statistics', () => {
 
 describe('pseudo-labels', () => {
   const cases = [
-    { name: 'defaults, 3 key chunks and 48 compaction blocks', map: noiseMap(520, 380, 5), set: {} },
+    { name: 'defaults, 4 key chunks and 4 compaction blocks', map: noiseMap(520, 380, 5), set: {} },
     { name: 'radius 0, M larger than the eligible set', map: noiseMap(30, 20, 6), set: { 'pseudoLabels.radius': 0, 'pseudoLabels.nominalCount': 1000 } },
     { name: 'radius 3, nominal only below P40, seed 9', map: noiseMap(200, 150, 7), set: { 'pseudoLabels.radius': 3, 'pseudoLabels.nominalPercentile': 40, seed: 9 } },
     { name: 'anomalous percentile 95, 5000 nominal', map: noiseMap(256, 256, 8), set: { 'pseudoLabels.anomalousPercentile': 95, 'pseudoLabels.nominalCount': 5000 } },
