@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent machine setup: installs the npm dependencies and, only when no WebGPU adapter is found,
+# Idempotent machine setup: installs the npm dependencies, generates the Prisma client and, only when no
+# WebGPU adapter is found,
 # a software Vulkan driver (Mesa 25 lavapipe from Debian bookworm-backports) for Dawn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,9 @@ export CHECKPOINT_DISABLE=1
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+
+# The Prisma client and Pothos types are generated (git-ignored); offline this needs the two variables above.
+npx prisma generate >/dev/null
 
 probe() { node scripts/probe-adapter.mjs >/dev/null 2>&1; }
 
