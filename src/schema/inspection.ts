@@ -226,8 +226,9 @@ builder.mutationFields((t) => ({
     errors: mutationErrors('SubmitInspection', 'inspection'),
     args: { input: t.arg({ type: SubmitInspectionInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
-      const id = await submitInspection(ctx, { ...input, productId: String(input.productId) });
-      return ctx.db.inspection.findUniqueOrThrow({ ...query, where: { id } });
+      return submitInspection(ctx, { ...input, productId: String(input.productId) }, (id) =>
+        ctx.db.inspection.findUniqueOrThrow({ ...query, where: { id } }),
+      );
     },
   }),
   reprocessInspection: t.prismaField({
@@ -236,8 +237,9 @@ builder.mutationFields((t) => ({
     errors: mutationErrors('ReprocessInspection', 'inspection'),
     args: { id: t.arg.id({ required: true }), options: t.arg({ type: [OptionInput] }) },
     resolve: async (query, _root, { id, options }, ctx) => {
-      const inspectionId = await reprocessInspection(ctx, String(id), options);
-      return ctx.db.inspection.findUniqueOrThrow({ ...query, where: { id: inspectionId } });
+      return reprocessInspection(ctx, String(id), options, (inspectionId) =>
+        ctx.db.inspection.findUniqueOrThrow({ ...query, where: { id: inspectionId } }),
+      );
     },
   }),
 }));

@@ -27,8 +27,11 @@ export interface SubmitInput {
 
 const MAX_EXTERNAL_ID = 200;
 
-/** Returns the id of the new (or, for a retried externalId, the existing) inspection. */
-export async function submitInspection(ctx: ServiceContext, input: SubmitInput): Promise<string> {
+/**
+ * Stores and queues a new inspection, or finds the existing one of a retried externalId; `load` reads what
+ * the caller returns, before the processor can pick the new inspection up (so it is returned QUEUED).
+ */
+export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInput, load: (id: string) => Promise<T>): Promise<T> {
   const { db, config } = ctx;
   const productId = localId('Product', input.productId);
   const product = await db.product.findUnique({ where: { id: productId }, select: { id: true, options: true } });
@@ -40,7 +43,7 @@ export async function submitInspection(ctx: ServiceContext, input: SubmitInput):
       throw new TttError('INVALID_INPUT', `externalId must have 1 to ${MAX_EXTERNAL_ID} characters`);
     }
     const existing = await db.inspection.findUnique({ where: { productId_externalId: { productId, externalId } }, select: { id: true } });
-    if (existing) return existing.id;
+    if (existing) return load(existing.id);
   }
 
   const files = { image: input.image, scoreMap: input.scoreMap, features: input.features, groundTruth: input.groundTruth };
@@ -95,17 +98,23 @@ export async function submitInspection(ctx: ServiceContext, input: SubmitInput):
     // A concurrent retry with the same externalId won the insert: return its inspection.
     if (externalId !== null && isUniqueViolation(e)) {
       const existing = await db.inspection.findUnique({ where: { productId_externalId: { productId, externalId } }, select: { id: true } });
-      if (existing) return existing.id;
+      if (existing) return load(existing.id);
     }
     throw e;
   }
+  const result = await load(id);
   ctx.events.publish({ id, productId, status: 'QUEUED' });
   ctx.processor.enqueue(id);
-  return id;
+  return result;
 }
 
 /** Runs a finished (SUCCEEDED or FAILED) inspection again on its stored inputs, with new options if given. */
-export async function reprocessInspection(ctx: ServiceContext, globalIdValue: string, options?: readonly OptionPair[] | null): Promise<string> {
+export async function reprocessInspection<T>(
+  ctx: ServiceContext,
+  globalIdValue: string,
+  options: readonly OptionPair[] | null | undefined,
+  load: (id: string) => Promise<T>,
+): Promise<T> {
   const { db } = ctx;
   const id = localId('Inspection', globalIdValue);
   const current = await db.inspection.findUnique({ where: { id }, select: { status: true, productId: true, product: { select: { options: true } } } });
@@ -147,9 +156,10 @@ export async function reprocessInspection(ctx: ServiceContext, globalIdValue: st
     await tx.region.deleteMany({ where: { inspectionId: id } });
     await tx.inspectionBlob.deleteMany({ where: { inspectionId: id, kind: 'MASK' } });
   });
+  const result = await load(id);
   ctx.events.publish({ id, productId: current.productId, status: 'QUEUED' });
   ctx.processor.enqueue(id);
-  return id;
+  return result;
 }
 
 export async function deleteInspection(ctx: ServiceContext, globalIdValue: string): Promise<string> {
