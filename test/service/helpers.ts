@@ -59,7 +59,8 @@ export async function openTestDatabase(backend: Backend, migrated = true): Promi
     queries,
     url,
     async close() {
-      await db.close();
+      // Drop the database even when a test has closed the connection itself.
+      await db.close().catch(() => undefined);
       const c = new pg.Client({ connectionString: POSTGRES_URL });
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
