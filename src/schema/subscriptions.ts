@@ -40,7 +40,12 @@ builder.subscriptionType({
         }
         return watchInspection(it, pending, current);
       },
-      resolve: (query, event, _args, ctx) => ctx.db.inspection.findUniqueOrThrow({ ...query, where: { id: (event as InspectionEvent).id } }),
+      // The status is the event's: each delivery reports its own transition even if the row has moved on.
+      resolve: async (query, event, _args, ctx) => {
+        const { id, status } = event as InspectionEvent;
+        const row = await ctx.db.inspection.findUniqueOrThrow({ ...query, where: { id } });
+        return status === 'DELETED' ? row : Object.assign(row, { status });
+      },
     }),
     inspectionCompleted: t.prismaField({
       type: 'Inspection',
@@ -51,7 +56,11 @@ builder.subscriptionType({
           if (e.status === 'SUCCEEDED' || e.status === 'FAILED') yield e;
         }
       },
-      resolve: (query, event, _args, ctx) => ctx.db.inspection.findUniqueOrThrow({ ...query, where: { id: (event as InspectionEvent).id } }),
+      resolve: async (query, event, _args, ctx) => {
+        const { id, status } = event as InspectionEvent;
+        const row = await ctx.db.inspection.findUniqueOrThrow({ ...query, where: { id } });
+        return status === 'DELETED' ? row : Object.assign(row, { status });
+      },
     }),
   }),
 });
