@@ -4,7 +4,7 @@
 import { builder, type Context } from '../builder.ts';
 import { InspectionStatus, Verdict } from '../generated/prisma/enums.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
-import { localId } from '../service/ids.ts';
+import { localId, tryLocalId } from '../service/ids.ts';
 import { deleteInspection, reprocessInspection, submitInspection } from '../service/inspections.ts';
 import { optionPairs } from '../service/options.ts';
 import { ErrorCodeEnum, EXPECTED_ERRORS, mutationErrors } from './errors.ts';
@@ -175,13 +175,9 @@ builder.queryFields((t) => ({
     nullable: true,
     args: { id: t.arg.id({ required: true }) },
     resolve: (query, _root, { id }, ctx) => {
-      let inspectionId: string;
-      try {
-        inspectionId = localId('Inspection', String(id));
-      } catch {
-        return null;
-      }
-      return ctx.db.inspection.findUnique({ ...query, where: { id: inspectionId } });
+      const selection = { ...query };
+      const inspectionId = tryLocalId('Inspection', String(id));
+      return inspectionId ? ctx.db.inspection.findUnique({ ...selection, where: { id: inspectionId } }) : null;
     },
   }),
   inspections: t.prismaConnection(

@@ -2,7 +2,7 @@
 
 import type { CalibrationJson } from '../core/calibration.ts';
 import { builder } from '../builder.ts';
-import { localId } from '../service/ids.ts';
+import { localId, tryLocalId } from '../service/ids.ts';
 import { optionPairs } from '../service/options.ts';
 import { addNominalScoreMaps, createProduct } from '../service/products.ts';
 import { mutationErrors } from './errors.ts';
@@ -60,13 +60,9 @@ builder.queryFields((t) => ({
     nullable: true,
     args: { id: t.arg.id({ required: true }) },
     resolve: (query, _root, { id }, ctx) => {
-      let productId: string;
-      try {
-        productId = localId('Product', String(id));
-      } catch {
-        return null;
-      }
-      return ctx.db.product.findUnique({ ...query, where: { id: productId } });
+      const selection = { ...query };
+      const productId = tryLocalId('Product', String(id));
+      return productId ? ctx.db.product.findUnique({ ...selection, where: { id: productId } }) : null;
     },
   }),
   products: t.prismaField({

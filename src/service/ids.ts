@@ -21,6 +21,15 @@ export function localId(type: NodeType, globalId: string): string {
   return decoded.id.toLowerCase();
 }
 
+/** The UUID, or null when the ID is malformed or of another type (queries answer null for those). */
+export function tryLocalId(type: NodeType, globalId: string): string | null {
+  try {
+    return localId(type, globalId);
+  } catch {
+    return null;
+  }
+}
+
 export function globalId(type: NodeType, id: string): string {
   return encodeGlobalID(type, id);
 }
