@@ -134,7 +134,10 @@ const InspectionFilter = builder.inputType('InspectionFilter', {
   }),
 });
 
-const InspectionOrderField = builder.enumType('InspectionOrderField', { values: ['CREATED_AT', 'IMAGE_SCORE', 'DEFECT_FRACTION'] as const });
+const InspectionOrderField = builder.enumType('InspectionOrderField', {
+  description: 'IMAGE_SCORE and DEFECT_FRACTION list only the inspections that have one (the SUCCEEDED ones).',
+  values: ['CREATED_AT', 'IMAGE_SCORE', 'DEFECT_FRACTION'] as const,
+});
 const OrderDirection = builder.enumType('OrderDirection', { values: ['ASC', 'DESC'] as const });
 
 const InspectionOrder = builder.inputType('InspectionOrder', {
@@ -157,16 +160,57 @@ function inspectionWhere(filter: FilterInput | null | undefined): Prisma.Inspect
   return where;
 }
 
-function inspectionOrder(order: OrderInput | null | undefined): Prisma.InspectionOrderByWithRelationInput[] {
-  const dir = order?.direction === 'ASC' ? 'asc' : 'desc';
+type ScoreField = 'imageScore' | 'defectFraction';
+type Direction = 'asc' | 'desc';
+
+/** The connection's page as Pothos plans it: Prisma's cursor arguments plus the nested selection. */
+type PageQuery = { cursor?: Prisma.InspectionWhereUniqueInput; take: number; skip: number } & Record<string, unknown>;
+
+/**
+ * One page ordered by a score, with the keyset condition written out: Prisma pages cursor queries on
+ * nullable columns in memory (no SQL LIMIT), which would read every remaining row. Same semantics as
+ * Prisma's cursor arguments (negative take = the rows before the cursor).
+ */
+async function scorePage(ctx: Context, query: PageQuery, where: Prisma.InspectionWhereInput, field: ScoreField, direction: Direction) {
+  const { cursor, take, skip, ...selection } = query;
+  const dir: Direction = take < 0 ? (direction === 'asc' ? 'desc' : 'asc') : direction;
+  const conditions: Prisma.InspectionWhereInput[] = [where, { [field]: { not: null } }];
+  if (cursor) {
+    const at = await ctx.db.inspection.findUnique({ where: cursor, select: { id: true, imageScore: true, defectFraction: true } });
+    const value = at?.[field];
+    if (!at || value === null || value === undefined) return [];
+    const beyond = dir === 'desc' ? 'lt' : 'gt';
+    conditions.push({ OR: [{ [field]: { [beyond]: value } }, { [field]: value, id: { [beyond]: at.id } }] });
+  }
+  const rows = await ctx.db.inspection.findMany({
+    ...selection,
+    where: { AND: conditions },
+    orderBy: [{ [field]: dir }, { id: dir }],
+    take: Math.abs(take),
+    // Prisma's skip counts the cursor row itself, which the strict keyset condition already leaves out.
+    skip: cursor ? Math.max(0, skip - 1) : skip,
+  });
+  return take < 0 ? rows.reverse() : rows;
+}
+
+/** IMAGE_SCORE and DEFECT_FRACTION orders list the inspections that have the score (the SUCCEEDED ones). */
+function listInspections(ctx: Context, query: PageQuery, filter: FilterInput | null | undefined, order: OrderInput | null | undefined) {
+  const where = inspectionWhere(filter);
+  const dir: Direction = order?.direction === 'ASC' ? 'asc' : 'desc';
   switch (order?.field ?? 'CREATED_AT') {
     case 'IMAGE_SCORE':
-      return [{ imageScore: { sort: dir, nulls: 'last' } }, { id: dir }];
+      return scorePage(ctx, query, where, 'imageScore', dir);
     case 'DEFECT_FRACTION':
-      return [{ defectFraction: { sort: dir, nulls: 'last' } }, { id: dir }];
+      return scorePage(ctx, query, where, 'defectFraction', dir);
     default:
-      return [{ createdAt: dir }, { id: dir }];
+      return ctx.db.inspection.findMany({ ...query, where, orderBy: [{ createdAt: dir }, { id: dir }] });
   }
+}
+
+function countInspections(ctx: Context, filter: FilterInput | null | undefined, order: OrderInput | null | undefined) {
+  const where = inspectionWhere(filter);
+  const field: ScoreField | null = order?.field === 'IMAGE_SCORE' ? 'imageScore' : order?.field === 'DEFECT_FRACTION' ? 'defectFraction' : null;
+  return ctx.db.inspection.count({ where: field ? { AND: [where, { [field]: { not: null } }] } : where });
 }
 
 builder.queryFields((t) => ({
@@ -191,9 +235,8 @@ builder.queryFields((t) => ({
         filter: t.arg({ type: InspectionFilter }),
         orderBy: t.arg({ type: InspectionOrder }),
       },
-      resolve: (query, _root, args, ctx) =>
-        ctx.db.inspection.findMany({ ...query, where: inspectionWhere(args.filter), orderBy: inspectionOrder(args.orderBy) }),
-      totalCount: (_parent, args, ctx) => ctx.db.inspection.count({ where: inspectionWhere(args.filter) }),
+      resolve: (query, _root, args, ctx) => listInspections(ctx, query as PageQuery, args.filter, args.orderBy),
+      totalCount: (_parent, args, ctx) => countInspections(ctx, args.filter, args.orderBy),
     },
     { name: 'InspectionConnection' },
     { name: 'InspectionEdge' },
