@@ -37,6 +37,8 @@ export interface DatabaseOptions {
   dataDir?: string;
   /** Called with the SQL text of every statement Prisma sends (query counting in tests and the bench). */
   onQuery?: (sql: string) => void;
+  /** Errors of idle PostgreSQL connections (e.g. the server restarted); by default written to stderr. */
+  onConnectionError?: (error: Error) => void;
 }
 
 export function databaseOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): DatabaseOptions {
@@ -63,6 +65,9 @@ export async function openDatabase(options: DatabaseOptions = databaseOptionsFro
   if (options.url) {
     const url = options.url;
     const pool = new pg.Pool({ connectionString: url, max: Number(process.env.DATABASE_POOL_SIZE) || 10 });
+    // Without a listener, an idle connection that the server closes would crash the process; the pool
+    // replaces it on the next checkout.
+    pool.on('error', options.onConnectionError ?? ((e) => process.stderr.write(`${JSON.stringify({ level: 'warn', msg: 'database connection lost', error: e.message })}\n`)));
     const prisma = withQueryLog(new PrismaClient({ adapter: new PrismaPg(pool), log }), options.onQuery);
     return {
       prisma,
