@@ -44,7 +44,7 @@ const InspectionStatsType = builder.objectRef<InspectionStats>('InspectionStats'
 builder.queryField('inspectionStats', (t) =>
   t.field({
     type: InspectionStatsType,
-    description: 'Inspection statistics per bucket over [from, to), of one product or of all.',
+    description: 'Inspection statistics per bucket (UTC hours or days) of one product or of all: every whole bucket that overlaps [from, to), by creation time.',
     args: {
       productId: t.arg.id(),
       from: t.arg({ type: 'DateTime', required: true }),

@@ -224,6 +224,37 @@ describe.each(BACKENDS)('dashboard queries on %s', (backend) => {
     }
   });
 
+  it('keeps the hourly rollup equal to the aggregate of the inspections through inserts, transitions and deletes', async () => {
+    const aggregate = `SELECT "productId"::text AS p, "hour" AS h, "total", "queued", "running", "succeeded", "failed", "defective", "nominal", round("defectSum"::numeric, 9)::text AS d
+                       FROM "InspectionHourStats" WHERE "total" <> 0 ORDER BY 1, 2`;
+    const direct = `SELECT "productId"::text AS p, date_trunc('hour', "createdAt") AS h, count(*)::int AS total,
+                           count(*) FILTER (WHERE status = 'QUEUED')::int AS queued, count(*) FILTER (WHERE status = 'RUNNING')::int AS running,
+                           count(*) FILTER (WHERE status = 'SUCCEEDED')::int AS succeeded, count(*) FILTER (WHERE status = 'FAILED')::int AS failed,
+                           count(*) FILTER (WHERE status = 'SUCCEEDED' AND verdict = 'DEFECTIVE')::int AS defective,
+                           count(*) FILTER (WHERE status = 'SUCCEEDED' AND verdict = 'NOMINAL')::int AS nominal,
+                           round(coalesce(sum("defectFraction") FILTER (WHERE status = 'SUCCEEDED'), 0)::numeric, 9)::text AS d
+                    FROM "Inspection" GROUP BY 1, 2 ORDER BY 1, 2`;
+    const compare = async () => {
+      const [x, y] = await s.database.db.withSession(async (q) => [await q.query(aggregate), await q.query(direct)]);
+      expect(x).toEqual(y);
+    };
+    await compare();
+    const p = rows[0].productId;
+    await s.prisma.inspection.updateMany({ where: { productId: p, status: 'QUEUED' }, data: { status: 'RUNNING' } });
+    await compare();
+    await s.prisma.inspection.updateMany({ where: { productId: p, status: 'RUNNING' }, data: { status: 'SUCCEEDED', verdict: 'DEFECTIVE', defectFraction: 0.25 } });
+    await s.prisma.inspection.updateMany({ where: { productId: p, status: 'FAILED' }, data: { status: 'QUEUED' } });
+    await s.prisma.inspection.updateMany({ where: { productId: p, verdict: 'NOMINAL' }, data: { defectFraction: 0.001 } });
+    await compare();
+    await s.prisma.inspection.deleteMany({ where: { id: { in: rows.filter((_, k) => k % 4 === 0).map((r) => r.id) } } });
+    await s.prisma.inspection.create({ data: { productId: p, width: 1, height: 1, channels: 1, createdAt: new Date(T0 + 5 * DAY + 123) } });
+    await compare();
+    const negative = await s.database.db.withSession((q) =>
+      q.query(`SELECT 1 FROM "InspectionHourStats" WHERE LEAST("total", "queued", "running", "succeeded", "failed", "defective", "nominal") < 0`),
+    );
+    expect(negative).toEqual([]);
+  });
+
   it('sends a constant number of SQL statements per dashboard request (first 5 and first 50)', async () => {
     const count = async (query: string, variables: Record<string, unknown>) => {
       await s.processor.drain();

@@ -87,7 +87,7 @@ describe.each(BACKENDS)('migrations on %s', (backend) => {
 
   it('gives the database that schema.prisma describes', async () => {
     const t = await open(true);
-    const dmmf = getDatamodel().datamodel.models as Record<string, { fields: { name: string; kind: string; type: string; isRequired: boolean; isList: boolean; isId: boolean; isUnique: boolean; hasDefaultValue: boolean; isUpdatedAt: boolean; relationFromFields?: string[] }[]; primaryKey: { fields: string[] } | null; uniqueIndexes: { fields: string[] }[] }>;
+    const dmmf = getDatamodel().datamodel.models;
     const blocks = schemaBlocks();
     const columns = await sql<{ table_name: string; column_name: string; data_type: string; udt_name: string; is_nullable: string; column_default: string | null; datetime_precision: number | null }>(
       t,
@@ -120,7 +120,7 @@ describe.each(BACKENDS)('migrations on %s', (backend) => {
     expect(Object.fromEntries(enumRows.map((r) => [r.typname, r.labels]))).toEqual(expectedEnums);
 
     // Indexes: primary keys, uniques and @@index lines, with Prisma's names and column order.
-    const expectedIndexes = new Map<string, { unique: boolean; columns: string[] }>();
+    const expectedIndexes = new Map<string, { unique: boolean; columns: readonly string[] }>();
     for (const [model, def] of Object.entries(dmmf)) {
       const id = def.primaryKey?.fields ?? def.fields.filter((f) => f.isId).map((f) => f.name);
       expectedIndexes.set(`${model}_pkey`, { unique: true, columns: id });
@@ -156,7 +156,7 @@ describe.each(BACKENDS)('migrations on %s', (backend) => {
     const expectedFks = Object.entries(dmmf).flatMap(([model, def]) =>
       def.fields
         .filter((f) => f.relationFromFields && f.relationFromFields.length > 0)
-        .map((f) => ({ conname: `${model}_${f.relationFromFields!.join('_')}_fkey`, cols: f.relationFromFields!, ref: `"${f.type}"`, cascade: blocks.get(model)!.find((l) => l.startsWith(`${f.name} `))!.includes('onDelete: Cascade') })),
+        .map((f) => ({ conname: `${model}_${f.relationFromFields!.join('_')}_fkey`, cols: [...f.relationFromFields!], ref: `"${f.type}"`, cascade: blocks.get(model)!.find((l) => l.startsWith(`${f.name} `))!.includes('onDelete: Cascade') })),
     );
     expect(fks.map((f) => f.conname).sort()).toEqual(expectedFks.map((f) => f.conname).sort());
     for (const e of expectedFks) {
