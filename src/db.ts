@@ -87,7 +87,7 @@ export async function openDatabase(options: DatabaseOptions = databaseOptionsFro
       },
       async close() {
         await prisma.$disconnect();
-        await pool.end();
+        if (!pool.ended) await pool.end();
       },
     };
   }
@@ -113,7 +113,7 @@ export async function openDatabase(options: DatabaseOptions = databaseOptionsFro
       }),
     async close() {
       await prisma.$disconnect();
-      await lite.close();
+      if (!lite.closed) await lite.close();
     },
   };
 }
