@@ -58,6 +58,10 @@ const PixelMetrics = builder.objectRef<{ precision: number; recall: number; f1: 
 
 type FileKind = 'image' | 'score-map' | 'mask' | 'overlay';
 
+/** Processing order of the stages (jsonb does not keep the stored key order). */
+const STAGE_ORDER = ['decode', 'upload', 'stats', 'pseudoLabels', 'features', 'gather', 'classifier', 'predict', 'regions', 'encode'];
+const stageRank = (stage: string) => (STAGE_ORDER.includes(stage) ? STAGE_ORDER.indexOf(stage) : STAGE_ORDER.length);
+
 function fileUrl(ctx: Context, id: string, kind: FileKind): string {
   return `${ctx.baseUrl}/files/inspections/${id}/${kind}.png`;
 }
@@ -96,9 +100,12 @@ export const InspectionNode = builder.prismaNode('Inspection', {
     emptyReason: t.exposeString('emptyReason', { nullable: true, description: 'Why the mask is empty without a classifier (gate, no pseudo-labels).' }),
     stageMs: t.field({
       type: [StageTiming],
-      description: 'Milliseconds per processing stage.',
+      description: 'Milliseconds per processing stage, in processing order.',
       select: { stageMs: true },
-      resolve: (i) => Object.entries((i.stageMs ?? {}) as Record<string, number>).map(([stage, ms]) => ({ stage, ms })),
+      resolve: (i) =>
+        Object.entries((i.stageMs ?? {}) as Record<string, number>)
+          .map(([stage, ms]) => ({ stage, ms }))
+          .sort((a, b) => stageRank(a.stage) - stageRank(b.stage) || a.stage.localeCompare(b.stage)),
     }),
     totalMs: t.exposeFloat('totalMs', { nullable: true }),
     metrics: t.field({
