@@ -7,7 +7,7 @@ import { createNodeGpu, nodeGpu } from '../gpu/node.ts';
 import type { PrismaClient } from '../db.ts';
 import type { InspectionEvents } from '../server/events.ts';
 import type { Logger } from '../server/log.ts';
-import { runInspection, type JobOutcome } from './job.ts';
+import { runInspection } from './job.ts';
 
 export interface InspectionProcessor {
   /** Schedules an inspection (QUEUED in the database) for processing. */
@@ -29,8 +29,6 @@ export interface InProcessOptions {
    * by default the process's shared device first, new ones after a loss.
    */
   acquireGpu?: () => Promise<Gpu>;
-  /** Called after every job (tests and metrics). */
-  onOutcome?: (id: string, outcome: JobOutcome) => void;
 }
 
 function defaultAcquire(): () => Promise<Gpu> {
@@ -87,10 +85,7 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
       queued.delete(id);
       running++;
       runInspection({ db, events, logger, withGpu }, id)
-        .then(
-          (outcome) => options.onOutcome?.(id, outcome),
-          (e: unknown) => logger.log('error', 'inspection job crashed', { inspection: id, error: e }),
-        )
+        .catch((e: unknown) => logger.log('error', 'inspection job crashed', { inspection: id, error: e }))
         .finally(() => {
           running--;
           pump();

@@ -2,7 +2,7 @@
 
 import type { CalibrationJson } from '../core/calibration.ts';
 import { builder } from '../builder.ts';
-import { localId, tryLocalId } from '../service/ids.ts';
+import { tryLocalId } from '../service/ids.ts';
 import { optionPairs } from '../service/options.ts';
 import { addNominalScoreMaps, createProduct } from '../service/products.ts';
 import { mutationErrors } from './errors.ts';

@@ -121,9 +121,12 @@ export function createApp(options: AppOptions): App {
       maskError(error, message, isDev) {
         const original = error instanceof GraphQLError ? error.originalError : error;
         if (original instanceof TttError && EXPECTED.has(original.code)) {
-          return new GraphQLError(original.message, { extensions: { code: original.code } });
+          const at = error instanceof GraphQLError ? { nodes: error.nodes, path: error.path } : {};
+          return new GraphQLError(original.message, { ...at, extensions: { code: original.code } });
         }
-        if (!(error instanceof GraphQLError && !error.originalError)) logger.log('error', 'unexpected error', { error: original ?? error });
+        // The client's own mistakes (syntax, validation, variable values) are reported as they are.
+        if (error instanceof GraphQLError && (original === undefined || original instanceof GraphQLError)) return error;
+        logger.log('error', 'unexpected error', { error: original ?? error });
         return defaultMaskError(error, message, isDev);
       },
     },

@@ -1,7 +1,7 @@
 // Relay global IDs of the API <-> the database's UUIDs. A malformed ID, or one of another type, names
 // nothing: NOT_FOUND, like an unknown one.
 
-import { decodeGlobalID, encodeGlobalID } from '@pothos/plugin-relay';
+import { decodeGlobalID } from '@pothos/plugin-relay';
 import { TttError } from '../core/errors.ts';
 
 export type NodeType = 'Product' | 'Inspection';
@@ -28,10 +28,6 @@ export function tryLocalId(type: NodeType, globalId: string): string | null {
   } catch {
     return null;
   }
-}
-
-export function globalId(type: NodeType, id: string): string {
-  return encodeGlobalID(type, id);
 }
 
 export function notFound(type: NodeType, globalIdValue: string): TttError {

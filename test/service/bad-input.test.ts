@@ -150,6 +150,10 @@ describe.each(BACKENDS)('bad input on %s', (backend) => {
   it('keeps the code and message of expected errors outside the typed results', async () => {
     const stats = await s.gql(`{ inspectionStats(from: "2025-01-02T00:00:00Z", to: "2025-01-01T00:00:00Z") { totals { total } } }`);
     expect(stats.errors![0]).toMatchObject({ message: expect.stringMatching(/must be after/), extensions: { code: 'INVALID_INPUT' } });
+    expect(stats.errors![0]).toMatchObject({ path: ['inspectionStats'] });
+    const date = await s.gql(`query($from: DateTime!) { inspectionStats(from: $from, to: "2025-01-01T00:00:00Z") { totals { total } } }`, { from: 'last tuesday' });
+    expect(date.errors![0].message).toMatch(/DateTime: expected an ISO 8601 date-time string, got "last tuesday"/);
+    expect(s.logger.entries.filter((e) => e.msg === 'unexpected error')).toEqual([]);
   });
 });
 
