@@ -160,7 +160,7 @@ async function main(): Promise<void> {
       );
     }
     await processor.close();
-    console.log(`PostgreSQL ${server}; ${counts[0].inspections} inspections over ${DAYS} days in ${P} product${P === 1 ? "" : "s"}, ${counts[0].regions} regions; seeded in ${(seedMs / 1000).toFixed(1)} s`);
+    console.log(`PostgreSQL ${server}; ${counts[0].inspections} inspections over ${DAYS} days in ${P} product${P === 1 ? '' : 's'}, ${counts[0].regions} regions; seeded in ${(seedMs / 1000).toFixed(1)} s`);
     console.log(`queried product: ${inWindow} inspections in the 30-day window; ${WARMUP} warm-up runs, then ${RUNS} timed runs through yoga.fetch\n`);
     console.log('| request | result | median ms | p95 ms | min ms | SQL statements per request | target ms (median) | |');
     console.log('|---|---|---|---|---|---|---|---|');
