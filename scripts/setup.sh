@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent machine setup: installs the npm dependencies and, only when no WebGPU adapter is found,
+# Idempotent machine setup: installs the npm dependencies, generates the Prisma client and, only when no
+# WebGPU adapter is found,
 # a software Vulkan driver (Mesa 25 lavapipe from Debian bookworm-backports) for Dawn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,9 @@ if [ "$(cat node_modules/.ttt-lock-hash 2>/dev/null)" != "$lock_hash" ]; then
   npm ci --no-audit --no-fund
   echo "$lock_hash" > node_modules/.ttt-lock-hash
 fi
+
+# The Prisma client and Pothos types are generated (git-ignored); offline this needs the two variables above.
+npx prisma generate >/dev/null
 
 probe() { node scripts/probe-adapter.mjs >/dev/null 2>&1; }
 

@@ -1,0 +1,66 @@
+// Live updates over SSE: one inspection's every change, or a product's completed inspections.
+
+import { TttError } from '../core/errors.ts';
+import { builder } from '../builder.ts';
+import type { InspectionEvent } from '../server/events.ts';
+import { localId } from '../service/ids.ts';
+
+/** The current state first (so that a late subscriber misses nothing), then every change until deletion. */
+async function* watchInspection(
+  it: AsyncIterator<InspectionEvent>,
+  pending: Promise<IteratorResult<InspectionEvent>>,
+  current: InspectionEvent,
+): AsyncGenerator<InspectionEvent> {
+  try {
+    yield current;
+    for (let r = await pending; !r.done; r = await it.next()) {
+      if (r.value.status === 'DELETED') return;
+      yield r.value;
+    }
+  } finally {
+    await it.return?.();
+  }
+}
+
+builder.subscriptionType({
+  fields: (t) => ({
+    inspectionUpdated: t.prismaField({
+      type: 'Inspection',
+      description: 'The inspection now, then after each status change (QUEUED, RUNNING, SUCCEEDED, FAILED); ends when it is deleted.',
+      args: { id: t.arg.id({ required: true }) },
+      subscribe: async (_root, { id }, ctx) => {
+        const inspectionId = localId('Inspection', String(id));
+        const it = ctx.events.ofInspection(inspectionId)[Symbol.asyncIterator]();
+        // Listen before reading the current state, so that no change falls in between.
+        const pending = it.next();
+        const current = await ctx.db.inspection.findUnique({ where: { id: inspectionId }, select: { id: true, productId: true, status: true } });
+        if (!current) {
+          await it.return?.();
+          throw new TttError('NOT_FOUND', `no Inspection with id ${String(id)}`);
+        }
+        return watchInspection(it, pending, current);
+      },
+      // The status is the event's: each delivery reports its own transition even if the row has moved on.
+      resolve: async (query, event, _args, ctx) => {
+        const { id, status } = event as InspectionEvent;
+        const row = await ctx.db.inspection.findUniqueOrThrow({ ...query, where: { id } });
+        return status === 'DELETED' ? row : Object.assign(row, { status });
+      },
+    }),
+    inspectionCompleted: t.prismaField({
+      type: 'Inspection',
+      description: 'Each inspection of the product that reaches SUCCEEDED or FAILED.',
+      args: { productId: t.arg.id({ required: true }) },
+      subscribe: async function* (_root, { productId }, ctx) {
+        for await (const e of ctx.events.ofProduct(localId('Product', String(productId)))) {
+          if (e.status === 'SUCCEEDED' || e.status === 'FAILED') yield e;
+        }
+      },
+      resolve: async (query, event, _args, ctx) => {
+        const { id, status } = event as InspectionEvent;
+        const row = await ctx.db.inspection.findUniqueOrThrow({ ...query, where: { id } });
+        return status === 'DELETED' ? row : Object.assign(row, { status });
+      },
+    }),
+  }),
+});

@@ -1,0 +1,43 @@
+// The service's settings, read once from the environment (every variable has a default).
+
+export interface ServiceConfig {
+  /** HTTP port of `npm start`. */
+  port: number;
+  /** Largest accepted upload, per file, in bytes. */
+  maxUploadBytes: number;
+  /** Largest accepted request body (by its Content-Length), answered 413 before parsing. */
+  maxRequestBytes: number;
+  /** Largest accepted image, in pixels (decompression-bomb guard). */
+  maxImagePixels: number;
+  /** Inspections processed at once (the GPU stage itself runs one at a time on the process's device). */
+  concurrency: number;
+  /** Origin used in file URLs (e.g. behind a proxy); by default the request's own origin. */
+  publicUrl: string | null;
+}
+
+function positiveInt(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${key} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
+  const maxUploadBytes = positiveInt(env, 'MAX_UPLOAD_BYTES', 50 * 1024 * 1024);
+  return {
+    port: positiveInt(env, 'PORT', 4000),
+    maxUploadBytes,
+    // Room for the four files of a submission at the per-file limit, plus the form's fields.
+    maxRequestBytes: positiveInt(env, 'MAX_REQUEST_BYTES', 4 * maxUploadBytes + 1024 * 1024),
+    maxImagePixels: positiveInt(env, 'MAX_IMAGE_PIXELS', 64 * 1024 * 1024),
+    concurrency: positiveInt(env, 'PROCESSING_CONCURRENCY', 2),
+    publicUrl: env.PUBLIC_URL ? env.PUBLIC_URL.replace(/\/+$/, '') : null,
+  };
+}
+
+export function defaultConfig(overrides: Partial<ServiceConfig> = {}): ServiceConfig {
+  const base = configFromEnv({});
+  const maxUploadBytes = overrides.maxUploadBytes ?? base.maxUploadBytes;
+  return { ...base, maxRequestBytes: 4 * maxUploadBytes + 1024 * 1024, ...overrides };
+}

@@ -1,0 +1,61 @@
+// The PNGs behind an inspection's file URLs: the uploaded image, its score map, the predicted mask and
+// an overlay of mask and region boxes on the image. Rendered on request from the stored blobs.
+
+import sharp from 'sharp';
+import type { Region } from '../core/types.ts';
+import type { PrismaClient } from '../db.ts';
+import type { BlobKind } from '../generated/prisma/enums.ts';
+import { decodeImage, decodeMask, encodeOverlayPng, encodeScoreMapPng } from '../io/image.ts';
+import { decodeScoreMap } from '../io/scoremap.ts';
+
+export const FILE_KINDS = ['image', 'score-map', 'mask', 'overlay'] as const;
+export type FileKind = (typeof FILE_KINDS)[number];
+
+export type FileResult = { ok: true; png: Uint8Array } | { ok: false; status: 404; reason: string };
+
+const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47];
+
+const isPng = (b: Uint8Array) => PNG_MAGIC.every((v, i) => b[i] === v);
+
+async function blob(db: PrismaClient, inspectionId: string, kind: BlobKind) {
+  return db.inspectionBlob.findUnique({ where: { inspectionId_kind: { inspectionId, kind } }, select: { name: true, data: true } });
+}
+
+export async function renderFile(db: PrismaClient, inspectionId: string, kind: FileKind): Promise<FileResult> {
+  const inspection = await db.inspection.findUnique({ where: { id: inspectionId }, select: { status: true, width: true, height: true } });
+  if (!inspection) return { ok: false, status: 404, reason: 'no such inspection' };
+  switch (kind) {
+    case 'image': {
+      const b = await blob(db, inspectionId, 'IMAGE');
+      if (!b) return { ok: false, status: 404, reason: 'the inspection has no image' };
+      if (isPng(b.data)) return { ok: true, png: b.data };
+      return { ok: true, png: new Uint8Array(await sharp(b.data).png().toBuffer()) };
+    }
+    case 'score-map': {
+      const b = await blob(db, inspectionId, 'SCORE_MAP');
+      if (!b) return { ok: false, status: 404, reason: 'the inspection has no score map' };
+      return { ok: true, png: await encodeScoreMapPng(await decodeScoreMap(b.data, b.name)) };
+    }
+    case 'mask':
+    case 'overlay': {
+      if (inspection.status !== 'SUCCEEDED') return { ok: false, status: 404, reason: `no mask: the inspection is ${inspection.status}` };
+      const mask = await blob(db, inspectionId, 'MASK');
+      if (!mask) return { ok: false, status: 404, reason: 'no mask stored' };
+      if (kind === 'mask') return { ok: true, png: mask.data };
+      const image = await blob(db, inspectionId, 'IMAGE');
+      if (!image) return { ok: false, status: 404, reason: 'the inspection has no image' };
+      const decoded = await decodeImage(image.data, image.name);
+      const rows = await db.region.findMany({ where: { inspectionId }, orderBy: { index: 'asc' } });
+      const regions: Region[] = rows.map((r) => ({
+        id: r.index,
+        area: r.area,
+        bbox: { x: r.bboxX, y: r.bboxY, width: r.bboxWidth, height: r.bboxHeight },
+        centroid: { x: r.centroidX, y: r.centroidY },
+        meanScore: r.meanScore,
+        maxScore: r.maxScore,
+      }));
+      const bits = await decodeMask(mask.data, mask.name, decoded);
+      return { ok: true, png: await encodeOverlayPng(decoded, bits, regions) };
+    }
+  }
+}

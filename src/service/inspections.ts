@@ -1,0 +1,172 @@
+// Inspection commands: submit (validate every input synchronously, store, queue), reprocess, delete.
+// A rejected submission stores nothing: all decoding and checks happen before the single insert.
+
+import { TttError, withSubjectAsync } from '../core/errors.ts';
+import { chooseExtractor } from '../core/features/index.ts';
+import { resolveOptions } from '../core/options.ts';
+import { validateInput } from '../core/pipeline.ts';
+import type { FeatureTensor, ImageTensor, ScoreMap } from '../core/types.ts';
+import { Prisma } from '../generated/prisma/client.ts';
+import { decodeImage, decodeMask } from '../io/image.ts';
+import { decodeFeatures, decodeScoreMap } from '../io/scoremap.ts';
+import type { ServiceContext } from './context.ts';
+import { localId, notFound } from './ids.ts';
+import { parseOptionPairs, type OptionPair } from './options.ts';
+import { isUniqueViolation } from './prisma-errors.ts';
+import { checkUploadSize, readUpload, type FileLike, type Upload } from './uploads.ts';
+
+export interface SubmitInput {
+  productId: string;
+  image: FileLike;
+  scoreMap?: FileLike | null;
+  features?: FileLike | null;
+  groundTruth?: FileLike | null;
+  externalId?: string | null;
+  options?: readonly OptionPair[] | null;
+}
+
+const MAX_EXTERNAL_ID = 200;
+
+/**
+ * Stores and queues a new inspection, or finds the existing one of a retried externalId; `load` reads what
+ * the caller returns, before the processor can pick the new inspection up (so it is returned QUEUED).
+ */
+export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInput, load: (id: string) => Promise<T>): Promise<T> {
+  const { db, config } = ctx;
+  const productId = localId('Product', input.productId);
+  const product = await db.product.findUnique({ where: { id: productId }, select: { id: true, options: true } });
+  if (!product) throw notFound('Product', input.productId);
+
+  const externalId = input.externalId ?? null;
+  if (externalId !== null) {
+    if (externalId.length === 0 || externalId.length > MAX_EXTERNAL_ID) {
+      throw new TttError('INVALID_INPUT', `externalId must have 1 to ${MAX_EXTERNAL_ID} characters`);
+    }
+    const existing = await db.inspection.findUnique({ where: { productId_externalId: { productId, externalId } }, select: { id: true } });
+    if (existing) return load(existing.id);
+  }
+
+  const files = { image: input.image, scoreMap: input.scoreMap, features: input.features, groundTruth: input.groundTruth };
+  for (const [field, file] of Object.entries(files)) if (file) checkUploadSize(file, field, config.maxUploadBytes);
+  if (!input.scoreMap) {
+    const withBank = await db.product.count({ where: { id: productId, NOT: { scorerBank: null } } });
+    throw new TttError(
+      'INVALID_INPUT',
+      withBank > 0
+        ? 'scoreMap is required: scoring with the built-in scorer is not available in this version'
+        : 'scoreMap is required: the product has no built-in scorer',
+    );
+  }
+
+  const overrides = parseOptionPairs(input.options);
+  const options = resolveOptions(overrides, resolveOptions(product.options as Record<string, unknown>));
+
+  const image: Upload = await readUpload(input.image);
+  const decodedImage: ImageTensor = await withSubjectAsync('image', () => decodeImage(image.bytes, image.name, { maxPixels: config.maxImagePixels }));
+  const scoreMap: Upload = await readUpload(input.scoreMap);
+  const decodedMap: ScoreMap = await withSubjectAsync('scoreMap', () => decodeScoreMap(scoreMap.bytes, scoreMap.name));
+  const features: Upload | null = input.features ? await readUpload(input.features) : null;
+  const decodedFeatures: FeatureTensor | undefined = features
+    ? await withSubjectAsync('features', () => decodeFeatures(features.bytes, features.name))
+    : undefined;
+  validateInput({ image: decodedImage, scoreMap: decodedMap, features: decodedFeatures });
+  chooseExtractor(options, decodedFeatures);
+  const groundTruth: Upload | null = input.groundTruth ? await readUpload(input.groundTruth) : null;
+  if (groundTruth) await withSubjectAsync('groundTruth', () => decodeMask(groundTruth.bytes, groundTruth.name, decodedImage));
+
+  const blobs = [
+    { kind: 'IMAGE' as const, upload: image },
+    { kind: 'SCORE_MAP' as const, upload: scoreMap },
+    { kind: 'FEATURES' as const, upload: features },
+    { kind: 'GROUND_TRUTH' as const, upload: groundTruth },
+  ].flatMap(({ kind, upload }) => (upload ? [{ kind, name: upload.name, data: upload.bytes }] : []));
+  let id: string;
+  try {
+    ({ id } = await db.inspection.create({
+      data: {
+        productId,
+        externalId,
+        options: overrides as object,
+        width: decodedImage.width,
+        height: decodedImage.height,
+        channels: decodedImage.channels,
+        blobs: { create: blobs },
+      },
+      select: { id: true },
+    }));
+  } catch (e) {
+    // A concurrent retry with the same externalId won the insert: return its inspection.
+    if (externalId !== null && isUniqueViolation(e)) {
+      const existing = await db.inspection.findUnique({ where: { productId_externalId: { productId, externalId } }, select: { id: true } });
+      if (existing) return load(existing.id);
+    }
+    throw e;
+  }
+  const result = await load(id);
+  ctx.events.publish({ id, productId, status: 'QUEUED' });
+  ctx.processor.enqueue(id);
+  return result;
+}
+
+/** Runs a finished (SUCCEEDED or FAILED) inspection again on its stored inputs, with new options if given. */
+export async function reprocessInspection<T>(
+  ctx: ServiceContext,
+  globalIdValue: string,
+  options: readonly OptionPair[] | null | undefined,
+  load: (id: string) => Promise<T>,
+): Promise<T> {
+  const { db } = ctx;
+  const id = localId('Inspection', globalIdValue);
+  const current = await db.inspection.findUnique({ where: { id }, select: { status: true, productId: true, product: { select: { options: true } } } });
+  if (!current) throw notFound('Inspection', globalIdValue);
+  if (current.status === 'QUEUED' || current.status === 'RUNNING') {
+    throw new TttError('INVALID_INPUT', `the inspection is ${current.status}: only a SUCCEEDED or FAILED inspection can be reprocessed`);
+  }
+  const overrides = options ? parseOptionPairs(options) : undefined;
+  if (overrides) resolveOptions(overrides, resolveOptions(current.product.options as Record<string, unknown>));
+  await db.$transaction(async (tx) => {
+    const reset = await tx.inspection.updateMany({
+      where: { id, status: { in: ['SUCCEEDED', 'FAILED'] } },
+      data: {
+        status: 'QUEUED',
+        ...(overrides ? { options: overrides as object } : {}),
+        startedAt: null,
+        finishedAt: null,
+        errorCode: null,
+        errorMessage: null,
+        verdict: null,
+        imageScore: null,
+        defectFraction: null,
+        regionCount: null,
+        anomalousLabels: null,
+        nominalLabels: null,
+        classifierLoss: null,
+        classifierEpochs: null,
+        gateThreshold: null,
+        emptyReason: null,
+        stageMs: Prisma.DbNull,
+        totalMs: null,
+        precision: null,
+        recall: null,
+        f1: null,
+        iou: null,
+      },
+    });
+    if (reset.count === 0) throw new TttError('INVALID_INPUT', 'the inspection changed meanwhile: only a SUCCEEDED or FAILED inspection can be reprocessed');
+    await tx.region.deleteMany({ where: { inspectionId: id } });
+    await tx.inspectionBlob.deleteMany({ where: { inspectionId: id, kind: 'MASK' } });
+  });
+  const result = await load(id);
+  ctx.events.publish({ id, productId: current.productId, status: 'QUEUED' });
+  ctx.processor.enqueue(id);
+  return result;
+}
+
+export async function deleteInspection(ctx: ServiceContext, globalIdValue: string): Promise<string> {
+  const id = localId('Inspection', globalIdValue);
+  const row = await ctx.db.inspection.findUnique({ where: { id }, select: { productId: true } });
+  const deleted = row ? await ctx.db.inspection.deleteMany({ where: { id } }) : { count: 0 };
+  if (!row || deleted.count === 0) throw notFound('Inspection', globalIdValue);
+  ctx.events.publish({ id, productId: row.productId, status: 'DELETED' });
+  return id;
+}

@@ -1,0 +1,95 @@
+// Product commands: create a product with its option overrides; add nominal score maps and recompute the
+// calibration from all of the product's nominal maps (they are stored, so the calibration is always
+// exactly `calibrate()` of every map added so far).
+
+import { calibrate, calibrationToJson } from '../core/calibration.ts';
+import { TttError, withSubjectAsync } from '../core/errors.ts';
+import { resolveOptions } from '../core/options.ts';
+import type { ScoreMap } from '../core/types.ts';
+import { checkAspect, checkDimensions, checkFinite } from '../core/validate.ts';
+import { decodeScoreMap } from '../io/scoremap.ts';
+import type { ServiceContext } from './context.ts';
+import { localId, notFound } from './ids.ts';
+import { parseOptionPairs, type OptionPair } from './options.ts';
+import { isUniqueViolation } from './prisma-errors.ts';
+import { checkUploadSize, readUpload, type FileLike } from './uploads.ts';
+
+export interface CreateProductInput {
+  name: string;
+  line?: string | null;
+  options?: readonly OptionPair[] | null;
+}
+
+const MAX_NAME = 200;
+
+export async function createProduct(ctx: ServiceContext, input: CreateProductInput): Promise<string> {
+  const name = input.name.trim();
+  if (name.length === 0 || name.length > MAX_NAME) throw new TttError('INVALID_INPUT', `name must have 1 to ${MAX_NAME} characters`);
+  const overrides = parseOptionPairs(input.options);
+  resolveOptions(overrides);
+  try {
+    const { id } = await ctx.db.product.create({ data: { name, line: input.line ?? null, options: overrides as object }, select: { id: true } });
+    return id;
+  } catch (e) {
+    if (isUniqueViolation(e)) throw new TttError('INVALID_INPUT', `a product named ${JSON.stringify(name)} already exists`);
+    throw e;
+  }
+}
+
+/** At most this many maps per call (each is decoded and held in memory). */
+export const MAX_NOMINAL_FILES = 500;
+
+function toBytes(data: Float32Array): Uint8Array<ArrayBuffer> {
+  const le = new Uint8Array(data.byteLength);
+  const view = new DataView(le.buffer);
+  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i], true);
+  return le;
+}
+
+function fromBytes(bytes: Uint8Array): Float32Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(bytes.byteLength / 4);
+  for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
+  return out;
+}
+
+export async function addNominalScoreMaps(ctx: ServiceContext, productGlobalId: string, files: readonly FileLike[]): Promise<string> {
+  const { db, config } = ctx;
+  const productId = localId('Product', productGlobalId);
+  const exists = await db.product.count({ where: { id: productId } });
+  if (exists === 0) throw notFound('Product', productGlobalId);
+  if (files.length === 0) throw new TttError('INVALID_INPUT', 'scoreMaps: at least one nominal score map is needed');
+  if (files.length > MAX_NOMINAL_FILES) throw new TttError('INVALID_INPUT', `scoreMaps: at most ${MAX_NOMINAL_FILES} maps per call, got ${files.length}`);
+  files.forEach((f, k) => checkUploadSize(f, `scoreMaps[${k}]`, config.maxUploadBytes));
+
+  const added: { name: string; map: ScoreMap }[] = [];
+  for (const [k, file] of files.entries()) {
+    const upload = await readUpload(file);
+    const map = await withSubjectAsync(`scoreMaps[${k}]`, () => decodeScoreMap(upload.bytes, upload.name));
+    checkDimensions(`scoreMaps[${k}] ${upload.name}`, map.width, map.height);
+    checkFinite(`scoreMaps[${k}] ${upload.name}`, map.data, map.width, map.height);
+    if (added.length > 0) checkAspect(`scoreMaps[${k}] ${upload.name}`, map, added[0].map);
+    added.push({ name: upload.name, map });
+  }
+
+  await db.$transaction(
+    async (tx) => {
+      // Serializes concurrent additions to one product, so that no map is left out of the calibration.
+      await tx.$queryRaw`SELECT id FROM "Product" WHERE id = ${productId}::uuid FOR UPDATE`;
+      const stored = await tx.nominalScoreMap.findMany({
+        where: { productId },
+        orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+        select: { name: true, width: true, height: true, data: true },
+      });
+      const storedMaps: ScoreMap[] = stored.map((s) => ({ width: s.width, height: s.height, data: fromBytes(s.data) }));
+      if (storedMaps.length > 0) added.forEach((a) => checkAspect(`nominal score map ${a.name}`, a.map, storedMaps[0]));
+      const calibration = calibrate([...storedMaps, ...added.map((a) => a.map)]);
+      await tx.nominalScoreMap.createMany({
+        data: added.map((a) => ({ productId, name: a.name, width: a.map.width, height: a.map.height, data: toBytes(a.map.data) })),
+      });
+      await tx.product.update({ where: { id: productId }, data: { calibration: calibrationToJson(calibration) as object } });
+    },
+    { timeout: 60_000 },
+  );
+  return productId;
+}

@@ -1,0 +1,232 @@
+// The service under test: a fresh database per test file (in-memory PGlite, or a uniquely named database
+// on the PostgreSQL server of TEST_DATABASE_URL / DATABASE_URL), migrated, with the real processor on
+// the real GPU, driven through `yoga.fetch` (JSON, multipart uploads, SSE).
+
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import sharp from 'sharp';
+import type { Gpu } from '../../src/core/gpu.ts';
+import { openDatabase, type Database } from '../../src/db.ts';
+import { encodeMaskPng } from '../../src/io/image.ts';
+import { encodeNpy } from '../../src/io/npy.ts';
+import { migrate } from '../../src/migrate.ts';
+import { createInProcessProcessor, type InspectionProcessor } from '../../src/processing/processor.ts';
+import { defaultConfig, type ServiceConfig } from '../../src/server/config.ts';
+import { createInspectionEvents } from '../../src/server/events.ts';
+import { memoryLogger } from '../../src/server/log.ts';
+import { createApp, type App } from '../../src/server/yoga.ts';
+import type { SyntheticSample } from '../../src/synthetic.ts';
+
+export type Backend = 'pglite' | 'postgres';
+
+export const POSTGRES_URL = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL || '';
+
+/** PGlite always; the PostgreSQL server too when a URL is configured. */
+export const BACKENDS: Backend[] = POSTGRES_URL ? ['pglite', 'postgres'] : ['pglite'];
+
+export interface TestDatabase {
+  db: Database;
+  /** SQL of every statement Prisma sent, in order. */
+  queries: string[];
+  url: string | null;
+  close(): Promise<void>;
+}
+
+function withDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+export async function openTestDatabase(backend: Backend, migrated = true): Promise<TestDatabase> {
+  const queries: string[] = [];
+  const onQuery = (sql: string) => void queries.push(sql);
+  if (backend === 'pglite') {
+    const db = await openDatabase({ dataDir: 'memory://', onQuery });
+    if (migrated) await migrate(db);
+    return { db, queries, url: null, close: () => db.close() };
+  }
+  const name = `ttt_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = withDatabase(POSTGRES_URL, name);
+  const db = await openDatabase({ url, onQuery });
+  if (migrated) await migrate(db);
+  return {
+    db,
+    queries,
+    url,
+    async close() {
+      // Drop the database even when a test has closed the connection itself.
+      await db.close().catch(() => undefined);
+      const c = new pg.Client({ connectionString: POSTGRES_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export interface GqlResult<T = Record<string, any>> {
+  status: number;
+  data?: T;
+  errors?: { message: string; extensions?: { code?: string } }[];
+}
+
+export interface TestService {
+  app: App;
+  yoga: App['yoga'];
+  database: TestDatabase;
+  prisma: Database['prisma'];
+  processor: InspectionProcessor;
+  logger: ReturnType<typeof memoryLogger>;
+  gql<T = Record<string, any>>(query: string, variables?: Record<string, unknown>): Promise<GqlResult<T>>;
+  /** A multipart request: `files` maps a variable path (e.g. "input.image") to a file. */
+  upload<T = Record<string, any>>(query: string, variables: Record<string, unknown>, files: Record<string, File | File[]>): Promise<GqlResult<T>>;
+  get(path: string): Promise<Response>;
+  close(): Promise<void>;
+}
+
+export const ORIGIN = 'http://ttt.test';
+
+export async function startService(
+  backend: Backend,
+  options: { config?: Partial<ServiceConfig>; acquireGpu?: () => Promise<Gpu>; concurrency?: number } = {},
+): Promise<TestService> {
+  const database = await openTestDatabase(backend);
+  const logger = memoryLogger();
+  const events = createInspectionEvents();
+  const processor = createInProcessProcessor({
+    db: database.db.prisma,
+    events,
+    logger,
+    concurrency: options.concurrency ?? 2,
+    acquireGpu: options.acquireGpu,
+  });
+  const app = createApp({ db: database.db.prisma, processor, events, config: defaultConfig(options.config), logger });
+  const post = async (body: BodyInit, headers: Record<string, string> = {}) => {
+    const res = await app.yoga.fetch(`${ORIGIN}/graphql`, { method: 'POST', body, headers: { accept: 'application/json', ...headers } });
+    return { status: res.status, ...(await res.json()) };
+  };
+  return {
+    app,
+    yoga: app.yoga,
+    database,
+    prisma: database.db.prisma,
+    processor,
+    logger,
+    gql: (query, variables = {}) => post(JSON.stringify({ query, variables }), { 'content-type': 'application/json' }),
+    upload(query, variables, files) {
+      const form = new FormData();
+      const map: Record<string, string[]> = {};
+      const list: File[] = [];
+      for (const [path, f] of Object.entries(files)) {
+        if (Array.isArray(f)) f.forEach((file, k) => ((map[String(list.length)] = [`variables.${path}.${k}`]), list.push(file)));
+        else (map[String(list.length)] = [`variables.${path}`]), list.push(f);
+      }
+      form.set('operations', JSON.stringify({ query, variables }));
+      form.set('map', JSON.stringify(map));
+      list.forEach((file, k) => form.set(String(k), file));
+      return post(form);
+    },
+    get: (path) => Promise.resolve(app.yoga.fetch(`${ORIGIN}${path}`)),
+    async close() {
+      await processor.close();
+      await database.close();
+    },
+  };
+}
+
+// ---- files from synthetic samples ----
+
+export async function imagePng(sample: SyntheticSample): Promise<Uint8Array> {
+  const { width, height, channels, data } = sample.image;
+  const n = width * height;
+  const px = new Uint8Array(n * channels);
+  for (let i = 0; i < n; i++) for (let c = 0; c < channels; c++) px[i * channels + c] = Math.round(data[c * n + i] * 255);
+  let p = sharp(px, { raw: { width, height, channels } });
+  if (channels === 1) p = p.toColourspace('b-w');
+  return new Uint8Array(await p.png().toBuffer());
+}
+
+export function scoreMapNpy(map: { data: Float32Array; width: number; height: number }): Uint8Array {
+  return encodeNpy(map.data, [map.height, map.width]);
+}
+
+export function file(bytes: Uint8Array | string, name: string): File {
+  return new File([typeof bytes === 'string' ? bytes : new Uint8Array(bytes)], name);
+}
+
+export async function sampleFiles(sample: SyntheticSample, withTruth = false): Promise<Record<string, File>> {
+  const files: Record<string, File> = {
+    'input.image': file(await imagePng(sample), 'part.png'),
+    'input.scoreMap': file(scoreMapNpy(sample.scoreMap), 'part-map.npy'),
+  };
+  if (withTruth) files['input.groundTruth'] = file(await encodeMaskPng(sample.groundTruth, sample.image.width, sample.image.height), 'part-gt.png');
+  return files;
+}
+
+/** Decodes a PNG: size and channel count, and the first channel's bytes. */
+export async function readPng(bytes: Uint8Array): Promise<{ format: string | undefined; width: number; height: number; channels: number; pixels: Uint8Array }> {
+  const meta = await sharp(bytes).metadata();
+  const { data, info } = await sharp(bytes).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+  return { format: meta.format, width: info.width, height: info.height, channels: meta.channels ?? 0, pixels: new Uint8Array(data) };
+}
+
+// ---- GraphQL documents ----
+
+export const INSPECTION_FIELDS = `
+  id status externalId errorCode errorMessage width height channels verdict imageScore defectFraction regionCount
+  pseudoLabels { anomalous nominal } classifierLoss classifierEpochs emptyReason gateThreshold
+  stageMs { stage ms } totalMs metrics { precision recall f1 iou }
+  createdAt startedAt finishedAt options { key value }
+  imageUrl scoreMapUrl maskUrl overlayUrl
+  product { id name }
+  regions { index area bbox { x y width height } centroid { x y } meanScore maxScore }`;
+
+export const CREATE_PRODUCT = `mutation($input: CreateProductInput!) {
+  createProduct(input: $input) {
+    __typename
+    ... on CreateProductSuccess { product { id name line options { key value } nominalScoreMapCount calibration { count } } }
+    ... on Error { code message }
+  }
+}`;
+
+export const SUBMIT = `mutation($input: SubmitInspectionInput!) {
+  submitInspection(input: $input) {
+    __typename
+    ... on SubmitInspectionSuccess { inspection { ${INSPECTION_FIELDS} } }
+    ... on Error { code message }
+  }
+}`;
+
+export const REPROCESS = `mutation($id: ID!, $options: [OptionInput!]) {
+  reprocessInspection(id: $id, options: $options) {
+    __typename
+    ... on ReprocessInspectionSuccess { inspection { id status options { key value } } }
+    ... on Error { code message }
+  }
+}`;
+
+export const INSPECTION = `query($id: ID!) { inspection(id: $id) { ${INSPECTION_FIELDS} } }`;
+
+export async function createProduct(s: TestService, name: string, options: { key: string; value: string }[] = []): Promise<string> {
+  const r = await s.gql(CREATE_PRODUCT, { input: { name, options } });
+  const p = r.data?.createProduct;
+  if (p?.__typename !== 'CreateProductSuccess') throw new Error(`createProduct failed: ${JSON.stringify(r)}`);
+  return p.product.id;
+}
+
+export async function rowCounts(s: TestService): Promise<Record<string, number>> {
+  const p = s.prisma;
+  const [products, inspections, blobs, regions, nominal] = await Promise.all([
+    p.product.count(),
+    p.inspection.count(),
+    p.inspectionBlob.count(),
+    p.region.count(),
+    p.nominalScoreMap.count(),
+  ]);
+  return { products, inspections, blobs, regions, nominal };
+}
