@@ -127,7 +127,6 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   const dataset = await openDataset(opts.dataset, { seed, limit: opts.limit });
   const load = async (item: DatasetImage) => loadImage(item, maxSide);
   if (source.prepare) {
-    progress({ phase: 'prepare', done: 0, total: dataset.train.length });
     await source.prepare(dataset, {
       loadImage: async (item) => (await load(item)).image,
       progress: (done, total) => progress({ phase: 'prepare', done, total }),

@@ -256,7 +256,7 @@ describe('ttt eval on a synthetic dataset', () => {
       'classifier.balanced': false,
       'features.extractor': 'filterbank',
     });
-    expect(TTT4AS_LAMBDA).toBeCloseTo(1, 12);
+    expect(TTT4AS_LAMBDA).toBeCloseTo(1 / (0.001 * 600), 12);
     expect(o.ttt).toEqual(flattenOptions(defaultOptions()));
     expect(o.ttt!['gate.mode']).not.toBe('off');
     // ttt4as trains on every image (no gate); ttt's gate stops some defect-free ones here.
