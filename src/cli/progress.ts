@@ -50,7 +50,8 @@ export function progressReporter(out: ProgressSink, label: string, now: () => nu
         const pct = e.total > 0 ? ((100 * e.done) / e.total).toFixed(0) : '100';
         const tail = finished ? `in ${formatDuration(t - phaseStart)}` : `ETA ${formatDuration(eta(e, t))}`;
         let line = `${label} ${e.phase} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${e.done}/${e.total} ${pct}% ${tail}${e.item ? ` ${e.item}` : ''}`;
-        const cols = out.columns ?? 120;
+        // A pseudo-terminal without a size reports 0 columns.
+        const cols = out.columns && out.columns > 20 ? out.columns : 120;
         if (line.length > cols - 1) line = line.slice(0, cols - 1);
         out.write(`\r\x1b[K${line}`);
         drawn = true;

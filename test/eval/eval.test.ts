@@ -481,4 +481,13 @@ describe('progress reporter', () => {
     expect(s.chunks[2]).toBe('\r\x1b[Keval test [########################] 4/4 100% in 4s');
     expect(s.chunks.at(-1)).toBe('\n');
   });
+
+  it('cuts the bar to the terminal width, and ignores a width of 0', () => {
+    for (const [columns, length] of [[40, 39], [0, 80]]) {
+      const chunks: string[] = [];
+      const bar = progressReporter({ isTTY: true, columns, write: (s: string) => chunks.push(s) }, 'eval', () => 0);
+      bar.update({ phase: 'validation', done: 0, total: 10, item: 'validation/good/000.png' });
+      expect(chunks[0].slice('\r\x1b[K'.length)).toHaveLength(length);
+    }
+  });
 });
