@@ -12,6 +12,7 @@ const commands: Record<string, () => Promise<Command>> = {
   segment: async () => (await import('./segment.ts')).command,
   bench: async () => (await import('./bench.ts')).command,
   synth: async () => (await import('./synth.ts')).command,
+  eval: async () => (await import('./eval.ts')).command,
 };
 
 function usage(): string {

@@ -1,0 +1,132 @@
+// `ttt eval`: every binarization method side by side on an MVTec-layout dataset (src/eval/), as a table,
+// one JSON object, or report files.
+
+import { TttError } from '../core/errors.ts';
+import { parseAssignments, resolveOptions } from '../core/options.ts';
+import { nodeGpu } from '../gpu/node.ts';
+import { METHOD_DESCRIPTIONS, METHOD_NAMES, parseMethods } from '../eval/methods.ts';
+import type { EvalSummary, GoalCheck, MethodSummary } from '../eval/report.ts';
+import { DEFAULT_SIZE, runEval } from '../eval/run.ts';
+import { MAP_EXTENSIONS, mapsFolder } from '../eval/scoreSource.ts';
+import { intArg, parse } from './args.ts';
+import { progressReporter } from './progress.ts';
+
+const HELP = `usage: ttt eval --dataset DIR --maps DIR [options]
+
+Evaluates every binarization method on a dataset in the MVTec AD layout:
+  DIR/train/good/*             defect-free images (the detector's training set)
+  DIR/validation/good/*        defect-free images to calibrate on; when absent, a seeded 20% of train/good
+  DIR/test/<type>/*            test images; test/good holds the defect-free ones
+  DIR/ground_truth/<type>/<stem>_mask.png   defective where > 127, the size of its image
+Images are PNG, JPEG or TIFF, grey or colour, of any size.
+
+Score maps (--maps DIR), as a detector exports them (${MAP_EXTENSIONS.join(', ')}; any resolution with the image's aspect):
+  DIR/<type>/<stem>.npy                 test images, e.g. maps/crack/003.npy, maps/good/017.npy
+  DIR/validation/good/<stem>.npy        the validation images (DIR/train/good/<stem>.npy when split from train)
+
+Calibrates on the validation maps, runs each method on every test image at the working resolution, and
+reports pixel precision, recall, F1 and IoU over the anomalous test images (pooled and per image) and the
+false-positive rate and share of flagged images over the defect-free ones, per type and overall.
+
+options:
+  --dataset DIR       the dataset root
+  --maps DIR          the score maps (required: this build has no built-in scorer)
+  --methods a,b,...   a subset of: ${METHOD_NAMES.join(', ')} (default: all)
+  --size N            working resolution: longest side N pixels (default ${DEFAULT_SIZE}; 0: each image's own size);
+                      images are downscaled (lanczos3), masks nearest-neighbour, maps bilinearly
+  --limit N           at most N images per test type and per nominal set, drawn by the seed
+  --seed N            seed of the validation split, the --limit draw and every method (default 0)
+  --set key=value     an option of the ttt method (repeatable); see ttt segment --help
+  --out DIR           write report.json, report.md and contact sheets (contact-<type>.png) there
+  --json              print one JSON object { methods, perType, images } instead of the tables
+
+Progress goes to stderr: a bar on a terminal, plain lines otherwise.
+Exit status: 0 on success, 2 on bad input or options.`;
+
+const quote = (a: string) => (/^[A-Za-z0-9_./:=,+-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`);
+
+export const command = {
+  summary: 'evaluate every binarization method on an MVTec-layout dataset',
+  async run(argv: string[]): Promise<void> {
+    const v = parse(
+      argv,
+      {
+        dataset: { type: 'string' },
+        maps: { type: 'string' },
+        methods: { type: 'string' },
+        size: { type: 'string' },
+        limit: { type: 'string' },
+        seed: { type: 'string' },
+        set: { type: 'string', multiple: true },
+        out: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+      HELP,
+    );
+    if (!v.dataset) throw new TttError('INVALID_OPTION', '--dataset is required (see ttt eval --help)');
+    if (!v.maps) {
+      throw new TttError('INVALID_OPTION', '--maps DIR is required: this build has no built-in scorer, so the score maps must come from a folder (see ttt eval --help)');
+    }
+    const methods = parseMethods(v.methods ? v.methods.split(',').map((s) => s.trim()) : METHOD_NAMES);
+    const sizeArg = intArg('size', v.size, DEFAULT_SIZE, 0, 1 << 16);
+    const limit = v.limit === undefined ? undefined : intArg('limit', v.limit, 0, 1, 1 << 30);
+    const seed = intArg('seed', v.seed, 0, 0, 0xffffffff);
+    const tttOverrides = parseAssignments(v.set ?? []);
+    resolveOptions(tttOverrides); // refuse a bad --set before any work
+
+    const { gpu } = await nodeGpu();
+    const bar = progressReporter(process.stderr, 'eval');
+    let result;
+    try {
+      result = await runEval({
+        gpu,
+        dataset: v.dataset,
+        source: mapsFolder(v.maps),
+        methods,
+        size: sizeArg === 0 ? null : sizeArg,
+        limit,
+        seed,
+        tttOverrides,
+        out: v.out,
+        command: ['ttt', 'eval', ...argv].map(quote).join(' '),
+        onProgress: (p) => bar.update(p),
+      });
+    } finally {
+      bar.end();
+    }
+    if (v.json) {
+      console.log(JSON.stringify(result.summary));
+      return;
+    }
+    console.log(tables(result.summary, result.report.goals));
+    for (const f of result.written) console.log(`wrote ${f}`);
+  },
+};
+
+function table(title: string, rows: Record<string, MethodSummary>): string {
+  const head = ['method', 'F1', 'IoU', 'P', 'R', 'img F1', 'img IoU', 'FP rate', 'flagged'];
+  const num = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(3));
+  const body = Object.entries(rows).map(([name, s]) => [
+    name,
+    num(s.pooled?.f1),
+    num(s.pooled?.iou),
+    num(s.pooled?.precision),
+    num(s.pooled?.recall),
+    num(s.perImage?.f1),
+    num(s.perImage?.iou),
+    s.nominal ? s.nominal.falsePositiveRate.toExponential(2) : '-',
+    s.nominal ? `${(100 * s.nominal.flaggedImages).toFixed(1)}%` : '-',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [title, line(head), ...body.map(line)].join('\n');
+}
+
+function tables(s: EvalSummary, goals: readonly GoalCheck[]): string {
+  const parts: string[] = [];
+  for (const [type, rows] of Object.entries(s.perType)) parts.push(table(`${type}:`, rows));
+  parts.push(table(`overall (${s.images.anomalous} anomalous, ${s.images.nominal} defect-free test images; F1..R pooled, img = mean per image):`, s.methods));
+  if (goals.length) parts.push(['goals:', ...goals.map((g) => `  ${g.met ? 'met    ' : 'NOT met'}  ${g.goal}: ${g.detail}`)].join('\n'));
+  parts.push(['methods:', ...Object.keys(s.methods).map((m) => `  ${m}: ${METHOD_DESCRIPTIONS[m as keyof typeof METHOD_DESCRIPTIONS]}`)].join('\n'));
+  return parts.join('\n\n');
+}

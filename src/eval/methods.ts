@@ -1,0 +1,167 @@
+// The binarization methods `ttt eval` compares, each turning one working-resolution anomaly map into a
+// mask through the code the service runs: the threshold baselines (baselines.ts), the oracle threshold,
+// and test-time training (pipeline.ts `segment`) in the paper's configuration and in the project's.
+
+import { readMask, thresholdMask } from '../core/binarize.ts';
+import { BASELINE_METHODS, baselineMask, checkCalibrationSize, type BaselineMethod } from '../core/baselines.ts';
+import type { Calibration } from '../core/calibration.ts';
+import { TttError } from '../core/errors.ts';
+import type { Gpu } from '../core/gpu.ts';
+import { resolveOptions, type TttOptions } from '../core/options.ts';
+import { segment } from '../core/pipeline.ts';
+import { referenceBilinear } from '../core/reference/features.ts';
+import type { ImageTensor, PseudoLabelCounts, ScoreMap } from '../core/types.ts';
+
+export type MethodName = BaselineMethod | 'oracle' | 'ttt4as' | 'ttt';
+
+export const METHOD_NAMES: readonly MethodName[] = [...BASELINE_METHODS.map((m) => m.method), 'oracle', 'ttt4as', 'ttt'];
+
+export const METHOD_DESCRIPTIONS: Readonly<Record<MethodName, string>> = {
+  ...(Object.fromEntries(BASELINE_METHODS.map((m) => [m.method, m.description])) as Record<BaselineMethod, string>),
+  oracle: 'the one global threshold maximizing pooled F1 over the anomalous test images (uses the ground truth: an upper bound, not a method)',
+  ttt4as: "test-time training as the paper (TTT4AS) as far as it is known: hinge loss, P99 local maxima dilated by 1, 500 random nominal pixels, LinearSVC C=0.001, no image-level gate",
+  ttt: "test-time training with the project's default options (and --set overrides), image-level gate on the calibration",
+};
+
+export function isMethodName(name: string): name is MethodName {
+  return (METHOD_NAMES as readonly string[]).includes(name);
+}
+
+/** Methods in the registry's order; unknown names are refused with the list of known ones. */
+export function parseMethods(list: readonly string[]): MethodName[] {
+  for (const m of list) {
+    if (!isMethodName(m)) throw new TttError('INVALID_OPTION', `unknown method "${m}" (known: ${METHOD_NAMES.join(', ')})`);
+  }
+  if (list.length === 0) throw new TttError('INVALID_OPTION', 'no methods given');
+  return METHOD_NAMES.filter((m) => list.includes(m));
+}
+
+/** The C of LinearSVC in the public TTT4AS re-implementation. */
+export const TTT4AS_SVC_C = 0.001;
+/**
+ * Training rows assumed when mapping C to the SGD objective. LinearSVC minimizes 1/2 |w|^2 + C sum_i
+ * hinge_i; dividing by C n gives 1/(2 C n) |w|^2 + mean_i hinge_i, the classifier's objective with
+ * lambda = 1 / (C n). n varies per image: 500 nominal rows plus the anomalous pseudo-labels (tens to a few
+ * hundred at a 256-pixel working size), so n = 600 stands for it. report.json records the mean rows of a
+ * run (diagnostics.ttt4as.trained) to check the assumption; the intercept is not regularized here.
+ */
+export const TTT4AS_ROWS = 600;
+export const TTT4AS_LAMBDA = 1 / (TTT4AS_SVC_C * TTT4AS_ROWS);
+
+/**
+ * The paper's configuration, pinned key by key so that tuning the project's defaults never moves it.
+ * LinearSVC weighs classes equally (class_weight=None), hence balanced=false. The remaining SGD settings
+ * and the filterbank are this project's (the paper used WideResNet-50 features).
+ */
+export function ttt4asOptions(seed: number): TttOptions {
+  return resolveOptions({
+    seed,
+    'features.extractor': 'filterbank',
+    'features.sigmas': [1, 2, 4],
+    'pseudoLabels.anomalousPercentile': 99,
+    'pseudoLabels.radius': 1,
+    'pseudoLabels.nominalCount': 500,
+    'pseudoLabels.nominalPercentile': 100,
+    'classifier.loss': 'hinge',
+    'classifier.lambda': TTT4AS_LAMBDA,
+    'classifier.learningRate': 0.1,
+    'classifier.epochs': 50,
+    'classifier.batchSize': 64,
+    'classifier.balanced': false,
+    'classifier.tolerance': 0.001,
+    'classifier.patience': 5,
+    'gate.mode': 'off',
+    'regions.connectivity': 8,
+    'regions.minArea': 0,
+  });
+}
+
+/** What one method made of one image. */
+export interface MethodOutcome {
+  /** 1 = defective, width x height of the working resolution. */
+  mask: Uint8Array;
+  /** Why the mask is empty without the method having looked (a constant map, the gate, no pseudo-labels). */
+  emptyReason: 'constant map' | 'gate' | 'no pseudo-labels' | null;
+  /** Test-time training only: the pseudo-label counts and the epochs run. */
+  pseudoLabels?: PseudoLabelCounts;
+  epochs?: number;
+  /** thr_pixel_3sigma only: the per-pixel statistics were stretched to another aspect ratio. */
+  stretchedCalibration?: boolean;
+}
+
+export interface MethodContext {
+  gpu: Gpu;
+  calibration: Calibration;
+  /** Options of the `ttt` method (project defaults with the run's overrides). */
+  ttt: TttOptions;
+  /** Options of the `ttt4as` method. */
+  ttt4as: TttOptions;
+}
+
+/**
+ * The calibration to give thr_pixel_3sigma for a map of this size. baselineMask resamples the per-pixel
+ * statistics to a map of the same aspect ratio; for another aspect ratio (datasets of mixed image sizes)
+ * they are stretched here, as calibrate() stretched the nominal maps of other sizes.
+ */
+export function calibrationFor(c: Calibration, map: { width: number; height: number }, cache: Map<string, Calibration>): { calibration: Calibration; stretched: boolean } {
+  try {
+    checkCalibrationSize(map as ScoreMap, c);
+    return { calibration: c, stretched: false };
+  } catch (e) {
+    if (!(e instanceof TttError && e.code === 'SIZE_MISMATCH')) throw e;
+  }
+  const key = `${map.width}x${map.height}`;
+  let view = cache.get(key);
+  if (!view) {
+    const to = { width: map.width, height: map.height };
+    view = { ...c, ...to, pixelMean: referenceBilinear(c.pixelMean, 1, c, to), pixelStd: referenceBilinear(c.pixelStd, 1, c, to) };
+    cache.set(key, view);
+  }
+  return { calibration: view, stretched: true };
+}
+
+const emptyMask = (map: ScoreMap): Uint8Array => new Uint8Array(map.width * map.height);
+
+function isConstant(e: unknown): boolean {
+  return e instanceof TttError && e.code === 'CONSTANT_MAP';
+}
+
+/**
+ * The mask of one method on one image: `image` and `map` at the working resolution. A constant map gives
+ * an empty mask (no method can find anything in it) instead of failing the run; other errors propagate.
+ */
+export async function runMethod(
+  method: Exclude<MethodName, 'oracle'>,
+  ctx: MethodContext,
+  image: ImageTensor,
+  map: ScoreMap,
+  pixelCalibrations: Map<string, Calibration>,
+): Promise<MethodOutcome> {
+  try {
+    if (method === 'ttt' || method === 'ttt4as') {
+      const r = await segment(ctx.gpu, { image, scoreMap: map, calibration: ctx.calibration }, method === 'ttt' ? ctx.ttt : ctx.ttt4as);
+      const emptyReason = r.classifier ? null : r.gate && !r.gate.anomalous ? 'gate' : 'no pseudo-labels';
+      return { mask: r.predMask, emptyReason, pseudoLabels: r.pseudoLabels ?? undefined, epochs: r.classifier?.epochs };
+    }
+    if (method === 'thr_pixel_3sigma') {
+      const { calibration, stretched } = calibrationFor(ctx.calibration, map, pixelCalibrations);
+      return { mask: (await baselineMask(ctx.gpu, map, method, calibration)).mask, emptyReason: null, stretchedCalibration: stretched };
+    }
+    return { mask: (await baselineMask(ctx.gpu, map, method, ctx.calibration)).mask, emptyReason: null };
+  } catch (e) {
+    if (isConstant(e)) return { mask: emptyMask(map), emptyReason: 'constant map' };
+    throw e;
+  }
+}
+
+/** mask = score > threshold on the GPU, as the global baselines binarize. */
+export async function applyThreshold(gpu: Gpu, map: ScoreMap, threshold: number): Promise<Uint8Array> {
+  const n = map.width * map.height;
+  const scores = gpu.upload(map.data);
+  const mask = thresholdMask(gpu, scores, n, threshold);
+  try {
+    return await readMask(gpu, mask, n);
+  } finally {
+    gpu.release(scores, mask);
+  }
+}

@@ -1,0 +1,364 @@
+// `ttt eval` as a function: open an MVTec-layout dataset, score it, calibrate on the validation maps, run
+// every method on every test image at the working resolution, and summarize (report.ts). The CLI wraps
+// this; tests call it in-process.
+
+import { mkdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { oracleThreshold } from '../core/baselines.ts';
+import { calibrate, type Calibration } from '../core/calibration.ts';
+import { TttError, withSubject, withSubjectAsync } from '../core/errors.ts';
+import { resampleBilinear } from '../core/features/resample.ts';
+import type { Gpu } from '../core/gpu.ts';
+import { confusion } from '../core/metrics.ts';
+import { flattenOptions, resolveOptions } from '../core/options.ts';
+import type { ImageTensor, ScoreMap } from '../core/types.ts';
+import { validateScoreMap } from '../core/validate.ts';
+import { writeFilesAtomic } from '../io/files.ts';
+import { NOMINAL_TYPE, loadImage, loadMask, openDataset, type DatasetImage } from './dataset.ts';
+import { METHOD_DESCRIPTIONS, applyThreshold, runMethod, ttt4asOptions, type MethodName, type MethodOutcome } from './methods.ts';
+import { contactSheet, goalChecks, markdownReport, summarizeResults, type EvalSummary, type GoalCheck, type ImageResult, type SheetRow } from './report.ts';
+import type { ScoreSource } from './scoreSource.ts';
+
+/** Default working size: the longest side in pixels (the resolution PatchCore-style detectors score at). */
+export const DEFAULT_SIZE = 256;
+/** Images per test type on the contact sheets. */
+export const SHEET_ROWS = 4;
+/** The masks on the contact sheets, after the image and its score map. */
+export const SHEET_MASKS = ['thr_global_3sigma', 'ttt'] as const;
+
+export type EvalPhase = 'prepare' | 'validation' | 'test' | 'report';
+
+export interface EvalProgress {
+  phase: EvalPhase;
+  done: number;
+  total: number;
+  /** The image just finished, when there is one. */
+  item?: string;
+}
+
+export interface EvalOptions {
+  gpu: Gpu;
+  dataset: string;
+  source: ScoreSource;
+  methods: readonly MethodName[];
+  /** Longest side of the working resolution; null: each image's own size. */
+  size: number | null;
+  limit?: number;
+  seed: number;
+  /** Overrides of the `ttt` method's options (dotted keys, as `--set`). */
+  tttOverrides?: Record<string, unknown>;
+  /** Folder for report.json, report.md and contact sheets (created if missing). */
+  out?: string;
+  /** The command line, for the reports. */
+  command?: string;
+  onProgress?: (p: EvalProgress) => void;
+}
+
+interface MethodDiagnostics {
+  /** Anomalous / defect-free images whose mask came out empty. */
+  emptyMasks: { anomalous: number; nominal: number };
+  /** Images left empty without looking: constant maps, the image-level gate, no pseudo-labels. */
+  emptyReasons: Record<string, number>;
+  /** Test-time training: mean pseudo-label counts and epochs over the images that trained a classifier. */
+  trained?: { images: number; anomalousRows: number; nominalRows: number; epochs: number };
+  ms: number;
+}
+
+export interface EvalReport extends EvalSummary {
+  run: {
+    command: string;
+    dataset: string;
+    scoreSource: string;
+    seed: number;
+    size: number | null;
+    limit: number | null;
+    methods: MethodName[];
+    options: Partial<Record<'ttt' | 'ttt4as', Record<string, unknown>>>;
+    available: Record<string, number>;
+    train: number;
+    validation: { source: string; images: number };
+    calibration: Omit<Calibration, 'pixelMean' | 'pixelStd'>;
+    oracle: { threshold: number; f1: number } | null;
+    startedAt: string;
+    timings: { totalMs: number; phasesMs: Record<string, number>; perImageMs: Record<string, number> };
+  };
+  goals: GoalCheck[];
+  diagnostics: Partial<Record<MethodName, MethodDiagnostics>>;
+  notes: string[];
+  imageResults: ImageResult[];
+}
+
+export interface EvalResult {
+  /** The `--json` object. */
+  summary: EvalSummary;
+  report: EvalReport;
+  /** Files written under `out`. */
+  written: string[];
+}
+
+/** The map at the working resolution, resampled bilinearly on the GPU (pipeline.ts does the same). */
+async function toWorkingResolution(gpu: Gpu, map: ScoreMap, size: { width: number; height: number }): Promise<ScoreMap> {
+  const { width, height } = size;
+  if (map.width === width && map.height === height) return map;
+  const src = gpu.upload(map.data);
+  const dst = resampleBilinear(gpu, src, 1, map, size);
+  try {
+    return { data: await gpu.readF32(dst, width * height), width, height };
+  } finally {
+    gpu.release(src, dst);
+  }
+}
+
+export async function runEval(opts: EvalOptions): Promise<EvalResult> {
+  const { gpu, source, methods, seed } = opts;
+  const maxSide = opts.size ?? undefined;
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const phasesMs: Record<string, number> = {};
+  const progress = opts.onProgress ?? (() => undefined);
+  if (opts.out) {
+    const existing = await stat(opts.out).catch(() => null);
+    if (existing && !existing.isDirectory()) throw new TttError('INVALID_INPUT', `${opts.out}: the output exists and is not a directory`);
+  }
+  const tttOptions = resolveOptions({ ...(opts.tttOverrides ?? {}), seed });
+  const paperOptions = ttt4asOptions(seed);
+
+  let t = performance.now();
+  const dataset = await openDataset(opts.dataset, { seed, limit: opts.limit });
+  const load = async (item: DatasetImage) => loadImage(item, maxSide);
+  if (source.prepare) {
+    await source.prepare(dataset, {
+      loadImage: async (item) => (await load(item)).image,
+      progress: (done, total) => progress({ phase: 'prepare', done, total }),
+    });
+  }
+  phasesMs.prepare = performance.now() - t;
+
+  // The map of an image at its working resolution, checked against the image with the map named in errors.
+  const workingMap = async (item: DatasetImage, image: ImageTensor): Promise<ScoreMap> => {
+    const map = await source.score(item, image);
+    withSubject(source.locate?.(item) ?? `the score map of ${item.id}`, () => validateMapShape(map, image));
+    return toWorkingResolution(gpu, map, image);
+  };
+
+  t = performance.now();
+  const validationMaps: ScoreMap[] = [];
+  progress({ phase: 'validation', done: 0, total: dataset.validation.length });
+  for (const [k, item] of dataset.validation.entries()) {
+    const { image } = await load(item);
+    validationMaps.push(await workingMap(item, image));
+    progress({ phase: 'validation', done: k + 1, total: dataset.validation.length, item: item.id });
+  }
+  const calibration = calibrate(validationMaps);
+  validationMaps.length = 0;
+  phasesMs.validation = performance.now() - t;
+
+  const perImage = methods.filter((m): m is Exclude<MethodName, 'oracle'> => m !== 'oracle');
+  const diagnostics: Partial<Record<MethodName, MethodDiagnostics>> = {};
+  for (const m of methods) diagnostics[m] = { emptyMasks: { anomalous: 0, nominal: 0 }, emptyReasons: {}, ms: 0 };
+  const trained: Partial<Record<MethodName, { images: number; anomalous: number; nominal: number; epochs: number }>> = {};
+  const pixelCalibrations = new Map<string, Calibration>();
+  const ctx = { gpu, calibration, ttt: tttOptions, ttt4as: paperOptions };
+  const results: ImageResult[] = [];
+  const kept: { map: ScoreMap; truth: Uint8Array | null }[] = [];
+  const sheetRows = new Map<string, { item: DatasetImage; image: ImageTensor; map: ScoreMap; truth: Uint8Array | null; masks: Map<string, Uint8Array> }[]>();
+  let loadMs = 0;
+  let scoreMs = 0;
+  let stretched = 0;
+  const record = (m: MethodName, r: ImageResult, outcome: MethodOutcome, truth: Uint8Array | null) => {
+    const c = confusion(outcome.mask, truth ?? new Uint8Array(outcome.mask.length));
+    r.methods[m] = outcome.emptyReason ? { ...c, emptyReason: outcome.emptyReason } : c;
+    const d = diagnostics[m]!;
+    if (c.tp + c.fp === 0) d.emptyMasks[r.anomalous ? 'anomalous' : 'nominal']++;
+    if (outcome.emptyReason) d.emptyReasons[outcome.emptyReason] = (d.emptyReasons[outcome.emptyReason] ?? 0) + 1;
+    if (outcome.pseudoLabels && outcome.epochs !== undefined) {
+      const s = (trained[m] ??= { images: 0, anomalous: 0, nominal: 0, epochs: 0 });
+      s.images++;
+      s.anomalous += outcome.pseudoLabels.anomalous;
+      s.nominal += outcome.pseudoLabels.nominal;
+      s.epochs += outcome.epochs;
+    }
+  };
+
+  t = performance.now();
+  progress({ phase: 'test', done: 0, total: dataset.test.length });
+  for (const [k, item] of dataset.test.entries()) {
+    let lap = performance.now();
+    const { image, original } = await load(item);
+    const anomalous = item.type !== NOMINAL_TYPE;
+    const truth = anomalous ? await loadMask(item, original, image) : null;
+    loadMs += performance.now() - lap;
+    lap = performance.now();
+    const map = await workingMap(item, image);
+    scoreMs += performance.now() - lap;
+    const result: ImageResult = {
+      id: item.id,
+      type: item.type,
+      anomalous,
+      width: image.width,
+      height: image.height,
+      defectPixels: truth ? truth.reduce((a, v) => a + v, 0) : 0,
+      methods: {},
+    };
+    const sheet = sheetRows.get(item.type) ?? [];
+    const onSheet = sheet.length < SHEET_ROWS;
+    const masks = new Map<string, Uint8Array>();
+    for (const m of perImage) {
+      lap = performance.now();
+      const outcome = await withSubjectAsync(`${item.id} (${m})`, () => runMethod(m, ctx, image, map, pixelCalibrations));
+      diagnostics[m]!.ms += performance.now() - lap;
+      if (outcome.stretchedCalibration) stretched++;
+      record(m, result, outcome, truth);
+      if (onSheet) masks.set(m, outcome.mask);
+    }
+    results.push(result);
+    if (methods.includes('oracle')) kept.push({ map, truth });
+    if (onSheet) sheetRows.set(item.type, [...sheet, { item, image, map, truth, masks }]);
+    progress({ phase: 'test', done: k + 1, total: dataset.test.length, item: item.id });
+  }
+
+  let oracle: { threshold: number; f1: number } | null = null;
+  if (methods.includes('oracle')) {
+    const lap = performance.now();
+    const truthOf = kept.filter((x): x is { map: ScoreMap; truth: Uint8Array } => x.truth !== null);
+    if (truthOf.length) {
+      oracle = oracleThreshold(truthOf.map((x) => ({ scores: x.map.data, truth: x.truth })));
+      for (const [k, x] of kept.entries()) {
+        const mask = await applyThreshold(gpu, x.map, oracle.threshold);
+        record('oracle', results[k], { mask, emptyReason: null }, x.truth);
+        const row = sheetRows.get(results[k].type)?.find((r) => r.item.id === results[k].id);
+        row?.masks.set('oracle', mask);
+      }
+    } else {
+      // No anomalous image: no threshold to choose; the oracle flags nothing.
+      for (const [k, x] of kept.entries()) record('oracle', results[k], { mask: new Uint8Array(x.map.data.length), emptyReason: null }, null);
+    }
+    kept.length = 0;
+    diagnostics.oracle!.ms = performance.now() - lap;
+  }
+  phasesMs.test = performance.now() - t;
+
+  const summary = summarizeResults(results, methods, dataset.types);
+  const goals = goalChecks(summary);
+  for (const [m, s] of Object.entries(trained)) {
+    diagnostics[m as MethodName]!.trained = {
+      images: s.images,
+      anomalousRows: s.anomalous / s.images,
+      nominalRows: s.nominal / s.images,
+      epochs: s.epochs / s.images,
+    };
+  }
+  const notes: string[] = [];
+  if (stretched) {
+    notes.push(
+      `thr_pixel_3sigma: ${stretched} test images have another aspect ratio than the calibration's per-pixel statistics (${calibration.width}x${calibration.height}), which were stretched to them: per-pixel thresholds assume aligned images.`,
+    );
+  }
+  const emptyTruth = results.filter((r) => r.anomalous && r.defectPixels === 0);
+  if (emptyTruth.length) {
+    notes.push(`${emptyTruth.length} anomalous test image(s) have an empty ground truth and count as anomalous (their folder): ${emptyTruth.slice(0, 10).map((r) => r.id).join(', ')}${emptyTruth.length > 10 ? ', ...' : ''}.`);
+  }
+  for (const m of methods) {
+    const constant = diagnostics[m]!.emptyReasons['constant map'];
+    if (constant) notes.push(`${m}: ${constant} test image(s) have a constant score map and got an empty mask.`);
+  }
+
+  const testCount = Math.max(1, dataset.test.length);
+  const perImageMs: Record<string, number> = { 'load image + mask': loadMs / testCount, 'score map': scoreMs / testCount };
+  for (const m of methods) perImageMs[m] = diagnostics[m]!.ms / testCount;
+  const command = opts.command ?? `ttt eval --dataset ${opts.dataset}`;
+  const { pixelMean: _m, pixelStd: _s, ...calibrationStats } = calibration;
+  const report: EvalReport = {
+    ...summary,
+    run: {
+      command,
+      dataset: opts.dataset,
+      scoreSource: source.name,
+      seed,
+      size: opts.size,
+      limit: opts.limit ?? null,
+      methods: [...methods],
+      options: {
+        ...(methods.includes('ttt') ? { ttt: flattenOptions(tttOptions) } : {}),
+        ...(methods.includes('ttt4as') ? { ttt4as: flattenOptions(paperOptions) } : {}),
+      },
+      available: { ...dataset.available },
+      train: dataset.train.length,
+      validation: { source: dataset.validationSource, images: dataset.validation.length },
+      calibration: { ...calibrationStats, imageScores: { ...calibration.imageScores } },
+      oracle,
+      startedAt,
+      timings: { totalMs: 0, phasesMs, perImageMs },
+    },
+    goals,
+    diagnostics,
+    notes,
+    imageResults: results,
+  };
+
+  const written: string[] = [];
+  if (opts.out) {
+    t = performance.now();
+    const columns = ['image', 'score map', ...SHEET_MASKS.filter((m) => methods.includes(m)), 'ground truth'];
+    const files: { path: string; bytes: Uint8Array }[] = [];
+    const sheets: string[] = [];
+    let done = 0;
+    progress({ phase: 'report', done, total: sheetRows.size });
+    for (const [type, rows] of sheetRows) {
+      const sheet: SheetRow[] = rows.map((r) => ({
+        image: r.image,
+        map: r.map,
+        masks: [...SHEET_MASKS.filter((m) => methods.includes(m)).map((m) => r.masks.get(m)!), r.truth],
+      }));
+      const name = `contact-${safeName(type)}.png`;
+      files.push({ path: join(opts.out, name), bytes: await contactSheet(sheet) });
+      sheets.push(name);
+      progress({ phase: 'report', done: ++done, total: sheetRows.size });
+    }
+    phasesMs.report = performance.now() - t;
+    report.run.timings.totalMs = performance.now() - started;
+    const md = markdownReport({
+      summary,
+      goals,
+      command,
+      dataset: opts.dataset,
+      scoreSource: source.name,
+      seed,
+      size: opts.size,
+      limit: opts.limit ?? null,
+      validation: report.run.validation,
+      oracle,
+      descriptions: METHOD_DESCRIPTIONS,
+      sheets,
+      sheetColumns: columns,
+      timings: report.run.timings,
+      notes,
+    });
+    files.push({ path: join(opts.out, 'report.md'), bytes: new TextEncoder().encode(md) });
+    files.push({ path: join(opts.out, 'report.json'), bytes: new TextEncoder().encode(JSON.stringify(report, null, 2) + '\n') });
+    try {
+      await mkdir(opts.out, { recursive: true });
+    } catch (e) {
+      throw new TttError('INVALID_INPUT', `${opts.out}: cannot create the output directory: ${(e as Error).message}`);
+    }
+    await writeFilesAtomic(files);
+    written.push(...files.map((f) => f.path));
+  }
+  report.run.timings.totalMs = performance.now() - started;
+  return { summary, report, written };
+}
+
+/** A type name as a file name: anything but letters, digits, '-' and '_' becomes '_'. */
+function safeName(type: string): string {
+  return type.replace(/[^A-Za-z0-9_-]/g, '_');
+}
+
+/** The map must be finite and have the image's aspect ratio; a constant map is allowed (methods handle it). */
+function validateMapShape(map: ScoreMap, image: ImageTensor): void {
+  try {
+    validateScoreMap(map, image);
+  } catch (e) {
+    if (e instanceof TttError && e.code === 'CONSTANT_MAP') return;
+    throw e;
+  }
+}
