@@ -40,6 +40,19 @@ const MAP_READ = 0x01;
 const UNIFORM = 0x40;
 const INDIRECT = 0x100;
 
+/** The limits the core asks of a device: the adapter's large-buffer limits, 256-invocation workgroups. */
+export function requiredLimits(adapter: GPUAdapter): Record<string, number> {
+  const l = adapter.limits;
+  return {
+    maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+    maxBufferSize: l.maxBufferSize,
+    maxStorageBuffersPerShaderStage: Math.min(l.maxStorageBuffersPerShaderStage, 10),
+    maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: Math.min(l.maxComputeInvocationsPerWorkgroup, 256),
+    maxComputeWorkgroupSizeX: Math.min(l.maxComputeWorkgroupSizeX, 256),
+  };
+}
+
 export class Gpu {
   readonly device: GPUDevice;
   private readonly shaders: ShaderSources;

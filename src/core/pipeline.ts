@@ -14,7 +14,16 @@ import { defaultOptions, type TttOptions } from './options.ts';
 import { pseudoLabels } from './pseudoLabels.ts';
 import { connectedComponents } from './regions.ts';
 import { analyzeScoreMap } from './stats.ts';
-import type { FeatureTensor, GpuScoreMap, ImageTensor, ScoreMap, SegmentationResult, StageName } from './types.ts';
+import type {
+  ClassifierReport,
+  FeatureTensor,
+  GpuScoreMap,
+  ImageTensor,
+  PseudoLabelCounts,
+  ScoreMap,
+  SegmentationResult,
+  StageName,
+} from './types.ts';
 import { validateFeatures, validateImage, validateScoreMap } from './validate.ts';
 
 export interface SegmentInput {
@@ -44,6 +53,21 @@ export function emptyResult(
   base: Omit<SegmentationResult, 'width' | 'height' | 'predMask' | 'predLabel' | 'defectFraction' | 'regions' | 'classifier'>,
 ): SegmentationResult {
   return { ...base, width, height, predMask: new Uint8Array(width * height), predLabel: false, defectFraction: 0, regions: [], classifier: null };
+}
+
+/** The result of a run that trained a classifier: regions are measured on (and may trim) the mask. */
+export function trainedResult(
+  base: Pick<SegmentationResult, 'predScore' | 'anomalyMap' | 'gate' | 'timings'>,
+  predMask: Uint8Array,
+  scores: Float32Array,
+  size: { width: number; height: number },
+  run: { pseudoLabels: PseudoLabelCounts; classifier: ClassifierReport; featureChannels: number },
+  options: TttOptions,
+): SegmentationResult {
+  const { width, height } = size;
+  const regions = connectedComponents(predMask, width, height, scores, options.regions.connectivity, options.regions.minArea);
+  const area = regions.reduce((a, r) => a + r.area, 0);
+  return { ...base, ...run, width, height, predMask, predLabel: area > 0, defectFraction: area / (width * height), regions, emptyReason: null };
 }
 
 export function validateInput(input: SegmentInput): void {
@@ -124,22 +148,9 @@ export async function segment(
       const predMask = await readMask(gpu, mask, n);
       const scoresHost = resampled ? await gpu.readF32(mapData, n) : scoreMap.data;
       await lap('predict');
-      const regions = connectedComponents(predMask, width, height, scoresHost, options.regions.connectivity, options.regions.minArea);
-      const area = regions.reduce((a, r) => a + r.area, 0);
+      const result = trainedResult(base, predMask, scoresHost, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options);
       timings.regions = performance.now() - t;
-      return {
-        ...base,
-        width,
-        height,
-        predMask,
-        predLabel: area > 0,
-        defectFraction: area / n,
-        pseudoLabels: labels.counts,
-        classifier: report,
-        regions,
-        emptyReason: null,
-        featureChannels: features.channels,
-      };
+      return result;
     } finally {
       releaseFeatures(gpu, features);
     }

@@ -1,7 +1,7 @@
 // The Deno host: creates the device through Deno's built-in WebGPU (`deno run --unstable-webgpu`) and
 // reads the WGSL sources from shaders/. Type-checked by Deno, not by the project's tsc.
 
-import { Gpu, type ShaderSources } from '../core/gpu.ts';
+import { Gpu, requiredLimits, type ShaderSources } from '../core/gpu.ts';
 import { TttError } from '../core/errors.ts';
 
 declare const Deno: {
@@ -22,16 +22,8 @@ export async function loadShaders(dir: URL = SHADER_DIR): Promise<ShaderSources>
 export async function denoGpu(): Promise<{ gpu: Gpu; adapterName: string }> {
   const adapter = await navigator.gpu?.requestAdapter();
   if (!adapter) throw new TttError('NO_ADAPTER', 'no WebGPU adapter (run deno with --unstable-webgpu on a machine with a Vulkan driver)');
-  const l = adapter.limits;
   const device = await adapter.requestDevice({
-    requiredLimits: {
-      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-      maxBufferSize: l.maxBufferSize,
-      maxStorageBuffersPerShaderStage: Math.min(l.maxStorageBuffersPerShaderStage, 10),
-      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-      maxComputeInvocationsPerWorkgroup: Math.min(l.maxComputeInvocationsPerWorkgroup, 256),
-      maxComputeWorkgroupSizeX: Math.min(l.maxComputeWorkgroupSizeX, 256),
-    },
+    requiredLimits: requiredLimits(adapter),
   });
   const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
   return { gpu: new Gpu(device, await loadShaders()), adapterName: `${info?.vendor ?? ''} ${info?.description ?? ''}`.trim() };

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { create, globals } from 'webgpu';
-import { Gpu, type ShaderSources } from '../core/gpu.ts';
+import { Gpu, requiredLimits, type ShaderSources } from '../core/gpu.ts';
 import { TttError } from '../core/errors.ts';
 
 Object.assign(globalThis, globals);
@@ -53,18 +53,10 @@ let shared: Promise<NodeDevice> | null = null;
 /** Creates a fresh device (one per process is the norm; see `nodeGpu`). */
 export async function createNodeGpu(): Promise<NodeDevice> {
   const { adapter, backend } = await requestAdapter();
-  const l = adapter.limits;
   const device = await adapter.requestDevice({
     label: 'ttt-inspect',
     requiredFeatures: adapter.features.has('timestamp-query') ? ['timestamp-query'] : [],
-    requiredLimits: {
-      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-      maxBufferSize: l.maxBufferSize,
-      maxStorageBuffersPerShaderStage: Math.min(l.maxStorageBuffersPerShaderStage, 10),
-      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-      maxComputeInvocationsPerWorkgroup: Math.min(l.maxComputeInvocationsPerWorkgroup, 256),
-      maxComputeWorkgroupSizeX: Math.min(l.maxComputeWorkgroupSizeX, 256),
-    },
+    requiredLimits: requiredLimits(adapter),
   });
   const info = adapter.info;
   const adapterName = `${info.vendor || 'unknown'} ${info.description || info.architecture || ''} (${backend})`.trim();

@@ -1,7 +1,7 @@
 // Per-channel standardization of feature maps on the GPU: x <- (x - mean_c) / std_c, in place.
 
 import type { Gpu, GpuArray } from '../gpu.ts';
-import { groupsFor, kernels } from '../kernels.ts';
+import { kernels } from '../kernels.ts';
 import { moments } from '../stats.ts';
 import type { GpuFeatures } from '../types.ts';
 

@@ -3,8 +3,7 @@
 
 import { imageGate } from '../gate.ts';
 import { defaultOptions, type TttOptions } from '../options.ts';
-import { emptyResult, requestedPercentiles, validateInput, type SegmentInput } from '../pipeline.ts';
-import { connectedComponents } from '../regions.ts';
+import { emptyResult, requestedPercentiles, trainedResult, validateInput, type SegmentInput } from '../pipeline.ts';
 import type { FeatureTensor, SegmentationResult, StageName } from '../types.ts';
 import { referencePredict, referenceGather, referenceTrain } from './classifier.ts';
 import { referenceBilinear, referenceFilterbank, referenceStandardize } from './features.ts';
@@ -30,7 +29,6 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
   validateInput(input);
   const { image, scoreMap } = input;
   const { width, height } = image;
-  const n = width * height;
   const timings: Partial<Record<StageName, number>> = {};
   let t = performance.now();
   const lap = (stage: StageName) => {
@@ -68,20 +66,7 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
   lap('classifier');
   const { mask } = referencePredict(report.weights, features);
   lap('predict');
-  const regions = connectedComponents(mask, width, height, data, options.regions.connectivity, options.regions.minArea);
-  const area = regions.reduce((a, r) => a + r.area, 0);
+  const result = trainedResult(base, mask, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options);
   lap('regions');
-  return {
-    ...base,
-    width,
-    height,
-    predMask: mask,
-    predLabel: area > 0,
-    defectFraction: area / n,
-    pseudoLabels: labels.counts,
-    classifier: report,
-    regions,
-    emptyReason: null,
-    featureChannels: features.channels,
-  };
+  return result;
 }
