@@ -1,8 +1,11 @@
+// GPU time per kernel (timestamp queries) and wall time per stage of one segmentation, medians of 7 runs
+// after 3 warm-up runs. Usage: npx tsx bench/profile.ts [size]
 import { nodeGpu } from '../src/gpu/node.ts';
 import { segment } from '../src/core/pipeline.ts';
 import { syntheticSample } from '../src/synthetic.ts';
+import { median } from './ttt.ts';
 const { gpu } = await nodeGpu();
-gpu.enableProfiling();
+if (!gpu.enableProfiling()) throw new Error('this device has no timestamp queries');
 const size = Number(process.argv[2] ?? 1024);
 const s = syntheticSample({ width: size, height: size, seed: 42, defects: 3, mapStride: 1 });
 for (let k = 0; k < 3; k++) { await segment(gpu, s); await gpu.takeProfile(); }
@@ -12,7 +15,7 @@ for (let k = 0; k < 7; k++) {
   for (const [a, b] of Object.entries(r.timings)) (tim[a] ??= []).push(b!);
   for (const [a, b] of await gpu.takeProfile()) { const l = acc.get(a) ?? []; l.push(b); acc.set(a, l); }
 }
-const med = (x: number[]) => x.sort((a, b) => a - b)[x.length >> 1];
+const med = median;
 console.log(JSON.stringify(Object.fromEntries(Object.entries(tim).map(([a, b]) => [a, +med(b).toFixed(1)]))));
 for (const [k, v] of [...acc].sort((a, b) => med(b[1]) - med(a[1]))) console.log(k.padEnd(32), med(v).toFixed(2));
 process.exit(0);
