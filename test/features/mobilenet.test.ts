@@ -193,7 +193,7 @@ describe('network kernels against the plain-TS reference and TensorFlow.js', () 
     const graph = buildGraph(tiny, layers);
     const image = testImage(40, 30, 1, 3);
     const target = { width: 20, height: 15 };
-    const f = networkFeatureMaps(gpu, graph, image, target, 0);
+    const f = networkFeatureMaps(gpu, graph, image, image, target);
     expect(f.channels).toBe(12);
     expect(f.names.slice(0, 2)).toEqual(['add1.0', 'add1.1']);
     const input = referencePreprocess(image, image);

@@ -31,11 +31,11 @@ export function networkInputSize(image: Shape, inputSize: number): Shape {
 }
 
 /**
- * The graph's outputs for one image, aggregated and resampled to `target`, as chunks of whole channels in
+ * The graph's outputs for one image resized to `inputShape`, aggregated and resampled to `target`, as chunks of whole channels in
  * request order (a layer is split across chunks only when it exceeds the device's binding limit).
  */
-export function networkFeatureMaps(gpu: Gpu, graph: NetworkGraph, image: ImageTensor, target: Shape, inputSize: number): GpuFeatures {
-  const input = preprocessImage(gpu, image, networkInputSize(image, inputSize));
+export function networkFeatureMaps(gpu: Gpu, graph: NetworkGraph, image: ImageTensor, inputShape: Shape, target: Shape): GpuFeatures {
+  const input = preprocessImage(gpu, image, inputShape);
   const outputs = runNetwork(gpu, graph, input);
   gpu.release(input.data);
   const chunks: { data: ReturnType<Gpu['alloc']>; channels: number }[] = [];
@@ -71,7 +71,7 @@ export function mobilenetExtractor(options: MobileNetOptions): FeatureExtractor 
     name: 'mobilenetv2',
     async extract(gpu: Gpu, image: ImageTensor): Promise<GpuFeatures> {
       const graph = await mobileNetGraph(options.layers);
-      return networkFeatureMaps(gpu, graph, image, image, options.inputSize);
+      return networkFeatureMaps(gpu, graph, image, networkInputSize(image, options.inputSize), image);
     },
   };
 }
