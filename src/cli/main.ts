@@ -12,6 +12,8 @@ const commands: Record<string, () => Promise<Command>> = {
   segment: async () => (await import('./segment.ts')).command,
   bench: async () => (await import('./bench.ts')).command,
   synth: async () => (await import('./synth.ts')).command,
+  bank: async () => (await import('./bank.ts')).command,
+  score: async () => (await import('./score.ts')).command,
 };
 
 function usage(): string {

@@ -14,10 +14,9 @@ export interface BankHeader {
   readonly extractor: 'mobilenetv2';
   readonly weights: string;
   readonly layers: readonly string[];
-  /** The working size every image is resized to. */
-  readonly width: number;
-  readonly height: number;
-  /** Pixels of the working size per patch (the patch grid is width / stride x height / stride). */
+  /** The working size: every image is resized so that its longest side has this many pixels. */
+  readonly size: number;
+  /** Working-size pixels per patch. */
   readonly stride: number;
   readonly patches: number;
   readonly channels: number;
@@ -63,7 +62,7 @@ function checkHeader(name: string, h: Record<string, unknown>): BankHeader {
   if (h.extractor !== 'mobilenetv2') throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank of extractor ${JSON.stringify(h.extractor)} (expected mobilenetv2)`);
   if (typeof h.weights !== 'string') corrupt(name, 'the header names no weights');
   if (!Array.isArray(h.layers) || h.layers.length === 0 || !h.layers.every((l) => typeof l === 'string')) corrupt(name, 'the header lists no layers');
-  for (const k of ['width', 'height', 'stride', 'patches', 'channels', 'projectionDims', 'images', 'sourcePatches'] as const) {
+  for (const k of ['size', 'stride', 'patches', 'channels', 'projectionDims', 'images', 'sourcePatches'] as const) {
     if (!positiveInt(h[k])) corrupt(name, `header field ${k} is ${JSON.stringify(h[k])} (expected a positive integer)`);
   }
   if (typeof h.coresetRatio !== 'number' || !(h.coresetRatio > 0 && h.coresetRatio <= 1)) corrupt(name, `coreset ratio ${JSON.stringify(h.coresetRatio)}`);

@@ -14,6 +14,8 @@ export interface CoresetOptions {
   readonly seed: number;
   /** Called every few hundred selections with (selected, total). */
   readonly onProgress?: (done: number, total: number) => void;
+  /** Points per GPU buffer (default: as many as one binding holds; tests use less to exercise the split). */
+  readonly pointsPerBuffer?: number;
 }
 
 const F32_MAX = 3.4028234663852886e38;
@@ -53,7 +55,8 @@ export async function greedyCoreset(gpu: Gpu, points: Float32Array, channels: nu
   if (count >= size) return Uint32Array.from({ length: size }, (_, i) => i);
   const project = channels > options.projectionDims;
   const dims = project ? options.projectionDims : channels;
-  const perPart = Math.floor(gpu.maxElements / Math.max(channels, dims) / POINT_BLOCK) * POINT_BLOCK;
+  const fit = Math.floor(gpu.maxElements / Math.max(channels, dims) / POINT_BLOCK) * POINT_BLOCK;
+  const perPart = Math.min(fit, Math.ceil((options.pointsPerBuffer ?? fit) / POINT_BLOCK) * POINT_BLOCK);
   if (perPart < POINT_BLOCK) throw new TttError('TOO_LARGE', `${channels} channels per patch exceed the device's binding limit`);
   let projection: { weights: GpuArray; bias: GpuArray; coutPad: number } | null = null;
   if (project) {

@@ -2,11 +2,12 @@
 // Detection", CVPR 2022) on the pretrained MobileNetV2. Patch features are the network's layers averaged
 // over 3x3 and resampled to a common patch grid; the memory bank is a greedy coreset of the patches of
 // nominal images; a test patch scores its distance to the nearest bank patch, and the patch scores become a
-// map at the working size (bilinear, then Gaussian smoothing, sigma 4 at 256 x 256). Image score: the map's maximum.
+// map at the working size (bilinear, then Gaussian smoothing, sigma 4 at a 256-pixel working size), then at
+// the image's own size. Image score: the map's maximum.
 
 import { TttError } from '../errors.ts';
 import { gaussianTaps } from '../features/filterbank.ts';
-import { networkFeatureMaps } from '../features/mobilenet/extractor.ts';
+import { networkFeatureMaps, networkInputSize } from '../features/mobilenet/extractor.ts';
 import type { NetworkGraph, Shape } from '../features/mobilenet/graph.ts';
 import { mobileNetGraph } from '../features/mobilenet/registry.ts';
 import { resampleBilinear } from '../features/resample.ts';
@@ -19,9 +20,8 @@ import { nearestDistances, releaseBank, uploadBank, type GpuBank } from './knn.t
 
 export interface PatchCoreConfig {
   readonly layers: readonly string[];
-  /** Working size: every image is resized to it. */
-  readonly width: number;
-  readonly height: number;
+  /** Working size: every image is resized so that its longest side has this many pixels (aspect kept). */
+  readonly size: number;
   /** Working-size pixels per patch. */
   readonly stride: number;
   /** Share of the nominal patches the coreset keeps (1: all). */
@@ -32,32 +32,38 @@ export interface PatchCoreConfig {
 
 export const PATCHCORE_DEFAULTS: PatchCoreConfig = {
   layers: ['block_2_add', 'block_5_add'],
-  width: 256,
-  height: 256,
+  size: 256,
   stride: 8,
   coresetRatio: 0.1,
   projectionDims: 128,
   seed: 0,
 };
 
-export function patchGrid(c: { width: number; height: number; stride: number }): Shape {
-  return { width: Math.max(1, Math.round(c.width / c.stride)), height: Math.max(1, Math.round(c.height / c.stride)) };
+/** The working size of an image: its longest side scaled to `size`. */
+export const workingShape = (image: Shape, size: number): Shape => networkInputSize(image, size);
+
+/** The patch grid of a working-size image: one patch per `stride` pixels. */
+export function patchGrid(working: Shape, stride: number): Shape {
+  return { width: Math.max(1, Math.round(working.width / stride)), height: Math.max(1, Math.round(working.height / stride)) };
 }
 
-/** Smoothing of the score map: sigma 4 at 256 x 256, proportional to the working size. */
-export const smoothingSigma = (c: { width: number; height: number }): number => (4 * Math.max(c.width, c.height)) / 256;
+/** Smoothing of the score map: sigma 4 at a 256-pixel working size, proportional to it. */
+export const smoothingSigma = (size: number): number => (4 * size) / 256;
 
 export interface PatchArray {
   /** Dimension-major [channels][ceil(patches / 4) * 4]. */
   readonly data: GpuArray;
   readonly patches: number;
   readonly channels: number;
+  readonly working: Shape;
+  readonly grid: Shape;
 }
 
 /** The patch features of one image, resized to the working size, on the patch grid. */
 export function patchFeatures(gpu: Gpu, graph: NetworkGraph, image: ImageTensor, config: PatchCoreConfig): PatchArray {
-  const grid = patchGrid(config);
-  const f = networkFeatureMaps(gpu, graph, image, config, grid);
+  const working = workingShape(image, config.size);
+  const grid = patchGrid(working, config.stride);
+  const f = networkFeatureMaps(gpu, graph, image, working, grid);
   const patches = grid.width * grid.height;
   const stride = Math.ceil(patches / 4) * 4;
   const data = gpu.alloc(f.channels * stride);
@@ -68,7 +74,7 @@ export function patchFeatures(gpu: Gpu, graph: NetworkGraph, image: ImageTensor,
     c0 += chunk.channels;
     gpu.release(chunk.data);
   }
-  return { data, patches, channels: f.channels };
+  return { data, patches, channels: f.channels, working, grid };
 }
 
 export interface BuildProgress {
@@ -116,8 +122,7 @@ export async function buildBank(
     extractor: 'mobilenetv2',
     weights: graph.source,
     layers: [...config.layers],
-    width: config.width,
-    height: config.height,
+    size: config.size,
     stride: config.stride,
     patches: chosen.length,
     channels,
@@ -162,15 +167,14 @@ export class PatchCoreScorer {
   /** Scores one image; the map is produced at the working size and resampled to `output` (default: the image's size). */
   async score(image: ImageTensor, output: Shape = image): Promise<PatchCoreScore> {
     const gpu = this.gpu;
-    const working = { width: this.header.width, height: this.header.height };
-    const grid = patchGrid(this.header);
     const q = patchFeatures(gpu, this.graph, image, this.config);
+    const { working, grid } = q;
     const { distance, index } = nearestDistances(gpu, this.bank, q.data, q.patches);
     gpu.release(q.data, index);
     const n = working.width * working.height;
     const up = resampleBilinear(gpu, distance, 1, grid, working);
     gpu.release(distance);
-    const taps = gpu.upload(gaussianTaps(smoothingSigma(working)));
+    const taps = gpu.upload(gaussianTaps(smoothingSigma(this.header.size)));
     const tmp = gpu.alloc(n);
     const smooth = gpu.alloc(n);
     const p = { width: working.width, height: working.height, planes: 1, radius: (taps.length - 1) / 2 };
