@@ -80,6 +80,7 @@ export async function benchFeatures(sizes: readonly number[], runs = 10): Promis
 
 export interface ScoreBench {
   readonly gpuMs: number;
+  readonly layers: readonly string[];
   readonly bankSize: number;
   readonly size: number;
   readonly patches: number;
@@ -87,18 +88,18 @@ export interface ScoreBench {
 }
 
 /**
- * Scoring one size x size image against a bank of `bankSize` patches (the default layers' channel count;
- * random values, as brute-force search costs the same for any): network, kNN, score map, readback.
+ * Scoring one size x size image against a bank of `bankSize` patches of `layers` (random values: the
+ * brute-force search costs the same for any): network, kNN, score map, readback.
  */
-export async function benchScore(bankSize = 50_000, size = 256, runs = 10): Promise<ScoreBench> {
+export async function benchScore(bankSize = 50_000, size = 256, runs = 10, layers: readonly string[] = PATCHCORE_DEFAULTS.layers): Promise<ScoreBench> {
   if (!hasMobileNet()) registerMobileNet();
   const { gpu } = await nodeGpu();
-  const graph = await mobileNetGraph(PATCHCORE_DEFAULTS.layers);
+  const graph = await mobileNetGraph(layers);
   const channels = [...graph.outputs.values()].reduce((a, t) => a + graph.channels[t], 0);
   const features = Float32Array.from({ length: bankSize * channels }, (_, i) => (pcgHash(i) / 4294967296) * 4);
   const bank: MemoryBank = {
     header: {
-      ...PATCHCORE_DEFAULTS, version: BANK_VERSION, extractor: 'mobilenetv2', weights: graph.source, layers: [...PATCHCORE_DEFAULTS.layers],
+      ...PATCHCORE_DEFAULTS, version: BANK_VERSION, extractor: 'mobilenetv2', weights: graph.source, layers: [...layers],
       size, patches: bankSize, channels, images: 1, sourcePatches: bankSize,
     },
     features,
@@ -108,5 +109,5 @@ export async function benchScore(bankSize = 50_000, size = 256, runs = 10): Prom
   const gpuMs = await timeRuns(runs, () => scorer.score(image));
   scorer.release();
   const grid = Math.round(size / PATCHCORE_DEFAULTS.stride);
-  return { gpuMs: +gpuMs.toFixed(1), bankSize, size, patches: grid * grid, channels };
+  return { gpuMs: +gpuMs.toFixed(1), layers, bankSize, size, patches: grid * grid, channels };
 }

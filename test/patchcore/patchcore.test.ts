@@ -164,7 +164,7 @@ describe('scoring', () => {
 
   it('score map = bilinear + Gaussian smoothing of the nearest-patch distances (GPU against the reference)', async () => {
     const bank = await buildBank(gpu, [texture(64, 64, 1), texture(64, 48, 2)], config);
-    expect(bank.header).toMatchObject({ patches: 56, sourcePatches: 112, channels: 56, images: 2, size: 64 });
+    expect(bank.header).toMatchObject({ patches: 56, sourcePatches: 112, channels: 152, images: 2, size: 64 });
     const scorer = await PatchCoreScorer.load(gpu, bank);
     const image = texture(80, 60, 3, { x: 50, y: 20, r: 6 });
     const { anomalyMap, predScore } = await scorer.score(image);
@@ -176,7 +176,7 @@ describe('scoring', () => {
     const q = await gpu.readF32(p.data, p.channels * stride);
     gpu.release(p.data);
     expect([p.working, p.grid]).toEqual([{ width: 64, height: 48 }, { width: 8, height: 6 }]);
-    const nn = referenceNearest(bank.features, 56, q, p.patches, stride);
+    const nn = referenceNearest(bank.features, 152, q, p.patches, stride);
     const want = referenceScoreMap(Float32Array.from(nn.distance), p.grid, p.working, smoothingSigma(64), anomalyMap);
     let diff = 0;
     let top = 0;
@@ -195,7 +195,7 @@ describe('scoring', () => {
   it('refuses a bank whose channels do not match its layers', async () => {
     const bank = await buildBank(gpu, [texture(32, 32, 1)], { ...config, size: 32, coresetRatio: 1 });
     const wrong = { ...bank, header: { ...bank.header, layers: ['block_2_add'] } };
-    await expect(PatchCoreScorer.load(gpu, wrong)).rejects.toThrow(/56-channel patches but layers block_2_add .* give 24/);
+    await expect(PatchCoreScorer.load(gpu, wrong)).rejects.toThrow(/152-channel patches but layers block_2_add .* give 24/);
   });
 });
 
@@ -231,7 +231,7 @@ describe('ttt bank build / ttt score', () => {
       console.log = orig;
     }
     const bank = decodeBank(readFileSync(out));
-    expect(bank.header).toMatchObject({ images: 2, sourcePatches: 128, patches: 32, channels: 56, size: 64, coresetRatio: 0.25 });
+    expect(bank.header).toMatchObject({ images: 2, sourcePatches: 128, patches: 32, channels: 152, size: 64, coresetRatio: 0.25 });
     const npy = readFileSync(join(dir, 'map.npy'));
     expect(npy.subarray(1, 6).toString()).toBe('NUMPY');
     expect(npy.toString('latin1', 10, 80)).toContain("'shape': (64, 72)");
