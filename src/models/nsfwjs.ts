@@ -81,7 +81,12 @@ export function loadMobileNetArtifacts(modelJson = process.env[MODEL_ENV]): Laye
   return modelJson ? loadLayersModelFiles(modelJson) : loadNsfwjsMobileNetV2();
 }
 
-/** Makes the network available to the core for this process (read lazily, once). */
+let registered: string | null = null;
+
+/** Makes the network available to the core for this process (read lazily, once; registering the same source again keeps the loaded one). */
 export function registerMobileNet(modelJson = process.env[MODEL_ENV]): void {
+  const key = modelJson ? resolve(modelJson) : 'nsfwjs';
+  if (registered === key) return;
+  registered = key;
   provideMobileNet(async () => loadMobileNetArtifacts(modelJson));
 }

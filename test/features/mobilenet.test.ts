@@ -1,5 +1,8 @@
 // The network runtime: weight decoding, the graph compiler, every kernel against its plain-TS reference,
 // whole layers against TensorFlow.js (CPU backend), and the mobilenetv2 extractor.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TttError } from '../../src/core/errors.ts';
 import type { Gpu } from '../../src/core/gpu.ts';
@@ -14,7 +17,7 @@ import { segment } from '../../src/core/pipeline.ts';
 import { referenceBilinear } from '../../src/core/reference/features.ts';
 import { referenceLocalMean, referenceNetwork, referencePreprocess } from '../../src/core/reference/mobilenet.ts';
 import type { FeatureTensor, ImageTensor } from '../../src/core/types.ts';
-import { loadNsfwjsMobileNetV2, registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { loadLayersModelFiles, loadNsfwjsMobileNetV2, registerMobileNet } from '../../src/models/nsfwjs.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { tinyKerasModel } from '../helpers/kerasModel.ts';
@@ -100,6 +103,26 @@ describe('layers-model weights', () => {
     expect(() => decodeWeights(make(12))).toThrow(/w.bin: the weight data ends at byte 12/);
     expect(() => decodeWeights(make(20))).toThrow(/describes 16 bytes of weights but the shards hold 20/);
     expect(() => decodeWeights(make(16, { ...spec, dtype: 'complex64' }))).toThrow(TttError);
+  });
+});
+
+describe('layers model from files (TTT_MOBILENET_MODEL)', () => {
+  it('reads model.json and the weight files its manifest names', async () => {
+    const tiny = tinyKerasModel(4);
+    const dir = mkdtempSync(join(tmpdir(), 'ttt-model-'));
+    writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: tiny.modelTopology, weightsManifest: tiny.weightsManifest }));
+    writeFileSync(join(dir, 'tiny.bin'), new Uint8Array(tiny.weightData));
+    const files = loadLayersModelFiles(join(dir, 'model.json'));
+    expect(files.source).toBe(join(dir, 'model.json'));
+    const [a, b] = [decodeWeights(files), decodeWeights(tiny)];
+    expect([...a.keys()]).toEqual([...b.keys()]);
+    for (const [k, t] of a) expect(t.values).toEqual(b.get(k)!.values);
+    expect(buildGraph(files, ['add1']).ops.length).toBe(3);
+    writeFileSync(join(dir, 'broken.json'), '{"modelTopology": ');
+    expect(() => loadLayersModelFiles(join(dir, 'broken.json'))).toThrow(expect.objectContaining({ code: 'UNSUPPORTED_FORMAT' }));
+    writeFileSync(join(dir, 'orphan.json'), JSON.stringify({ modelTopology: tiny.modelTopology, weightsManifest: [{ paths: ['gone.bin'], weights: [] }] }));
+    expect(() => loadLayersModelFiles(join(dir, 'orphan.json'))).toThrow(/weight file .*gone.bin cannot be read/);
+    expect(() => loadLayersModelFiles(join(dir, 'absent.json'))).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
   });
 });
 
