@@ -3,7 +3,7 @@
 //   npx tsx bench/features.ts [--sizes 224,256,512] [--runs 10] [--bank 50000] [--score-layers a,b] [--json]
 
 import { parseArgs } from 'node:util';
-import { benchFeatures, benchScore } from '../src/bench/mobilenet.ts';
+import { benchFeatures, benchScore } from './mobilenet.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
 
 const { values: v } = parseArgs({ options: { sizes: { type: 'string' }, runs: { type: 'string' }, bank: { type: 'string' }, 'score-layers': { type: 'string' }, json: { type: 'boolean' } } });

@@ -2,8 +2,8 @@
 // given input size: the independent reference of the network runtime in tests and its speed baseline.
 
 import * as tf from '@tensorflow/tfjs';
-import type { LayersModelArtifacts } from '../core/features/mobilenet/weights.ts';
-import type { FeatureTensor } from '../core/types.ts';
+import type { LayersModelArtifacts } from '../src/core/features/mobilenet/weights.ts';
+import type { FeatureTensor } from '../src/core/types.ts';
 
 interface Layer {
   name: string;

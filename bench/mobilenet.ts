@@ -1,15 +1,15 @@
 // Benchmarks of the pretrained MobileNetV2 features and the built-in PatchCore scorer, shared by
 // bench/features.ts and `ttt bench`: medians over `runs` timed runs after warm-up.
 
-import { DEFAULT_LAYERS, networkFeatureMaps } from '../core/features/mobilenet/extractor.ts';
-import { preprocessImage, runNetwork } from '../core/features/mobilenet/forward.ts';
-import { hasMobileNet, mobileNetGraph } from '../core/features/mobilenet/registry.ts';
-import { BANK_VERSION, type MemoryBank } from '../core/patchcore/bank.ts';
-import { PATCHCORE_DEFAULTS, PatchCoreScorer } from '../core/patchcore/patchcore.ts';
-import { pcgHash } from '../core/rng.ts';
-import type { ImageTensor } from '../core/types.ts';
-import { nodeGpu } from '../gpu/node.ts';
-import { loadMobileNetArtifacts, registerMobileNet } from '../models/nsfwjs.ts';
+import { DEFAULT_LAYERS, networkFeatureMaps } from '../src/core/features/mobilenet/extractor.ts';
+import { preprocessImage, runNetwork } from '../src/core/features/mobilenet/forward.ts';
+import { hasMobileNet, mobileNetGraph } from '../src/core/features/mobilenet/registry.ts';
+import { BANK_VERSION, type MemoryBank } from '../src/core/patchcore/bank.ts';
+import { PATCHCORE_DEFAULTS, PatchCoreScorer } from '../src/core/patchcore/patchcore.ts';
+import { pcgHash } from '../src/core/rng.ts';
+import type { ImageTensor } from '../src/core/types.ts';
+import { nodeGpu } from '../src/gpu/node.ts';
+import { loadMobileNetArtifacts, registerMobileNet } from '../src/models/nsfwjs.ts';
 
 const WARMUP = 2;
 
