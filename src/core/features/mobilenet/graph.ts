@@ -4,6 +4,7 @@
 // depend on are kept, so the classifier head of a network never has to be supported.
 
 import { TttError } from '../../errors.ts';
+import { DEPTHWISE_SPAN } from './kernels.ts';
 import { decodeWeights, type DecodedTensor, type LayersModelArtifacts } from './weights.ts';
 
 /** Zero padding added before a convolution, plus whether TensorFlow's 'same' rule adds more. */
@@ -188,7 +189,7 @@ export function buildGraph(artifacts: LayersModelArtifacts, outputs: readonly st
     return channels.length - 1;
   };
   /** A fused op may absorb the next layer only when its output has no other reader. */
-  const absorbable = (name: string, input: string): NetworkOp | null => {
+  const absorbable = (input: string): NetworkOp | null => {
     if ((readers.get(input) ?? 0) !== 1) return null;
     const t = tensorOf.get(input);
     return t === undefined ? null : producer[t];
@@ -252,6 +253,7 @@ export function buildGraph(artifacts: LayersModelArtifacts, outputs: readonly st
           ops.push({ kind: 'conv', name, input, output: out, kh, kw, sh, sw, padding, lo, hi, bias, cin, cout, weights, residual: null });
         } else {
           if (num(c.depth_multiplier, 1) !== 1) bad(source, `layer ${name}: depth multiplier ${c.depth_multiplier} (only 1 is supported)`);
+          if (3 * sw + kw > DEPTHWISE_SPAN) bad(source, `layer ${name}: a ${kh}x${kw} depthwise window at stride ${sw} is wider than the kernel supports (3 * stride + width <= ${DEPTHWISE_SPAN})`);
           const k = weight(name, 'depthwise_kernel', kh * kw * cin);
           const w = new Float32Array(cin * kh * kw);
           for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let ch = 0; ch < cin; ch++) w[(ch * kh + y) * kw + x] = k[(y * kw + x) * cin + ch];
@@ -265,7 +267,7 @@ export function buildGraph(artifacts: LayersModelArtifacts, outputs: readonly st
       case 'BatchNormalization': {
         const input = l.inputs[0];
         resolve(input);
-        const op = absorbable(name, input);
+        const op = absorbable(input);
         if (!op || op.kind === 'add' || op.lo !== -Infinity || op.hi !== Infinity || (op.kind === 'conv' && op.residual !== null)) {
           bad(source, `layer ${name}: batch normalization is only supported right after a convolution whose output nothing else reads`);
         }
@@ -301,7 +303,7 @@ export function buildGraph(artifacts: LayersModelArtifacts, outputs: readonly st
         } else {
           clamp = activationClamp(source, name, c.activation);
         }
-        const op = absorbable(name, input);
+        const op = absorbable(input);
         if (!op || op.lo !== -Infinity || op.hi !== Infinity) bad(source, `layer ${name}: an activation is only supported right after a convolution or addition whose output nothing else reads`);
         if (clamp) replace(op, { ...op, lo: clamp[0], hi: clamp[1] });
         out = op.output;
@@ -316,7 +318,7 @@ export function buildGraph(artifacts: LayersModelArtifacts, outputs: readonly st
         const fuse = [[l.inputs[1], a], [l.inputs[0], b]] as const;
         let fused: ConvOp | null = null;
         for (const [convInput, other] of fuse) {
-          const op = absorbable(name, convInput);
+          const op = absorbable(convInput);
           // The other addend must exist before the convolution runs.
           const otherReady = other === 0 || ops.indexOf(producer[other]!) < ops.indexOf(op!);
           if (op?.kind === 'conv' && op.lo === -Infinity && op.hi === Infinity && op.residual === null && other !== op.output && otherReady) {
