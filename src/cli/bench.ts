@@ -1,24 +1,31 @@
 // `ttt bench`: per-stage medians of the GPU pipeline and the CPU reference, side by side in one run.
 
+import { benchFeatures, benchScore } from '../../bench/mobilenet.ts';
 import { benchTtt, formatTttTable, type TttBench } from '../../bench/ttt.ts';
 import { nodeGpu } from '../gpu/node.ts';
 import { TttError } from '../core/errors.ts';
 import { parse, intArg } from './args.ts';
 
-const HELP = `usage: ttt bench [--size N ...] [--runs N] [--json]
+const HELP = `usage: ttt bench [--size N ...] [--runs N] [--skip features,score] [--json]
 
 Times the test-time stage (statistics, pseudo-labels, gathering, classifier, prediction, regions) of the
 GPU pipeline and of the CPU reference on the same synthetic N x N samples, interleaved, and prints
-per-stage medians (default sizes 256 and 1024, 20 runs each).
+per-stage medians (default sizes 256 and 1024, 20 runs each). Then the MobileNetV2 forward pass (WGSL
+against TensorFlow.js on the CPU) at the first size, and PatchCore scoring of a 256x256 image against a
+50,000-patch bank (at most 10 runs each).
 
-  --size N   image size (repeatable; the first one is reported in the JSON's ttt key)
+  --size N   image size (repeatable; the first one is reported in the JSON's ttt and features keys)
   --runs N   timed runs per size after two warm-up runs (default 20)
-  --json     one JSON object: { ttt: { gpuMs, cpuMs }, stages: { <size>: { gpu, cpu } }, ... }`;
+  --skip L   leave out "features" and/or "score"
+  --json     one JSON object: { ttt: { gpuMs, cpuMs }, stages: { <size>: { gpu, cpu } },
+             features: { gpuMs, tfjsMs }, score: { gpuMs }, ... }`;
 
 export const command = {
   summary: 'benchmark the GPU pipeline against the CPU reference',
   async run(argv: string[]): Promise<void> {
-    const v = parse(argv, { size: { type: 'string', multiple: true }, runs: { type: 'string' }, json: { type: 'boolean' } }, HELP);
+    const v = parse(argv, { size: { type: 'string', multiple: true }, runs: { type: 'string' }, skip: { type: 'string' }, json: { type: 'boolean' } }, HELP);
+    const skip = new Set((v.skip ?? '').split(',').filter(Boolean));
+    for (const s of skip) if (s !== 'features' && s !== 'score') throw new TttError('INVALID_OPTION', `--skip takes features and/or score, got ${JSON.stringify(s)}`);
     const sizes = (v.size ?? ['256', '1024']).map((s) => intArg('size', s, 256, 8, 8192));
     const runs = intArg('runs', v.runs, 20, 1, 10000);
     const { gpu, adapterName } = await nodeGpu();
@@ -29,6 +36,9 @@ export const command = {
     for (const size of sizes) results.push(await benchTtt(gpu, size, runs, undefined, progress));
     if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
     if (results.length === 0) throw new TttError('INVALID_OPTION', 'no sizes given');
+    const otherRuns = Math.min(runs, 10);
+    const features = skip.has('features') ? null : (await benchFeatures([sizes[0]], otherRuns))[0];
+    const score = skip.has('score') ? null : await benchScore(50_000, 256, otherRuns);
     if (v.json) {
       const first = results[0];
       console.log(
@@ -36,6 +46,8 @@ export const command = {
           adapter: adapterName,
           runs,
           ttt: { gpuMs: first.gpu.testTimeMs, cpuMs: first.cpu.testTimeMs, size: first.size },
+          ...(features && { features: { gpuMs: features.gpuMs, tfjsMs: features.tfjsMs, extractorMs: features.extractMs, size: features.size } }),
+          ...(score && { score: { gpuMs: score.gpuMs, bankSize: score.bankSize, size: score.size, channels: score.channels } }),
           stages: Object.fromEntries(results.map((r) => [String(r.size), { gpu: r.gpu.stages, cpu: r.cpu.stages }])),
           sizes: results.map((r) => ({
             size: r.size,
@@ -50,6 +62,10 @@ export const command = {
     } else {
       console.log(`adapter: ${adapterName}; ${runs} runs per size, medians in ms\n`);
       console.log(formatTttTable(results));
+      if (features) {
+        console.log(`\nMobileNetV2 forward at ${features.size}x${features.size}: WGSL ${features.gpuMs.toFixed(1)} ms, TensorFlow.js CPU ${features.tfjsMs.toFixed(1)} ms (${(features.tfjsMs / features.gpuMs).toFixed(1)}x); whole extractor ${features.extractMs.toFixed(1)} ms`);
+      }
+      if (score) console.log(`PatchCore: ${score.size}x${score.size} image against ${score.bankSize} bank patches (${score.channels} channels): ${score.gpuMs.toFixed(1)} ms`);
     }
   },
 };

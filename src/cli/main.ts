@@ -13,6 +13,8 @@ const commands: Record<string, () => Promise<Command>> = {
   bench: async () => (await import('./bench.ts')).command,
   synth: async () => (await import('./synth.ts')).command,
   eval: async () => (await import('./eval.ts')).command,
+  bank: async () => (await import('./bank.ts')).command,
+  score: async () => (await import('./score.ts')).command,
 };
 
 function usage(): string {

@@ -4,12 +4,12 @@
 import { TttError } from './errors.ts';
 
 export type Loss = 'hinge' | 'logistic';
-export type Extractor = 'filterbank' | 'supplied';
+export type Extractor = 'filterbank' | 'mobilenetv2' | 'supplied';
 export type GateMode = 'off' | 'max' | 'sigma';
 
 export interface TttOptions {
   seed: number;
-  features: { extractor: Extractor; sigmas: number[] };
+  features: { extractor: Extractor; sigmas: number[]; layers: string[]; inputSize: number };
   pseudoLabels: {
     anomalousPercentile: number;
     radius: number;
@@ -36,7 +36,8 @@ type Kind =
   | { type: 'number'; min: number; max: number; exclusiveMin?: boolean }
   | { type: 'bool' }
   | { type: 'enum'; values: readonly string[] }
-  | { type: 'list'; min: number; max: number; maxItems: number };
+  | { type: 'list'; min: number; max: number; maxItems: number }
+  | { type: 'names'; maxItems: number };
 
 export interface OptionSpec {
   key: string;
@@ -47,8 +48,10 @@ export interface OptionSpec {
 
 export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'seed', kind: { type: 'int', min: 0, max: 0xffffffff }, default: 0, doc: 'Seed of every random draw (nominal pseudo-labels, SGD batches).' },
-  { key: 'features.extractor', kind: { type: 'enum', values: ['filterbank', 'supplied'] }, default: 'filterbank', doc: 'Feature source: the built-in filterbank, or the feature maps supplied with the input (chosen automatically when supplied).' },
+  { key: 'features.extractor', kind: { type: 'enum', values: ['filterbank', 'mobilenetv2', 'supplied'] }, default: 'filterbank', doc: 'Feature source: the built-in filterbank, the pretrained MobileNetV2 (features.layers), or the feature maps supplied with the input (chosen automatically when supplied).' },
   { key: 'features.sigmas', kind: { type: 'list', min: 0.5, max: 32, maxItems: 8 }, default: [1, 2, 4], doc: 'Gaussian scales (pixels at the working resolution) of the filterbank.' },
+  { key: 'features.layers', kind: { type: 'names', maxItems: 8 }, default: ['block_2_add', 'block_5_add', 'block_12_add'], doc: 'Layers of the mobilenetv2 extractor, each averaged over 3x3 and resampled to the working resolution (MobileNetV2 block outputs: block_2_add stride 4, block_5_add stride 8, block_12_add stride 16).' },
+  { key: 'features.inputSize', kind: { type: 'int', min: 0, max: 2048 }, default: 0, doc: 'Longest side in pixels of the mobilenetv2 input (the image is resized to it, keeping its aspect ratio); 0: the working resolution.' },
   { key: 'pseudoLabels.anomalousPercentile', kind: { type: 'number', min: 50, max: 100 }, default: 99, doc: 'Anomalous seeds are 3x3 local maxima of the map at or above this percentile.' },
   { key: 'pseudoLabels.radius', kind: { type: 'int', min: 0, max: 16 }, default: 1, doc: 'Seeds are dilated by a square of this radius (1 = 3x3).' },
   { key: 'pseudoLabels.nominalCount', kind: { type: 'int', min: 1, max: 100000 }, default: 500, doc: 'Nominal pseudo-labels drawn uniformly without replacement among the pixels that are not anomalous.' },
@@ -123,6 +126,14 @@ export function parseOptionValue(key: string, value: unknown): unknown {
       const s = String(value);
       if (!k.values.includes(s)) bad(key, `expected one of ${k.values.join(', ')}, got ${JSON.stringify(value)}`);
       return key === 'regions.connectivity' ? Number(s) : s;
+    }
+    case 'names': {
+      const items = Array.isArray(value) ? value.map(String) : String(value).split(',');
+      const names = items.map((v) => v.trim());
+      if (names.length === 0 || names.length > k.maxItems) bad(key, `expected 1 to ${k.maxItems} names`);
+      for (const n of names) if (!/^[A-Za-z0-9_./-]+$/.test(n)) bad(key, `${JSON.stringify(n)} is not a layer name`);
+      if (new Set(names).size !== names.length) bad(key, 'a layer is listed twice');
+      return names;
     }
     case 'list': {
       const items = Array.isArray(value) ? value : String(value).split(',');

@@ -16,6 +16,8 @@ export function optionsMarkdown(): string {
         return k.values.join(' / ');
       case 'list':
         return `list of up to ${k.maxItems} numbers in [${k.min}, ${k.max}]`;
+      case 'names':
+        return `list of up to ${k.maxItems} names`;
     }
   };
   const rows = OPTION_SPECS.map((s) => `| \`${s.key}\` | ${Array.isArray(s.default) ? s.default.join(',') : String(s.default)} | ${kind(s)} | ${s.doc} |`);

@@ -18,6 +18,20 @@ export function gaussianTaps(sigma: number): Float32Array {
   return new Float32Array(w.map((v) => v / sum));
 }
 
+/** Separable Gaussian smoothing of `planes` planes on the GPU, edges replicated; returns a new array. */
+export function gaussianSmooth(gpu: Gpu, src: GpuArray, planes: number, width: number, height: number, sigma: number): GpuArray {
+  const n = width * height;
+  const taps = gpu.upload(gaussianTaps(sigma));
+  const tmp = gpu.alloc(planes * n);
+  const out = gpu.alloc(planes * n);
+  const p = { width, height, planes, radius: (taps.length - 1) / 2, outChannel: 0, pad0: 0, pad1: 0, pad2: 0 };
+  const rowBlocks = imageGroups(width, Math.ceil(height / BLUR_ROWS), planes);
+  gpu.run(kernels.blurH, p, { src, dst: tmp, taps }, rowBlocks);
+  gpu.run(kernels.blurV, p, { src: tmp, dst: out, taps }, rowBlocks);
+  gpu.release(taps, tmp);
+  return out;
+}
+
 export function filterbankChannelNames(colour: boolean, sigmas: readonly number[]): string[] {
   const names = colour ? [...COLOUR_CHANNELS] : ['I'];
   for (const s of sigmas) {
@@ -43,8 +57,6 @@ export function filterbankExtractor(sigmas: readonly number[]): FeatureExtractor
       const prepared = gpu.alloc(planes * n);
       const base = { width, height, planes: image.channels, radius: 0, outChannel: 0, pad0: 0, pad1: 0, pad2: 0 };
       gpu.run(kernels.filterPrepare, base, { src: raw, dst: prepared }, imageGroups(width, height));
-      const tmp = gpu.alloc(planes * n);
-      const smooth = gpu.alloc(planes * n);
       let chunks: { data: GpuArray; channels: number }[];
       let all: GpuArray | null = null;
       if (single) {
@@ -56,18 +68,14 @@ export function filterbankExtractor(sigmas: readonly number[]): FeatureExtractor
         chunks = [{ data: raw, channels: image.channels }];
       }
       sigmas.forEach((sigma, k) => {
-        const taps = gpu.upload(gaussianTaps(sigma));
-        const p = { ...base, planes, radius: (taps.length - 1) / 2 };
-        const rowBlocks = imageGroups(width, Math.ceil(height / BLUR_ROWS), planes);
-        gpu.run(kernels.blurH, p, { src: prepared, dst: tmp, taps }, rowBlocks);
-        gpu.run(kernels.blurV, p, { src: tmp, dst: smooth, taps }, rowBlocks);
+        const smooth = gaussianSmooth(gpu, prepared, planes, width, height, sigma);
         const out = all ?? gpu.alloc(perScale * n);
         const outChannel = all ? image.channels + k * perScale : 0;
-        gpu.run(kernels.derive, { ...p, outChannel }, { src: smooth, dst: out }, imageGroups(width, height));
+        gpu.run(kernels.derive, { ...base, planes, outChannel }, { src: smooth, dst: out }, imageGroups(width, height));
         if (!all) chunks.push({ data: out, channels: perScale });
-        gpu.release(taps);
+        gpu.release(smooth);
       });
-      gpu.release(prepared, tmp, smooth);
+      gpu.release(prepared);
       return { chunks, channels, width, height, names: filterbankChannelNames(colour, sigmas) };
     },
   };

@@ -7,6 +7,7 @@ import type { TttOptions } from '../options.ts';
 import type { FeatureTensor, GpuFeatures, ImageTensor } from '../types.ts';
 import type { FeatureExtractor } from './extractor.ts';
 import { filterbankExtractor } from './filterbank.ts';
+import { mobilenetExtractor } from './mobilenet/extractor.ts';
 import { standardizeFeatures } from './standardize.ts';
 import { suppliedExtractor } from './supplied.ts';
 
@@ -17,6 +18,9 @@ export function chooseExtractor(options: TttOptions, supplied?: FeatureTensor): 
   if (supplied) return suppliedExtractor(supplied);
   if (options.features.extractor === 'supplied') {
     throw new TttError('INVALID_INPUT', 'features.extractor=supplied but no feature maps were given');
+  }
+  if (options.features.extractor === 'mobilenetv2') {
+    return mobilenetExtractor({ layers: options.features.layers, inputSize: options.features.inputSize });
   }
   return filterbankExtractor(options.features.sigmas);
 }

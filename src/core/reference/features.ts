@@ -40,7 +40,12 @@ export function referenceBilinear(
   return out;
 }
 
-function blur(src: Float64Array, width: number, height: number, taps: Float32Array): Float64Array {
+/** Separable Gaussian smoothing with replicated edges, f32 storage between the passes (as the GPU). */
+export function referenceGaussianSmooth(src: ArrayLike<number>, width: number, height: number, sigma: number): Float32Array {
+  return Float32Array.from(blur(src, width, height, gaussianTaps(sigma)));
+}
+
+function blur(src: ArrayLike<number>, width: number, height: number, taps: Float32Array): Float64Array {
   const r = (taps.length - 1) / 2;
   const tmp = new Float64Array(width * height);
   const out = new Float64Array(width * height);

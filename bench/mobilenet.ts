@@ -1,0 +1,110 @@
+// Benchmarks of the pretrained MobileNetV2 features and the built-in PatchCore scorer, shared by
+// bench/features.ts and `ttt bench`: medians over `runs` timed runs after warm-up.
+
+import { DEFAULT_LAYERS, networkFeatureMaps } from '../src/core/features/mobilenet/extractor.ts';
+import { preprocessImage, runNetwork } from '../src/core/features/mobilenet/forward.ts';
+import { hasMobileNet, mobileNetGraph } from '../src/core/features/mobilenet/registry.ts';
+import { BANK_VERSION, type MemoryBank } from '../src/core/patchcore/bank.ts';
+import { PATCHCORE_DEFAULTS, PatchCoreScorer } from '../src/core/patchcore/patchcore.ts';
+import { pcgHash } from '../src/core/rng.ts';
+import type { ImageTensor } from '../src/core/types.ts';
+import { nodeGpu } from '../src/gpu/node.ts';
+import { median } from './ttt.ts';
+import { loadMobileNetArtifacts, registerMobileNet } from '../src/models/nsfwjs.ts';
+
+const WARMUP = 2;
+
+
+/** A grey test texture (the timings do not depend on the content). */
+export function benchImage(width: number, height: number): ImageTensor {
+  const data = new Float32Array(width * height);
+  for (let i = 0; i < data.length; i++) data[i] = 0.5 + 0.3 * Math.sin(i * 0.013) + 0.2 * (pcgHash(i) / 4294967296 - 0.5);
+  return { data, width, height, channels: 1 };
+}
+
+async function timeRuns(runs: number, fn: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < WARMUP; i++) await fn();
+  const ms: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();
+    ms.push(performance.now() - t0);
+  }
+  return median(ms);
+}
+
+export interface FeatureBench {
+  /** Input side (size x size). */
+  readonly size: number;
+  /** Our WGSL forward: preprocessing (upload included) and the network up to the three output layers. */
+  readonly gpuMs: number;
+  /** TensorFlow.js (CPU backend) on the same network up to the same outputs, outputs read back. */
+  readonly tfjsMs: number;
+  /** The whole mobilenetv2 extractor (forward, 3x3 aggregation, resampling to size x size). */
+  readonly extractMs: number;
+}
+
+/** MobileNetV2 up to block_2_add, block_5_add and block_12_add: WGSL against tfjs-CPU, side by side. */
+export async function benchFeatures(sizes: readonly number[], runs = 10): Promise<FeatureBench[]> {
+  if (!hasMobileNet()) registerMobileNet();
+  const { gpu } = await nodeGpu();
+  const graph = await mobileNetGraph(DEFAULT_LAYERS);
+  const { tfjsModel } = await import('./tfjs.ts');
+  const artifacts = loadMobileNetArtifacts();
+  const out: FeatureBench[] = [];
+  for (const size of sizes) {
+    const image = benchImage(size, size);
+    const shape = { width: size, height: size };
+    const gpuMs = await timeRuns(runs, async () => {
+      const input = preprocessImage(gpu, image, shape);
+      const outputs = runNetwork(gpu, graph, input);
+      await gpu.sync();
+      gpu.release(input.data, ...[...outputs.values()].map((t) => t.data));
+    });
+    const extractMs = await timeRuns(runs, async () => {
+      const f = networkFeatureMaps(gpu, graph, image, shape, shape);
+      await gpu.sync();
+      gpu.release(...f.chunks.map((c) => c.data));
+    });
+    const model = await tfjsModel(artifacts, DEFAULT_LAYERS, size, size);
+    const input = Float32Array.from({ length: 3 * size * size }, (_, i) => 2 * image.data[i % (size * size)] - 1);
+    const tfjsMs = await timeRuns(runs, () => model.run(input));
+    model.dispose();
+    out.push({ size, gpuMs: +gpuMs.toFixed(1), tfjsMs: +tfjsMs.toFixed(1), extractMs: +extractMs.toFixed(1) });
+  }
+  return out;
+}
+
+export interface ScoreBench {
+  readonly gpuMs: number;
+  readonly layers: readonly string[];
+  readonly bankSize: number;
+  readonly size: number;
+  readonly patches: number;
+  readonly channels: number;
+}
+
+/**
+ * Scoring one size x size image against a bank of `bankSize` patches of `layers` (random values: the
+ * brute-force search costs the same for any): network, kNN, score map, readback.
+ */
+export async function benchScore(bankSize = 50_000, size = 256, runs = 10, layers: readonly string[] = PATCHCORE_DEFAULTS.layers): Promise<ScoreBench> {
+  if (!hasMobileNet()) registerMobileNet();
+  const { gpu } = await nodeGpu();
+  const graph = await mobileNetGraph(layers);
+  const channels = [...graph.outputs.values()].reduce((a, t) => a + graph.channels[t], 0);
+  const features = Float32Array.from({ length: bankSize * channels }, (_, i) => (pcgHash(i) / 4294967296) * 4);
+  const bank: MemoryBank = {
+    header: {
+      ...PATCHCORE_DEFAULTS, version: BANK_VERSION, extractor: 'mobilenetv2', weights: graph.source, layers: [...layers],
+      size, patches: bankSize, channels, images: 1, sourcePatches: bankSize,
+    },
+    features,
+  };
+  const scorer = await PatchCoreScorer.load(gpu, bank);
+  const image = benchImage(size, size);
+  const gpuMs = await timeRuns(runs, () => scorer.score(image));
+  scorer.release();
+  const grid = Math.round(size / PATCHCORE_DEFAULTS.stride);
+  return { gpuMs: +gpuMs.toFixed(1), layers, bankSize, size, patches: grid * grid, channels };
+}

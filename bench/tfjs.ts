@@ -1,0 +1,70 @@
+// TensorFlow.js (CPU backend; a dev dependency) running a layers model pruned to the requested outputs at a
+// given input size: the independent reference of the network runtime in tests and its speed baseline.
+
+import * as tf from '@tensorflow/tfjs';
+import type { LayersModelArtifacts } from '../src/core/features/mobilenet/weights.ts';
+import type { FeatureTensor } from '../src/core/types.ts';
+
+interface Layer {
+  name: string;
+  class_name: string;
+  config: Record<string, unknown>;
+  inbound_nodes: [string, number, number, unknown][][];
+}
+
+let ready: Promise<void> | null = null;
+
+/** The topology reduced to the ancestors of `outputs`, with the input size set to height x width. */
+export function prunedTopology(artifacts: LayersModelArtifacts, outputs: readonly string[], height: number, width: number): unknown {
+  const topology = artifacts.modelTopology as { model_config?: unknown };
+  const model = structuredClone(topology.model_config ?? topology) as { config: { layers: Layer[]; output_layers: unknown } };
+  const byName = new Map(model.config.layers.map((l) => [l.name, l]));
+  const keep = new Set<string>();
+  const visit = (n: string) => {
+    if (keep.has(n)) return;
+    keep.add(n);
+    for (const node of byName.get(n)!.inbound_nodes) for (const [src] of node) visit(src);
+  };
+  outputs.forEach(visit);
+  model.config.layers = model.config.layers.filter((l) => keep.has(l.name));
+  for (const l of model.config.layers) if (l.class_name === 'InputLayer') l.config.batch_input_shape = [null, height, width, 3];
+  model.config.output_layers = outputs.map((o) => [o, 0, 0]);
+  return model;
+}
+
+export interface TfjsModel {
+  /** Runs the model on a planar 3 x h x w input; planar C x h x w outputs in request order. */
+  run(input: Float32Array): Promise<FeatureTensor[]>;
+  dispose(): void;
+}
+
+export async function tfjsModel(artifacts: LayersModelArtifacts, outputs: readonly string[], height: number, width: number): Promise<TfjsModel> {
+  ready ??= tf.setBackend('cpu').then(() => undefined);
+  await ready;
+  const weightSpecs = artifacts.weightsManifest.flatMap((g) => g.weights) as tf.io.WeightsManifestEntry[];
+  const model = await tf.loadLayersModel(
+    tf.io.fromMemory({ modelTopology: prunedTopology(artifacts, outputs, height, width) as tf.io.ModelJSON['modelTopology'], weightSpecs, weightData: artifacts.weightData }),
+    { strict: false },
+  );
+  return {
+    async run(input: Float32Array): Promise<FeatureTensor[]> {
+      const n = height * width;
+      const nhwc = new Float32Array(3 * n);
+      for (let c = 0; c < 3; c++) for (let i = 0; i < n; i++) nhwc[i * 3 + c] = input[c * n + i];
+      const x = tf.tensor4d(nhwc, [1, height, width, 3]);
+      const ys = model.predict(x) as tf.Tensor | tf.Tensor[];
+      const list = Array.isArray(ys) ? ys : [ys];
+      const out: FeatureTensor[] = [];
+      for (const y of list) {
+        const [, h, w, c] = y.shape as number[];
+        const v = (await y.data()) as Float32Array;
+        const planar = new Float32Array(c * h * w);
+        for (let i = 0; i < h * w; i++) for (let ch = 0; ch < c; ch++) planar[ch * h * w + i] = v[i * c + ch];
+        out.push({ data: planar, channels: c, height: h, width: w });
+      }
+      tf.dispose([x, ...list]);
+      return out;
+    },
+    dispose: () => model.dispose(),
+  };
+}

@@ -1,0 +1,224 @@
+// Convolutional network kernels (MobileNetV2 and other layers models compiled by graph.ts). Tensors are
+// planar: channel c occupies [c * stride, c * stride + h * w) with the plane stride rounded up to a multiple
+// of 4, so that the pointwise product can move 4 pixels per load. Every op ends with a clamp (linear:
+// +-FLT_MAX, ReLU: [0, FLT_MAX], ReLU6: [0, 6]); batch normalization is already folded into weights and bias.
+// Work is laid out so that weights are uniform across a workgroup (one group of output channels per
+// workgroup row) and pixels vary across invocations.
+
+override WG: u32 = 64u;
+
+// ---- Input preprocessing: bilinear resize (half-pixel centres, edges clamped), grey -> 3 channels, [0, 1] -> [-1, 1].
+struct PreParams { srcW: u32, srcH: u32, srcChannels: u32, dstW: u32, dstH: u32, dstStride: u32, scaleX: f32, scaleY: f32 }
+@group(0) @binding(0) var<uniform> PRE: PreParams;
+@group(0) @binding(1) var<storage, read> preSrc: array<f32>;
+@group(0) @binding(2) var<storage, read_write> preDst: array<f32>;
+
+@compute @workgroup_size(WG)
+fn preprocess(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let i = wg.x * WG + t;
+  let k = wg.y;
+  if (i >= PRE.dstW * PRE.dstH) { return; }
+  let x = i % PRE.dstW;
+  let y = i / PRE.dstW;
+  let sx = max((f32(x) + 0.5) * PRE.scaleX - 0.5, 0.0);
+  let sy = max((f32(y) + 0.5) * PRE.scaleY - 0.5, 0.0);
+  let x0 = min(u32(sx), PRE.srcW - 1u);
+  let y0 = min(u32(sy), PRE.srcH - 1u);
+  let x1 = min(x0 + 1u, PRE.srcW - 1u);
+  let y1 = min(y0 + 1u, PRE.srcH - 1u);
+  let fx = sx - f32(x0);
+  let fy = sy - f32(y0);
+  let base = select(0u, k, PRE.srcChannels == 3u) * PRE.srcW * PRE.srcH;
+  let a = preSrc[base + y0 * PRE.srcW + x0];
+  let b = preSrc[base + y0 * PRE.srcW + x1];
+  let d = preSrc[base + y1 * PRE.srcW + x0];
+  let e = preSrc[base + y1 * PRE.srcW + x1];
+  let top = a + (b - a) * fx;
+  let bottom = d + (e - d) * fx;
+  preDst[k * PRE.dstStride + i] = 2.0 * (top + (bottom - top) * fy) - 1.0;
+}
+
+// ---- Full convolution = im2col + the pointwise product. im2col writes, for every output pixel, the input
+// values under the window in weight-row order ((ky * KW + kx) * cin + ci), zero outside the input; the
+// window and stride are fixed per pipeline through the KH, KW, SH, SW overrides, so the loops unroll. A
+// workgroup covers TW x (WG / TW) output pixels, so no invocation divides.
+override KH: u32 = 3u;
+override KW: u32 = 3u;
+override SH: u32 = 1u;
+override SW: u32 = 1u;
+override TW: u32 = 16u;
+
+struct ColParams { inW: u32, inH: u32, inStride: u32, outW: u32, outH: u32, outStride: u32, cin: u32, padTop: u32, padLeft: u32, pad0: u32, pad1: u32, pad2: u32 }
+@group(0) @binding(0) var<uniform> COL: ColParams;
+@group(0) @binding(1) var<storage, read> colIn: array<f32>;
+@group(0) @binding(2) var<storage, read_write> colOut: array<f32>;
+
+@compute @workgroup_size(WG)
+fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let ox = wg.x * TW + t % TW;
+  let oy = wg.y * (WG / TW) + t / TW;
+  if (ox >= COL.outW || oy >= COL.outH) { return; }
+  let i = oy * COL.outW + ox;
+  let iy0 = i32(oy * SH) - i32(COL.padTop);
+  let ix0 = i32(ox * SW) - i32(COL.padLeft);
+  for (var ky = 0u; ky < KH; ky++) {
+    let iy = iy0 + i32(ky);
+    let rowOk = iy >= 0 && iy < i32(COL.inH);
+    let row = u32(clamp(iy, 0, i32(COL.inH) - 1)) * COL.inW;
+    for (var kx = 0u; kx < KW; kx++) {
+      let ix = ix0 + i32(kx);
+      let ok = rowOk && ix >= 0 && ix < i32(COL.inW);
+      let at = row + u32(clamp(ix, 0, i32(COL.inW) - 1));
+      let r0 = (ky * KW + kx) * COL.cin;
+      for (var ci = 0u; ci < COL.cin; ci++) {
+        colOut[(r0 + ci) * COL.outStride + i] = select(0.0, colIn[ci * COL.inStride + at], ok);
+      }
+    }
+  }
+}
+
+// ---- Pointwise (1x1) convolution as a matrix product out[cout x pixels] = W^T[cout x cin] in[cin x pixels]:
+// 4 pixels (one vec4 of a plane) x 8 output channels per invocation, accumulated in registers; the
+// weight rows are uniform across the workgroup. Weights [cin][coutPad] as vec4, bias [coutPad] as vec4.
+struct PwParams { stride4: u32, cin: u32, cout: u32, coutPad4: u32, lo: f32, hi: f32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<uniform> PW: PwParams;
+@group(0) @binding(1) var<storage, read> pwIn: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> pwW: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> pwBias: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> pwOut: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> pwRes: array<vec4<f32>>;
+
+struct Tile8 { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32> }
+
+fn pointwiseTile(p4: u32, cg: u32) -> Tile8 {
+  let q = min(p4, PW.stride4 - 1u);
+  let ba = pwBias[cg];
+  let bb = pwBias[cg + 1u];
+  var r = Tile8(vec4(ba.x), vec4(ba.y), vec4(ba.z), vec4(ba.w), vec4(bb.x), vec4(bb.y), vec4(bb.z), vec4(bb.w));
+  for (var ci = 0u; ci < PW.cin; ci++) {
+    let x = pwIn[ci * PW.stride4 + q];
+    let wa = pwW[ci * PW.coutPad4 + cg];
+    let wb = pwW[ci * PW.coutPad4 + cg + 1u];
+    r.a0 += x * wa.x; r.a1 += x * wa.y; r.a2 += x * wa.z; r.a3 += x * wa.w;
+    r.a4 += x * wb.x; r.a5 += x * wb.y; r.a6 += x * wb.z; r.a7 += x * wb.w;
+  }
+  return r;
+}
+
+fn pwStore(co: u32, p4: u32, v: vec4<f32>) {
+  if (co < PW.cout) { pwOut[co * PW.stride4 + p4] = clamp(v, vec4(PW.lo), vec4(PW.hi)); }
+}
+
+fn pwStoreRes(co: u32, p4: u32, v: vec4<f32>) {
+  if (co < PW.cout) {
+    let o = co * PW.stride4 + p4;
+    pwOut[o] = clamp(v + pwRes[o], vec4(PW.lo), vec4(PW.hi));
+  }
+}
+
+@compute @workgroup_size(WG)
+fn pointwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let p4 = wg.x * WG + t;
+  let cg = wg.y * 2u;
+  let r = pointwiseTile(p4, cg);
+  if (p4 >= PW.stride4) { return; }
+  let co = cg * 4u;
+  pwStore(co, p4, r.a0); pwStore(co + 1u, p4, r.a1); pwStore(co + 2u, p4, r.a2); pwStore(co + 3u, p4, r.a3);
+  pwStore(co + 4u, p4, r.a4); pwStore(co + 5u, p4, r.a5); pwStore(co + 6u, p4, r.a6); pwStore(co + 7u, p4, r.a7);
+}
+
+// The same product with a residual tensor added before the clamp (MobileNetV2's block_N_add).
+@compute @workgroup_size(WG)
+fn pointwiseResidual(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let p4 = wg.x * WG + t;
+  let cg = wg.y * 2u;
+  let r = pointwiseTile(p4, cg);
+  if (p4 >= PW.stride4) { return; }
+  let co = cg * 4u;
+  pwStoreRes(co, p4, r.a0); pwStoreRes(co + 1u, p4, r.a1); pwStoreRes(co + 2u, p4, r.a2); pwStoreRes(co + 3u, p4, r.a3);
+  pwStoreRes(co + 4u, p4, r.a4); pwStoreRes(co + 5u, p4, r.a5); pwStoreRes(co + 6u, p4, r.a6); pwStoreRes(co + 7u, p4, r.a7);
+}
+
+// ---- Depthwise convolution (depth multiplier 1; window and stride from the overrides): 4 horizontally
+// adjacent output pixels per invocation, which share their input columns; one channel per workgroup, so
+// the channel's weights are uniform. Weights [c][kh][kw].
+const DW_SPAN: u32 = 16u; // input columns an invocation reads per row: 3 * SW + KW <= DW_SPAN
+struct DwParams { inW: u32, inH: u32, inStride: u32, outW: u32, outH: u32, outStride: u32, padTop: u32, padLeft: u32, lo: f32, hi: f32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<uniform> DW: DwParams;
+@group(0) @binding(1) var<storage, read> dwIn: array<f32>;
+@group(0) @binding(2) var<storage, read> dwW: array<f32>;
+@group(0) @binding(3) var<storage, read> dwBias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dwOut: array<f32>;
+
+@compute @workgroup_size(WG)
+fn depthwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let ox0 = (wg.x * TW + t % TW) * 4u;
+  let oy = wg.y * (WG / TW) + t / TW;
+  let c = wg.z;
+  let iy0 = i32(oy * SH) - i32(DW.padTop);
+  let ix0 = i32(ox0 * SW) - i32(DW.padLeft);
+  let base = c * DW.inStride;
+  let wbase = c * KH * KW;
+  let b = dwBias[c];
+  var a0 = b; var a1 = b; var a2 = b; var a3 = b;
+  var v: array<f32, DW_SPAN>;
+  for (var ky = 0u; ky < KH; ky++) {
+    let iy = iy0 + i32(ky);
+    let rowOk = iy >= 0 && iy < i32(DW.inH);
+    let row = base + u32(clamp(iy, 0, i32(DW.inH) - 1)) * DW.inW;
+    for (var j = 0u; j < 3u * SW + KW; j++) {
+      let ix = ix0 + i32(j);
+      v[j] = select(0.0, dwIn[row + u32(clamp(ix, 0, i32(DW.inW) - 1))], rowOk && ix >= 0 && ix < i32(DW.inW));
+    }
+    for (var kx = 0u; kx < KW; kx++) {
+      let w = dwW[wbase + ky * KW + kx];
+      a0 += v[kx] * w; a1 += v[SW + kx] * w; a2 += v[2u * SW + kx] * w; a3 += v[3u * SW + kx] * w;
+    }
+  }
+  if (oy >= DW.outH) { return; }
+  let o = c * DW.outStride + oy * DW.outW + ox0;
+  if (ox0 < DW.outW) { dwOut[o] = clamp(a0, DW.lo, DW.hi); }
+  if (ox0 + 1u < DW.outW) { dwOut[o + 1u] = clamp(a1, DW.lo, DW.hi); }
+  if (ox0 + 2u < DW.outW) { dwOut[o + 2u] = clamp(a2, DW.lo, DW.hi); }
+  if (ox0 + 3u < DW.outW) { dwOut[o + 3u] = clamp(a3, DW.lo, DW.hi); }
+}
+
+// ---- Element-wise addition of two tensors of one shape (when it could not be fused), then the clamp.
+struct AddParams { n4: u32, lo: f32, hi: f32, pad0: u32 }
+@group(0) @binding(0) var<uniform> AD: AddParams;
+@group(0) @binding(1) var<storage, read> addA: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> addB: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> addOut: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn add(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = g.x + g.y * nwg.x * WG;
+  if (i >= AD.n4) { return; }
+  addOut[i] = clamp(addA[i] + addB[i], vec4(AD.lo), vec4(AD.hi));
+}
+
+// ---- PatchCore's local aggregation: the mean of each pixel's (2r+1)^2 neighbourhood (neighbours outside the
+// map are left out of the mean) for the channels c0, c0 + 1, ..., written as compact planes for resampling.
+struct MeanParams { width: u32, height: u32, inStride: u32, radius: u32, c0: u32, pad0: u32, pad1: u32, pad2: u32 }
+@group(0) @binding(0) var<uniform> MN: MeanParams;
+@group(0) @binding(1) var<storage, read> meanIn: array<f32>;
+@group(0) @binding(2) var<storage, read_write> meanOut: array<f32>;
+
+@compute @workgroup_size(WG)
+fn localMean(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let x = i32(wg.x * TW + t % TW);
+  let y = i32(wg.y * (WG / TW) + t / TW);
+  let c = wg.z;
+  if (x >= i32(MN.width) || y >= i32(MN.height)) { return; }
+  let r = i32(MN.radius);
+  let x0 = max(x - r, 0);
+  let x1 = min(x + r, i32(MN.width) - 1);
+  let y0 = max(y - r, 0);
+  let y1 = min(y + r, i32(MN.height) - 1);
+  let base = (MN.c0 + c) * MN.inStride;
+  var s = 0.0;
+  for (var yy = y0; yy <= y1; yy++) {
+    for (var xx = x0; xx <= x1; xx++) { s += meanIn[base + u32(yy) * MN.width + u32(xx)]; }
+  }
+  meanOut[c * MN.width * MN.height + u32(y) * MN.width + u32(x)] = s / f32((x1 - x0 + 1) * (y1 - y0 + 1));
+}

@@ -1,0 +1,98 @@
+// The kernels of the network runtime (shaders/conv.wgsl), declared once: uniform layout and storage bindings.
+
+import type { KernelSpec } from '../../gpu.ts';
+
+/** Invocations per workgroup of the network kernels (measured best on lavapipe among 16..256). */
+export const NET_WG = 64;
+/** Output channels one pointwise invocation computes (two vec4 of weights). */
+export const COUT_BLOCK = 8;
+
+const conv = (entryPoint: string, params: KernelSpec['params'], bindings: (string | null)[]): KernelSpec => ({
+  name: `conv.${entryPoint}`,
+  shaders: ['conv'],
+  entryPoint,
+  workgroupSize: NET_WG,
+  params,
+  bindings,
+});
+
+export const netKernels = {
+  preprocess: conv(
+    'preprocess',
+    [['srcW', 'u32'], ['srcH', 'u32'], ['srcChannels', 'u32'], ['dstW', 'u32'], ['dstH', 'u32'], ['dstStride', 'u32'], ['scaleX', 'f32'], ['scaleY', 'f32']],
+    ['src', 'dst'],
+  ),
+  pointwise: conv(
+    'pointwise',
+    [['stride4', 'u32'], ['cin', 'u32'], ['cout', 'u32'], ['coutPad4', 'u32'], ['lo', 'f32'], ['hi', 'f32'], ['pad0', 'u32'], ['pad1', 'u32']],
+    ['input', 'weights', 'bias', 'output'],
+  ),
+  pointwiseResidual: conv(
+    'pointwiseResidual',
+    [['stride4', 'u32'], ['cin', 'u32'], ['cout', 'u32'], ['coutPad4', 'u32'], ['lo', 'f32'], ['hi', 'f32'], ['pad0', 'u32'], ['pad1', 'u32']],
+    ['input', 'weights', 'bias', 'output', 'residual'],
+  ),
+  add: conv('add', [['n4', 'u32'], ['lo', 'f32'], ['hi', 'f32'], ['pad0', 'u32']], ['a', 'b', 'output']),
+} satisfies Record<string, KernelSpec>;
+
+/** Most invocations along a row of a window-kernel workgroup (the rest of the NET_WG go down the rows). */
+export const MAX_TILE_WIDTH = 16;
+
+/** Invocations along x for a row of `columns` work items: a power of two, so narrow maps leave no lane idle. */
+export const tileWidth = (columns: number): number => Math.min(MAX_TILE_WIDTH, 2 ** Math.ceil(Math.log2(Math.max(1, columns))));
+/** Input columns a depthwise invocation may read per row (shaders/conv.wgsl DW_SPAN): 3 * sw + kw. */
+export const DEPTHWISE_SPAN = 16;
+
+export interface Window {
+  readonly kh: number;
+  readonly kw: number;
+  readonly sh: number;
+  readonly sw: number;
+}
+
+const windowConstants = (w: Window, tw: number) => ({ KH: w.kh, KW: w.kw, SH: w.sh, SW: w.sw, TW: tw });
+
+/** im2col for one window (the loops unroll); the product itself is the pointwise kernel. */
+export function im2colKernel(w: Window, tw: number): KernelSpec {
+  return {
+    name: 'conv.im2col',
+    shaders: ['conv'],
+    entryPoint: 'im2col',
+    workgroupSize: NET_WG,
+    params: [
+      ['inW', 'u32'], ['inH', 'u32'], ['inStride', 'u32'], ['outW', 'u32'], ['outH', 'u32'], ['outStride', 'u32'], ['cin', 'u32'], ['padTop', 'u32'],
+      ['padLeft', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32'],
+    ],
+    bindings: ['input', 'output'],
+    constants: windowConstants(w, tw),
+  };
+}
+
+/** The depthwise convolution, specialized for one window. */
+export function depthwiseKernel(w: Window, tw: number): KernelSpec {
+  return {
+    name: 'conv.depthwise',
+    shaders: ['conv'],
+    entryPoint: 'depthwise',
+    workgroupSize: NET_WG,
+    params: [
+      ['inW', 'u32'], ['inH', 'u32'], ['inStride', 'u32'], ['outW', 'u32'], ['outH', 'u32'], ['outStride', 'u32'], ['padTop', 'u32'], ['padLeft', 'u32'],
+      ['lo', 'f32'], ['hi', 'f32'], ['pad0', 'u32'], ['pad1', 'u32'],
+    ],
+    bindings: ['input', 'weights', 'bias', 'output'],
+    constants: windowConstants(w, tw),
+  };
+}
+
+/** PatchCore's local mean (the tile width only shapes the workgroup). */
+export function localMeanKernel(tw: number): KernelSpec {
+  return {
+    name: 'conv.localMean',
+    shaders: ['conv'],
+    entryPoint: 'localMean',
+    workgroupSize: NET_WG,
+    params: [['width', 'u32'], ['height', 'u32'], ['inStride', 'u32'], ['radius', 'u32'], ['c0', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32']],
+    bindings: ['input', 'output'],
+    constants: { TW: tw },
+  };
+}

@@ -1,0 +1,105 @@
+// The PatchCore memory bank as one binary file: the magic "TTTBANK1", the byte length of a JSON header
+// (u32, little-endian), the header (UTF-8, space-padded to a multiple of 4 bytes), then the patches as
+// float32 little-endian, patch-major ([patches][channels]). Loading validates every part.
+
+import { TttError } from '../errors.ts';
+
+export const BANK_MAGIC = 'TTTBANK1';
+export const BANK_VERSION = 1;
+const MAX_HEADER = 1 << 20;
+
+export interface BankHeader {
+  readonly version: number;
+  /** The feature extractor and the weights it ran with. */
+  readonly extractor: 'mobilenetv2';
+  readonly weights: string;
+  readonly layers: readonly string[];
+  /** The working size: every image is resized so that its longest side has this many pixels. */
+  readonly size: number;
+  /** Working-size pixels per patch. */
+  readonly stride: number;
+  readonly patches: number;
+  readonly channels: number;
+  readonly coresetRatio: number;
+  readonly projectionDims: number;
+  readonly seed: number;
+  /** Nominal images and patches the coreset was chosen from. */
+  readonly images: number;
+  readonly sourcePatches: number;
+}
+
+export interface MemoryBank {
+  readonly header: BankHeader;
+  /** [patches][channels] */
+  readonly features: Float32Array;
+}
+
+export function encodeBank(bank: MemoryBank): Uint8Array {
+  const { header, features } = bank;
+  if (features.length !== header.patches * header.channels) {
+    throw new TttError('INTERNAL', `a bank header of ${header.patches}x${header.channels} with ${features.length} values`);
+  }
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 4) * 4;
+  if (padded !== json.length) json = new TextEncoder().encode(JSON.stringify(header) + ' '.repeat(padded - json.length));
+  const out = new Uint8Array(12 + json.length + features.byteLength);
+  out.set(new TextEncoder().encode(BANK_MAGIC), 0);
+  new DataView(out.buffer).setUint32(8, json.length, true);
+  out.set(json, 12);
+  const body = new DataView(out.buffer, 12 + json.length);
+  for (let i = 0; i < features.length; i++) body.setFloat32(4 * i, features[i], true);
+  return out;
+}
+
+const corrupt = (name: string, what: string): never => {
+  throw new TttError('INVALID_INPUT', `${name}: corrupt memory bank: ${what}`);
+};
+
+const positiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
+
+function checkHeader(name: string, h: Record<string, unknown>): BankHeader {
+  if (h.version !== BANK_VERSION) throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank version ${JSON.stringify(h.version)} (this build reads version ${BANK_VERSION})`);
+  if (h.extractor !== 'mobilenetv2') throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank of extractor ${JSON.stringify(h.extractor)} (expected mobilenetv2)`);
+  if (typeof h.weights !== 'string') corrupt(name, 'the header names no weights');
+  if (!Array.isArray(h.layers) || h.layers.length === 0 || !h.layers.every((l) => typeof l === 'string')) corrupt(name, 'the header lists no layers');
+  for (const k of ['size', 'stride', 'patches', 'channels', 'projectionDims', 'images', 'sourcePatches'] as const) {
+    if (!positiveInt(h[k])) corrupt(name, `header field ${k} is ${JSON.stringify(h[k])} (expected a positive integer)`);
+  }
+  if (typeof h.coresetRatio !== 'number' || !(h.coresetRatio > 0 && h.coresetRatio <= 1)) corrupt(name, `coreset ratio ${JSON.stringify(h.coresetRatio)}`);
+  if (typeof h.seed !== 'number' || !Number.isInteger(h.seed)) corrupt(name, 'the header has no seed');
+  if ((h.patches as number) > (h.sourcePatches as number)) corrupt(name, `${h.patches} patches chosen from ${h.sourcePatches}`);
+  return h as unknown as BankHeader;
+}
+
+/** Parses and validates a bank file; `name` prefixes every error. */
+export function decodeBank(bytes: Uint8Array, name = 'memory bank'): MemoryBank {
+  if (bytes.length < 12 || new TextDecoder().decode(bytes.subarray(0, 8)) !== BANK_MAGIC) {
+    throw new TttError('UNSUPPORTED_FORMAT', `${name}: not a ttt memory bank (the file does not start with ${BANK_MAGIC})`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = view.getUint32(8, true);
+  if (headerLength === 0 || headerLength > MAX_HEADER || 12 + headerLength > bytes.length) {
+    corrupt(name, `header length ${headerLength} does not fit a file of ${bytes.length} bytes`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(12, 12 + headerLength)));
+  } catch (e) {
+    corrupt(name, `the header is not JSON (${(e as Error).message})`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) corrupt(name, 'the header is not a JSON object');
+  const header = checkHeader(name, raw as Record<string, unknown>);
+  const expected = header.patches * header.channels * 4;
+  const body = bytes.length - 12 - headerLength;
+  if (body !== expected) {
+    corrupt(name, `${body < expected ? 'truncated' : 'trailing data'}: ${header.patches} patches x ${header.channels} channels need ${expected} bytes of float32 data, the file holds ${body}`);
+  }
+  const features = new Float32Array(header.patches * header.channels);
+  const data = new DataView(bytes.buffer, bytes.byteOffset + 12 + headerLength, expected);
+  for (let i = 0; i < features.length; i++) {
+    const v = data.getFloat32(4 * i, true);
+    if (!Number.isFinite(v)) corrupt(name, `patch ${Math.floor(i / header.channels)} holds ${v}`);
+    features[i] = v;
+  }
+  return { header, features };
+}

@@ -1,0 +1,89 @@
+// The memory bank on the GPU and the nearest-neighbour search of PatchCore's scoring: the bank is split
+// across as many buffers as the binding limit requires, each scanned in slices by shaders/knn.wgsl.
+
+import { TttError } from '../errors.ts';
+import { ceilDiv, type Gpu, type GpuArray } from '../gpu.ts';
+import { KNN_SLICE, KNN_WG, patchcoreKernels } from './kernels.ts';
+
+const FAR = 3.0e38;
+
+export interface GpuBankPart {
+  /** Dimension-major entries [channels][nb] (nb: count rounded up to 8, padding zero). */
+  readonly data: GpuArray;
+  /** |b|^2 per entry, FAR for the padding. */
+  readonly norms: GpuArray;
+  /** Global index of the first entry. */
+  readonly base: number;
+  readonly count: number;
+  readonly nb: number;
+}
+
+export interface GpuBank {
+  readonly channels: number;
+  readonly size: number;
+  readonly parts: readonly GpuBankPart[];
+}
+
+/** Entries per bank buffer: as many slices as one binding holds. */
+export function bankPartSize(maxElements: number, channels: number): number {
+  const fit = Math.floor(maxElements / channels);
+  if (fit >= KNN_SLICE) return Math.floor(fit / KNN_SLICE) * KNN_SLICE;
+  if (fit < 8) throw new TttError('TOO_LARGE', `${channels} channels per patch exceed the device's binding limit`);
+  return Math.floor(fit / 8) * 8;
+}
+
+/** Uploads a bank of `features.length / channels` patches stored patch-major ([patches][channels]). */
+export function uploadBank(gpu: Gpu, features: Float32Array, channels: number, partSize = bankPartSize(gpu.maxElements, channels)): GpuBank {
+  const size = features.length / channels;
+  if (!Number.isInteger(size) || size < 1) throw new TttError('INVALID_INPUT', `a bank of ${features.length} values is not a whole number of ${channels}-channel patches`);
+  const parts: GpuBankPart[] = [];
+  for (let base = 0; base < size; base += partSize) {
+    const count = Math.min(partSize, size - base);
+    const nb = Math.ceil(count / 8) * 8;
+    const t = new Float32Array(channels * nb);
+    const norms = new Float32Array(nb).fill(FAR);
+    for (let i = 0; i < count; i++) {
+      let s = 0;
+      const row = (base + i) * channels;
+      for (let k = 0; k < channels; k++) {
+        const v = features[row + k];
+        t[k * nb + i] = v;
+        s += v * v;
+      }
+      norms[i] = s;
+    }
+    parts.push({ data: gpu.upload(t), norms: gpu.upload(norms), base, count, nb });
+  }
+  return { channels, size, parts };
+}
+
+export function releaseBank(gpu: Gpu, bank: GpuBank): void {
+  for (const p of bank.parts) gpu.release(p.data, p.norms);
+}
+
+/**
+ * Distance of each of `nq` queries (dimension-major [channels][ceil(nq / 4) * 4]) to its nearest bank entry,
+ * and that entry's index. The caller releases both arrays.
+ */
+export function nearestDistances(gpu: Gpu, bank: GpuBank, queries: GpuArray, nq: number): { distance: GpuArray; index: GpuArray } {
+  const nq4 = Math.ceil(nq / 4);
+  const bestMin = gpu.alloc(nq4 * 4);
+  const bestIdx = gpu.alloc(nq4 * 4);
+  const maxSlices = Math.max(...bank.parts.map((p) => Math.ceil(p.nb / KNN_SLICE)));
+  const partMin = gpu.alloc(maxSlices * nq4 * 4);
+  const partIdx = gpu.alloc(maxSlices * nq4 * 4);
+  const common = { nq4, dims: bank.channels, slice: KNN_SLICE, nq };
+  bank.parts.forEach((p, i) => {
+    const slices = Math.ceil(p.nb / KNN_SLICE);
+    const params = { ...common, nb: p.nb, base: p.base, slices, first: i === 0 ? 1 : 0 };
+    gpu.run(patchcoreKernels.knnSlice, params, { queries, bank: p.data, bankNorm: p.norms, partMin, partIdx }, [ceilDiv(nq4, KNN_WG), slices, 1]);
+    gpu.run(patchcoreKernels.knnMerge, params, { partMin, partIdx, bestMin, bestIdx }, ceilDiv(nq4, KNN_WG));
+  });
+  const distance = gpu.alloc(nq);
+  for (const p of bank.parts) {
+    const params = { ...common, nb: p.nb, base: p.base, slices: 0, first: 0 };
+    gpu.run(patchcoreKernels.knnExact, params, { queries, bank: p.data, chosen: bestIdx, distance }, ceilDiv(nq, KNN_WG));
+  }
+  gpu.release(bestMin, partMin, partIdx);
+  return { distance, index: bestIdx };
+}

@@ -1,0 +1,112 @@
+// Reference of the PatchCore stages (shaders/knn.wgsl, shaders/coreset.wgsl, patchcore/score.ts): nearest
+// bank entries, the greedy coreset (f32 arithmetic in the GPU's order, so selections can match exactly) and
+// the score map's upsampling and Gaussian smoothing.
+
+import { coresetStart, projectionMatrix } from '../patchcore/coreset.ts';
+import { referenceBilinear, referenceGaussianSmooth } from './features.ts';
+
+/** Nearest entry of a patch-major bank ([size][channels]) for each query of a dimension-major [channels][stride] array. */
+export function referenceNearest(
+  bank: Float32Array,
+  channels: number,
+  queries: Float32Array,
+  nq: number,
+  stride = nq,
+): { distance: Float64Array; index: Uint32Array } {
+  const size = bank.length / channels;
+  const distance = new Float64Array(nq);
+  const index = new Uint32Array(nq);
+  for (let q = 0; q < nq; q++) {
+    let best = Infinity;
+    let bi = 0;
+    for (let b = 0; b < size; b++) {
+      let s = 0;
+      for (let k = 0; k < channels; k++) {
+        const d = queries[k * stride + q] - bank[b * channels + k];
+        s += d * d;
+      }
+      if (s < best) {
+        best = s;
+        bi = b;
+      }
+    }
+    distance[q] = Math.sqrt(best);
+    index[q] = bi;
+  }
+  return { distance, index };
+}
+
+/** The greedy k-center selection of `count` patches, as greedyCoreset computes it. */
+export function referenceCoreset(points: Float32Array, channels: number, count: number, projectionDims: number, seed: number): Uint32Array {
+  const size = points.length / channels;
+  if (count >= size) return Uint32Array.from({ length: size }, (_, i) => i);
+  const f = Math.fround;
+  let dims = channels;
+  let x = points;
+  if (channels > projectionDims) {
+    dims = projectionDims;
+    const r = projectionMatrix(channels, dims, seed);
+    x = new Float32Array(size * dims);
+    for (let i = 0; i < size; i++) {
+      for (let d = 0; d < dims; d++) {
+        let s = 0;
+        for (let k = 0; k < channels; k++) s += points[i * channels + k] * r[k * dims + d];
+        x[i * dims + d] = s;
+      }
+    }
+  }
+  const minDist = new Float32Array(size).fill(3.0e38);
+  const out = new Uint32Array(count);
+  out[0] = coresetStart(size, seed);
+  for (let it = 1; it < count; it++) {
+    const c = out[it - 1] * dims;
+    let best = -2;
+    let bi = 0;
+    for (let i = 0; i < size; i++) {
+      let acc = 0;
+      for (let k = 0; k < dims; k++) {
+        const d = f(x[i * dims + k] - x[c + k]);
+        acc = f(acc + f(d * d));
+      }
+      if (acc < minDist[i]) minDist[i] = acc;
+      if (minDist[i] > best) {
+        best = minDist[i];
+        bi = i;
+      }
+    }
+    out[it] = bi;
+  }
+  return out;
+}
+
+/** Largest distance from any point to its nearest selected point (the coreset's covering radius). */
+export function coveringRadius(points: Float32Array, channels: number, selected: ArrayLike<number>): number {
+  const size = points.length / channels;
+  let worst = 0;
+  for (let i = 0; i < size; i++) {
+    let best = Infinity;
+    for (let j = 0; j < selected.length; j++) {
+      let s = 0;
+      for (let k = 0; k < channels; k++) {
+        const d = points[i * channels + k] - points[selected[j] * channels + k];
+        s += d * d;
+      }
+      best = Math.min(best, s);
+    }
+    worst = Math.max(worst, best);
+  }
+  return Math.sqrt(worst);
+}
+
+/** Patch distances on the grid -> bilinear to the working size -> Gaussian smoothing -> bilinear to the output size. */
+export function referenceScoreMap(
+  distances: Float32Array,
+  grid: { width: number; height: number },
+  working: { width: number; height: number },
+  sigma: number,
+  output: { width: number; height: number } = working,
+): Float32Array {
+  const up = referenceBilinear(distances, 1, grid, working);
+  const smooth = referenceGaussianSmooth(up, working.width, working.height, sigma);
+  return output.width === working.width && output.height === working.height ? smooth : referenceBilinear(smooth, 1, working, output);
+}

@@ -1,0 +1,270 @@
+// The network runtime: weight decoding, the graph compiler, every kernel against its plain-TS reference,
+// whole layers against TensorFlow.js (CPU backend), and the mobilenetv2 extractor.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { TttError } from '../../src/core/errors.ts';
+import type { Gpu } from '../../src/core/gpu.ts';
+import { chooseExtractor } from '../../src/core/features/index.ts';
+import { DEFAULT_LAYERS, networkFeatureMaps, networkInputSize } from '../../src/core/features/mobilenet/extractor.ts';
+import { preprocessImage, readTensor, runNetwork, type GpuTensor } from '../../src/core/features/mobilenet/forward.ts';
+import { buildGraph, tensorShapes } from '../../src/core/features/mobilenet/graph.ts';
+import { mobileNetGraph, provideMobileNet } from '../../src/core/features/mobilenet/registry.ts';
+import { decodeWeights, type LayersModelArtifacts } from '../../src/core/features/mobilenet/weights.ts';
+import { resolveOptions } from '../../src/core/options.ts';
+import { segment } from '../../src/core/pipeline.ts';
+import { referenceBilinear } from '../../src/core/reference/features.ts';
+import { referenceLocalMean, referenceNetwork, referencePreprocess } from '../../src/core/reference/mobilenet.ts';
+import type { FeatureTensor, ImageTensor } from '../../src/core/types.ts';
+import { loadLayersModelFiles, loadNsfwjsMobileNetV2, registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { syntheticSample } from '../../src/synthetic.ts';
+import { testGpu } from '../helpers/gpu.ts';
+import { tinyKerasModel } from '../helpers/kerasModel.ts';
+import { tfjsOutputs } from '../helpers/tfjs.ts';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+
+function testImage(width: number, height: number, channels: 1 | 3, seed: number): ImageTensor {
+  const data = new Float32Array(channels * width * height);
+  for (let i = 0; i < data.length; i++) data[i] = 0.5 + 0.45 * Math.sin(i * 0.37 + seed) * Math.cos(i * 0.011 * seed);
+  return { data, width, height, channels };
+}
+
+function range(t: FeatureTensor): number {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of t.data) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  return hi - lo;
+}
+
+/** Largest absolute difference relative to the expected tensor's range (max - min). */
+function relDiff(got: Float32Array, want: FeatureTensor): number {
+  expect(got.length).toBe(want.data.length);
+  let m = 0;
+  for (let i = 0; i < got.length; i++) m = Math.max(m, Math.abs(got[i] - want.data[i]));
+  return m / range(want);
+}
+
+async function gpuOutputs(a: LayersModelArtifacts, layers: readonly string[], input: Float32Array, width: number, height: number) {
+  const graph = buildGraph(a, layers);
+  const n = width * height;
+  const stride = Math.ceil(n / 4) * 4;
+  const padded = new Float32Array(3 * stride);
+  for (let c = 0; c < 3; c++) padded.set(input.subarray(c * n, (c + 1) * n), c * stride);
+  const t: GpuTensor = { data: gpu.upload(padded), channels: 3, width, height, stride };
+  const outs = runNetwork(gpu, graph, t);
+  const host = new Map<string, Float32Array>();
+  for (const [name, o] of outs) {
+    host.set(name, await readTensor(gpu, o));
+    gpu.release(o.data);
+  }
+  gpu.release(t.data);
+  return { graph, host };
+}
+
+describe('layers-model weights', () => {
+  it('dequantizes uint8/uint16 as TensorFlow.js does (q * scale + min) and reads float16/float32', () => {
+    const data = new Uint8Array([0, 255, 7, 0x00, 0x3c, 0x00, 0xc0, 0, 0, 0, 0, 0, 0, 0xc0, 0x3f]);
+    const a: LayersModelArtifacts = {
+      modelTopology: {},
+      source: 'test',
+      weightData: data.buffer,
+      weightsManifest: [
+        {
+          paths: ['x'],
+          weights: [
+            { name: 'a', shape: [2], dtype: 'float32', quantization: { min: -1, scale: 0.01, dtype: 'uint8' } },
+            { name: 'b', shape: [1], dtype: 'float32', quantization: { min: 0.5, scale: 2, dtype: 'uint8' } },
+            { name: 'h', shape: [2], dtype: 'float32', quantization: { dtype: 'float16' } },
+            { name: 'pad', shape: [2], dtype: 'float32', quantization: { min: 0, scale: 1, dtype: 'uint16' } },
+            { name: 'f', shape: [1], dtype: 'float32' },
+          ],
+        },
+      ],
+    };
+    const w = decodeWeights(a);
+    expect(Array.from(w.get('a')!.values)).toEqual([Math.fround(-1), Math.fround(255 * 0.01 - 1)]);
+    expect(Array.from(w.get('b')!.values)).toEqual([14.5]);
+    expect(Array.from(w.get('h')!.values)).toEqual([1, -2]);
+    expect(Array.from(w.get('pad')!.values)).toEqual([0, 0]);
+    expect(Array.from(w.get('f')!.values)).toEqual([1.5]);
+  });
+
+  it('rejects truncated or oversized weight data and unknown dtypes', () => {
+    const spec = { name: 'a', shape: [4], dtype: 'float32' };
+    const make = (bytes: number, s = spec): LayersModelArtifacts => ({ modelTopology: {}, source: 'w.bin', weightData: new ArrayBuffer(bytes), weightsManifest: [{ paths: ['x'], weights: [s] }] });
+    expect(() => decodeWeights(make(12))).toThrow(/w.bin: the weight data ends at byte 12/);
+    expect(() => decodeWeights(make(20))).toThrow(/describes 16 bytes of weights but the shards hold 20/);
+    expect(() => decodeWeights(make(16, { ...spec, dtype: 'complex64' }))).toThrow(TttError);
+  });
+});
+
+describe('layers model from files (TTT_MOBILENET_MODEL)', () => {
+  it('reads model.json and the weight files its manifest names', async () => {
+    const tiny = tinyKerasModel(4);
+    const dir = mkdtempSync(join(tmpdir(), 'ttt-model-'));
+    writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: tiny.modelTopology, weightsManifest: tiny.weightsManifest }));
+    writeFileSync(join(dir, 'tiny.bin'), new Uint8Array(tiny.weightData));
+    const files = loadLayersModelFiles(join(dir, 'model.json'));
+    expect(files.source).toBe(join(dir, 'model.json'));
+    const [a, b] = [decodeWeights(files), decodeWeights(tiny)];
+    expect([...a.keys()]).toEqual([...b.keys()]);
+    for (const [k, t] of a) expect(t.values).toEqual(b.get(k)!.values);
+    expect(buildGraph(files, ['add1']).ops.length).toBe(3);
+    writeFileSync(join(dir, 'broken.json'), '{"modelTopology": ');
+    expect(() => loadLayersModelFiles(join(dir, 'broken.json'))).toThrow(expect.objectContaining({ code: 'UNSUPPORTED_FORMAT' }));
+    writeFileSync(join(dir, 'orphan.json'), JSON.stringify({ modelTopology: tiny.modelTopology, weightsManifest: [{ paths: ['gone.bin'], weights: [] }] }));
+    expect(() => loadLayersModelFiles(join(dir, 'orphan.json'))).toThrow(/weight file .*gone.bin cannot be read/);
+    expect(() => loadLayersModelFiles(join(dir, 'absent.json'))).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
+  });
+});
+
+describe('graph compiler', () => {
+  const tiny = tinyKerasModel(3);
+
+  it('folds batch normalization, fuses activations and the residual, keeps only what the outputs need', () => {
+    const g = buildGraph(tiny, ['add1', 'add2_relu', 'c5']);
+    expect(g.ops.map((o) => `${o.kind}:${o.name}`)).toEqual([
+      'conv:c1', 'depthwise:dw1', 'conv:pw1', 'depthwise:dw2', 'conv:e1', 'conv:e2', 'add:add2', 'conv:c5',
+    ]);
+    const [c1, dw1, pw1, , e1, , add2] = g.ops;
+    expect(c1.kind === 'conv' && [c1.lo, c1.hi, c1.padding.bottom, c1.padding.right]).toEqual([0, 6, 1, 1]);
+    expect(dw1.kind === 'depthwise' && [dw1.lo, dw1.hi, dw1.padding.same]).toEqual([0, Infinity, true]);
+    expect(pw1.kind === 'conv' && pw1.residual).toBe(c1.output);
+    expect(e1.kind === 'conv' && [e1.lo, e1.residual]).toEqual([0, null]);
+    expect(add2.kind === 'add' && [add2.lo, add2.hi]).toEqual([0, 6]);
+    expect(tensorShapes(g, { width: 32, height: 32 }).map((s) => s.width)).toEqual([32, 16, 16, 16, 8, 8, 8, 8, 8]);
+    // c1_relu is read until pw1 runs (its residual); nothing reads the outputs.
+    expect(g.lastUse[c1.output]).toBe(2);
+  });
+
+  it('names the problem for unknown outputs, unsupported layers and too small inputs', () => {
+    expect(() => buildGraph(tiny, ['nope'])).toThrow(/no layer "nope" \(block outputs: add1, add2\)/);
+    expect(() => buildGraph(tiny, ['flat'])).toThrow(/layer flat: layer type Flatten is not supported/);
+    // Requesting the convolution before its batch normalization leaves the normalization nothing to fold into.
+    expect(() => buildGraph(tiny, ['c1', 'c1_bn'])).toThrow(/c1_bn: batch normalization is only supported right after a convolution/);
+    const g = buildGraph(tiny, ['dw5']); // a valid 5x5 window at stride 2 on the 1/4-scale map
+    expect(tensorShapes(g, { width: 40, height: 40 }).at(-1)).toEqual({ width: 3, height: 3 });
+    expect(() => tensorShapes(g, { width: 16, height: 40 })).toThrow(/an input of 16x40 is too small for the network: layer dw5 would be empty/);
+  });
+});
+
+describe('network kernels against the plain-TS reference and TensorFlow.js', () => {
+  it('preprocessing: bilinear resize, grey to RGB, [0, 1] to [-1, 1]', async () => {
+    for (const [image, size] of [
+      [testImage(50, 37, 1, 2), { width: 64, height: 48 }],
+      [testImage(40, 40, 3, 5), { width: 23, height: 17 }],
+    ] as const) {
+      const t = preprocessImage(gpu, image, size);
+      const got = await readTensor(gpu, t);
+      gpu.release(t.data);
+      const want = referencePreprocess(image, size);
+      let m = 0;
+      for (let i = 0; i < got.length; i++) m = Math.max(m, Math.abs(got[i] - want[i]));
+      expect(m).toBeLessThan(1e-5); // f32 GPU vs f64 reference on values in [-1, 1]
+      if (image.channels === 1) expect(got.subarray(0, 64 * 48)).toEqual(got.subarray(2 * 64 * 48));
+    }
+  });
+
+  it('every op of a small model: GPU = reference = TensorFlow.js', async () => {
+    const tiny = tinyKerasModel(7);
+    const layers = ['add1', 'add2_relu', 'c5'];
+    for (const [w, h] of [[32, 32], [29, 22]]) {
+      const input = referencePreprocess(testImage(w, h, 3, w), { width: w, height: h });
+      const { graph, host } = await gpuOutputs(tiny, layers, input, w, h);
+      const ref = referenceNetwork(graph, input, { width: w, height: h });
+      const tfjs = await tfjsOutputs(tiny, layers, input, h, w);
+      for (const name of layers) {
+        // Tolerance: 1e-5 of the layer's range (f32 accumulation in another order; BN folded here, not in tfjs).
+        expect(relDiff(host.get(name)!, ref.get(name)!), `${name} vs reference`).toBeLessThan(1e-5);
+        expect(relDiff(host.get(name)!, tfjs.get(name)!), `${name} vs tfjs`).toBeLessThan(1e-5);
+      }
+    }
+  });
+
+  it('MobileNetV2 (nsfwjs weights): block_2_add, block_5_add and block_12_add against TensorFlow.js and the reference', async () => {
+    const net = loadNsfwjsMobileNetV2();
+    const layers = DEFAULT_LAYERS;
+    for (const [w, h, channels] of [[64, 64, 3], [72, 56, 1]] as const) {
+      const image = testImage(w, h, channels, 11);
+      const input = referencePreprocess(image, { width: w, height: h });
+      const { graph, host } = await gpuOutputs(net, layers, input, w, h);
+      const tfjs = await tfjsOutputs(net, layers, input, h, w);
+      const ref = referenceNetwork(graph, input, { width: w, height: h });
+      // Each stride-2 stage pads one column/row after, then takes a valid 3x3 window: n -> floor((n - 2) / 2) + 1.
+      expect([...tfjs.values()].map((t) => [t.channels, t.width, t.height])).toEqual(
+        w === 64 ? [[24, 16, 16], [32, 8, 8], [96, 4, 4]] : [[24, 18, 14], [32, 9, 7], [96, 4, 3]],
+      );
+      for (const name of layers) {
+        // Tolerance: 1e-4 of the layer's range (about 30 here); measured about 1e-6.
+        expect(relDiff(host.get(name)!, tfjs.get(name)!), `${name} ${w}x${h} vs tfjs`).toBeLessThan(1e-4);
+        expect(relDiff(host.get(name)!, ref.get(name)!), `${name} ${w}x${h} vs reference`).toBeLessThan(1e-4);
+      }
+    }
+  });
+
+  it('feature maps: 3x3 local mean and bilinear resampling of each layer, concatenated', async () => {
+    const tiny = tinyKerasModel(5);
+    const layers = ['add1', 'c5'];
+    const graph = buildGraph(tiny, layers);
+    const image = testImage(40, 30, 1, 3);
+    const target = { width: 20, height: 15 };
+    const f = networkFeatureMaps(gpu, graph, image, image, target);
+    expect(f.channels).toBe(12);
+    expect(f.names.slice(0, 2)).toEqual(['add1.0', 'add1.1']);
+    const input = referencePreprocess(image, image);
+    const ref = referenceNetwork(graph, input, image);
+    for (const [k, name] of layers.entries()) {
+      const mean = referenceLocalMean(ref.get(name)!);
+      const want = { ...mean, ...target, data: referenceBilinear(mean.data, mean.channels, mean, target) };
+      const got = await gpu.readF32(f.chunks[k].data, want.data.length);
+      expect(relDiff(got, want)).toBeLessThan(1e-5);
+    }
+    for (const c of f.chunks) gpu.release(c.data);
+  });
+});
+
+describe('the mobilenetv2 extractor', () => {
+  it('needs weights from the host, then extracts 152 channels at the working resolution', async () => {
+    await expect(mobileNetGraph(DEFAULT_LAYERS)).rejects.toThrow(/has no weights/);
+    registerMobileNet();
+    const options = resolveOptions({ 'features.extractor': 'mobilenetv2' });
+    expect(options.features.layers).toEqual([...DEFAULT_LAYERS]);
+    const extractor = chooseExtractor(options);
+    expect(extractor.name).toBe('mobilenetv2');
+    const image = testImage(48, 40, 1, 4);
+    const f = await extractor.extract(gpu, image);
+    expect([f.channels, f.width, f.height, f.chunks.map((c) => c.channels)]).toEqual([152, 48, 40, [24, 32, 96]]);
+    for (const c of f.chunks) gpu.release(c.data);
+  });
+
+  it('validates its options', () => {
+    expect(() => resolveOptions({ 'features.layers': 'block_2_add,block_2_add' })).toThrow(/listed twice/);
+    expect(() => resolveOptions({ 'features.layers': 'a b' })).toThrow(/is not a layer name/);
+    expect(() => resolveOptions({ 'features.inputSize': 4096 })).toThrow(/outside \[0, 2048\]/);
+    expect(resolveOptions({ 'features.layers': 'block_5_add' }).features.layers).toEqual(['block_5_add']);
+    expect(networkInputSize({ width: 300, height: 150 }, 128)).toEqual({ width: 128, height: 64 });
+  });
+
+  it('rejects a layer the network does not have', async () => {
+    provideMobileNet(async () => loadNsfwjsMobileNetV2());
+    await expect(mobileNetGraph(['block_99_add'])).rejects.toThrow(/no layer "block_99_add"/);
+  });
+
+  it('segments a synthetic sample end to end with pretrained features', async () => {
+    registerMobileNet();
+    const s = syntheticSample({ width: 64, height: 64, seed: 2, defects: 2 });
+    const options = resolveOptions({ 'features.extractor': 'mobilenetv2', 'features.layers': 'block_2_add,block_5_add', 'classifier.epochs': 10 });
+    const r = await segment(gpu, s, options);
+    expect(r.featureChannels).toBe(56);
+    expect(r.classifier).not.toBeNull();
+    expect(r.pseudoLabels!.anomalous).toBeGreaterThan(0);
+  });
+});
