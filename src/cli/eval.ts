@@ -7,11 +7,14 @@ import { nodeGpu } from '../gpu/node.ts';
 import { METHOD_DESCRIPTIONS, METHOD_NAMES, parseMethods } from '../eval/methods.ts';
 import type { EvalSummary, GoalCheck, MethodSummary } from '../eval/report.ts';
 import { DEFAULT_SIZE, runEval } from '../eval/run.ts';
-import { MAP_EXTENSIONS, mapsFolder } from '../eval/scoreSource.ts';
+import { MAP_EXTENSIONS, mapsFolder, patchcoreSource, savingMaps, type ScoreSource } from '../eval/scoreSource.ts';
+import { decodeBank, encodeBank } from '../core/patchcore/bank.ts';
+import { readInputFile, writeFileAtomic } from '../io/files.ts';
+import { registerMobileNet } from '../models/nsfwjs.ts';
 import { intArg, parse } from './args.ts';
 import { progressReporter } from './progress.ts';
 
-const HELP = `usage: ttt eval --dataset DIR --maps DIR [options]
+const HELP = `usage: ttt eval --dataset DIR [--maps DIR | --bank FILE] [options]
 
 Evaluates every binarization method on a dataset in the MVTec AD layout:
   DIR/train/good/*             defect-free images (the detector's training set)
@@ -20,7 +23,8 @@ Evaluates every binarization method on a dataset in the MVTec AD layout:
   DIR/ground_truth/<type>/<stem>_mask.png   defective where > 127, the size of its image
 Images are PNG, JPEG or TIFF, grey or colour, of any size.
 
-Score maps (--maps DIR), as a detector exports them (${MAP_EXTENSIONS.join(', ')}; any resolution with the image's aspect):
+Score maps come from the built-in scorer (PatchCore on the pretrained MobileNetV2, its memory bank built
+from train/good, or loaded with --bank), or from a folder (--maps DIR) as a detector exports them (${MAP_EXTENSIONS.join(', ')}; any resolution with the image's aspect):
   DIR/<type>/<stem>.npy                 test images, e.g. maps/crack/003.npy, maps/good/017.npy
   DIR/validation/good/<stem>.npy        the validation images (DIR/train/good/<stem>.npy when split from train)
 
@@ -30,7 +34,11 @@ false-positive rate and share of flagged images over the defect-free ones, per t
 
 options:
   --dataset DIR       the dataset root
-  --maps DIR          the score maps (required: this build has no built-in scorer)
+  --maps DIR          read the score maps from this folder instead of the built-in scorer
+  --bank FILE         the built-in scorer's memory bank (from ttt bank build or --save-bank)
+  --bank-images N     build the bank from at most N train images, evenly spaced (default: all)
+  --save-bank FILE    write the bank built from train/good
+  --save-maps DIR     write every map scored into DIR in the --maps layout (for later --maps runs)
   --methods a,b,...   a subset of: ${METHOD_NAMES.join(', ')} (default: all)
   --size N            working resolution: longest side N pixels (default ${DEFAULT_SIZE}; 0: each image's own size);
                       images are downscaled (lanczos3), masks nearest-neighbour, maps bilinearly
@@ -53,6 +61,10 @@ export const command = {
       {
         dataset: { type: 'string' },
         maps: { type: 'string' },
+        bank: { type: 'string' },
+        'bank-images': { type: 'string' },
+        'save-bank': { type: 'string' },
+        'save-maps': { type: 'string' },
         methods: { type: 'string' },
         size: { type: 'string' },
         limit: { type: 'string' },
@@ -64,9 +76,7 @@ export const command = {
       HELP,
     );
     if (!v.dataset) throw new TttError('INVALID_OPTION', '--dataset is required (see ttt eval --help)');
-    if (!v.maps) {
-      throw new TttError('INVALID_OPTION', '--maps DIR is required: this build has no built-in scorer, so the score maps must come from a folder (see ttt eval --help)');
-    }
+    if (v.maps && (v.bank || v['bank-images'] || v['save-bank'])) throw new TttError('INVALID_OPTION', '--bank, --bank-images and --save-bank belong to the built-in scorer: leave them out with --maps');
     const methods = parseMethods(v.methods ? v.methods.split(',').map((s) => s.trim()) : METHOD_NAMES);
     const sizeArg = intArg('size', v.size, DEFAULT_SIZE, 0, 1 << 16);
     const limit = v.limit === undefined ? undefined : intArg('limit', v.limit, 0, 1, 1 << 30);
@@ -75,13 +85,27 @@ export const command = {
     resolveOptions(tttOverrides); // refuse a bad --set before any work
 
     const { gpu } = await nodeGpu();
+    let source: ScoreSource;
+    if (v.maps) {
+      source = mapsFolder(v.maps);
+    } else {
+      registerMobileNet();
+      const bank = v.bank ? decodeBank(await readInputFile(v.bank, 'memory bank'), v.bank) : undefined;
+      const saveBank = v['save-bank'];
+      source = patchcoreSource(gpu, {
+        bank,
+        bankImages: v['bank-images'] === undefined ? undefined : intArg('bank-images', v['bank-images'], 0, 1, 1 << 30),
+        onBank: saveBank ? (b) => writeFileAtomic(saveBank, encodeBank(b)) : undefined,
+      });
+    }
+    if (v['save-maps']) source = savingMaps(source, v['save-maps']);
     const bar = progressReporter(process.stderr, 'eval');
     let result;
     try {
       result = await runEval({
         gpu,
         dataset: v.dataset,
-        source: mapsFolder(v.maps),
+        source,
         methods,
         size: sizeArg === 0 ? null : sizeArg,
         limit,

@@ -1,11 +1,15 @@
 // Where the evaluation's anomaly maps come from: any detector, behind one interface. `mapsFolder` reads
 // maps a detector exported to disk; the built-in scorer implements the same interface.
 
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { TttError } from '../core/errors.ts';
+import type { Gpu } from '../core/gpu.ts';
+import type { MemoryBank } from '../core/patchcore/bank.ts';
+import { PATCHCORE_DEFAULTS, PatchCoreScorer, buildBank, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
 import type { ImageTensor, ScoreMap } from '../core/types.ts';
-import { readInputFile } from '../io/files.ts';
+import { readInputFile, writeFileAtomic } from '../io/files.ts';
+import { encodeNpy } from '../io/npy.ts';
 import { decodeScoreMap } from '../io/scoremap.ts';
 import { NOMINAL_TYPE, type Dataset, type DatasetImage } from './dataset.ts';
 
@@ -77,5 +81,60 @@ export function mapsFolder(dir: string): ScoreSource {
       return decodeScoreMap(await readInputFile(path, 'score map'), path);
     },
     locate: (item) => paths.get(item.id) ?? `${mapBase(dir, item)}.npy`,
+  };
+}
+
+export interface PatchCoreSourceOptions {
+  /** A saved bank (from `ttt bank build` or --save-bank); otherwise one is built from dataset.train. */
+  bank?: MemoryBank;
+  config?: PatchCoreConfig;
+  /** Build the bank from at most this many train images, evenly spaced over the sorted list. */
+  bankImages?: number;
+  /** Called with the bank once built, e.g. to save it. */
+  onBank?: (bank: MemoryBank) => Promise<void>;
+}
+
+/** The built-in scorer: PatchCore on the pretrained MobileNetV2 (src/core/patchcore/). */
+export function patchcoreSource(gpu: Gpu, opts: PatchCoreSourceOptions = {}): ScoreSource {
+  const config = opts.config ?? PATCHCORE_DEFAULTS;
+  let scorer: PatchCoreScorer | null = null;
+  return {
+    name: opts.bank ? `patchcore (saved bank of ${opts.bank.header.patches} patches)` : `patchcore ${JSON.stringify({ ...config, bankImages: opts.bankImages ?? null })}`,
+    async prepare(dataset, ctx) {
+      let bank = opts.bank;
+      if (!bank) {
+        const all = dataset.train;
+        const n = Math.min(all.length, opts.bankImages ?? all.length);
+        const chosen = Array.from({ length: n }, (_, i) => all[Math.floor((i * all.length) / n)]);
+        async function* images() {
+          for (const [k, item] of chosen.entries()) {
+            yield await ctx.loadImage(item);
+            ctx.progress(k + 1, chosen.length);
+          }
+        }
+        bank = await buildBank(gpu, images(), config);
+        await opts.onBank?.(bank);
+      }
+      scorer = await PatchCoreScorer.load(gpu, bank);
+    },
+    async score(_item, image) {
+      if (!scorer) throw new TttError('INTERNAL', 'the PatchCore source was not prepared');
+      return (await scorer.score(image)).anomalyMap;
+    },
+  };
+}
+
+/** Writes every map a source produces into `dir` in the maps-folder layout, for later --maps runs. */
+export function savingMaps(source: ScoreSource, dir: string): ScoreSource {
+  return {
+    ...source,
+    name: source.name,
+    async score(item, image) {
+      const map = await source.score(item, image);
+      const base = mapBase(dir, item);
+      await mkdir(dirname(base), { recursive: true });
+      await writeFileAtomic(`${base}.npy`, encodeNpy(map.data, [map.height, map.width]));
+      return map;
+    },
   };
 }

@@ -17,7 +17,8 @@ import { openDataset, resampleNearest } from '../../src/eval/dataset.ts';
 import { METHOD_NAMES, TTT4AS_LAMBDA, ttt4asOptions, type MethodName } from '../../src/eval/methods.ts';
 import type { EvalSummary } from '../../src/eval/report.ts';
 import { runEval, type EvalOptions } from '../../src/eval/run.ts';
-import { mapsFolder } from '../../src/eval/scoreSource.ts';
+import { mapsFolder, patchcoreSource, savingMaps } from '../../src/eval/scoreSource.ts';
+import { registerMobileNet } from '../../src/models/nsfwjs.ts';
 import { writeSyntheticDataset } from '../../src/eval/syntheticDataset.ts';
 import { progressReporter } from '../../src/cli/progress.ts';
 import { decodeImage, decodeMask, encodeImagePng, encodeMaskPng } from '../../src/io/image.ts';
@@ -432,10 +433,10 @@ describe('ttt eval CLI', () => {
     expect(r.stdout).toMatch(/^ttt\s+[0-9.]+\s+/m);
   });
 
-  it('refuses a run without --maps (no built-in scorer), an unknown method, a bad --set', async () => {
-    const noMaps = await ttt('eval', '--dataset', synth.dataset);
-    expect(noMaps.code).toBe(2);
-    expect(noMaps.stderr.trim()).toMatch(/^ttt: --maps DIR is required: this build has no built-in scorer/);
+  it('refuses built-in scorer options with --maps, an unknown method, a bad --set', async () => {
+    const both = await ttt('eval', '--dataset', synth.dataset, '--maps', synth.maps, '--bank-images', '2');
+    expect(both.code).toBe(2);
+    expect(both.stderr.trim()).toMatch(/^ttt: --bank, --bank-images and --save-bank belong to the built-in scorer/);
     const method = await ttt('eval', '--dataset', synth.dataset, '--maps', synth.maps, '--methods', 'ttt,nope');
     expect(method.code).toBe(2);
     expect(method.stderr).toMatch(/unknown method "nope" \(known: thr_global_3sigma, .*ttt\) \[INVALID_OPTION\]/);
@@ -489,5 +490,25 @@ describe('progress reporter', () => {
       bar.update({ phase: 'validation', done: 0, total: 10, item: 'validation/good/000.png' });
       expect(chunks[0].slice('\r\x1b[K'.length)).toHaveLength(length);
     }
+  });
+});
+
+describe('the built-in scorer as a score source', () => {
+  it('builds a PatchCore bank from train/good, scores every image, and saved maps reproduce the run', async () => {
+    registerMobileNet();
+    const gpu = await testGpu();
+    const saved = join(dir, 'saved-maps');
+    let bankPatches = 0;
+    const base = { gpu, dataset: synth.dataset, methods: ['thr_global_3sigma', 'oracle', 'ttt'] as MethodName[], size: null, seed: 3, tttOverrides: {} };
+    const source = savingMaps(patchcoreSource(gpu, { bankImages: 2, onBank: async (b) => void (bankPatches = b.header.patches) }), saved);
+    const built = await runEval({ ...base, source });
+    expect(bankPatches).toBeGreaterThan(0);
+    expect(built.summary.images).toEqual({ anomalous: 6, nominal: 3 });
+    // Every validation and test image got a map, in the --maps layout.
+    expect((await readdir(join(saved, 'validation', 'good'))).length).toBe(3);
+    expect((await readdir(join(saved, 'blob'))).length).toBe(3);
+    const again = await runEval({ ...base, source: mapsFolder(saved) });
+    expect(again.summary.methods).toEqual(built.summary.methods);
+    expect(built.summary.methods.oracle.pooled!.f1).toBeGreaterThan(0);
   });
 });
