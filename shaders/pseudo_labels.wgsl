@@ -5,8 +5,8 @@
 // smallest keys win. Keys are distinct (pcgHash is a bijection), so the M-th smallest key is found by a
 // radix select over key bits [31:20], [19:8] and [7:0]: a 4096-bin histogram per level (in workgroup
 // memory; after the first level only the few keys that share the chosen prefix are counted).
-// Labels: 0 unlabelled, 1 anomalous, 2 nominal. `markNominal` also counts the labelled pixels of each
-// block of BLOCK pixels, for the compaction in gather.wgsl.
+// Labels: 0 unlabelled, 1 anomalous, 2 nominal. Both labelling kernels also count the labelled pixels of
+// each block of BLOCK pixels, for the compaction in gather.wgsl.
 
 override WG: u32 = 256u;
 override CHUNK: u32 = 65536u; // pixels per workgroup of the key histograms
@@ -28,7 +28,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> sel: array<atomic<u32>>;
 // sel: [0] anomalous count, [1] eligible count, [2] key prefix chosen so far, [3] keys below the prefix,
 //      [4] key cut-off (the M-th smallest eligible key)
-@group(0) @binding(7) var<storage, read_write> blockCounts: array<u32>;
+@group(0) @binding(7) var<storage, read_write> blockCounts: array<atomic<u32>>;
 
 fn binOf(v: f32) -> u32 {
   return min(u32(max((v - P.mn) * P.scale, 0.0)), 4095u);
@@ -56,7 +56,11 @@ fn anomalousSeeds(@builtin(global_invocation_id) g: vec3<u32>) {
   let r = i32(P.radius);
   for (var yy = max(y - r, 0); yy <= min(y + r, i32(P.height) - 1); yy++) {
     for (var xx = max(x - r, 0); xx <= min(x + r, i32(P.width) - 1); xx++) {
-      if (atomicExchange(&labelsAtomic[u32(yy) * P.width + u32(xx)], 1u) == 0u) { atomicAdd(&sel[0], 1u); }
+      let j = u32(yy) * P.width + u32(xx);
+      if (atomicExchange(&labelsAtomic[j], 1u) == 0u) {
+        atomicAdd(&sel[0], 1u);
+        atomicAdd(&blockCounts[j / BLOCK], 1u);
+      }
     }
   }
 }
@@ -91,9 +95,10 @@ fn nominalHist(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
   let end = min(start + CHUNK, P.width * P.height);
   var count = 0u;
   for (var i = start + t; i < end; i += WG) {
-    if (eligible(i)) {
+    // After the first level the key (arithmetic only) rules out almost every pixel before any load.
+    let b = levelBin(keyOf(i), prefix);
+    if ((LEVEL == 0u || b < NB) && eligible(i)) {
       count++;
-      let b = levelBin(keyOf(i), prefix);
       if (b < NB) { atomicAdd(&local[b], 1u); }
     }
   }
@@ -147,29 +152,20 @@ fn selectLevel(@builtin(local_invocation_index) t: u32) {
   for (var b = t * 16u; b < t * 16u + 16u; b++) { atomicStore(&hist[b], 0u); }
 }
 
-var<workgroup> labelled: atomic<u32>;
-
-// Marks the drawn nominal pixels and counts the labelled pixels of each block (one workgroup a block).
+// Marks the drawn nominal pixels and adds them to their block's count of labelled pixels (the seeds pass
+// counted the anomalous ones). Pixels whose key is above the cut-off are ruled out before any load.
 @compute @workgroup_size(WG)
 fn markNominal(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) t: u32) {
-  if (t == 0u) { atomicStore(&labelled, 0u); }
-  workgroupBarrier();
-  let block = wg.x + wg.y * nwg.x;
-  let start = block * BLOCK;
-  let end = min(start + BLOCK, P.width * P.height);
   let take = min(P.nominalCount, atomicLoad(&sel[1]));
+  if (take == 0u) { return; }
   let cut = atomicLoad(&sel[4]);
-  var count = 0u;
+  let start = (wg.x + wg.y * nwg.x) * CHUNK;
+  let end = min(start + CHUNK, P.width * P.height);
   for (var i = start + t; i < end; i += WG) {
-    var l = labels[i];
-    if (l == 0u && take > 0u && eligible(i) && keyOf(i) <= cut) {
-      l = 2u;
+    if (keyOf(i) <= cut && eligible(i)) {
       labels[i] = 2u;
+      atomicAdd(&blockCounts[i / BLOCK], 1u);
     }
-    if (l != 0u) { count++; }
   }
-  if (count > 0u) { atomicAdd(&labelled, count); }
-  workgroupBarrier();
-  if (t == 0u) { blockCounts[block] = atomicLoad(&labelled); }
 }

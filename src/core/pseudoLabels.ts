@@ -48,11 +48,11 @@ export async function pseudoLabels(
   const hist = gpu.alloc(4096, true);
   const sel = gpu.alloc(8, true);
   const blocks = Math.ceil(n / COMPACT_BLOCK);
-  const blockCounts = gpu.alloc(blocks);
+  const blockCounts = gpu.alloc(blocks, true);
   const scores = map.data;
   const image = imageGroups(width, height);
   const chunks = Math.ceil(n / KEY_CHUNK);
-  gpu.run(kernels.anomalousSeeds, params, { scores, qbins, labels, sel }, image);
+  gpu.run(kernels.anomalousSeeds, params, { scores, qbins, labels, sel, blockCounts }, image);
   const levels = [
     [kernels.nominalHist0, kernels.selectLevel0],
     [kernels.nominalHist1, kernels.selectLevel1],
@@ -62,7 +62,7 @@ export async function pseudoLabels(
     gpu.run(histogram, params, { scores, qbins, labels, hist, sel }, chunks);
     gpu.run(choose, params, { hist, sel }, [1, 1, 1]);
   }
-  gpu.run(kernels.markNominal, params, { scores, qbins, labels, sel, blockCounts }, blocks);
+  gpu.run(kernels.markNominal, params, { scores, qbins, labels, sel, blockCounts }, chunks);
   const s = await gpu.readU32(sel, 2);
   gpu.release(hist, sel);
   const anomalous = s[0];
