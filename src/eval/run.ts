@@ -26,7 +26,7 @@ export const SHEET_ROWS = 4;
 /** The masks on the contact sheets, after the image and its score map. */
 export const SHEET_MASKS = ['thr_global_3sigma', 'ttt'] as const;
 
-export type EvalPhase = 'prepare' | 'validation' | 'test' | 'report';
+export type EvalPhase = 'prepare' | 'bank images' | 'coreset' | 'validation' | 'test' | 'report';
 
 export interface EvalProgress {
   phase: EvalPhase;
@@ -129,7 +129,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   if (source.prepare) {
     await source.prepare(dataset, {
       loadImage: async (item) => (await load(item)).image,
-      progress: (done, total) => progress({ phase: 'prepare', done, total }),
+      progress: (done, total, phase = 'prepare') => progress({ phase, done, total }),
     });
   }
   phasesMs.prepare = performance.now() - t;

@@ -16,8 +16,8 @@ import { NOMINAL_TYPE, type Dataset, type DatasetImage } from './dataset.ts';
 export interface PrepareContext {
   /** An image at the evaluation's working resolution. */
   loadImage(item: DatasetImage): Promise<ImageTensor>;
-  /** Reports progress of a long preparation (e.g. building a memory bank from train/good). */
-  progress(done: number, total: number): void;
+  /** Reports progress of a long preparation (e.g. building a memory bank from train/good), by phase. */
+  progress(done: number, total: number, phase?: 'prepare' | 'bank images' | 'coreset'): void;
 }
 
 export interface ScoreSource {
@@ -109,10 +109,10 @@ export function patchcoreSource(gpu: Gpu, opts: PatchCoreSourceOptions = {}): Sc
         async function* images() {
           for (const [k, item] of chosen.entries()) {
             yield await ctx.loadImage(item);
-            ctx.progress(k + 1, chosen.length);
+            ctx.progress(k + 1, chosen.length, 'bank images');
           }
         }
-        bank = await buildBank(gpu, images(), config);
+        bank = await buildBank(gpu, images(), config, { onCoreset: (done, total) => ctx.progress(done, total, 'coreset') });
         await opts.onBank?.(bank);
       }
       scorer = await PatchCoreScorer.load(gpu, bank);
