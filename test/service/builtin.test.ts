@@ -232,6 +232,19 @@ describe.each(BACKENDS)('built-in scorer on %s', (backend) => {
       scorerBank: { images: 10, sourcePatches: 10 * PATCHES_PER_IMAGE },
       calibration: { count: 2 },
     });
+    // Inspections now score with the new bank (the processor's loaded scorer is replaced).
+    const png = await encodeImagePng(texture(302, 1).image);
+    const r2 = await s.upload(SUBMIT, { input: { productId, image: null } }, { 'input.image': file(png, 'part.png') });
+    await s.processor.drain();
+    const inspectionId = decodeGlobalID(r2.data!.submitInspection.inspection.id).id;
+    expect((await s.prisma.inspection.findUniqueOrThrow({ where: { id: inspectionId } })).status).toBe('SUCCEEDED');
+    const blob = await s.prisma.inspectionBlob.findUniqueOrThrow({ where: { inspectionId_kind: { inspectionId, kind: 'SCORE_MAP' } } });
+    const scorer = await PatchCoreScorer.load(gpu, decodeBank((await productRow()).scorerBank!));
+    expect(scorer.header.images).toBe(10);
+    const want = (await scorer.score(await decodeImage(png, 'part.png'))).anomalyMap;
+    scorer.release();
+    const got = await decodeScoreMap(blob.data, blob.name);
+    expect(Math.max(...got.data.map((v, i) => Math.abs(v - want.data[i])))).toBeLessThan(1e-5);
   });
 
   it('serializes concurrent additions; a single image gives a bank but no calibration', async () => {
