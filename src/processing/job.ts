@@ -1,6 +1,7 @@
-// One inspection job: claim it (QUEUED -> RUNNING), decode its stored inputs, segment on the GPU, store
-// mask, regions, verdict and figures (-> SUCCEEDED), or the error (-> FAILED, inputs kept for a
-// reprocess). Writes are conditional on the status, so a job never resurrects a deleted or re-queued row.
+// One inspection job: claim it (QUEUED -> RUNNING), decode its stored inputs, score the image with the
+// product's built-in scorer when no map was uploaded, segment on the GPU, store mask, regions, verdict,
+// figures and the computed map (-> SUCCEEDED), or the error (-> FAILED, inputs kept for a reprocess).
+// Writes are conditional on the status, so a job never resurrects a deleted or re-queued row.
 
 import { calibrationFromJson, type CalibrationJson } from '../core/calibration.ts';
 import { TttError } from '../core/errors.ts';
@@ -8,13 +9,15 @@ import type { Gpu } from '../core/gpu.ts';
 import { confusion, pixelMetrics, type PixelMetrics } from '../core/metrics.ts';
 import { resolveOptions } from '../core/options.ts';
 import { segment } from '../core/pipeline.ts';
-import type { FeatureTensor, SegmentationResult } from '../core/types.ts';
+import type { FeatureTensor, ScoreMap, SegmentationResult } from '../core/types.ts';
 import type { PrismaClient } from '../db.ts';
 import type { BlobKind } from '../generated/prisma/enums.ts';
 import { decodeImage, decodeMask, encodeMaskPng } from '../io/image.ts';
+import { encodeNpy } from '../io/npy.ts';
 import { decodeFeatures, decodeScoreMap } from '../io/scoremap.ts';
 import type { InspectionEvents } from '../server/events.ts';
 import type { Logger } from '../server/log.ts';
+import type { ScorerCache, StoredBank } from './scorers.ts';
 
 export interface JobContext {
   db: PrismaClient;
@@ -22,7 +25,12 @@ export interface JobContext {
   logger: Logger;
   /** Runs `fn` with exclusive use of the process's GPU device. */
   withGpu<T>(fn: (gpu: Gpu) => Promise<T>): Promise<T>;
+  /** The loaded banks of BUILTIN products (used inside withGpu). */
+  scorers: ScorerCache;
 }
+
+/** The computed map is stored as float32 .npy, like an uploaded one, so that scoreMapUrl serves it. */
+export const COMPUTED_MAP_NAME = 'score-map.npy';
 
 export type JobOutcome = 'SUCCEEDED' | 'FAILED' | 'SKIPPED';
 
@@ -30,6 +38,12 @@ export type JobOutcome = 'SUCCEEDED' | 'FAILED' | 'SKIPPED';
 class Superseded extends Error {}
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
+
+async function readBank(db: PrismaClient, productId: string): Promise<StoredBank> {
+  const p = await db.product.findUnique({ where: { id: productId }, select: { scorerBank: true, updatedAt: true } });
+  if (!p?.scorerBank) throw new TttError('INVALID_INPUT', 'no score map was uploaded and the product has no built-in scorer bank to compute one');
+  return { bytes: p.scorerBank, version: p.updatedAt.getTime() };
+}
 
 export async function runInspection(ctx: JobContext, id: string): Promise<JobOutcome> {
   const { db, events, logger } = ctx;
@@ -45,7 +59,8 @@ export async function runInspection(ctx: JobContext, id: string): Promise<JobOut
     select: {
       productId: true,
       options: true,
-      product: { select: { options: true, calibration: true } },
+      scoreSource: true,
+      product: { select: { options: true, calibration: true, updatedAt: true } },
       blobs: { where: { kind: { in: ['IMAGE', 'SCORE_MAP', 'FEATURES', 'GROUND_TRUTH'] } }, select: { kind: true, name: true, data: true } },
     },
   });
@@ -58,9 +73,9 @@ export async function runInspection(ctx: JobContext, id: string): Promise<JobOut
     const imageBlob = blob('IMAGE');
     const mapBlob = blob('SCORE_MAP');
     if (!imageBlob) throw new TttError('INVALID_INPUT', 'the inspection has no stored image');
-    if (!mapBlob) throw new TttError('INVALID_INPUT', 'the inspection has no stored score map');
+    if (!mapBlob && row.scoreSource !== 'BUILTIN') throw new TttError('INVALID_INPUT', 'the inspection has no stored score map');
     const image = await decodeImage(imageBlob.data, imageBlob.name);
-    const scoreMap = await decodeScoreMap(mapBlob.data, mapBlob.name);
+    const uploadedMap: ScoreMap | null = mapBlob ? await decodeScoreMap(mapBlob.data, mapBlob.name) : null;
     const featuresBlob = blob('FEATURES');
     const features: FeatureTensor | undefined = featuresBlob ? await decodeFeatures(featuresBlob.data, featuresBlob.name) : undefined;
     const truthBlob = blob('GROUND_TRUTH');
@@ -69,7 +84,18 @@ export async function runInspection(ctx: JobContext, id: string): Promise<JobOut
     const calibration = row.product.calibration ? calibrationFromJson(row.product.calibration as unknown as CalibrationJson) : null;
     stageMs.decode = round(performance.now() - t);
 
-    const result: SegmentationResult = await ctx.withGpu((gpu) => segment(gpu, { image, scoreMap, features, calibration }, options));
+    const { result, computedMap } = await ctx.withGpu(async (gpu) => {
+      let computedMap: ScoreMap | null = null;
+      if (!uploadedMap) {
+        const ts = performance.now();
+        const scorer = await ctx.scorers.get(gpu, row.productId, row.product.updatedAt.getTime(), () => readBank(db, row.productId));
+        computedMap = (await scorer.score(image)).anomalyMap;
+        stageMs.score = round(performance.now() - ts);
+      }
+      const scoreMap = uploadedMap ?? computedMap!;
+      const result: SegmentationResult = await segment(gpu, { image, scoreMap, features, calibration }, options);
+      return { result, computedMap };
+    });
     for (const [stage, ms] of Object.entries(result.timings)) stageMs[stage] = round(ms);
 
     t = performance.now();
@@ -119,6 +145,10 @@ export async function runInspection(ctx: JobContext, id: string): Promise<JobOut
         })),
       });
       await tx.inspectionBlob.create({ data: { inspectionId: id, kind: 'MASK', name: 'mask.png', data: new Uint8Array(maskPng) } });
+      if (computedMap) {
+        const npy = encodeNpy(computedMap.data, [computedMap.height, computedMap.width]);
+        await tx.inspectionBlob.create({ data: { inspectionId: id, kind: 'SCORE_MAP', name: COMPUTED_MAP_NAME, data: new Uint8Array(npy) } });
+      }
     });
     events.publish({ id, productId: row.productId, status: 'SUCCEEDED' });
     logger.log('info', 'inspection', {

@@ -8,6 +8,7 @@ import type { PrismaClient } from '../db.ts';
 import type { InspectionEvents } from '../server/events.ts';
 import type { Logger } from '../server/log.ts';
 import { runInspection } from './job.ts';
+import { createScorerCache } from './scorers.ts';
 
 export interface InspectionProcessor {
   /** Schedules an inspection (QUEUED in the database) for processing. */
@@ -16,6 +17,11 @@ export interface InspectionProcessor {
   drain(): Promise<void>;
   /** Stops taking work and waits for the jobs in progress. */
   close(): Promise<void>;
+  /**
+   * Runs `fn` with exclusive use of the device the jobs run on: the service builds the built-in scorer's
+   * memory banks there, between jobs' GPU stages.
+   */
+  withGpu<T>(fn: (gpu: Gpu) => Promise<T>): Promise<T>;
 }
 
 export interface InProcessOptions {
@@ -52,6 +58,7 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
   let closed = false;
   let idleWaiters: (() => void)[] = [];
   let device: Promise<Gpu> | null = null;
+  const scorers = createScorerCache();
   // One segmentation at a time: the Gpu wrapper records into a single command encoder.
   let gpuTail: Promise<unknown> = Promise.resolve();
 
@@ -84,7 +91,7 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
       const id = queue.shift()!;
       queued.delete(id);
       running++;
-      runInspection({ db, events, logger, withGpu }, id)
+      runInspection({ db, events, logger, withGpu, scorers }, id)
         .catch((e: unknown) => logger.log('error', 'inspection job crashed', { inspection: id, error: e }))
         .finally(() => {
           running--;
@@ -111,7 +118,10 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
       queue.length = 0;
       queued.clear();
       await this.drain();
+      // After the device's last user, without acquiring a device just for this.
+      await gpuTail.then(() => scorers.clear());
     },
+    withGpu,
   };
 }
 

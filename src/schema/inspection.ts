@@ -2,7 +2,7 @@
 // connection, and submitInspection / reprocessInspection / deleteInspection.
 
 import { builder, type Context } from '../builder.ts';
-import { InspectionStatus, Verdict } from '../generated/prisma/enums.ts';
+import { InspectionStatus, ScoreSource, Verdict } from '../generated/prisma/enums.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { localId, tryLocalId } from '../service/ids.ts';
 import { deleteInspection, reprocessInspection, submitInspection } from '../service/inspections.ts';
@@ -15,6 +15,15 @@ export const InspectionStatusEnum = builder.enumType(InspectionStatus, { name: '
 export const VerdictEnum = builder.enumType(Verdict, {
   name: 'Verdict',
   description: 'DEFECTIVE when the mask holds at least one defect region, NOMINAL otherwise.',
+});
+
+const ScoreSourceEnum = builder.enumType(ScoreSource, {
+  name: 'ScoreSource',
+  description: "Where an inspection's score map came from.",
+  values: {
+    UPLOADED: { description: 'Uploaded with the submission.' },
+    BUILTIN: { description: "Computed while processing, by the product's built-in scorer with its current memory bank." },
+  },
 });
 
 const BoundingBox = builder.objectRef<{ x: number; y: number; width: number; height: number }>('BoundingBox').implement({
@@ -59,7 +68,7 @@ const PixelMetrics = builder.objectRef<{ precision: number; recall: number; f1: 
 type FileKind = 'image' | 'score-map' | 'mask' | 'overlay';
 
 /** Processing order of the stages (jsonb does not keep the stored key order). */
-const STAGE_ORDER = ['decode', 'upload', 'stats', 'pseudoLabels', 'features', 'gather', 'classifier', 'predict', 'regions', 'encode'];
+const STAGE_ORDER = ['decode', 'score', 'upload', 'stats', 'pseudoLabels', 'features', 'gather', 'classifier', 'predict', 'regions', 'encode'];
 const stageRank = (stage: string) => (STAGE_ORDER.includes(stage) ? STAGE_ORDER.indexOf(stage) : STAGE_ORDER.length);
 
 function fileUrl(ctx: Context, id: string, kind: FileKind): string {
@@ -80,6 +89,7 @@ export const InspectionNode = builder.prismaNode('Inspection', {
     width: t.exposeInt('width'),
     height: t.exposeInt('height'),
     channels: t.exposeInt('channels'),
+    scoreSource: t.expose('scoreSource', { type: ScoreSourceEnum }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
@@ -118,6 +128,7 @@ export const InspectionNode = builder.prismaNode('Inspection', {
     imageUrl: t.string({ resolve: (i, _args, ctx) => fileUrl(ctx, i.id, 'image') }),
     scoreMapUrl: t.string({
       nullable: true,
+      description: 'The score map as a heat map: the uploaded one, or (scoreSource BUILTIN) the computed one once the inspection SUCCEEDED.',
       select: { blobs: { where: { kind: 'SCORE_MAP' }, select: { kind: true } } },
       resolve: (i, _args, ctx) => (i.blobs.length > 0 ? fileUrl(ctx, i.id, 'score-map') : null),
     }),
@@ -256,7 +267,9 @@ const SubmitInspectionInput = builder.inputType('SubmitInspectionInput', {
     image: t.field({ type: 'File', required: true, description: 'PNG, JPEG, TIFF or WebP; grey or RGB, 8 or 16 bit.' }),
     scoreMap: t.field({
       type: 'File',
-      description: "The detector's anomaly map (.npy, PNG or TIFF), at the image's size or any size with its aspect ratio. Required unless the product has a built-in scorer.",
+      description:
+        "The detector's anomaly map (.npy, PNG or TIFF), at the image's size or any size with its aspect ratio. Required unless the product " +
+        'is BUILTIN and has a memory bank: then, when omitted, the built-in scorer computes it while processing.',
     }),
     features: t.field({ type: 'File', description: 'Feature maps (.npy, C x h x w) to use instead of the built-in extractor.' }),
     groundTruth: t.field({ type: 'File', description: 'A defect mask at the image size: metrics are computed against it.' }),

@@ -1,17 +1,34 @@
-// Products: the Product node, its queries, createProduct and addNominalSamples.
+// Products: the Product node (scorer, calibration, built-in scorer bank), its queries, createProduct and
+// addNominalSamples.
 
 import type { CalibrationJson } from '../core/calibration.ts';
+import { decodeBankHeader, type BankHeader } from '../core/patchcore/bank.ts';
 import { builder } from '../builder.ts';
+import { Scorer } from '../generated/prisma/enums.ts';
+import { HOLD_OUT_EVERY } from '../service/builtin.ts';
 import { tryLocalId } from '../service/ids.ts';
 import { optionPairs } from '../service/options.ts';
-import { addNominalScoreMaps, createProduct } from '../service/products.ts';
+import { addNominalSamples, createProduct } from '../service/products.ts';
 import { mutationErrors } from './errors.ts';
 import { OptionInput, OptionValue } from './options.ts';
 
 type CalibrationSummary = Omit<CalibrationJson, 'version' | 'pixelMean' | 'pixelStd'>;
 
+export const ScorerEnum = builder.enumType(Scorer, {
+  name: 'Scorer',
+  description: "Where a product's score maps come from.",
+  values: {
+    EXTERNAL: { description: "The station's own detector: every inspection uploads its score map; nominal samples are that detector's maps." },
+    BUILTIN: {
+      description: "The service's PatchCore scorer (MobileNetV2 features), with a memory bank built from the product's nominal images; inspections may omit the score map.",
+    },
+  },
+});
+
 const Calibration = builder.objectRef<CalibrationSummary>('Calibration').implement({
-  description: 'Statistics of the nominal score maps (the image-level gate and threshold baselines use them).',
+  description:
+    'Statistics of the nominal score maps (the image-level gate and threshold baselines use them). ' +
+    `For a BUILTIN product: of the maps of the held-out nominal images (every ${HOLD_OUT_EVERY}th, or the last of 2 to 4), scored against a bank built from the others.`,
   fields: (t) => ({
     count: t.exposeInt('count', { description: 'Nominal maps it was computed from.' }),
     globalMean: t.exposeFloat('globalMean'),
@@ -25,6 +42,21 @@ const Calibration = builder.objectRef<CalibrationSummary>('Calibration').impleme
   }),
 });
 
+const ScorerBank = builder.objectRef<BankHeader>('ScorerBank').implement({
+  description: "The built-in scorer's memory bank: a greedy coreset of the patch features of every nominal image.",
+  fields: (t) => ({
+    images: t.exposeInt('images', { description: 'Nominal images it was built from.' }),
+    patches: t.exposeInt('patches', { description: 'Patches kept (the coreset).' }),
+    sourcePatches: t.exposeInt('sourcePatches', { description: 'Patches of all nominal images (the coreset was chosen from them).' }),
+    channels: t.exposeInt('channels', { description: 'Feature channels per patch.' }),
+    layers: t.exposeStringList('layers', { description: 'MobileNetV2 layers the features come from.' }),
+    weights: t.exposeString('weights', { description: 'The network weights the features were computed with.' }),
+    size: t.exposeInt('size', { description: 'Working size: images are resized so that their longest side has this many pixels.' }),
+    stride: t.exposeInt('stride', { description: 'Working-size pixels per patch.' }),
+    coresetRatio: t.exposeFloat('coresetRatio'),
+  }),
+});
+
 export const ProductNode = builder.prismaNode('Product', {
   id: { field: 'id' },
   // Select mode: the calibration and the scorer bank can be large; load them only when asked for.
@@ -34,6 +66,7 @@ export const ProductNode = builder.prismaNode('Product', {
     name: t.exposeString('name'),
     line: t.exposeString('line', { nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    scorer: t.expose('scorer', { type: ScorerEnum }),
     options: t.field({
       type: [OptionValue],
       description: 'Option overrides applied to every inspection of the product.',
@@ -50,7 +83,15 @@ export const ProductNode = builder.prismaNode('Product', {
         return summary;
       },
     }),
+    scorerBank: t.field({
+      type: ScorerBank,
+      nullable: true,
+      description: 'The built-in scorer\'s memory bank (BUILTIN products, once nominal images were added).',
+      select: { scorerBank: true },
+      resolve: (p) => (p.scorerBank ? decodeBankHeader(p.scorerBank, 'the product\'s memory bank') : null),
+    }),
     nominalScoreMapCount: t.relationCount('nominalScoreMaps'),
+    nominalImageCount: t.relationCount('nominalImages'),
   }),
 });
 
@@ -76,6 +117,7 @@ const CreateProductInput = builder.inputType('CreateProductInput', {
   fields: (t) => ({
     name: t.string({ required: true, description: 'Unique name of the part type.' }),
     line: t.string({ description: 'The production line.' }),
+    scorer: t.field({ type: ScorerEnum, defaultValue: 'EXTERNAL', description: 'Where its score maps come from (fixed for the product).' }),
     options: t.field({ type: [OptionInput], description: 'Option overrides for every inspection of the product.' }),
   }),
 });
@@ -93,15 +135,19 @@ builder.mutationFields((t) => ({
   addNominalSamples: t.prismaField({
     type: 'Product',
     description:
-      'Adds nominal (defect-free) samples to a product and recomputes its calibration from all of them. ' +
-      'For a product scored by an external detector the samples are that detector\'s score maps of nominal parts (.npy, PNG, TIFF).',
+      'Adds nominal (defect-free) samples to a product. EXTERNAL product: `scoreMaps`, the detector\'s maps of nominal parts ' +
+      '(.npy, PNG, TIFF); the calibration is recomputed from all of them. BUILTIN product: `images` (PNG, JPEG, TIFF); the memory ' +
+      `bank is rebuilt from all nominal images, and the calibration from the maps of the held-out ones (every ${HOLD_OUT_EVERY}th image, ` +
+      'or the last of 2 to 4; none with a single image, whose product stays uncalibrated) scored against a bank built from the others. ' +
+      'Giving the other kind of file, or none, is an InvalidInputError.',
     errors: mutationErrors('AddNominalSamples', 'product'),
     args: {
       productId: t.arg.id({ required: true }),
-      scoreMaps: t.arg({ type: ['File'], required: true }),
+      images: t.arg({ type: ['File'], description: 'Nominal images of a BUILTIN product.' }),
+      scoreMaps: t.arg({ type: ['File'], description: 'Nominal score maps of an EXTERNAL product.' }),
     },
-    resolve: async (query, _root, { productId, scoreMaps }, ctx) => {
-      const id = await addNominalScoreMaps(ctx, String(productId), scoreMaps);
+    resolve: async (query, _root, { productId, images, scoreMaps }, ctx) => {
+      const id = await addNominalSamples(ctx, String(productId), { images, scoreMaps });
       return ctx.db.product.findUniqueOrThrow({ ...query, where: { id } });
     },
   }),

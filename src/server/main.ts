@@ -1,9 +1,11 @@
-// `npm start`: migrates the database (embedded PGlite under DATA_DIR unless DATABASE_URL is set), starts
-// the in-process processor, re-queues unfinished work and serves GraphQL + files on PORT.
+// `npm start`: migrates the database (embedded PGlite under DATA_DIR unless DATABASE_URL is set), registers
+// the built-in scorer's network weights, starts the in-process processor, re-queues unfinished work and
+// serves GraphQL + files on PORT.
 
 import { createServer } from 'node:http';
 import { databaseOptionsFromEnv, openDatabase } from '../db.ts';
 import { migrate } from '../migrate.ts';
+import { registerMobileNet } from '../models/nsfwjs.ts';
 import { createInProcessProcessor, recoverUnfinished } from '../processing/processor.ts';
 import { configFromEnv } from './config.ts';
 import { createInspectionEvents } from './events.ts';
@@ -16,6 +18,8 @@ async function main(): Promise<void> {
   const db = await openDatabase(databaseOptionsFromEnv());
   const migrations = await migrate(db);
   logger.log('info', 'database ready', { database: db.location, applied: migrations.applied, modified: migrations.modified });
+  // Read lazily: the weights load when a BUILTIN product first builds or uses its bank.
+  registerMobileNet();
   const events = createInspectionEvents();
   const processor = createInProcessProcessor({ db: db.prisma, events, logger, concurrency: config.concurrency });
   const { yoga } = createApp({ db: db.prisma, processor, events, config, logger });

@@ -1,12 +1,14 @@
 // Inspection commands: submit (validate every input synchronously, store, queue), reprocess, delete.
-// A rejected submission stores nothing: all decoding and checks happen before the single insert.
+// A rejected submission stores nothing: all decoding and checks happen before the single insert. Without
+// a score map (BUILTIN products with a bank) the job computes it with the built-in scorer.
 
 import { TttError, withSubjectAsync } from '../core/errors.ts';
 import { chooseExtractor } from '../core/features/index.ts';
 import { resolveOptions } from '../core/options.ts';
-import { validateInput } from '../core/pipeline.ts';
 import type { FeatureTensor, ImageTensor, ScoreMap } from '../core/types.ts';
+import { validateFeatures, validateImage, validateScoreMap } from '../core/validate.ts';
 import { Prisma } from '../generated/prisma/client.ts';
+import type { BlobKind } from '../generated/prisma/enums.ts';
 import { decodeImage, decodeMask } from '../io/image.ts';
 import { decodeFeatures, decodeScoreMap } from '../io/scoremap.ts';
 import type { ServiceContext } from './context.ts';
@@ -34,7 +36,7 @@ const MAX_EXTERNAL_ID = 200;
 export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInput, load: (id: string) => Promise<T>): Promise<T> {
   const { db, config } = ctx;
   const productId = localId('Product', input.productId);
-  const product = await db.product.findUnique({ where: { id: productId }, select: { id: true, options: true } });
+  const product = await db.product.findUnique({ where: { id: productId }, select: { id: true, options: true, scorer: true } });
   if (!product) throw notFound('Product', input.productId);
 
   const externalId = input.externalId ?? null;
@@ -49,13 +51,11 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
   const files = { image: input.image, scoreMap: input.scoreMap, features: input.features, groundTruth: input.groundTruth };
   for (const [field, file] of Object.entries(files)) if (file) checkUploadSize(file, field, config.maxUploadBytes);
   if (!input.scoreMap) {
+    if (product.scorer !== 'BUILTIN') throw new TttError('INVALID_INPUT', 'scoreMap is required: the product has no built-in scorer (scorer EXTERNAL)');
     const withBank = await db.product.count({ where: { id: productId, NOT: { scorerBank: null } } });
-    throw new TttError(
-      'INVALID_INPUT',
-      withBank > 0
-        ? 'scoreMap is required: scoring with the built-in scorer is not available in this version'
-        : 'scoreMap is required: the product has no built-in scorer',
-    );
+    if (withBank === 0) {
+      throw new TttError('INVALID_INPUT', 'scoreMap is required until the product\'s built-in scorer has a memory bank: add nominal images with addNominalSamples first');
+    }
   }
 
   const overrides = parseOptionPairs(input.options);
@@ -63,13 +63,15 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
 
   const image: Upload = await readUpload(input.image);
   const decodedImage: ImageTensor = await withSubjectAsync('image', () => decodeImage(image.bytes, image.name, { maxPixels: config.maxImagePixels }));
-  const scoreMap: Upload = await readUpload(input.scoreMap);
-  const decodedMap: ScoreMap = await withSubjectAsync('scoreMap', () => decodeScoreMap(scoreMap.bytes, scoreMap.name));
+  const scoreMap: Upload | null = input.scoreMap ? await readUpload(input.scoreMap) : null;
+  const decodedMap: ScoreMap | null = scoreMap ? await withSubjectAsync('scoreMap', () => decodeScoreMap(scoreMap.bytes, scoreMap.name)) : null;
   const features: Upload | null = input.features ? await readUpload(input.features) : null;
   const decodedFeatures: FeatureTensor | undefined = features
     ? await withSubjectAsync('features', () => decodeFeatures(features.bytes, features.name))
     : undefined;
-  validateInput({ image: decodedImage, scoreMap: decodedMap, features: decodedFeatures });
+  validateImage(decodedImage);
+  if (decodedMap) validateScoreMap(decodedMap, decodedImage);
+  if (decodedFeatures) validateFeatures(decodedFeatures, decodedImage);
   chooseExtractor(options, decodedFeatures);
   const groundTruth: Upload | null = input.groundTruth ? await readUpload(input.groundTruth) : null;
   if (groundTruth) await withSubjectAsync('groundTruth', () => decodeMask(groundTruth.bytes, groundTruth.name, decodedImage));
@@ -90,6 +92,7 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
         width: decodedImage.width,
         height: decodedImage.height,
         channels: decodedImage.channels,
+        scoreSource: scoreMap ? 'UPLOADED' : 'BUILTIN',
         blobs: { create: blobs },
       },
       select: { id: true },
@@ -108,7 +111,10 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
   return result;
 }
 
-/** Runs a finished (SUCCEEDED or FAILED) inspection again on its stored inputs, with new options if given. */
+/**
+ * Runs a finished (SUCCEEDED or FAILED) inspection again on its stored inputs, with new options if given;
+ * a map the built-in scorer computed is dropped with the results and computed again with the current bank.
+ */
 export async function reprocessInspection<T>(
   ctx: ServiceContext,
   globalIdValue: string,
@@ -117,7 +123,10 @@ export async function reprocessInspection<T>(
 ): Promise<T> {
   const { db } = ctx;
   const id = localId('Inspection', globalIdValue);
-  const current = await db.inspection.findUnique({ where: { id }, select: { status: true, productId: true, product: { select: { options: true } } } });
+  const current = await db.inspection.findUnique({
+    where: { id },
+    select: { status: true, productId: true, scoreSource: true, product: { select: { options: true } } },
+  });
   if (!current) throw notFound('Inspection', globalIdValue);
   if (current.status === 'QUEUED' || current.status === 'RUNNING') {
     throw new TttError('INVALID_INPUT', `the inspection is ${current.status}: only a SUCCEEDED or FAILED inspection can be reprocessed`);
@@ -154,7 +163,8 @@ export async function reprocessInspection<T>(
     });
     if (reset.count === 0) throw new TttError('INVALID_INPUT', 'the inspection changed meanwhile: only a SUCCEEDED or FAILED inspection can be reprocessed');
     await tx.region.deleteMany({ where: { inspectionId: id } });
-    await tx.inspectionBlob.deleteMany({ where: { inspectionId: id, kind: 'MASK' } });
+    const results: BlobKind[] = current.scoreSource === 'BUILTIN' ? ['MASK', 'SCORE_MAP'] : ['MASK'];
+    await tx.inspectionBlob.deleteMany({ where: { inspectionId: id, kind: { in: results } } });
   });
   const result = await load(id);
   ctx.events.publish({ id, productId: current.productId, status: 'QUEUED' });

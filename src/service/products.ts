@@ -1,6 +1,7 @@
-// Product commands: create a product with its option overrides; add nominal score maps and recompute the
-// calibration from all of the product's nominal maps (they are stored, so the calibration is always
-// exactly `calibrate()` of every map added so far).
+// Product commands: create a product with its scorer and option overrides; add nominal samples. For an
+// EXTERNAL product they are score maps and the calibration is recomputed from all of them (they are
+// stored, so the calibration is always exactly `calibrate()` of every map added so far); for a BUILTIN
+// product they are images, which rebuild its memory bank and calibration (builtin.ts).
 
 import { calibrate, calibrationToJson } from '../core/calibration.ts';
 import { TttError, withSubjectAsync } from '../core/errors.ts';
@@ -8,6 +9,8 @@ import { resolveOptions } from '../core/options.ts';
 import type { ScoreMap } from '../core/types.ts';
 import { checkAspect, checkDimensions, checkFinite } from '../core/validate.ts';
 import { decodeScoreMap } from '../io/scoremap.ts';
+import type { Scorer } from '../generated/prisma/enums.ts';
+import { addNominalImages } from './builtin.ts';
 import type { ServiceContext } from './context.ts';
 import { localId, notFound } from './ids.ts';
 import { parseOptionPairs, type OptionPair } from './options.ts';
@@ -17,6 +20,8 @@ import { checkUploadSize, readUpload, type FileLike } from './uploads.ts';
 export interface CreateProductInput {
   name: string;
   line?: string | null;
+  /** Default EXTERNAL. */
+  scorer?: Scorer | null;
   options?: readonly OptionPair[] | null;
 }
 
@@ -28,7 +33,7 @@ export async function createProduct(ctx: ServiceContext, input: CreateProductInp
   const overrides = parseOptionPairs(input.options);
   resolveOptions(overrides);
   try {
-    const { id } = await ctx.db.product.create({ data: { name, line: input.line ?? null, options: overrides as object }, select: { id: true } });
+    const { id } = await ctx.db.product.create({ data: { name, line: input.line ?? null, scorer: input.scorer ?? 'EXTERNAL', options: overrides as object }, select: { id: true } });
     return id;
   } catch (e) {
     if (isUniqueViolation(e)) throw new TttError('INVALID_INPUT', `a product named ${JSON.stringify(name)} already exists`);
@@ -53,11 +58,35 @@ function fromBytes(bytes: Uint8Array): Float32Array {
   return out;
 }
 
-export async function addNominalScoreMaps(ctx: ServiceContext, productGlobalId: string, files: readonly FileLike[]): Promise<string> {
-  const { db, config } = ctx;
+export interface NominalSamples {
+  images?: readonly FileLike[] | null;
+  scoreMaps?: readonly FileLike[] | null;
+}
+
+/** Adds nominal samples of the kind the product's scorer takes; returns the product's local id. */
+export async function addNominalSamples(ctx: ServiceContext, productGlobalId: string, samples: NominalSamples): Promise<string> {
   const productId = localId('Product', productGlobalId);
-  const exists = await db.product.count({ where: { id: productId } });
-  if (exists === 0) throw notFound('Product', productGlobalId);
+  const product = await ctx.db.product.findUnique({ where: { id: productId }, select: { scorer: true } });
+  if (!product) throw notFound('Product', productGlobalId);
+  const images = samples.images ?? [];
+  const scoreMaps = samples.scoreMaps ?? [];
+  if (product.scorer === 'BUILTIN') {
+    if (scoreMaps.length > 0) {
+      throw new TttError('INVALID_INPUT', 'scoreMaps: the product uses the built-in scorer (scorer BUILTIN), which calibrates on its own maps: add nominal images (images) instead');
+    }
+    if (images.length === 0) throw new TttError('INVALID_INPUT', 'images: at least one nominal image is needed');
+    await addNominalImages(ctx, productId, images);
+  } else {
+    if (images.length > 0) {
+      throw new TttError('INVALID_INPUT', "images: the product is scored by an external detector (scorer EXTERNAL): add that detector's score maps of nominal parts (scoreMaps) instead");
+    }
+    await addNominalScoreMaps(ctx, productId, scoreMaps);
+  }
+  return productId;
+}
+
+async function addNominalScoreMaps(ctx: ServiceContext, productId: string, files: readonly FileLike[]): Promise<void> {
+  const { db, config } = ctx;
   if (files.length === 0) throw new TttError('INVALID_INPUT', 'scoreMaps: at least one nominal score map is needed');
   if (files.length > MAX_NOMINAL_FILES) throw new TttError('INVALID_INPUT', `scoreMaps: at most ${MAX_NOMINAL_FILES} maps per call, got ${files.length}`);
   files.forEach((f, k) => checkUploadSize(f, `scoreMaps[${k}]`, config.maxUploadBytes));
@@ -91,5 +120,4 @@ export async function addNominalScoreMaps(ctx: ServiceContext, productGlobalId: 
     },
     { timeout: 60_000 },
   );
-  return productId;
 }

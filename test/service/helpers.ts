@@ -10,6 +10,7 @@ import { openDatabase, type Database } from '../../src/db.ts';
 import { encodeMaskPng } from '../../src/io/image.ts';
 import { encodeNpy } from '../../src/io/npy.ts';
 import { migrate } from '../../src/migrate.ts';
+import { registerMobileNet } from '../../src/models/nsfwjs.ts';
 import { createInProcessProcessor, type InspectionProcessor } from '../../src/processing/processor.ts';
 import { defaultConfig, type ServiceConfig } from '../../src/server/config.ts';
 import { createInspectionEvents } from '../../src/server/events.ts';
@@ -96,6 +97,8 @@ export async function startService(
   options: { config?: Partial<ServiceConfig>; acquireGpu?: () => Promise<Gpu>; concurrency?: number } = {},
 ): Promise<TestService> {
   const database = await openTestDatabase(backend);
+  // As the server's start-up does: the built-in scorer's weights (read on first use).
+  registerMobileNet();
   const logger = memoryLogger();
   const events = createInspectionEvents();
   const processor = createInProcessProcessor({
@@ -221,12 +224,13 @@ export async function createProduct(s: TestService, name: string, options: { key
 
 export async function rowCounts(s: TestService): Promise<Record<string, number>> {
   const p = s.prisma;
-  const [products, inspections, blobs, regions, nominal] = await Promise.all([
+  const [products, inspections, blobs, regions, nominal, nominalImages] = await Promise.all([
     p.product.count(),
     p.inspection.count(),
     p.inspectionBlob.count(),
     p.region.count(),
     p.nominalScoreMap.count(),
+    p.nominalImage.count(),
   ]);
-  return { products, inspections, blobs, regions, nominal };
+  return { products, inspections, blobs, regions, nominal, nominalImages };
 }

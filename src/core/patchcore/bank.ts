@@ -71,8 +71,8 @@ function checkHeader(name: string, h: Record<string, unknown>): BankHeader {
   return h as unknown as BankHeader;
 }
 
-/** Parses and validates a bank file; `name` prefixes every error. */
-export function decodeBank(bytes: Uint8Array, name = 'memory bank'): MemoryBank {
+/** The header of a bank file and the length of the part before the patches (the file's body is not read). */
+function readHeader(bytes: Uint8Array, name: string): { header: BankHeader; bodyOffset: number } {
   if (bytes.length < 12 || new TextDecoder().decode(bytes.subarray(0, 8)) !== BANK_MAGIC) {
     throw new TttError('UNSUPPORTED_FORMAT', `${name}: not a ttt memory bank (the file does not start with ${BANK_MAGIC})`);
   }
@@ -88,14 +88,24 @@ export function decodeBank(bytes: Uint8Array, name = 'memory bank'): MemoryBank 
     corrupt(name, `the header is not JSON (${(e as Error).message})`);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) corrupt(name, 'the header is not a JSON object');
-  const header = checkHeader(name, raw as Record<string, unknown>);
+  return { header: checkHeader(name, raw as Record<string, unknown>), bodyOffset: 12 + headerLength };
+}
+
+/** The validated header of a bank file, without decoding its patches (for summaries). */
+export function decodeBankHeader(bytes: Uint8Array, name = 'memory bank'): BankHeader {
+  return readHeader(bytes, name).header;
+}
+
+/** Parses and validates a bank file; `name` prefixes every error. */
+export function decodeBank(bytes: Uint8Array, name = 'memory bank'): MemoryBank {
+  const { header, bodyOffset } = readHeader(bytes, name);
   const expected = header.patches * header.channels * 4;
-  const body = bytes.length - 12 - headerLength;
+  const body = bytes.length - bodyOffset;
   if (body !== expected) {
     corrupt(name, `${body < expected ? 'truncated' : 'trailing data'}: ${header.patches} patches x ${header.channels} channels need ${expected} bytes of float32 data, the file holds ${body}`);
   }
   const features = new Float32Array(header.patches * header.channels);
-  const data = new DataView(bytes.buffer, bytes.byteOffset + 12 + headerLength, expected);
+  const data = new DataView(bytes.buffer, bytes.byteOffset + bodyOffset, expected);
   for (let i = 0; i < features.length; i++) {
     const v = data.getFloat32(4 * i, true);
     if (!Number.isFinite(v)) corrupt(name, `patch ${Math.floor(i / header.channels)} holds ${v}`);
