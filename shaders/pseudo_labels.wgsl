@@ -1,5 +1,6 @@
 // Pseudo-labels from the score map. Anomalous: 3x3 local maxima (no neighbour scores higher) whose
-// histogram bin is at or above the bin of the anomalous percentile, dilated by a square of radius r. Nominal: exactly M pixels drawn
+// histogram bin is at or above the bin of the anomalous percentile and whose score reaches the seed floor
+// (from the nominal calibration, or -inf), dilated by a square of radius r. Nominal: exactly M pixels drawn
 // uniformly without replacement among the eligible ones (not anomalous, and at or below the bin of the
 // nominal percentile when one is set): each eligible pixel gets the key pcgHash(p ^ seedKey), and the M
 // smallest keys win. Keys are distinct (pcgHash is a bijection), so the M-th smallest key is found by a
@@ -17,6 +18,7 @@ override BLOCK: u32 = 65536u; // pixels per compaction block (COMPACT_BLOCK)
 struct Params {
   width: u32, height: u32, radius: u32, seedKey: u32,
   nominalCount: u32, restrictNominal: u32, mn: f32, scale: f32,
+  seedFloor: f32, pad0: u32, pad1: u32, pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -41,7 +43,7 @@ fn anomalousSeeds(@builtin(global_invocation_id) g: vec3<u32>) {
   if (g.x >= P.width || g.y >= P.height) { return; }
   let i = g.y * P.width + g.x;
   let v = scores[i];
-  if (binOf(v) < qbins[0]) { return; }
+  if (binOf(v) < qbins[0] || v < P.seedFloor) { return; }
   let x = i32(g.x);
   let y = i32(g.y);
   let x0 = max(x - 1, 0);

@@ -163,6 +163,7 @@ function pseudo(entryPoint: string, bindings: (string | null)[], constants?: Rec
     params: [
       ['width', 'u32'], ['height', 'u32'], ['radius', 'u32'], ['seedKey', 'u32'],
       ['nominalCount', 'u32'], ['restrictNominal', 'u32'], ['mn', 'f32'], ['scale', 'f32'],
+      ['seedFloor', 'f32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32'],
     ],
     bindings,
     constants,

@@ -16,6 +16,8 @@ export interface TttOptions {
     nominalCount: number;
     /** Nominal pseudo-labels only at or below this percentile of the map; 100 = no restriction. */
     nominalPercentile: number;
+    seedFloor: 'off' | 'sigma';
+    seedFloorSigmas: number;
   };
   classifier: {
     loss: Loss;
@@ -56,6 +58,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'pseudoLabels.radius', kind: { type: 'int', min: 0, max: 16 }, default: 1, doc: 'Seeds are dilated by a square of this radius (1 = 3x3).' },
   { key: 'pseudoLabels.nominalCount', kind: { type: 'int', min: 1, max: 100000 }, default: 500, doc: 'Nominal pseudo-labels drawn uniformly without replacement among the pixels that are not anomalous.' },
   { key: 'pseudoLabels.nominalPercentile', kind: { type: 'number', min: 1, max: 100 }, default: 100, doc: 'Draw nominal pixels only at or below this percentile of the map (100: anywhere outside the anomalous set).' },
+  { key: 'pseudoLabels.seedFloor', kind: { type: 'enum', values: ['off', 'sigma'] }, default: 'off', doc: 'With a calibration, sigma: anomalous seeds must also score at least the nominal global mean + seedFloorSigmas x std (an image without such a seed gets an empty mask); off: the percentile alone.' },
+  { key: 'pseudoLabels.seedFloorSigmas', kind: { type: 'number', min: 0, max: 100 }, default: 3, doc: 'Standard deviations above the nominal mean for pseudoLabels.seedFloor=sigma.' },
   { key: 'classifier.loss', kind: { type: 'enum', values: ['hinge', 'logistic'] }, default: 'hinge', doc: 'hinge: a linear SVM, as the paper; logistic: logistic regression.' },
   { key: 'classifier.lambda', kind: { type: 'number', min: 0, max: 100 }, default: 0.001, doc: 'L2 regularization strength.' },
   { key: 'classifier.learningRate', kind: { type: 'number', min: 0, max: 100, exclusiveMin: true }, default: 0.1, doc: 'Initial SGD step; step t uses lr / (1 + lr * lambda * t).' },

@@ -11,11 +11,12 @@ import { imageGate } from './gate.ts';
 import type { Gpu } from './gpu.ts';
 import { readMask } from './binarize.ts';
 import { defaultOptions, type TttOptions } from './options.ts';
-import { pseudoLabels } from './pseudoLabels.ts';
+import { pseudoLabels, seedFloor } from './pseudoLabels.ts';
 import { connectedComponents } from './regions.ts';
 import { analyzeScoreMap } from './stats.ts';
 import type {
   ClassifierReport,
+  GateReport,
   FeatureTensor,
   GpuScoreMap,
   ImageTensor,
@@ -54,6 +55,14 @@ export function emptyResult(
 ): SegmentationResult {
   return { ...base, width, height, predMask: new Uint8Array(width * height), predLabel: false, defectFraction: 0, regions: [], classifier: null };
 }
+
+export const gateReason = (gate: GateReport): string =>
+  `image-level gate: image score ${gate.imageScore.toPrecision(6)} is not above the nominal threshold ${gate.threshold.toPrecision(6)}`;
+
+export const missingLabelsReason = (counts: PseudoLabelCounts): string =>
+  counts.anomalous === 0
+    ? 'no anomalous pseudo-labels: no local maximum of the map reaches the anomalous percentile (and the seed floor, when set)'
+    : 'no nominal pseudo-labels: every pixel is anomalous or above the nominal percentile';
 
 /** The result of a run that trained a classifier: regions are measured on (and may trim) the mask. */
 export function trainedResult(
@@ -111,25 +120,14 @@ export async function segment(
     await lap('stats');
     const base = { predScore: stats.max, anomalyMap: stats, gate, featureChannels: 0, timings };
     if (gate && !gate.anomalous) {
-      return emptyResult(width, height, {
-        ...base,
-        pseudoLabels: null,
-        emptyReason: `image-level gate: image score ${stats.max.toPrecision(6)} is not above the nominal threshold ${gate.threshold.toPrecision(6)}`,
-      });
+      return emptyResult(width, height, { ...base, pseudoLabels: null, emptyReason: gateReason(gate) });
     }
 
-    const labels = await pseudoLabels(gpu, map, analysis.qbins, { min: stats.min, scale: analysis.scale }, options);
+    const labels = await pseudoLabels(gpu, map, analysis.qbins, { min: stats.min, scale: analysis.scale }, options, seedFloor(input.calibration, options));
     owned.push(labels.labels, labels.blockCounts);
     await lap('pseudoLabels');
     if (labels.counts.anomalous === 0 || labels.counts.nominal === 0) {
-      return emptyResult(width, height, {
-        ...base,
-        pseudoLabels: labels.counts,
-        emptyReason:
-          labels.counts.anomalous === 0
-            ? 'no anomalous pseudo-labels: no local maximum of the map reaches the anomalous percentile'
-            : 'no nominal pseudo-labels: every pixel is anomalous or above the nominal percentile',
-      });
+      return emptyResult(width, height, { ...base, pseudoLabels: labels.counts, emptyReason: missingLabelsReason(labels.counts) });
     }
 
     const extractor = hooks.extractor ?? chooseExtractor(options, input.features);

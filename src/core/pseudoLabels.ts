@@ -4,6 +4,7 @@
 
 import type { Gpu, GpuArray } from './gpu.ts';
 import { COMPACT_BLOCK, KEY_CHUNK, imageGroups, kernels } from './kernels.ts';
+import type { Calibration } from './calibration.ts';
 import type { TttOptions } from './options.ts';
 import { nominalSeedKey } from './rng.ts';
 import type { GpuScoreMap, PseudoLabelCounts } from './types.ts';
@@ -24,12 +25,24 @@ export interface GpuPseudoLabels {
  * `qbins` holds the histogram bins of [anomalous percentile, nominal percentile]; `mn` and `scale` are
  * the histogram's, so bins are compared exactly as the histogram counted them.
  */
+/**
+ * The lowest score a seed may have: with a calibration and pseudoLabels.seedFloor = sigma, the nominal
+ * global mean + seedFloorSigmas x std (a seed must look anomalous against defect-free parts too);
+ * otherwise -Infinity.
+ */
+export function seedFloor(calibration: Calibration | null | undefined, options: TttOptions): number {
+  const o = options.pseudoLabels;
+  if (!calibration || o.seedFloor === 'off') return -Infinity;
+  return Math.fround(calibration.globalMean + o.seedFloorSigmas * calibration.globalStd);
+}
+
 export async function pseudoLabels(
   gpu: Gpu,
   map: GpuScoreMap,
   qbins: GpuArray,
   histogram: { min: number; scale: number },
   options: TttOptions,
+  floor = -Infinity,
 ): Promise<GpuPseudoLabels> {
   const { width, height } = map;
   const n = width * height;
@@ -43,6 +56,10 @@ export async function pseudoLabels(
     restrictNominal: o.nominalPercentile < 100 ? 1 : 0,
     mn: histogram.min,
     scale: histogram.scale,
+    seedFloor: floor,
+    pad0: 0,
+    pad1: 0,
+    pad2: 0,
   };
   const labels = gpu.alloc(n, true);
   const hist = gpu.alloc(4096, true);

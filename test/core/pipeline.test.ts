@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/core/gpu.ts';
+import { calibrate } from '../../src/core/calibration.ts';
 import { confusion, pixelMetrics } from '../../src/core/metrics.ts';
 import { resolveOptions } from '../../src/core/options.ts';
 import { segment } from '../../src/core/pipeline.ts';
@@ -44,6 +45,23 @@ describe('segment (GPU) against referenceSegment (CPU)', () => {
     const m = pixelMetrics(confusion(g.predMask, s.groundTruth));
     expect(m.precision).toBeGreaterThan(0.5);
     expect(g.regions.length).toBeGreaterThan(0);
+  });
+
+  it('gives an empty mask and says why when no seed reaches the calibrated floor', async () => {
+    const s = syntheticSample({ width: 64, height: 64, seed: 17, defects: 1 });
+    let max = -Infinity;
+    for (const v of s.scoreMap.data) max = Math.max(max, v);
+    // A calibration whose mean + 3 std lies above this map's maximum; the image gate off.
+    const calibration = calibrate([{ data: Float32Array.from({ length: 16 }, (_, i) => max + (i % 2)), width: 4, height: 4 }]);
+    const options = resolveOptions({ 'gate.mode': 'off', 'pseudoLabels.seedFloor': 'sigma' });
+    for (const r of [await segment(gpu, { ...s, calibration }, options), referenceSegment({ ...s, calibration }, options)]) {
+      expect(r.predLabel).toBe(false);
+      expect(r.predMask.every((v) => v === 0)).toBe(true);
+      expect(r.pseudoLabels!.anomalous).toBe(0);
+      expect(r.emptyReason).toMatch(/no anomalous pseudo-labels/);
+    }
+    const open = await segment(gpu, { ...s, calibration }, resolveOptions({ 'gate.mode': 'off' }));
+    expect(open.pseudoLabels!.anomalous).toBeGreaterThan(0);
   });
 
   it('uses supplied feature maps at a coarser stride', async () => {

@@ -117,6 +117,25 @@ describe('pseudo-labels', () => {
     });
   }
 
+  it('a seed floor keeps only seeds that reach it (identical to the reference)', async () => {
+    const map = noiseMap(160, 120, 16);
+    const options = resolveOptions({ 'pseudoLabels.anomalousPercentile': 95 });
+    const m = await gpuMap(map);
+    const a = await analyzeScoreMap(gpu, m, [95, 100]);
+    const ra = referenceAnalyzeScoreMap(map, [95, 100]);
+    const counts = [];
+    for (const floor of [-Infinity, Math.fround(a.stats.min + 0.97 * (a.stats.max - a.stats.min)), a.stats.max + 1]) {
+      const g = await pseudoLabels(gpu, m, a.qbins, { min: a.stats.min, scale: a.scale }, options, floor);
+      const r = referencePseudoLabels(map, { anomalous: ra.bins[0], nominal: ra.bins[1] }, { min: ra.stats.min, scale: ra.scale }, options, floor);
+      expect(g.counts).toEqual(r.counts);
+      expect(Array.from(await gpu.readU32(g.labels))).toEqual(Array.from(r.labels));
+      counts.push(r.counts.anomalous);
+    }
+    expect(counts[0]).toBeGreaterThan(counts[1]);
+    expect(counts[1]).toBeGreaterThan(0);
+    expect(counts[2]).toBe(0);
+  });
+
   it('differs with the seed and draws uniformly', async () => {
     const map = noiseMap(100, 100, 10);
     const draws = [];

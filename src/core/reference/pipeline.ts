@@ -3,11 +3,12 @@
 
 import { imageGate } from '../gate.ts';
 import { defaultOptions, type TttOptions } from '../options.ts';
-import { emptyResult, requestedPercentiles, trainedResult, validateInput, type SegmentInput } from '../pipeline.ts';
+import { emptyResult, gateReason, missingLabelsReason, requestedPercentiles, trainedResult, validateInput, type SegmentInput } from '../pipeline.ts';
 import type { FeatureTensor, SegmentationResult, StageName } from '../types.ts';
 import { referencePredict, referenceGather, referenceTrain } from './classifier.ts';
 import { referenceBilinear, referenceFilterbank, referenceStandardize } from './features.ts';
 import { referencePseudoLabels } from './pseudoLabels.ts';
+import { seedFloor } from '../pseudoLabels.ts';
 import { referenceAnalyzeScoreMap } from './stats.ts';
 
 export function referenceFeatures(input: SegmentInput, options: TttOptions): FeatureTensor {
@@ -46,17 +47,18 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
   lap('stats');
   const base = { predScore: stats.max, anomalyMap: stats, gate, featureChannels: 0, timings };
   if (gate && !gate.anomalous) {
-    return emptyResult(width, height, { ...base, pseudoLabels: null, emptyReason: 'image-level gate' });
+    return emptyResult(width, height, { ...base, pseudoLabels: null, emptyReason: gateReason(gate) });
   }
   const labels = referencePseudoLabels(
     map,
     { anomalous: analysis.bins[0], nominal: analysis.bins[1] },
     { min: stats.min, scale: analysis.scale },
     options,
+    seedFloor(input.calibration, options),
   );
   lap('pseudoLabels');
   if (labels.counts.anomalous === 0 || labels.counts.nominal === 0) {
-    return emptyResult(width, height, { ...base, pseudoLabels: labels.counts, emptyReason: 'no pseudo-labels of one class' });
+    return emptyResult(width, height, { ...base, pseudoLabels: labels.counts, emptyReason: missingLabelsReason(labels.counts) });
   }
   const features = referenceFeatures(input, options);
   lap('features');

@@ -12,6 +12,7 @@ export function referencePseudoLabels(
   bins: { anomalous: number; nominal: number },
   histogram: { min: number; scale: number },
   options: TttOptions,
+  floor = -Infinity,
 ): { labels: Uint32Array; counts: PseudoLabelCounts } {
   const { width, height, data } = map;
   const n = width * height;
@@ -21,8 +22,8 @@ export function referencePseudoLabels(
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const i = y * width + x;
-      if (bin(i) < bins.anomalous) continue;
       const v = data[i];
+      if (bin(i) < bins.anomalous || v < floor) continue;
       let isMax = true;
       for (let dy = -1; dy <= 1 && isMax; dy++) {
         for (let dx = -1; dx <= 1; dx++) {
