@@ -11,10 +11,12 @@ import { parseArgs } from 'node:util';
 import { nodeGpu } from '../src/gpu/node.ts';
 import { runEval } from '../src/eval/run.ts';
 import { mapsFolder } from '../src/eval/scoreSource.ts';
+import { registerMobileNet } from '../src/models/nsfwjs.ts';
 
 const { values: v } = parseArgs({ options: { dataset: { type: 'string' }, maps: { type: 'string' }, grid: { type: 'string' }, size: { type: 'string' }, limit: { type: 'string' } } });
 if (!v.dataset || !v.maps || !v.grid) throw new Error('--dataset, --maps and --grid are required');
 const grid = JSON.parse(readFileSync(v.grid, 'utf8')) as { name: string; set: Record<string, unknown> }[];
+registerMobileNet();
 const { gpu } = await nodeGpu();
 console.log('| configuration | pooled F1 | IoU | P | R | per-image F1 | good flagged | FP rate | s |');
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');

@@ -7,7 +7,6 @@ import { encodeBank } from '../core/patchcore/bank.ts';
 import { buildBank, PATCHCORE_DEFAULTS, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
 import type { ImageTensor } from '../core/types.ts';
 import { nodeGpu } from '../gpu/node.ts';
-import { registerMobileNet } from '../models/nsfwjs.ts';
 import { intArg, parse } from './args.ts';
 import { readInputFile, writeFileAtomic } from '../io/files.ts';
 import { decodeImage } from '../io/image.ts';
@@ -80,7 +79,6 @@ export const command = {
     };
     if (statSync(v.images, { throwIfNoEntry: false })?.isDirectory() !== true) throw new TttError('NOT_FOUND', `${v.images} is not a folder`);
     const paths = listImages(v.images, v.limit === undefined ? undefined : intArg('limit', v.limit, 0));
-    registerMobileNet();
     const { gpu } = await nodeGpu();
     const t0 = performance.now();
     const bank = await buildBank(gpu, readImages(paths), config, {

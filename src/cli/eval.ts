@@ -10,7 +10,6 @@ import { DEFAULT_SIZE, runEval } from '../eval/run.ts';
 import { MAP_EXTENSIONS, mapsFolder, patchcoreSource, savingMaps, type ScoreSource } from '../eval/scoreSource.ts';
 import { decodeBank, encodeBank } from '../core/patchcore/bank.ts';
 import { readInputFile, writeFileAtomic } from '../io/files.ts';
-import { registerMobileNet } from '../models/nsfwjs.ts';
 import { intArg, parse } from './args.ts';
 import { progressReporter } from './progress.ts';
 
@@ -89,7 +88,6 @@ export const command = {
     if (v.maps) {
       source = mapsFolder(v.maps);
     } else {
-      registerMobileNet();
       const bank = v.bank ? decodeBank(await readInputFile(v.bank, 'memory bank'), v.bank) : undefined;
       const saveBank = v['save-bank'];
       source = patchcoreSource(gpu, {

@@ -2,6 +2,7 @@
 // options) print one line naming the problem and exit 2; anything else exits 1 with the stack.
 
 import { TttError } from '../core/errors.ts';
+import { registerMobileNet } from '../models/nsfwjs.ts';
 
 interface Command {
   summary: string;
@@ -39,6 +40,9 @@ async function main(): Promise<void> {
     console.error(`ttt: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
     process.exit(2);
   }
+  // The pretrained network's weights are the host's to provide; any command may use the mobilenetv2
+  // extractor or the built-in scorer.
+  registerMobileNet();
   const command = await load();
   await command.run(rest);
 }

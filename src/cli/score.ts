@@ -4,7 +4,6 @@ import { TttError, withSubjectAsync } from '../core/errors.ts';
 import { decodeBank } from '../core/patchcore/bank.ts';
 import { PatchCoreScorer } from '../core/patchcore/patchcore.ts';
 import { nodeGpu } from '../gpu/node.ts';
-import { registerMobileNet } from '../models/nsfwjs.ts';
 import { parse } from './args.ts';
 import { readInputFile, writeFileAtomic } from '../io/files.ts';
 import { decodeImage, encodeScoreMapPng } from '../io/image.ts';
@@ -27,7 +26,6 @@ export const command = {
     if (!v.bank || !v.image || !v.out) throw new TttError('INVALID_OPTION', `--bank, --image and --out are required\n\n${HELP}`);
     const bank = decodeBank(await readInputFile(v.bank, 'memory bank'), v.bank);
     const image = await withSubjectAsync(v.image, async () => decodeImage(await readInputFile(v.image!, 'image'), v.image!));
-    registerMobileNet();
     const { gpu } = await nodeGpu();
     const scorer = await PatchCoreScorer.load(gpu, bank);
     const t0 = performance.now();
