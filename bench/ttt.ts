@@ -2,7 +2,7 @@
 // synthetic samples, per-stage medians over repeated runs after a warm-up.
 
 import type { Gpu } from '../src/core/gpu.ts';
-import { defaultOptions, type TttOptions } from '../src/core/options.ts';
+import { resolveOptions, type TttOptions } from '../src/core/options.ts';
 import { segment } from '../src/core/pipeline.ts';
 import { referenceSegment } from '../src/core/reference/pipeline.ts';
 import type { StageName } from '../src/core/types.ts';
@@ -48,7 +48,9 @@ export async function benchTtt(
   gpu: Gpu,
   size: number,
   runs: number,
-  options: TttOptions = defaultOptions(),
+  // The filterbank on both sides: the reference pipeline has no network features, and the stage timed
+  // here (statistics to regions) does not depend on where the features came from, only on their count.
+  options: TttOptions = resolveOptions({ 'features.extractor': 'filterbank' }),
   onProgress?: (msg: string) => void,
 ): Promise<TttBench> {
   const sample = syntheticSample({ width: size, height: size, seed: 42, defects: 3 });

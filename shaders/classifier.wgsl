@@ -5,7 +5,8 @@
 // and an early stop when the epoch loss has not improved by a relative `tol` for `patience` epochs.
 // Every reduction runs in a fixed order, so a seed gives the same model on every run.
 // `predict` evaluates w.x + b at every pixel, one channel chunk at a time (accumulating the decision
-// between chunks), and on the last chunk writes the mask (decision > 0), four pixels per u32, one byte each.
+// between chunks), and on the last chunk writes the mask (decision > 0, and score > the score floor),
+// four pixels per u32, one byte each.
 
 override WG: u32 = 256u;
 const MAXC: u32 = 2048u;
@@ -114,12 +115,15 @@ fn trainSgd(@builtin(local_invocation_index) t: u32) {
   }
 }
 
-struct PredictParams { pixels: u32, channels: u32, chunkChannels: u32, channelOffset: u32, first: u32, last: u32, pad0: u32, pad1: u32 }
+struct PredictParams { pixels: u32, channels: u32, chunkChannels: u32, channelOffset: u32, first: u32, last: u32, scoreFloor: f32, pad1: u32 }
 
 @group(0) @binding(0) var<uniform> Q: PredictParams;
 @group(0) @binding(5) var<storage, read> chunk: array<f32>;
 @group(0) @binding(6) var<storage, read_write> decision: array<f32>;
 @group(0) @binding(7) var<storage, read_write> mask: array<u32>;
+// The anomaly map: a pixel is defective only where its score is also above scoreFloor (-inf: anywhere).
+@group(0) @binding(10) var<storage, read> scores: array<f32>;
+@group(0) @binding(11) var<storage, read> scores4: array<vec4<f32>>;
 
 @compute @workgroup_size(WG)
 fn predict(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -136,7 +140,7 @@ fn predict(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups)
       d += model[Q.channelOffset + c] * chunk[c * Q.pixels + p];
     }
     if (Q.last == 0u) { decision[p] = d; }
-    if (d > 0.0) { packed |= 1u << (8u * k); }
+    if (d > 0.0 && scores[p] > Q.scoreFloor) { packed |= 1u << (8u * k); }
   }
   if (Q.last != 0u) { mask[word] = packed; }
 }
@@ -158,7 +162,7 @@ fn predictVec4(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgro
   if (Q.last == 0u) {
     decision4[word] = d;
   } else {
-    let on = select(vec4<u32>(0u), vec4<u32>(1u), d > vec4<f32>(0.0));
+    let on = select(vec4<u32>(0u), vec4<u32>(1u), (d > vec4<f32>(0.0)) & (scores4[word] > vec4<f32>(Q.scoreFloor)));
     mask[word] = on.x | (on.y << 8u) | (on.z << 16u) | (on.w << 24u);
   }
 }

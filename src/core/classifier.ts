@@ -63,8 +63,11 @@ export async function trainClassifier(
   return { model, report: { loss: all[0], epochs, lossHistory: history, weights } };
 }
 
-/** The packed mask (4 pixels per u32, one byte each) of decision > 0; `decision` is scratch between chunks. */
-export function predict(gpu: Gpu, model: GpuArray, features: GpuFeatures): { decision: GpuArray; mask: GpuArray } {
+/**
+ * The packed mask (4 pixels per u32, one byte each) of decision > 0 and score > scoreFloor; `decision` is
+ * scratch between chunks.
+ */
+export function predict(gpu: Gpu, model: GpuArray, features: GpuFeatures, scores: GpuArray, scoreFloor = -Infinity): { decision: GpuArray; mask: GpuArray } {
   const pixels = features.width * features.height;
   const decision = gpu.alloc(features.chunks.length > 1 ? pixels : 1);
   const mask = gpu.alloc(Math.ceil(pixels / 4));
@@ -80,10 +83,10 @@ export function predict(gpu: Gpu, model: GpuArray, features: GpuFeatures): { dec
         channelOffset: offset,
         first: i === 0 ? 1 : 0,
         last: i === features.chunks.length - 1 ? 1 : 0,
-        pad0: 0,
+        scoreFloor,
         pad1: 0,
       },
-      { model, chunk: chunk.data, decision, mask },
+      { model, chunk: chunk.data, decision, mask, scores },
       groupsFor(Math.ceil(pixels / 4)),
     );
     offset += chunk.channels;

@@ -131,8 +131,8 @@ export const kernels = {
     ],
     bindings: ['x', 'targets', 'model', 'info'],
   },
-  predict: predictSpec('predict', [null, null, 'model', null, 'chunk', 'decision', 'mask']),
-  predictVec4: predictSpec('predictVec4', [null, null, 'model', null, null, null, 'mask', 'chunk', 'decision']),
+  predict: predictSpec('predict', [null, null, 'model', null, 'chunk', 'decision', 'mask', null, null, 'scores']),
+  predictVec4: predictSpec('predictVec4', [null, null, 'model', null, null, null, 'mask', 'chunk', 'decision', null, 'scores']),
   thresholdGlobal: {
     name: 'binarize.thresholdGlobal',
     shaders: ['binarize'],
@@ -192,7 +192,7 @@ function predictSpec(entryPoint: string, bindings: (string | null)[]): KernelSpe
     workgroupSize: WG,
     params: [
       ['pixels', 'u32'], ['channels', 'u32'], ['chunkChannels', 'u32'], ['channelOffset', 'u32'],
-      ['first', 'u32'], ['last', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'],
+      ['first', 'u32'], ['last', 'u32'], ['scoreFloor', 'f32'], ['pad1', 'u32'],
     ],
     bindings,
   };

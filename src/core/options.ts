@@ -30,6 +30,7 @@ export interface TttOptions {
     patience: number;
   };
   gate: { mode: GateMode; factor: number; sigmas: number };
+  mask: { scoreFloor: 'off' | 'sigma'; scoreFloorSigmas: number };
   regions: { connectivity: 4 | 8; minArea: number };
 }
 
@@ -71,6 +72,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'gate.mode', kind: { type: 'enum', values: ['off', 'max', 'sigma'] }, default: 'max', doc: 'Image-level gate (needs a calibration): max: anomalous when the image score exceeds factor x the largest nominal image score; sigma: when it exceeds mean + sigmas x std of the nominal image scores; off: always train.' },
   { key: 'gate.factor', kind: { type: 'number', min: 0, max: 100 }, default: 1, doc: 'Multiplier of the largest nominal image score for gate.mode=max.' },
   { key: 'gate.sigmas', kind: { type: 'number', min: 0, max: 100 }, default: 3, doc: 'Standard deviations above the mean nominal image score for gate.mode=sigma.' },
+  { key: 'mask.scoreFloor', kind: { type: 'enum', values: ['off', 'sigma'] }, default: 'off', doc: 'With a calibration, sigma: a pixel the classifier calls defective stays in the mask only where its score is above the nominal global mean + scoreFloorSigmas x std; off: the classifier alone.' },
+  { key: 'mask.scoreFloorSigmas', kind: { type: 'number', min: 0, max: 100 }, default: 1, doc: 'Standard deviations above the nominal mean for mask.scoreFloor=sigma.' },
   { key: 'regions.connectivity', kind: { type: 'enum', values: ['4', '8'] }, default: 8, doc: 'Pixel connectivity of the mask regions.' },
   { key: 'regions.minArea', kind: { type: 'int', min: 0, max: 1 << 30 }, default: 0, doc: 'Regions smaller than this many pixels are removed from the mask.' },
 ];

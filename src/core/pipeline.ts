@@ -11,7 +11,7 @@ import { imageGate } from './gate.ts';
 import type { Gpu } from './gpu.ts';
 import { readMask } from './binarize.ts';
 import { defaultOptions, type TttOptions } from './options.ts';
-import { pseudoLabels, seedFloor } from './pseudoLabels.ts';
+import { maskScoreFloor, pseudoLabels, seedFloor } from './pseudoLabels.ts';
 import { connectedComponents } from './regions.ts';
 import { analyzeScoreMap } from './stats.ts';
 import type {
@@ -141,7 +141,7 @@ export async function segment(
       const { model, report } = await trainClassifier(gpu, set, labels.counts, options);
       owned.push(model);
       await lap('classifier');
-      const { decision, mask } = predict(gpu, model, features);
+      const { decision, mask } = predict(gpu, model, features, mapData, maskScoreFloor(input.calibration, options));
       owned.push(decision, mask);
       const predMask = await readMask(gpu, mask, n);
       const scoresHost = resampled ? await gpu.readF32(mapData, n) : scoreMap.data;

@@ -36,6 +36,13 @@ export function seedFloor(calibration: Calibration | null | undefined, options: 
   return Math.fround(calibration.globalMean + o.seedFloorSigmas * calibration.globalStd);
 }
 
+/** The score a defective pixel must exceed (mask.scoreFloor), or -Infinity. */
+export function maskScoreFloor(calibration: Calibration | null | undefined, options: TttOptions): number {
+  const o = options.mask;
+  if (!calibration || o.scoreFloor === 'off') return -Infinity;
+  return Math.fround(calibration.globalMean + o.scoreFloorSigmas * calibration.globalStd);
+}
+
 export async function pseudoLabels(
   gpu: Gpu,
   map: GpuScoreMap,

@@ -223,9 +223,12 @@ describe('classifier', () => {
         const labelsHost = await gpu.readU32(labels.labels);
         const set = gatherTrainingSet(gpu, labels, rows, f);
         const { model, report } = await trainClassifier(gpu, set, labels.counts, options);
-        const { mask } = predict(gpu, model, f);
+        const { mask } = predict(gpu, model, f, m.data);
         // 75 x 61 is not a multiple of 4: the scalar predict path.
         const gMask = await readMask(gpu, mask, 75 * 61);
+        // With a score floor (the map's median), on both paths.
+        const floor = Math.fround((a.stats.min + a.stats.max) / 2);
+        const floored = await readMask(gpu, predict(gpu, model, f, m.data, floor).mask, 75 * 61);
         const fr = referenceStandardize(referenceFilterbank(s.image, [1, 2]));
         const ref = referenceTrain(referenceGather(labelsHost, fr), labels.counts, options);
         expect(report.epochs).toBe(ref.epochs);
@@ -233,6 +236,10 @@ describe('classifier', () => {
         expect(maxAbsDiff(report.lossHistory, ref.lossHistory)).toBeLessThan(1e-3);
         expect(maxAbsDiff(report.weights, ref.weights)).toBeLessThan(2e-3);
         expect(agreement(gMask, referencePredict(ref.weights, fr).mask)).toBeGreaterThanOrEqual(0.999);
+        const refFloored = referencePredict(ref.weights, fr, s.scoreMap.data, floor).mask;
+        expect(agreement(floored, refFloored)).toBeGreaterThanOrEqual(0.999);
+        for (let i = 0; i < floored.length; i++) if (floored[i]) expect(s.scoreMap.data[i]).toBeGreaterThan(floor);
+        expect(floored.reduce((x, v) => x + v, 0)).toBeLessThanOrEqual(gMask.reduce((x, v) => x + v, 0));
         // The model separates its own training set well.
         const refMask = referencePredict(ref.weights, fr).mask;
         let right = 0;

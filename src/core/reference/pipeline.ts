@@ -1,6 +1,7 @@
 // The whole segmentation in plain TypeScript, stage for stage as src/core/pipeline.ts: the reference the
 // GPU path is tested and benchmarked against.
 
+import { TttError } from '../errors.ts';
 import { imageGate } from '../gate.ts';
 import { defaultOptions, type TttOptions } from '../options.ts';
 import { emptyResult, gateReason, missingLabelsReason, requestedPercentiles, trainedResult, validateInput, type SegmentInput } from '../pipeline.ts';
@@ -8,7 +9,7 @@ import type { FeatureTensor, SegmentationResult, StageName } from '../types.ts';
 import { referencePredict, referenceGather, referenceTrain } from './classifier.ts';
 import { referenceBilinear, referenceFilterbank, referenceStandardize } from './features.ts';
 import { referencePseudoLabels } from './pseudoLabels.ts';
-import { seedFloor } from '../pseudoLabels.ts';
+import { maskScoreFloor, seedFloor } from '../pseudoLabels.ts';
 import { referenceAnalyzeScoreMap } from './stats.ts';
 
 export function referenceFeatures(input: SegmentInput, options: TttOptions): FeatureTensor {
@@ -20,8 +21,12 @@ export function referenceFeatures(input: SegmentInput, options: TttOptions): Fea
     f = same
       ? { ...s, data: s.data.slice() }
       : { data: referenceBilinear(s.data, s.channels, s, image), channels: s.channels, width: image.width, height: image.height };
-  } else {
+  } else if (options.features.extractor === 'filterbank') {
     f = referenceFilterbank(image, options.features.sigmas);
+  } else {
+    // The network's reference (reference/mobilenet.ts) is checked layer by layer in its own tests; the
+    // whole-pipeline reference takes the filterbank or supplied features.
+    throw new TttError('INVALID_OPTION', `the reference pipeline has no ${options.features.extractor} features: use features.extractor=filterbank or supplied features`);
   }
   return referenceStandardize(f);
 }
@@ -66,7 +71,7 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
   lap('gather');
   const report = referenceTrain(set, labels.counts, options);
   lap('classifier');
-  const { mask } = referencePredict(report.weights, features);
+  const { mask } = referencePredict(report.weights, features, data, maskScoreFloor(input.calibration, options));
   lap('predict');
   const result = trainedResult(base, mask, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options);
   lap('regions');
