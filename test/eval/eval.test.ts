@@ -26,6 +26,9 @@ import { encodeNpy, parseNpy } from '../../src/io/npy.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { TttError } from '../../src/core/errors.ts';
 
+// The default extractor is the pretrained network: provide its weights, as the CLI and server do.
+registerMobileNet();
+
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
 const MAIN = join(ROOT, 'src/cli/main.ts');
