@@ -29,7 +29,7 @@ export interface PatchCoreConfig {
   readonly seed: number;
 }
 
-/** Layers measured on Magnetic Tile (docs/benchmarks-mobilenet.md): block_12_add adds 0.03 pixel AUROC. */
+/** Layers measured on Magnetic Tile (docs/benchmarks.md): block_12_add adds 0.03 pixel AUROC. */
 export const PATCHCORE_DEFAULTS: PatchCoreConfig = {
   layers: ['block_2_add', 'block_5_add', 'block_12_add'],
   size: 256,
