@@ -19,6 +19,8 @@ export const HISTOGRAM_CHUNK = 65536;
 export const BLUR_ROWS = 4;
 /** Pixels per workgroup of the key histograms of the nominal draw. */
 export const KEY_CHUNK = 65536;
+/** Point-map pixels per workgroup of the background-plane sums (CHUNK in geometry.wgsl). */
+export const PLANE_CHUNK = 4096;
 /** Pixels per block of the training-row compaction (256 invocations x 256 consecutive pixels). */
 export const COMPACT_BLOCK = 65536;
 
@@ -149,6 +151,10 @@ export const kernels = {
     params: [['pixels', 'u32'], ['threshold', 'f32'], ['pad0', 'u32'], ['pad1', 'u32']],
     bindings: ['scores', 'mask', 'thresholds'],
   },
+  planeSums: geometry('planeSums', ['points', 'valid', 'parts'], { CHUNK: PLANE_CHUNK }),
+  planeDepth: geometry('planeDepth', ['points', 'valid', null, 'feat']),
+  localShape: geometry('localShape', ['points', 'valid', null, 'feat']),
+  normalDeviation: geometry('normalDeviation', [null, 'valid', null, 'feat']),
   minFilterH: morphology('minFilterH'),
   minFilterV: morphology('minFilterV'),
 } satisfies Record<string, KernelSpec>;
@@ -195,6 +201,23 @@ function predictSpec(entryPoint: string, bindings: (string | null)[]): KernelSpe
       ['first', 'u32'], ['last', 'u32'], ['scoreFloor', 'f32'], ['pad1', 'u32'],
     ],
     bindings,
+  };
+}
+
+function geometry(entryPoint: string, bindings: (string | null)[], constants?: Record<string, number>): KernelSpec {
+  return {
+    name: `geometry.${entryPoint}`,
+    shaders: ['geometry'],
+    entryPoint,
+    workgroupSize: WG,
+    params: [
+      ['width', 'u32'], ['height', 'u32'], ['radius', 'u32'], ['step', 'u32'],
+      ['outChannel', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32'],
+      ['ox', 'f32'], ['oy', 'f32'], ['oz', 'f32'], ['a', 'f32'],
+      ['b', 'f32'], ['c', 'f32'], ['inv', 'f32'], ['pad3', 'f32'],
+    ],
+    bindings,
+    constants,
   };
 }
 
