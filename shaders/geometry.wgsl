@@ -30,13 +30,13 @@ fn plane() -> u32 {
   return G.width * G.height;
 }
 
-/** The point of pixel p relative to the origin. */
+// The point of pixel p relative to the origin.
 fn rel(p: u32) -> vec3<f32> {
   let n = plane();
   return vec3<f32>(points[p] - G.ox, points[n + p] - G.oy, points[2u * n + p] - G.oz);
 }
 
-/** Signed distance of a (relative) point to the background plane, positive away from the camera. */
+// Signed distance of a (relative) point to the background plane, positive away from the camera.
 fn planeDistance(q: vec3<f32>) -> f32 {
   return (q.z - G.a * q.x - G.b * q.y - G.c) * G.inv;
 }
@@ -89,7 +89,7 @@ fn planeDepth(@builtin(global_invocation_id) g: vec3<u32>) {
 
 // ---- localShape: channels outChannel .. +4 = nx, ny, nz, surface variation, std of the plane distance ----
 
-/** The unit eigenvector of the smallest eigenvalue of a symmetric 3x3 matrix with trace 1, and that eigenvalue. */
+// The unit eigenvector of the smallest eigenvalue of a symmetric 3x3 matrix with trace 1, and that eigenvalue.
 fn smallestEigen(a00: f32, a01: f32, a02: f32, a11: f32, a12: f32, a22: f32) -> vec4<f32> {
   let p1 = a01 * a01 + a02 * a02 + a12 * a12;
   var l0: f32;
@@ -121,7 +121,11 @@ fn smallestEigen(a00: f32, a01: f32, a02: f32, a11: f32, a12: f32, a22: f32) -> 
   if (d1 > dm) { v = c1; dm = d1; }
   if (d2 > dm) { v = c2; dm = d2; }
   if (dm <= 1e-30) { return vec4<f32>(0.0, 0.0, 0.0, max(l0, 0.0)); }
-  return vec4<f32>(v * inverseSqrt(dm), max(l0, 0.0));
+  let u = v * inverseSqrt(dm);
+  // The Rayleigh quotient of the eigenvector: accurate where the trigonometric formula loses digits
+  // (acos near +-1, when the two larger eigenvalues are close, as on a plane).
+  let au = vec3<f32>(a00 * u.x + a01 * u.y + a02 * u.z, a01 * u.x + a11 * u.y + a12 * u.z, a02 * u.x + a12 * u.y + a22 * u.z);
+  return vec4<f32>(u, max(dot(u, au), 0.0));
 }
 
 @compute @workgroup_size(64, 4)

@@ -38,7 +38,7 @@ export function referencePlane(pc: PreparedPointCloud): BackgroundPlane {
 
 /**
  * The eigenvector of the smallest eigenvalue of a symmetric 3x3 matrix (trace 1) and that eigenvalue,
- * by the trigonometric formula and the largest cross product of two rows of A - l0 I.
+ * by the trigonometric formula, the largest cross product of two rows of A - l0 I, and its Rayleigh quotient.
  */
 export function smallestEigen(a00: number, a01: number, a02: number, a11: number, a12: number, a22: number): { v: [number, number, number]; l0: number } {
   const p1 = a01 * a01 + a02 * a02 + a12 * a12;
@@ -70,7 +70,12 @@ export function smallestEigen(a00: number, a01: number, a02: number, a11: number
   }
   if (bestNorm <= 1e-30) return { v: [0, 0, 0], l0: Math.max(l0, 0) };
   const k = 1 / Math.sqrt(bestNorm);
-  return { v: [best[0] * k, best[1] * k, best[2] * k], l0: Math.max(l0, 0) };
+  const u: [number, number, number] = [best[0] * k, best[1] * k, best[2] * k];
+  // The Rayleigh quotient, as the shader (which needs it for precision).
+  const q0 = a00 * u[0] + a01 * u[1] + a02 * u[2];
+  const q1 = a01 * u[0] + a11 * u[1] + a12 * u[2];
+  const q2 = a02 * u[0] + a12 * u[1] + a22 * u[2];
+  return { v: u, l0: Math.max(u[0] * q0 + u[1] * q1 + u[2] * q2, 0) };
 }
 
 /** The raw 3-D channels at the point cloud's resolution (geometryChannelsRaw). */
