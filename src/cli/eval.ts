@@ -26,7 +26,8 @@ or in the MVTec 3D-AD layout (DIR is one class folder, e.g. mvtec_3d/bagel):
   DIR/{train,validation,test}/<type>/xyz/<stem>.tiff  their organized point clouds (3-sample float TIFF, or .npy)
   DIR/test/<type>/gt/<stem>.png                       the masks of the defective test images
 There every TTT method also sees the 3-D features, ttt_rgb and ttt_3d are added (image features only, 3-D
-features only), and pixels without a valid 3-D point are left out of every count.
+features only), and pixels without a valid 3-D point are left out of every count. The built-in scorer
+scores the image alone; a multimodal detector's maps come in through --maps.
 
 Score maps come from the built-in scorer (PatchCore on the pretrained MobileNetV2, its memory bank built
 from train/good, or loaded with --bank), or from a folder (--maps DIR) as a detector exports them (${MAP_EXTENSIONS.join(', ')}; any resolution with the image's aspect):
