@@ -8,7 +8,7 @@ import type { Calibration } from './calibration.ts';
 import { TttError } from './errors.ts';
 import { resampleBilinear } from './features/resample.ts';
 import type { Gpu, GpuArray } from './gpu.ts';
-import { HISTOGRAM_BINS, HISTOGRAM_CHUNK, groupsFor, kernels } from './kernels.ts';
+import { HISTOGRAM_BINS, groupsFor, kernels } from './kernels.ts';
 import { MEBIN, mebinThreshold } from './mebin.ts';
 import { binLowerEdge, histogramInto, histogramScale, moments } from './stats.ts';
 import type { ScoreMap } from './types.ts';

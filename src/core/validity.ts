@@ -67,11 +67,12 @@ export interface GpuValidity {
 export function uploadValidity(gpu: Gpu, valid: Uint8Array | null | undefined): GpuValidity {
   if (!valid) return { data: gpu.alloc(1), masked: false };
   const words = new Uint32Array(Math.ceil(valid.length / 4));
-  new Uint8Array(words.buffer).set(valid.subarray(0, valid.length).map((v) => (v ? 1 : 0)));
+  const bytes = new Uint8Array(words.buffer);
+  for (let i = 0; i < valid.length; i++) bytes[i] = valid[i] ? 1 : 0;
   return { data: gpu.upload(words), masked: true };
 }
 
 /** The masked or unmasked variant of a kernel (a compile-time constant: two pipelines). */
-export function maskedSpec<K extends KernelSpec>(spec: K, validity: GpuValidity | null | undefined): KernelSpec {
+export function maskedSpec(spec: KernelSpec, validity: GpuValidity | null | undefined): KernelSpec {
   return { ...spec, constants: { ...spec.constants, MASKED: validity?.masked ? 1 : 0 } };
 }
