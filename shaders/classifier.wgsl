@@ -125,6 +125,10 @@ struct PredictParams { pixels: u32, channels: u32, chunkChannels: u32, channelOf
 @group(0) @binding(10) var<storage, read> scores: array<f32>;
 @group(0) @binding(11) var<storage, read> scores4: array<vec4<f32>>;
 
+// With MASKED = 1, pixels without a measurement are never defective (validity: 4 bytes per u32, as the mask).
+override MASKED: u32 = 0u;
+@group(0) @binding(12) var<storage, read> validPx: array<u32>;
+
 @compute @workgroup_size(WG)
 fn predict(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let word = g.x + g.y * nwg.x * WG;
@@ -142,6 +146,7 @@ fn predict(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups)
     if (Q.last == 0u) { decision[p] = d; }
     if (d > 0.0 && scores[p] > Q.scoreFloor) { packed |= 1u << (8u * k); }
   }
+  if (MASKED != 0u) { packed &= validPx[word]; }
   if (Q.last != 0u) { mask[word] = packed; }
 }
 
@@ -163,6 +168,8 @@ fn predictVec4(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgro
     decision4[word] = d;
   } else {
     let on = select(vec4<u32>(0u), vec4<u32>(1u), (d > vec4<f32>(0.0)) & (scores4[word] > vec4<f32>(Q.scoreFloor)));
-    mask[word] = on.x | (on.y << 8u) | (on.z << 16u) | (on.w << 24u);
+    var packed = on.x | (on.y << 8u) | (on.z << 16u) | (on.w << 24u);
+    if (MASKED != 0u) { packed &= validPx[word]; }
+    mask[word] = packed;
   }
 }

@@ -49,6 +49,10 @@ struct NormParams { plane: u32, planes: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(3) var<storage, read_write> feat: array<f32>;
 @group(0) @binding(4) var<storage, read> moments: array<f32>;
 
+// With MASKED = 1, pixels without a measurement are set to 0 (the moments were taken over the valid ones).
+override MASKED: u32 = 0u;
+@group(0) @binding(5) var<storage, read> validPx: array<u32>;
+
 @compute @workgroup_size(WG)
 fn standardize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let c = wg.y;
@@ -59,7 +63,11 @@ fn standardize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   for (var k = 0u; k < PER; k++) {
     let i = wg.x * WG * PER + k * WG + t;
     if (i < N.plane) {
-      feat[base + i] = (feat[base + i] - mean) * inv;
+      if (MASKED != 0u && ((validPx[i >> 2u] >> (8u * (i & 3u))) & 0xffu) == 0u) {
+        feat[base + i] = 0.0;
+      } else {
+        feat[base + i] = (feat[base + i] - mean) * inv;
+      }
     }
   }
 }

@@ -15,6 +15,10 @@ struct HistParams { n: u32, nq: u32, mn: f32, scale: f32 }
 @group(0) @binding(3) var<storage, read> ranks: array<u32>;      // 1-based ranks, one per percentile
 @group(0) @binding(4) var<storage, read_write> qbins: array<u32>; // the bin holding each rank
 
+// With MASKED = 1 only valid pixels are counted (4 validity bytes per u32).
+override MASKED: u32 = 0u;
+@group(0) @binding(5) var<storage, read> validPx: array<u32>;
+
 var<workgroup> local: array<atomic<u32>, NB>;
 
 fn binOf(v: f32) -> u32 {
@@ -31,6 +35,7 @@ fn histogram(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
   let start = group * CHUNK;
   let end = min(start + CHUNK, H.n);
   for (var i = start + t; i < end; i += WG) {
+    if (MASKED != 0u && ((validPx[i >> 2u] >> (8u * (i & 3u))) & 0xffu) == 0u) { continue; }
     atomicAdd(&local[binOf(values[i])], 1u);
   }
   workgroupBarrier();

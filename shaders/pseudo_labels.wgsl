@@ -6,6 +6,8 @@
 // smallest keys win. Keys are distinct (pcgHash is a bijection), so the M-th smallest key is found by a
 // radix select over key bits [31:20], [19:8] and [7:0]: a 4096-bin histogram per level (in workgroup
 // memory; after the first level only the few keys that share the chosen prefix are counted).
+// With MASKED = 1, pixels without a measurement (validity byte 0) are never labelled: they are neither seeds
+// nor compared as neighbours of one, the dilation skips them, and they are not eligible as nominal.
 // Labels: 0 unlabelled, 1 anomalous, 2 nominal. Both labelling kernels also count the labelled pixels of
 // each block of BLOCK pixels, for the compaction in gather.wgsl.
 
@@ -31,6 +33,12 @@ struct Params {
 // sel: [0] anomalous count, [1] eligible count, [2] key prefix chosen so far, [3] keys below the prefix,
 //      [4] key cut-off (the M-th smallest eligible key)
 @group(0) @binding(7) var<storage, read_write> blockCounts: array<atomic<u32>>;
+override MASKED: u32 = 0u;
+@group(0) @binding(8) var<storage, read> validPx: array<u32>; // 4 validity bytes per u32
+
+fn isValid(p: u32) -> bool {
+  return MASKED == 0u || ((validPx[p >> 2u] >> (8u * (p & 3u))) & 0xffu) != 0u;
+}
 
 fn binOf(v: f32) -> u32 {
   return min(u32(max((v - P.mn) * P.scale, 0.0)), 4095u);
@@ -43,7 +51,7 @@ fn anomalousSeeds(@builtin(global_invocation_id) g: vec3<u32>) {
   if (g.x >= P.width || g.y >= P.height) { return; }
   let i = g.y * P.width + g.x;
   let v = scores[i];
-  if (binOf(v) < qbins[0] || v < P.seedFloor) { return; }
+  if (binOf(v) < qbins[0] || v < P.seedFloor || !isValid(i)) { return; }
   let x = i32(g.x);
   let y = i32(g.y);
   let x0 = max(x - 1, 0);
@@ -52,14 +60,15 @@ fn anomalousSeeds(@builtin(global_invocation_id) g: vec3<u32>) {
   let y1 = min(y + 1, i32(P.height) - 1);
   for (var yy = y0; yy <= y1; yy++) {
     for (var xx = x0; xx <= x1; xx++) {
-      if (scores[u32(yy) * P.width + u32(xx)] > v) { return; }
+      let q = u32(yy) * P.width + u32(xx);
+      if (scores[q] > v && isValid(q)) { return; }
     }
   }
   let r = i32(P.radius);
   for (var yy = max(y - r, 0); yy <= min(y + r, i32(P.height) - 1); yy++) {
     for (var xx = max(x - r, 0); xx <= min(x + r, i32(P.width) - 1); xx++) {
       let j = u32(yy) * P.width + u32(xx);
-      if (atomicExchange(&labelsAtomic[j], 1u) == 0u) {
+      if (isValid(j) && atomicExchange(&labelsAtomic[j], 1u) == 0u) {
         atomicAdd(&sel[0], 1u);
         atomicAdd(&blockCounts[j / BLOCK], 1u);
       }
@@ -68,7 +77,7 @@ fn anomalousSeeds(@builtin(global_invocation_id) g: vec3<u32>) {
 }
 
 fn eligible(i: u32) -> bool {
-  return labels[i] == 0u && (P.restrictNominal == 0u || binOf(scores[i]) <= qbins[1]);
+  return labels[i] == 0u && isValid(i) && (P.restrictNominal == 0u || binOf(scores[i]) <= qbins[1]);
 }
 
 fn keyOf(i: u32) -> u32 {

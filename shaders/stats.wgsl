@@ -10,6 +10,15 @@ struct ReduceParams { len: u32, chunk: u32, pps: u32, nparts: u32 }
 @group(0) @binding(1) var<storage, read> values: array<f32>;
 @group(0) @binding(2) var<storage, read_write> parts: array<f32>; // 8 per part: min, max, count, mean, m2
 
+// With MASKED = 1, only pixels whose validity byte is set count (the score map over a point cloud's
+// valid points; the 3-D features' channels). Validity: 4 pixels per u32, indexed by the position in the segment.
+override MASKED: u32 = 0u;
+@group(0) @binding(4) var<storage, read> validPx: array<u32>;
+
+fn isValid(p: u32) -> bool {
+  return MASKED == 0u || ((validPx[p >> 2u] >> (8u * (p & 3u))) & 0xffu) != 0u;
+}
+
 var<workgroup> wMin: array<f32, 256>;
 var<workgroup> wMax: array<f32, 256>;
 var<workgroup> wCnt: array<f32, 256>;
@@ -63,6 +72,7 @@ fn reducePartial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     var s1 = 0.0;
     var s2 = 0.0;
     for (var i = start + t; i < end; i += WG) {
+      if (!isValid(i - seg * R.len)) { continue; }
       let v = values[i];
       mn = min(mn, v);
       mx = max(mx, v);

@@ -4,7 +4,7 @@
 import { TttError } from '../core/errors.ts';
 import { parseAssignments, resolveOptions } from '../core/options.ts';
 import { nodeGpu } from '../gpu/node.ts';
-import { METHOD_DESCRIPTIONS, METHOD_NAMES, parseMethods } from '../eval/methods.ts';
+import { ALL_METHOD_NAMES, METHOD_DESCRIPTIONS, parseMethods } from '../eval/methods.ts';
 import type { EvalSummary, GoalCheck, MethodSummary } from '../eval/report.ts';
 import { DEFAULT_SIZE, runEval } from '../eval/run.ts';
 import { MAP_EXTENSIONS, mapsFolder, patchcoreSource, savingMaps, type ScoreSource } from '../eval/scoreSource.ts';
@@ -21,6 +21,13 @@ Evaluates every binarization method on a dataset in the MVTec AD layout:
   DIR/test/<type>/*            test images; test/good holds the defect-free ones
   DIR/ground_truth/<type>/<stem>_mask.png   defective where > 127, the size of its image
 Images are PNG, JPEG or TIFF, grey or colour, of any size.
+or in the MVTec 3D-AD layout (DIR is one class folder, e.g. mvtec_3d/bagel):
+  DIR/{train,validation,test}/<type>/rgb/<stem>.png   the images
+  DIR/{train,validation,test}/<type>/xyz/<stem>.tiff  their organized point clouds (3-sample float TIFF, or .npy)
+  DIR/test/<type>/gt/<stem>.png                       the masks of the defective test images
+There every TTT method also sees the 3-D features, ttt_rgb and ttt_3d are added (image features only, 3-D
+features only), and pixels without a valid 3-D point are left out of every count. The built-in scorer
+scores the image alone; a multimodal detector's maps come in through --maps.
 
 Score maps come from the built-in scorer (PatchCore on the pretrained MobileNetV2, its memory bank built
 from train/good, or loaded with --bank), or from a folder (--maps DIR) as a detector exports them (${MAP_EXTENSIONS.join(', ')}; any resolution with the image's aspect):
@@ -38,7 +45,8 @@ options:
   --bank-images N     build the bank from at most N train images, evenly spaced (default: all)
   --save-bank FILE    write the bank built from train/good
   --save-maps DIR     write every map scored into DIR in the --maps layout (for later --maps runs)
-  --methods a,b,...   a subset of: ${METHOD_NAMES.join(', ')} (default: all)
+  --methods a,b,...   a subset of: ${ALL_METHOD_NAMES.join(', ')} (default: all
+                      of the dataset; ttt_rgb and ttt_3d need the MVTec 3D-AD layout)
   --size N            working resolution: longest side N pixels (default ${DEFAULT_SIZE}; 0: each image's own size);
                       images are downscaled (lanczos3), masks nearest-neighbour, maps bilinearly
   --limit N           at most N images per test type and per nominal set, drawn by the seed
@@ -76,7 +84,7 @@ export const command = {
     );
     if (!v.dataset) throw new TttError('INVALID_OPTION', '--dataset is required (see ttt eval --help)');
     if (v.maps && (v.bank || v['bank-images'] || v['save-bank'])) throw new TttError('INVALID_OPTION', '--bank, --bank-images and --save-bank belong to the built-in scorer: leave them out with --maps');
-    const methods = parseMethods(v.methods ? v.methods.split(',').map((s) => s.trim()) : METHOD_NAMES);
+    const methods = v.methods ? parseMethods(v.methods.split(',').map((s) => s.trim())) : undefined;
     const sizeArg = intArg('size', v.size, DEFAULT_SIZE, 0, 1 << 16);
     const limit = v.limit === undefined ? undefined : intArg('limit', v.limit, 0, 1, 1 << 30);
     const seed = intArg('seed', v.seed, 0, 0, 0xffffffff);

@@ -6,7 +6,10 @@ import { TttError, withSubject } from '../core/errors.ts';
 import { OPTION_SPECS, parseAssignments, resolveOptions } from '../core/options.ts';
 import { segment } from '../core/pipeline.ts';
 import type { SegmentationResult } from '../core/types.ts';
-import { validateFeatures, validateImage, validateScoreMap } from '../core/validate.ts';
+import { validateFeatures, validateImage, validatePointCloud, validateScoreMap } from '../core/validate.ts';
+import { countValid, pointValidity } from '../core/validity.ts';
+import { resolveModality } from '../core/features/index.ts';
+import { decodePointCloud } from '../io/pointcloud.ts';
 import { nodeGpu } from '../gpu/node.ts';
 import { decodeCalibration } from '../io/calibration.ts';
 import { checkOutputPath, readInputFile, writeFilesAtomic } from '../io/files.ts';
@@ -14,7 +17,7 @@ import { decodeImage, encodeMaskPng, encodeOverlayPng } from '../io/image.ts';
 import { decodeFeatures, decodeScoreMap } from '../io/scoremap.ts';
 import { intArg, parse } from './args.ts';
 
-const HELP = `usage: ttt segment --image FILE --score-map FILE [options]
+const HELP = `usage: ttt segment --image FILE --score-map FILE [--point-cloud FILE] [options]
 
 Segments the defects of one image by test-time training on its own anomaly score map.
 
@@ -23,6 +26,10 @@ inputs:
   --score-map FILE     the detector's anomaly map: .npy (h x w), 1-channel float TIFF, or 8/16-bit
                        grey PNG; any resolution with the image's aspect ratio (resampled bilinearly)
   --features FILE      feature maps, .npy C x h x w; they replace the built-in filterbank
+  --point-cloud FILE   the organized point cloud (x, y, z per pixel): 3-sample 32/64-bit float TIFF (as
+                       MVTec 3D-AD's xyz/*.tiff) or .npy (H, W, 3) float32/float64; the image's aspect
+                       ratio; points that are NaN or (0, 0, 0) are holes, masked out everywhere. Its 3-D
+                       features join the image's (features.modality=auto: both)
   --calibration FILE   nominal calibration (JSON) for the image-level gate
 settings:
   --size N             downscale the image so its longest side is N pixels (never upscales)
@@ -44,6 +51,7 @@ export const command = {
         image: { type: 'string' },
         'score-map': { type: 'string' },
         features: { type: 'string' },
+        'point-cloud': { type: 'string' },
         calibration: { type: 'string' },
         set: { type: 'string', multiple: true },
         out: { type: 'string' },
@@ -65,18 +73,23 @@ export const command = {
     const imageBytes = await readInputFile(imagePath, 'image');
     const mapBytes = await readInputFile(mapPath, 'score map');
     const featureBytes = v.features ? await readInputFile(v.features, 'feature maps') : undefined;
+    const cloudPath = v['point-cloud'];
+    const cloudBytes = cloudPath ? await readInputFile(cloudPath, 'point cloud') : undefined;
     const calibrationBytes = v.calibration ? await readInputFile(v.calibration, 'calibration') : undefined;
     const image = await decodeImage(imageBytes, imagePath, { maxSide });
     const scoreMap = await decodeScoreMap(mapBytes, mapPath);
     const features = featureBytes && v.features ? await decodeFeatures(featureBytes, v.features) : undefined;
+    const pointCloud = cloudBytes && cloudPath ? decodePointCloud(cloudBytes, cloudPath) : undefined;
     const calibration = calibrationBytes && v.calibration ? decodeCalibration(calibrationBytes, v.calibration) : null;
     // The core validates again, but only here do we know which file a problem came from.
     withSubject(imagePath, () => validateImage(image));
     withSubject(mapPath, () => validateScoreMap(scoreMap, image));
     if (features && v.features) withSubject(v.features, () => validateFeatures(features, image));
+    if (pointCloud && cloudPath) withSubject(cloudPath, () => validatePointCloud(pointCloud, image));
+    withSubject(cloudPath ?? '--set features.modality', () => resolveModality(options, pointCloud));
 
     const { gpu, adapterName } = await nodeGpu();
-    const result = await segment(gpu, { image, scoreMap, features, calibration }, options);
+    const result = await segment(gpu, { image, scoreMap, features, calibration, pointCloud }, options);
 
     const outputs: { path: string; bytes: Uint8Array }[] = [];
     if (v.out) outputs.push({ path: v.out, bytes: await encodeMaskPng(result.predMask, result.width, result.height) });
@@ -84,7 +97,8 @@ export const command = {
     await writeFilesAtomic(outputs);
 
     if (v.json) {
-      console.log(JSON.stringify(report(result, adapterName, scoreMap, { mask: v.out ?? null, overlay: v.overlay ?? null }), null, 2));
+      const cloud = pointCloud ? { width: pointCloud.width, height: pointCloud.height, validPoints: countValid(pointValidity(pointCloud)) } : null;
+      console.log(JSON.stringify({ ...report(result, adapterName, scoreMap, { mask: v.out ?? null, overlay: v.overlay ?? null }), modality: resolveModality(options, pointCloud), pointCloud: cloud }, null, 2));
     } else {
       console.log(summary(result, adapterName, image.channels, scoreMap, v.out, v.overlay));
     }

@@ -8,9 +8,9 @@ import type { Calibration } from './calibration.ts';
 import { TttError } from './errors.ts';
 import { resampleBilinear } from './features/resample.ts';
 import type { Gpu, GpuArray } from './gpu.ts';
-import { HISTOGRAM_BINS, HISTOGRAM_CHUNK, groupsFor, kernels } from './kernels.ts';
+import { HISTOGRAM_BINS, groupsFor, kernels } from './kernels.ts';
 import { MEBIN, mebinThreshold } from './mebin.ts';
-import { binLowerEdge, histogramScale, moments } from './stats.ts';
+import { binLowerEdge, histogramInto, histogramScale, moments } from './stats.ts';
 import type { ScoreMap } from './types.ts';
 import { checkDimensions, checkFinite } from './validate.ts';
 
@@ -159,7 +159,7 @@ export async function baselineMask(gpu: Gpu, map: ScoreMap, method: BaselineMeth
       if (method === 'otsu') {
         const scale = histogramScale(min, max);
         const bins = keep(gpu.alloc(HISTOGRAM_BINS, true));
-        gpu.run(kernels.histogram, { n, nq: 0, mn: min, scale }, { values: scores, bins }, groupsFor(n, HISTOGRAM_CHUNK));
+        histogramInto(gpu, scores, n, min, scale, bins);
         const hist = await gpu.readU32(bins, HISTOGRAM_BINS);
         const threshold = otsuThreshold(otsuBin(hist), min, max);
         return { mask: await readMask(gpu, keep(thresholdMask(gpu, scores, n, threshold)), n), threshold };

@@ -23,7 +23,12 @@ export interface Calibration {
   readonly pixelStd: Float32Array;
 }
 
-export function calibrate(maps: readonly ScoreMap[]): Calibration {
+/**
+ * With validity masks (one per map, at its size; null: all valid), pixels without a measurement (holes of
+ * a point cloud) are left out of the global statistics and the image scores; the per-pixel statistics use
+ * every pixel.
+ */
+export function calibrate(maps: readonly ScoreMap[], valid?: readonly (Uint8Array | null)[]): Calibration {
   if (maps.length === 0) throw new TttError('INVALID_INPUT', 'calibration needs at least one nominal score map');
   const { width, height } = maps[0];
   const n = width * height;
@@ -39,13 +44,16 @@ export function calibrate(maps: readonly ScoreMap[]): Calibration {
       if (!Number.isFinite(m.data[i])) throw new TttError('NON_FINITE', `nominal score map ${k} contains ${m.data[i]}`);
     }
     let mx = -Infinity;
+    const ok = valid?.[k] ?? null;
     for (let i = 0; i < m.data.length; i++) {
+      if (ok && !ok[i]) continue;
       const v = m.data[i];
       gSum += v;
       gSq += v * v;
+      gCount++;
       if (v > mx) mx = v;
     }
-    gCount += m.data.length;
+    if (mx === -Infinity) throw new TttError('INVALID_INPUT', `nominal score map ${k} has no valid pixel`);
     maxScore = Math.max(maxScore, mx);
     imageScores.push(mx);
     const at = m.width === width && m.height === height ? m.data : referenceBilinear(m.data, 1, m, { width, height });

@@ -7,6 +7,7 @@ import type { TttOptions } from './options.ts';
 import { sgdSeed } from './rng.ts';
 import type { ClassifierReport, GpuFeatures } from './types.ts';
 import type { GpuTrainingSet } from './gather.ts';
+import { maskedSpec, uploadValidity, type GpuValidity } from './validity.ts';
 
 /** Class weights: balanced gives each class half of the total weight. */
 export function classWeights(positives: number, negatives: number, balanced: boolean): { wPos: number; wNeg: number } {
@@ -64,14 +65,22 @@ export async function trainClassifier(
 }
 
 /**
- * The packed mask (4 pixels per u32, one byte each) of decision > 0 and score > scoreFloor; `decision` is
- * scratch between chunks.
+ * The packed mask (4 pixels per u32, one byte each) of decision > 0 and score > scoreFloor, and valid
+ * with a validity mask; `decision` is scratch between chunks.
  */
-export function predict(gpu: Gpu, model: GpuArray, features: GpuFeatures, scores: GpuArray, scoreFloor = -Infinity): { decision: GpuArray; mask: GpuArray } {
+export function predict(
+  gpu: Gpu,
+  model: GpuArray,
+  features: GpuFeatures,
+  scores: GpuArray,
+  scoreFloor = -Infinity,
+  validity?: GpuValidity | null,
+): { decision: GpuArray; mask: GpuArray } {
   const pixels = features.width * features.height;
   const decision = gpu.alloc(features.chunks.length > 1 ? pixels : 1);
   const mask = gpu.alloc(Math.ceil(pixels / 4));
-  const kernel = pixels % 4 === 0 ? kernels.predictVec4 : kernels.predict;
+  const v = validity ?? uploadValidity(gpu, null);
+  const kernel = maskedSpec(pixels % 4 === 0 ? kernels.predictVec4 : kernels.predict, v);
   let offset = 0;
   features.chunks.forEach((chunk, i) => {
     gpu.run(
@@ -86,10 +95,11 @@ export function predict(gpu: Gpu, model: GpuArray, features: GpuFeatures, scores
         scoreFloor,
         pad1: 0,
       },
-      { model, chunk: chunk.data, decision, mask, scores },
+      { model, chunk: chunk.data, decision, mask, scores, valid: v.data },
       groupsFor(Math.ceil(pixels / 4)),
     );
     offset += chunk.channels;
   });
+  if (!validity) gpu.release(v.data);
   return { decision, mask };
 }

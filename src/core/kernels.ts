@@ -19,6 +19,8 @@ export const HISTOGRAM_CHUNK = 65536;
 export const BLUR_ROWS = 4;
 /** Pixels per workgroup of the key histograms of the nominal draw. */
 export const KEY_CHUNK = 65536;
+/** Point-map pixels per workgroup of the background-plane sums (CHUNK in geometry.wgsl). */
+export const PLANE_CHUNK = 4096;
 /** Pixels per block of the training-row compaction (256 invocations x 256 consecutive pixels). */
 export const COMPACT_BLOCK = 65536;
 
@@ -29,7 +31,7 @@ export const kernels = {
     entryPoint: 'reducePartial',
     workgroupSize: WG,
     params: [['len', 'u32'], ['chunk', 'u32'], ['pps', 'u32'], ['nparts', 'u32']],
-    bindings: ['values', 'parts'],
+    bindings: ['values', 'parts', null, 'valid'],
   },
   reduceFinal: {
     name: 'stats.reduceFinal',
@@ -45,7 +47,7 @@ export const kernels = {
     entryPoint: 'histogram',
     workgroupSize: WG,
     params: [['n', 'u32'], ['nq', 'u32'], ['mn', 'f32'], ['scale', 'f32']],
-    bindings: ['values', 'bins'],
+    bindings: ['values', 'bins', null, null, 'valid'],
     constants: { CHUNK: HISTOGRAM_CHUNK },
   },
   percentileBins: {
@@ -73,7 +75,7 @@ export const kernels = {
     entryPoint: 'standardize',
     workgroupSize: WG,
     params: [['plane', 'u32'], ['planes', 'u32'], ['pad0', 'u32'], ['pad1', 'u32']],
-    bindings: [null, null, 'feat', 'moments'],
+    bindings: [null, null, 'feat', 'moments', 'valid'],
   },
   filterPrepare: {
     name: 'filterbank.prepare',
@@ -107,14 +109,14 @@ export const kernels = {
     params: filterParams(),
     bindings: ['src', 'dst'],
   },
-  anomalousSeeds: pseudo('anomalousSeeds', ['scores', 'qbins', 'labels', null, null, 'sel', 'blockCounts'], { BLOCK: COMPACT_BLOCK }),
-  nominalHist0: pseudo('nominalHist', ['scores', 'qbins', null, 'labels', 'hist', 'sel'], { LEVEL: 0, CHUNK: KEY_CHUNK }),
-  nominalHist1: pseudo('nominalHist', ['scores', 'qbins', null, 'labels', 'hist', 'sel'], { LEVEL: 1, CHUNK: KEY_CHUNK }),
-  nominalHist2: pseudo('nominalHist', ['scores', 'qbins', null, 'labels', 'hist', 'sel'], { LEVEL: 2, CHUNK: KEY_CHUNK }),
+  anomalousSeeds: pseudo('anomalousSeeds', ['scores', 'qbins', 'labels', null, null, 'sel', 'blockCounts', 'valid'], { BLOCK: COMPACT_BLOCK }),
+  nominalHist0: pseudo('nominalHist', ['scores', 'qbins', null, 'labels', 'hist', 'sel', null, 'valid'], { LEVEL: 0, CHUNK: KEY_CHUNK }),
+  nominalHist1: pseudo('nominalHist', ['scores', 'qbins', null, 'labels', 'hist', 'sel', null, 'valid'], { LEVEL: 1, CHUNK: KEY_CHUNK }),
+  nominalHist2: pseudo('nominalHist', ['scores', 'qbins', null, 'labels', 'hist', 'sel', null, 'valid'], { LEVEL: 2, CHUNK: KEY_CHUNK }),
   selectLevel0: pseudo('selectLevel', [null, null, null, null, 'hist', 'sel'], { LEVEL: 0 }),
   selectLevel1: pseudo('selectLevel', [null, null, null, null, 'hist', 'sel'], { LEVEL: 1 }),
   selectLevel2: pseudo('selectLevel', [null, null, null, null, 'hist', 'sel'], { LEVEL: 2 }),
-  markNominal: pseudo('markNominal', ['scores', 'qbins', null, 'labels', null, 'sel', 'blockCounts'], { BLOCK: COMPACT_BLOCK, CHUNK: KEY_CHUNK }),
+  markNominal: pseudo('markNominal', ['scores', 'qbins', null, 'labels', null, 'sel', 'blockCounts', 'valid'], { BLOCK: COMPACT_BLOCK, CHUNK: KEY_CHUNK }),
   scanCounts: gather('scanCounts', [null, 'offsets', null, null, null, null, 'blockList', 'dispatchArgs']),
   compactBlocks: gather('compactBlocks', ['labels', 'offsets', 'rows', 'targets', null, null, 'blockList']),
   gatherFeatures: gather('gatherFeatures', [null, null, 'rows', null, 'chunk', 'x']),
@@ -131,8 +133,8 @@ export const kernels = {
     ],
     bindings: ['x', 'targets', 'model', 'info'],
   },
-  predict: predictSpec('predict', [null, null, 'model', null, 'chunk', 'decision', 'mask', null, null, 'scores']),
-  predictVec4: predictSpec('predictVec4', [null, null, 'model', null, null, null, 'mask', 'chunk', 'decision', null, 'scores']),
+  predict: predictSpec('predict', [null, null, 'model', null, 'chunk', 'decision', 'mask', null, null, 'scores', null, 'valid']),
+  predictVec4: predictSpec('predictVec4', [null, null, 'model', null, null, null, 'mask', 'chunk', 'decision', null, 'scores', 'valid']),
   thresholdGlobal: {
     name: 'binarize.thresholdGlobal',
     shaders: ['binarize'],
@@ -149,6 +151,10 @@ export const kernels = {
     params: [['pixels', 'u32'], ['threshold', 'f32'], ['pad0', 'u32'], ['pad1', 'u32']],
     bindings: ['scores', 'mask', 'thresholds'],
   },
+  planeSums: geometry('planeSums', ['points', 'valid', 'parts'], { CHUNK: PLANE_CHUNK }),
+  planeDepth: geometry('planeDepth', ['points', 'valid', null, 'feat']),
+  localShape: geometry('localShape', ['points', 'valid', null, 'feat']),
+  normalDeviation: geometry('normalDeviation', [null, 'valid', null, 'feat']),
   minFilterH: morphology('minFilterH'),
   minFilterV: morphology('minFilterV'),
 } satisfies Record<string, KernelSpec>;
@@ -195,6 +201,23 @@ function predictSpec(entryPoint: string, bindings: (string | null)[]): KernelSpe
       ['first', 'u32'], ['last', 'u32'], ['scoreFloor', 'f32'], ['pad1', 'u32'],
     ],
     bindings,
+  };
+}
+
+function geometry(entryPoint: string, bindings: (string | null)[], constants?: Record<string, number>): KernelSpec {
+  return {
+    name: `geometry.${entryPoint}`,
+    shaders: ['geometry'],
+    entryPoint,
+    workgroupSize: WG,
+    params: [
+      ['width', 'u32'], ['height', 'u32'], ['radius', 'u32'], ['step', 'u32'],
+      ['outChannel', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32'],
+      ['ox', 'f32'], ['oy', 'f32'], ['oz', 'f32'], ['a', 'f32'],
+      ['b', 'f32'], ['c', 'f32'], ['inv', 'f32'], ['pad3', 'f32'],
+    ],
+    bindings,
+    constants,
   };
 }
 

@@ -3,8 +3,10 @@
 // mask and (when the map was resampled) the working-resolution map come back to the host.
 
 import type { Calibration } from './calibration.ts';
+import { TttError } from './errors.ts';
 import { predict, trainClassifier } from './classifier.ts';
-import { chooseExtractor, extractFeatures, releaseFeatures, type FeatureExtractor } from './features/index.ts';
+import { checkChannelLimit, chooseExtractor, concatFeatures, extractFeatures, releaseFeatures, resolveModality, type FeatureExtractor } from './features/index.ts';
+import { geometryFeatures, preparePointCloud, type PreparedPointCloud } from './features/geometry.ts';
 import { resampleBilinear } from './features/resample.ts';
 import { gatherTrainingSet } from './gather.ts';
 import { imageGate } from './gate.ts';
@@ -19,13 +21,16 @@ import type {
   GateReport,
   FeatureTensor,
   GpuScoreMap,
+  GpuFeatures,
   ImageTensor,
+  PointCloud,
   PseudoLabelCounts,
   ScoreMap,
   SegmentationResult,
   StageName,
 } from './types.ts';
-import { validateFeatures, validateImage, validateScoreMap } from './validate.ts';
+import { validateFeatures, validateImage, validatePointCloud, validateScoreMap } from './validate.ts';
+import { countValid, resampleValidity, uploadValidity } from './validity.ts';
 
 export interface SegmentInput {
   /** The image at the working resolution. */
@@ -36,6 +41,11 @@ export interface SegmentInput {
   features?: FeatureTensor;
   /** Nominal statistics for the image-level gate. */
   calibration?: Calibration | null;
+  /**
+   * The organized point cloud of the part (any resolution with the image's aspect ratio): its 3-D features
+   * join the image's (features.modality), and its holes are masked out of every stage.
+   */
+  pointCloud?: PointCloud | null;
 }
 
 export interface SegmentHooks {
@@ -83,6 +93,21 @@ export function validateInput(input: SegmentInput): void {
   validateImage(input.image);
   validateScoreMap(input.scoreMap, input.image);
   if (input.features) validateFeatures(input.features, input.image);
+  if (input.pointCloud) validatePointCloud(input.pointCloud, input.image);
+}
+
+/**
+ * The point cloud ready for the kernels and its validity at the working resolution (a pixel is valid when
+ * every point its bilinear sample reads is); null without a point cloud.
+ */
+export function preparePoints(input: SegmentInput): { cloud: PreparedPointCloud; valid: Uint8Array } | null {
+  if (!input.pointCloud) return null;
+  const cloud = preparePointCloud(input.pointCloud);
+  const valid = resampleValidity(cloud.valid, cloud, input.image);
+  if (countValid(valid) === 0) {
+    throw new TttError('INVALID_INPUT', 'no pixel of the working resolution has valid 3-D points around it (the point cloud is mostly holes)');
+  }
+  return { cloud, valid };
 }
 
 export async function segment(
@@ -95,6 +120,8 @@ export async function segment(
   const { image, scoreMap } = input;
   const { width, height } = image;
   const n = width * height;
+  const modality = resolveModality(options, input.pointCloud);
+  const points = preparePoints(input);
   const timings: Partial<Record<StageName, number>> = {};
   let t = performance.now();
   const lap = async (stage: StageName) => {
@@ -111,9 +138,11 @@ export async function segment(
     const mapData = resampled ? resampleBilinear(gpu, uploaded, 1, scoreMap, image) : uploaded;
     if (resampled) owned.push(mapData);
     const map: GpuScoreMap = { data: mapData, width, height };
+    const validity = points ? uploadValidity(gpu, points.valid) : null;
+    if (validity) owned.push(validity.data);
     await lap('upload');
 
-    const analysis = await analyzeScoreMap(gpu, map, requestedPercentiles(options));
+    const analysis = await analyzeScoreMap(gpu, map, requestedPercentiles(options), validity);
     owned.push(analysis.qbins);
     const stats = analysis.stats;
     const gate = imageGate(stats.max, input.calibration, options);
@@ -123,15 +152,23 @@ export async function segment(
       return emptyResult(width, height, { ...base, pseudoLabels: null, emptyReason: gateReason(gate) });
     }
 
-    const labels = await pseudoLabels(gpu, map, analysis.qbins, { min: stats.min, scale: analysis.scale }, options, seedFloor(input.calibration, options));
+    const labels = await pseudoLabels(gpu, map, analysis.qbins, { min: stats.min, scale: analysis.scale }, options, seedFloor(input.calibration, options), validity);
     owned.push(labels.labels, labels.blockCounts);
     await lap('pseudoLabels');
     if (labels.counts.anomalous === 0 || labels.counts.nominal === 0) {
       return emptyResult(width, height, { ...base, pseudoLabels: labels.counts, emptyReason: missingLabelsReason(labels.counts) });
     }
 
-    const extractor = hooks.extractor ?? chooseExtractor(options, input.features);
-    const features = await extractFeatures(gpu, image, extractor);
+    const parts: GpuFeatures[] = [];
+    try {
+      if (modality !== '3d') parts.push(await extractFeatures(gpu, image, hooks.extractor ?? chooseExtractor(options, input.features)));
+      if (modality !== 'rgb') parts.push(await geometryFeatures(gpu, points!.cloud, image, options.features.geometryScales, validity!));
+    } catch (e) {
+      for (const p of parts) releaseFeatures(gpu, p);
+      throw e;
+    }
+    const features = concatFeatures(parts);
+    checkChannelLimit(gpu, features);
     await lap('features');
     try {
       const rows = labels.counts.anomalous + labels.counts.nominal;
@@ -141,7 +178,7 @@ export async function segment(
       const { model, report } = await trainClassifier(gpu, set, labels.counts, options);
       owned.push(model);
       await lap('classifier');
-      const { decision, mask } = predict(gpu, model, features, mapData, maskScoreFloor(input.calibration, options));
+      const { decision, mask } = predict(gpu, model, features, mapData, maskScoreFloor(input.calibration, options), validity);
       owned.push(decision, mask);
       const predMask = await readMask(gpu, mask, n);
       const scoresHost = resampled ? await gpu.readF32(mapData, n) : scoreMap.data;

@@ -8,6 +8,7 @@ import type { Calibration } from './calibration.ts';
 import type { TttOptions } from './options.ts';
 import { nominalSeedKey } from './rng.ts';
 import type { GpuScoreMap, PseudoLabelCounts } from './types.ts';
+import { maskedSpec, uploadValidity, type GpuValidity } from './validity.ts';
 
 export const LABEL_NONE = 0;
 export const LABEL_ANOMALOUS = 1;
@@ -50,6 +51,7 @@ export async function pseudoLabels(
   histogram: { min: number; scale: number },
   options: TttOptions,
   floor = -Infinity,
+  validity?: GpuValidity | null,
 ): Promise<GpuPseudoLabels> {
   const { width, height } = map;
   const n = width * height;
@@ -76,19 +78,22 @@ export async function pseudoLabels(
   const scores = map.data;
   const image = imageGroups(width, height);
   const chunks = Math.ceil(n / KEY_CHUNK);
-  gpu.run(kernels.anomalousSeeds, params, { scores, qbins, labels, sel, blockCounts }, image);
+  const v = validity ?? uploadValidity(gpu, null);
+  const valid = v.data;
+  gpu.run(maskedSpec(kernels.anomalousSeeds, v), params, { scores, qbins, labels, sel, blockCounts, valid }, image);
   const levels = [
     [kernels.nominalHist0, kernels.selectLevel0],
     [kernels.nominalHist1, kernels.selectLevel1],
     [kernels.nominalHist2, kernels.selectLevel2],
   ] as const;
   for (const [histogram, choose] of levels) {
-    gpu.run(histogram, params, { scores, qbins, labels, hist, sel }, chunks);
+    gpu.run(maskedSpec(histogram, v), params, { scores, qbins, labels, hist, sel, valid }, chunks);
     gpu.run(choose, params, { hist, sel }, [1, 1, 1]);
   }
-  gpu.run(kernels.markNominal, params, { scores, qbins, labels, sel, blockCounts }, chunks);
+  gpu.run(maskedSpec(kernels.markNominal, v), params, { scores, qbins, labels, sel, blockCounts, valid }, chunks);
   const s = await gpu.readU32(sel, 2);
   gpu.release(hist, sel);
+  if (!validity) gpu.release(valid);
   const anomalous = s[0];
   const eligible = s[1];
   return { labels, blockCounts, counts: { anomalous, eligible, nominal: Math.min(o.nominalCount, eligible) } };

@@ -25,6 +25,17 @@ export interface FeatureTensor {
   readonly height: number;
 }
 
+/**
+ * An organized point cloud (as MVTec 3D-AD stores it): one xyz point per pixel of a width x height grid,
+ * interleaved (x0 y0 z0 x1 ...), row-major, camera coordinates (z along the viewing direction). A point
+ * that is (0, 0, 0) or has a NaN or infinite coordinate is invalid (no measurement).
+ */
+export interface PointCloud {
+  readonly data: Float32Array;
+  readonly width: number;
+  readonly height: number;
+}
+
 export interface GpuScoreMap {
   readonly data: GpuArray;
   readonly width: number;

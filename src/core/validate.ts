@@ -2,7 +2,8 @@
 // the problem.
 
 import { TttError } from './errors.ts';
-import type { FeatureTensor, ImageTensor, ScoreMap } from './types.ts';
+import type { FeatureTensor, ImageTensor, PointCloud, ScoreMap } from './types.ts';
+import { countValid, pointValidity } from './validity.ts';
 
 export function checkDimensions(what: string, width: number, height: number): void {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
@@ -71,4 +72,25 @@ export function validateFeatures(f: FeatureTensor, image: { width: number; heigh
   }
   checkFinite('the feature maps', f.data, f.width, f.height);
   checkAspect('the feature maps', f, image);
+}
+
+/**
+ * An organized point cloud for the image: width x height x 3 values, the image's aspect ratio (it is
+ * resampled to the working resolution), at least one valid point. NaN and (0, 0, 0) mark holes; infinite
+ * coordinates are refused.
+ */
+export function validatePointCloud(pc: PointCloud, image: { width: number; height: number }): void {
+  checkDimensions('the point cloud', pc.width, pc.height);
+  if (pc.data.length !== pc.width * pc.height * 3) {
+    throw new TttError('SIZE_MISMATCH', `the point cloud holds ${pc.data.length} values, expected ${pc.width}x${pc.height}x3 (x, y, z per pixel)`);
+  }
+  for (let i = 0; i < pc.data.length; i++) {
+    const v = pc.data[i];
+    if (v === Infinity || v === -Infinity) {
+      const p = Math.floor(i / 3);
+      throw new TttError('NON_FINITE', `the point cloud contains ${v} at row ${Math.floor(p / pc.width)}, column ${p % pc.width} (holes are NaN or (0, 0, 0))`);
+    }
+  }
+  checkAspect('the point cloud', pc, image);
+  if (countValid(pointValidity(pc)) === 0) throw new TttError('INVALID_INPUT', 'the point cloud has no valid point (every point is (0, 0, 0) or NaN)');
 }

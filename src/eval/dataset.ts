@@ -1,13 +1,16 @@
 // A reader for datasets in the MVTec AD layout (train/good, optional validation/good, test/<type>,
-// ground_truth/<type>/<stem>_mask.png): deterministic listing, a seeded validation split when the dataset
-// has none, seeded per-set limits, and loading at a working resolution with masks kept pixel-aligned.
+// ground_truth/<type>/<stem>_mask.png) and in the MVTec 3D-AD layout (one class folder with
+// {train,validation,test}/<type>/{rgb,xyz,gt}/: the image, its organized point cloud and, for defects, the
+// mask of the same stem): deterministic listing, a seeded validation split when the dataset has none,
+// seeded per-set limits, and loading at a working resolution with masks kept pixel-aligned.
 
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TttError, withSubjectAsync } from '../core/errors.ts';
 import { pcgHash } from '../core/rng.ts';
-import type { ImageTensor } from '../core/types.ts';
+import type { ImageTensor, PointCloud } from '../core/types.ts';
 import { readInputFile } from '../io/files.ts';
+import { decodePointCloud } from '../io/pointcloud.ts';
 import { decodeImage, decodeMask, fitSize, inspectRaster } from '../io/image.ts';
 
 /** The type of defect-free images (MVTec's folder name). */
@@ -17,6 +20,8 @@ export const NOMINAL_TYPE = 'good';
 export const VALIDATION_SHARE = 0.2;
 
 const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.tif', '.tiff'];
+/** Point-cloud files of the MVTec 3D-AD layout (xyz/<stem>.tiff there; .npy (H, W, 3) accepted too). */
+const POINT_CLOUD_EXTENSIONS = ['.tiff', '.tif', '.npy'];
 
 export type Split = 'train' | 'validation' | 'test';
 
@@ -33,6 +38,8 @@ export interface DatasetImage {
   readonly stem: string;
   /** The ground-truth mask of a defective test image; null for defect-free images. */
   readonly maskPath: string | null;
+  /** The organized point cloud (MVTec 3D-AD layout), or null. */
+  readonly pointCloudPath: string | null;
 }
 
 export interface Dataset {
@@ -48,6 +55,8 @@ export interface Dataset {
   readonly types: readonly string[];
   /** Images listed before --limit, per set: train, validation and each test type. */
   readonly available: Readonly<Record<string, number>>;
+  /** 'mvtec3d': <split>/<type>/{rgb,xyz,gt}/, every image with a point cloud. */
+  readonly layout: 'mvtec' | 'mvtec3d';
 }
 
 export interface OpenDatasetOptions {
@@ -119,21 +128,42 @@ function limited<T extends { id: string }>(items: readonly T[], limit: number | 
   return limit === undefined || items.length <= limit ? [...items] : draw(items, limit, seed, SALT_LIMIT).chosen;
 }
 
+/** The point cloud of `stem` in an xyz folder: exactly one of <stem>.tiff, .tif, .npy. */
+async function findPointCloud(dir: string, stem: string, imageId: string): Promise<string> {
+  const found: string[] = [];
+  for (const ext of POINT_CLOUD_EXTENSIONS) if ((await stat(join(dir, stem + ext)).catch(() => null))?.isFile()) found.push(join(dir, stem + ext));
+  if (found.length === 0) throw new TttError('NOT_FOUND', `${join(dir, stem)}.tiff: the point cloud of ${imageId} does not exist`);
+  if (found.length > 1) throw new TttError('INVALID_INPUT', `${found[0]}: ${imageId} has more than one point cloud (${found.join(', ')}); keep one`);
+  return found[0];
+}
+
+/** MVTec 3D-AD: images in <split>/<type>/rgb/ rather than <split>/<type>/. */
+async function isMvtec3d(root: string): Promise<boolean> {
+  for (const split of ['train', 'validation']) if (await isDirectory(join(root, split, NOMINAL_TYPE, 'rgb'))) return true;
+  const testDir = join(root, 'test');
+  if (!(await isDirectory(testDir))) return false;
+  for (const e of await listDir(testDir)) if (e.isDirectory() && (await isDirectory(join(testDir, e.name, 'rgb')))) return true;
+  return false;
+}
+
 export async function openDataset(root: string, opts: OpenDatasetOptions): Promise<Dataset> {
   if (!(await isDirectory(root))) throw new TttError('NOT_FOUND', `${root}: the dataset folder does not exist`);
   if (opts.limit !== undefined && !(Number.isInteger(opts.limit) && opts.limit >= 1)) {
     throw new TttError('INVALID_OPTION', `limit must be a positive integer, got ${opts.limit}`);
   }
+  const layout = (await isMvtec3d(root)) ? 'mvtec3d' : 'mvtec';
+  const sub = layout === 'mvtec3d' ? 'rgb' : '';
   const nominal = async (split: 'train' | 'validation'): Promise<DatasetImage[] | null> => {
-    const dir = join(root, split, NOMINAL_TYPE);
+    const dir = join(root, split, NOMINAL_TYPE, sub);
     if (!(await isDirectory(dir))) return null;
     return (await listImages(dir)).map(({ stem, file }) => ({
-      id: `${split}/${NOMINAL_TYPE}/${file}`,
+      id: layout === 'mvtec3d' ? `${split}/${NOMINAL_TYPE}/rgb/${file}` : `${split}/${NOMINAL_TYPE}/${file}`,
       path: join(dir, file),
       split,
       type: NOMINAL_TYPE,
       stem,
       maskPath: null,
+      pointCloudPath: layout === 'mvtec3d' ? join(root, split, NOMINAL_TYPE, 'xyz') : null,
     }));
   };
   const trainAll = (await nominal('train')) ?? [];
@@ -141,7 +171,7 @@ export async function openDataset(root: string, opts: OpenDatasetOptions): Promi
   let train: DatasetImage[];
   let validation: DatasetImage[];
   if (validationFolder) {
-    if (validationFolder.length === 0) throw new TttError('INVALID_INPUT', `${join(root, 'validation', NOMINAL_TYPE)}: the folder holds no images`);
+    if (validationFolder.length === 0) throw new TttError('INVALID_INPUT', `${join(root, 'validation', NOMINAL_TYPE, sub)}: the folder holds no images`);
     train = trainAll;
     validation = validationFolder;
   } else {
@@ -164,16 +194,17 @@ export async function openDataset(root: string, opts: OpenDatasetOptions): Promi
   const available: Record<string, number> = { train: train.length, validation: validation.length };
   const test: DatasetImage[] = [];
   for (const type of types) {
-    const listed = await listImages(join(testDir, type));
-    if (listed.length === 0) throw new TttError('INVALID_INPUT', `${join(testDir, type)}: the folder holds no images`);
+    const listed = await listImages(join(testDir, type, sub));
+    if (listed.length === 0) throw new TttError('INVALID_INPUT', `${join(testDir, type, sub)}: the folder holds no images`);
     available[`test/${type}`] = listed.length;
     const items: DatasetImage[] = listed.map(({ stem, file }) => ({
-      id: `test/${type}/${file}`,
-      path: join(testDir, type, file),
+      id: layout === 'mvtec3d' ? `test/${type}/rgb/${file}` : `test/${type}/${file}`,
+      path: join(testDir, type, sub, file),
       split: 'test',
       type,
       stem,
-      maskPath: type === NOMINAL_TYPE ? null : join(root, 'ground_truth', type, `${stem}_mask.png`),
+      maskPath: type === NOMINAL_TYPE ? null : layout === 'mvtec3d' ? join(testDir, type, 'gt', `${stem}.png`) : join(root, 'ground_truth', type, `${stem}_mask.png`),
+      pointCloudPath: layout === 'mvtec3d' ? join(testDir, type, 'xyz') : null,
     }));
     test.push(...limited(items, opts.limit, opts.seed));
   }
@@ -183,15 +214,31 @@ export async function openDataset(root: string, opts: OpenDatasetOptions): Promi
       throw new TttError('NOT_FOUND', `${item.maskPath}: the ground-truth mask of ${item.id} does not exist`);
     }
   }
+  const chosenTrain = limited(train, opts.limit, opts.seed);
+  const chosenValidation = limited(validation, opts.limit, opts.seed);
+  // Every chosen image of the 3-D layout needs its point cloud: resolve the folder to the file now.
+  const withCloud = async (items: DatasetImage[]) => {
+    if (layout !== 'mvtec3d') return items;
+    const out: DatasetImage[] = [];
+    for (const item of items) out.push({ ...item, pointCloudPath: await findPointCloud(item.pointCloudPath!, item.stem, item.id) });
+    return out;
+  };
   return {
     root,
-    train: limited(train, opts.limit, opts.seed),
-    validation: limited(validation, opts.limit, opts.seed),
+    train: await withCloud(chosenTrain),
+    validation: await withCloud(chosenValidation),
     validationSource: validationFolder ? 'validation/good' : 'train/good split',
-    test,
+    test: await withCloud(test),
     types,
     available,
+    layout,
   };
+}
+
+/** The point cloud of an image of the MVTec 3D-AD layout, at its stored resolution. */
+export async function loadPointCloud(item: DatasetImage): Promise<PointCloud | null> {
+  if (!item.pointCloudPath) return null;
+  return decodePointCloud(await readInputFile(item.pointCloudPath, 'point cloud'), item.pointCloudPath);
 }
 
 export interface LoadedImage {

@@ -10,30 +10,36 @@ import type { Gpu } from '../core/gpu.ts';
 import { resolveOptions, type TttOptions } from '../core/options.ts';
 import { segment } from '../core/pipeline.ts';
 import { referenceBilinear } from '../core/reference/features.ts';
-import type { ImageTensor, PseudoLabelCounts, ScoreMap } from '../core/types.ts';
+import type { ImageTensor, PointCloud, PseudoLabelCounts, ScoreMap } from '../core/types.ts';
 
-export type MethodName = BaselineMethod | 'oracle' | 'ttt4as' | 'ttt';
+export type MethodName = BaselineMethod | 'oracle' | 'ttt4as' | 'ttt' | 'ttt_rgb' | 'ttt_3d';
 
+/** The methods of every dataset (the default of a dataset without point clouds). */
 export const METHOD_NAMES: readonly MethodName[] = [...BASELINE_METHODS.map((m) => m.method), 'oracle', 'ttt4as', 'ttt'];
+/** `ttt` with the image features only and with the 3-D features only: datasets with point clouds. */
+export const MODALITY_METHODS: readonly MethodName[] = ['ttt_rgb', 'ttt_3d'];
+export const ALL_METHOD_NAMES: readonly MethodName[] = [...METHOD_NAMES, ...MODALITY_METHODS];
 
 export const METHOD_DESCRIPTIONS: Readonly<Record<MethodName, string>> = {
   ...(Object.fromEntries(BASELINE_METHODS.map((m) => [m.method, m.description])) as Record<BaselineMethod, string>),
   oracle: 'the one global threshold maximizing pooled F1 over the anomalous test images (uses the ground truth: an upper bound, not a method)',
   ttt4as: "test-time training as the paper (TTT4AS) as far as it is known: hinge loss, P99 local maxima dilated by 1, 500 random nominal pixels, LinearSVC C=0.001, no image-level gate",
-  ttt: "test-time training with the project's default options (and --set overrides), image-level gate on the calibration",
+  ttt: "test-time training with the project's default options (and --set overrides), image-level gate on the calibration; with point clouds, image and 3-D features together (features.modality=auto)",
+  ttt_rgb: 'ttt with the image features only (features.modality=rgb); the point cloud still masks its holes',
+  ttt_3d: 'ttt with the 3-D features of the point cloud only (features.modality=3d)',
 };
 
 export function isMethodName(name: string): name is MethodName {
-  return (METHOD_NAMES as readonly string[]).includes(name);
+  return (ALL_METHOD_NAMES as readonly string[]).includes(name);
 }
 
 /** Methods in the registry's order; unknown names are refused with the list of known ones. */
 export function parseMethods(list: readonly string[]): MethodName[] {
   for (const m of list) {
-    if (!isMethodName(m)) throw new TttError('INVALID_OPTION', `unknown method "${m}" (known: ${METHOD_NAMES.join(', ')})`);
+    if (!isMethodName(m)) throw new TttError('INVALID_OPTION', `unknown method "${m}" (known: ${ALL_METHOD_NAMES.join(', ')})`);
   }
   if (list.length === 0) throw new TttError('INVALID_OPTION', 'no methods given');
-  return METHOD_NAMES.filter((m) => list.includes(m));
+  return ALL_METHOD_NAMES.filter((m) => list.includes(m));
 }
 
 /** The C of LinearSVC in the public TTT4AS re-implementation. */
@@ -96,6 +102,9 @@ export interface MethodContext {
   ttt: TttOptions;
   /** Options of the `ttt4as` method. */
   ttt4as: TttOptions;
+  /** Options of `ttt_rgb` and `ttt_3d`: the `ttt` options with features.modality set. */
+  tttRgb?: TttOptions;
+  ttt3d?: TttOptions;
 }
 
 /**
@@ -136,10 +145,13 @@ export async function runMethod(
   image: ImageTensor,
   map: ScoreMap,
   pixelCalibrations: Map<string, Calibration>,
+  pointCloud: PointCloud | null = null,
 ): Promise<MethodOutcome> {
   try {
-    if (method === 'ttt' || method === 'ttt4as') {
-      const r = await segment(ctx.gpu, { image, scoreMap: map, calibration: ctx.calibration }, method === 'ttt' ? ctx.ttt : ctx.ttt4as);
+    if (method === 'ttt' || method === 'ttt4as' || method === 'ttt_rgb' || method === 'ttt_3d') {
+      const options = { ttt: ctx.ttt, ttt4as: ctx.ttt4as, ttt_rgb: ctx.tttRgb, ttt_3d: ctx.ttt3d }[method];
+      if (!options) throw new TttError('INTERNAL', `no options for ${method}`);
+      const r = await segment(ctx.gpu, { image, scoreMap: map, calibration: ctx.calibration, pointCloud }, options);
       const emptyReason = r.classifier ? null : r.gate && !r.gate.anomalous ? 'gate' : 'no pseudo-labels';
       return { mask: r.predMask, emptyReason, pseudoLabels: r.pseudoLabels ?? undefined, epochs: r.classifier?.epochs };
     }

@@ -11,11 +11,22 @@ import { resampleBilinear } from '../core/features/resample.ts';
 import type { Gpu } from '../core/gpu.ts';
 import { confusion } from '../core/metrics.ts';
 import { flattenOptions, resolveOptions } from '../core/options.ts';
-import type { ImageTensor, ScoreMap } from '../core/types.ts';
+import type { ImageTensor, PointCloud, ScoreMap } from '../core/types.ts';
 import { validateScoreMap } from '../core/validate.ts';
 import { writeFilesAtomic } from '../io/files.ts';
-import { NOMINAL_TYPE, loadImage, loadMask, openDataset, type DatasetImage } from './dataset.ts';
-import { METHOD_DESCRIPTIONS, applyThreshold, runMethod, ttt4asOptions, type MethodName, type MethodOutcome } from './methods.ts';
+import { NOMINAL_TYPE, loadImage, loadMask, loadPointCloud, openDataset, type DatasetImage } from './dataset.ts';
+import {
+  ALL_METHOD_NAMES,
+  METHOD_DESCRIPTIONS,
+  METHOD_NAMES,
+  MODALITY_METHODS,
+  applyThreshold,
+  runMethod,
+  ttt4asOptions,
+  type MethodName,
+  type MethodOutcome,
+} from './methods.ts';
+import { pointValidity, resampleValidity } from '../core/validity.ts';
 import { contactSheet, goalChecks, markdownReport, summarizeResults, type EvalSummary, type GoalCheck, type ImageResult, type SheetRow } from './report.ts';
 import type { ScoreSource } from './scoreSource.ts';
 
@@ -40,7 +51,8 @@ export interface EvalOptions {
   gpu: Gpu;
   dataset: string;
   source: ScoreSource;
-  methods: readonly MethodName[];
+  /** Default: every method of the dataset (with point clouds, ttt_rgb and ttt_3d too). */
+  methods?: readonly MethodName[];
   /** Longest side of the working resolution; null: each image's own size. */
   size: number | null;
   limit?: number;
@@ -73,7 +85,8 @@ export interface EvalReport extends EvalSummary {
     size: number | null;
     limit: number | null;
     methods: MethodName[];
-    options: Partial<Record<'ttt' | 'ttt4as', Record<string, unknown>>>;
+    options: Partial<Record<'ttt' | 'ttt4as' | 'ttt_rgb' | 'ttt_3d', Record<string, unknown>>>;
+    layout: 'mvtec' | 'mvtec3d';
     available: Record<string, number>;
     train: number;
     validation: { source: string; images: number };
@@ -110,7 +123,7 @@ async function toWorkingResolution(gpu: Gpu, map: ScoreMap, size: { width: numbe
 }
 
 export async function runEval(opts: EvalOptions): Promise<EvalResult> {
-  const { gpu, source, methods, seed } = opts;
+  const { gpu, source, seed } = opts;
   const maxSide = opts.size ?? undefined;
   const started = performance.now();
   const startedAt = new Date().toISOString();
@@ -125,6 +138,15 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
 
   let t = performance.now();
   const dataset = await openDataset(opts.dataset, { seed, limit: opts.limit });
+  const withClouds = dataset.layout === 'mvtec3d';
+  const methods = opts.methods ?? (withClouds ? ALL_METHOD_NAMES : METHOD_NAMES);
+  const needClouds = methods.filter((m) => MODALITY_METHODS.includes(m));
+  if (needClouds.length && !withClouds) {
+    throw new TttError('INVALID_OPTION', `${needClouds.join(', ')} need point clouds: a dataset in the MVTec 3D-AD layout (<split>/<type>/{rgb,xyz,gt}/)`);
+  }
+  const modalityOptions = (modality: 'rgb' | '3d') => resolveOptions({ ...(opts.tttOverrides ?? {}), seed, 'features.modality': modality });
+  /** Validity of the working-resolution pixels: holes of the point cloud are out of every count. */
+  const validityOf = (cloud: PointCloud | null, image: ImageTensor) => (cloud ? resampleValidity(pointValidity(cloud), cloud, image) : null);
   const load = async (item: DatasetImage) => loadImage(item, maxSide);
   if (source.prepare) {
     await source.prepare(dataset, {
@@ -143,13 +165,15 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
 
   t = performance.now();
   const validationMaps: ScoreMap[] = [];
+  const validationValid: (Uint8Array | null)[] = [];
   progress({ phase: 'validation', done: 0, total: dataset.validation.length });
   for (const [k, item] of dataset.validation.entries()) {
     const { image } = await load(item);
     validationMaps.push(await workingMap(item, image));
+    validationValid.push(validityOf(await loadPointCloud(item), image));
     progress({ phase: 'validation', done: k + 1, total: dataset.validation.length, item: item.id });
   }
-  const calibration = calibrate(validationMaps);
+  const calibration = calibrate(validationMaps, validationValid);
   validationMaps.length = 0;
   phasesMs.validation = performance.now() - t;
 
@@ -158,15 +182,21 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   for (const m of methods) diagnostics[m] = { emptyMasks: { anomalous: 0, nominal: 0 }, emptyReasons: {}, ms: 0 };
   const trained: Partial<Record<MethodName, { images: number; anomalous: number; nominal: number; epochs: number }>> = {};
   const pixelCalibrations = new Map<string, Calibration>();
-  const ctx = { gpu, calibration, ttt: tttOptions, ttt4as: paperOptions };
+  const ctx = {
+    gpu,
+    calibration,
+    ttt: tttOptions,
+    ttt4as: paperOptions,
+    ...(withClouds ? { tttRgb: modalityOptions('rgb'), ttt3d: modalityOptions('3d') } : {}),
+  };
   const results: ImageResult[] = [];
-  const kept: { map: ScoreMap; truth: Uint8Array | null }[] = [];
+  const kept: { map: ScoreMap; truth: Uint8Array | null; valid: Uint8Array | null }[] = [];
   const sheetRows = new Map<string, { item: DatasetImage; image: ImageTensor; map: ScoreMap; truth: Uint8Array | null; masks: Map<string, Uint8Array> }[]>();
   let loadMs = 0;
   let scoreMs = 0;
   let stretched = 0;
-  const record = (m: MethodName, r: ImageResult, outcome: MethodOutcome, truth: Uint8Array | null) => {
-    const c = confusion(outcome.mask, truth ?? new Uint8Array(outcome.mask.length));
+  const record = (m: MethodName, r: ImageResult, outcome: MethodOutcome, truth: Uint8Array | null, valid: Uint8Array | null) => {
+    const c = confusion(outcome.mask, truth ?? new Uint8Array(outcome.mask.length), valid ?? undefined);
     r.methods[m] = outcome.emptyReason ? { ...c, emptyReason: outcome.emptyReason } : c;
     const d = diagnostics[m]!;
     if (c.tp + c.fp === 0) d.emptyMasks[r.anomalous ? 'anomalous' : 'nominal']++;
@@ -187,6 +217,8 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     const { image, original } = await load(item);
     const anomalous = item.type !== NOMINAL_TYPE;
     const truth = anomalous ? await loadMask(item, original, image) : null;
+    const cloud = await loadPointCloud(item);
+    const valid = validityOf(cloud, image);
     loadMs += performance.now() - lap;
     lap = performance.now();
     const map = await workingMap(item, image);
@@ -197,7 +229,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
       anomalous,
       width: image.width,
       height: image.height,
-      defectPixels: truth ? truth.reduce((a, v) => a + v, 0) : 0,
+      defectPixels: truth ? truth.reduce((a, v, i) => a + (valid && !valid[i] ? 0 : v), 0) : 0,
       methods: {},
     };
     const sheet = sheetRows.get(item.type) ?? [];
@@ -205,14 +237,14 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     const masks = new Map<string, Uint8Array>();
     for (const m of perImage) {
       lap = performance.now();
-      const outcome = await withSubjectAsync(`${item.id} (${m})`, () => runMethod(m, ctx, image, map, pixelCalibrations));
+      const outcome = await withSubjectAsync(`${item.id} (${m})`, () => runMethod(m, ctx, image, map, pixelCalibrations, cloud));
       diagnostics[m]!.ms += performance.now() - lap;
       if (outcome.stretchedCalibration) stretched++;
-      record(m, result, outcome, truth);
+      record(m, result, outcome, truth, valid);
       if (onSheet) masks.set(m, outcome.mask);
     }
     results.push(result);
-    if (methods.includes('oracle')) kept.push({ map, truth });
+    if (methods.includes('oracle')) kept.push({ map, truth, valid });
     if (onSheet) sheetRows.set(item.type, [...sheet, { item, image, map, truth, masks }]);
     progress({ phase: 'test', done: k + 1, total: dataset.test.length, item: item.id });
   }
@@ -220,18 +252,20 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   let oracle: { threshold: number; f1: number } | null = null;
   if (methods.includes('oracle')) {
     const lap = performance.now();
-    const truthOf = kept.filter((x): x is { map: ScoreMap; truth: Uint8Array } => x.truth !== null);
+    const truthOf = kept.filter((x): x is { map: ScoreMap; truth: Uint8Array; valid: Uint8Array | null } => x.truth !== null);
     if (truthOf.length) {
-      oracle = oracleThreshold(truthOf.map((x) => ({ scores: x.map.data, truth: x.truth })));
+      // Over the valid pixels only (holes of a point cloud are in no count).
+      const validOnly = (a: Float32Array | Uint8Array, valid: Uint8Array | null) => (valid ? a.filter((_, i) => valid[i] !== 0) : a);
+      oracle = oracleThreshold(truthOf.map((x) => ({ scores: validOnly(x.map.data, x.valid) as Float32Array, truth: validOnly(x.truth, x.valid) as Uint8Array })));
       for (const [k, x] of kept.entries()) {
         const mask = await applyThreshold(gpu, x.map, oracle.threshold);
-        record('oracle', results[k], { mask, emptyReason: null }, x.truth);
+        record('oracle', results[k], { mask, emptyReason: null }, x.truth, x.valid);
         const row = sheetRows.get(results[k].type)?.find((r) => r.item.id === results[k].id);
         row?.masks.set('oracle', mask);
       }
     } else {
       // No anomalous image: no threshold to choose; the oracle flags nothing.
-      for (const [k, x] of kept.entries()) record('oracle', results[k], { mask: new Uint8Array(x.map.data.length), emptyReason: null }, null);
+      for (const [k, x] of kept.entries()) record('oracle', results[k], { mask: new Uint8Array(x.map.data.length), emptyReason: null }, null, x.valid);
     }
     kept.length = 0;
     diagnostics.oracle!.ms = performance.now() - lap;
@@ -249,6 +283,9 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     };
   }
   const notes: string[] = [];
+  if (withClouds) {
+    notes.push('MVTec 3D-AD layout: pixels without a valid 3-D point (NaN or (0, 0, 0), and pixels whose resampling touches one) are left out of every count and of the calibration; ttt sees image and 3-D features, ttt_rgb the image features only, ttt_3d the 3-D features only.');
+  }
   if (stretched) {
     notes.push(
       `thr_pixel_3sigma: ${stretched} test images have another aspect ratio than the calibration's per-pixel statistics (${calibration.width}x${calibration.height}), which were stretched to them: per-pixel thresholds assume aligned images.`,
@@ -278,9 +315,12 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
       size: opts.size,
       limit: opts.limit ?? null,
       methods: [...methods],
+      layout: dataset.layout,
       options: {
         ...(methods.includes('ttt') ? { ttt: flattenOptions(tttOptions) } : {}),
         ...(methods.includes('ttt4as') ? { ttt4as: flattenOptions(paperOptions) } : {}),
+        ...(ctx.tttRgb && methods.includes('ttt_rgb') ? { ttt_rgb: flattenOptions(ctx.tttRgb) } : {}),
+        ...(ctx.ttt3d && methods.includes('ttt_3d') ? { ttt_3d: flattenOptions(ctx.ttt3d) } : {}),
       },
       available: { ...dataset.available },
       train: dataset.train.length,

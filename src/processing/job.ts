@@ -15,6 +15,7 @@ import type { BlobKind } from '../generated/prisma/enums.ts';
 import { decodeImage, decodeMask, encodeMaskPng } from '../io/image.ts';
 import { encodeNpy } from '../io/npy.ts';
 import { decodeFeatures, decodeScoreMap } from '../io/scoremap.ts';
+import { decodePointCloud } from '../io/pointcloud.ts';
 import type { InspectionEvents } from '../server/events.ts';
 import type { Logger } from '../server/log.ts';
 import type { ScorerCache, StoredBank } from './scorers.ts';
@@ -61,7 +62,7 @@ export async function runInspection(ctx: JobContext, id: string): Promise<JobOut
       options: true,
       scoreSource: true,
       product: { select: { options: true, calibration: true, updatedAt: true } },
-      blobs: { where: { kind: { in: ['IMAGE', 'SCORE_MAP', 'FEATURES', 'GROUND_TRUTH'] } }, select: { kind: true, name: true, data: true } },
+      blobs: { where: { kind: { in: ['IMAGE', 'SCORE_MAP', 'FEATURES', 'POINT_CLOUD', 'GROUND_TRUTH'] } }, select: { kind: true, name: true, data: true } },
     },
   });
   if (!row) return 'SKIPPED'; // deleted right after the claim
@@ -78,6 +79,8 @@ export async function runInspection(ctx: JobContext, id: string): Promise<JobOut
     const uploadedMap: ScoreMap | null = mapBlob ? await decodeScoreMap(mapBlob.data, mapBlob.name) : null;
     const featuresBlob = blob('FEATURES');
     const features: FeatureTensor | undefined = featuresBlob ? await decodeFeatures(featuresBlob.data, featuresBlob.name) : undefined;
+    const cloudBlob = blob('POINT_CLOUD');
+    const pointCloud = cloudBlob ? decodePointCloud(cloudBlob.data, cloudBlob.name) : null;
     const truthBlob = blob('GROUND_TRUTH');
     const truth = truthBlob ? await decodeMask(truthBlob.data, truthBlob.name, image) : null;
     const options = resolveOptions(row.options as Record<string, unknown>, resolveOptions(row.product.options as Record<string, unknown>));
@@ -93,7 +96,7 @@ export async function runInspection(ctx: JobContext, id: string): Promise<JobOut
         stageMs.score = round(performance.now() - ts);
       }
       const scoreMap = uploadedMap ?? computedMap!;
-      const result: SegmentationResult = await segment(gpu, { image, scoreMap, features, calibration }, options);
+      const result: SegmentationResult = await segment(gpu, { image, scoreMap, features, calibration, pointCloud }, options);
       return { result, computedMap };
     });
     for (const [stage, ms] of Object.entries(result.timings)) stageMs[stage] = round(ms);

@@ -272,6 +272,13 @@ const SubmitInspectionInput = builder.inputType('SubmitInspectionInput', {
         'is BUILTIN and has a memory bank: then, when omitted, the built-in scorer computes it while processing.',
     }),
     features: t.field({ type: 'File', description: 'Feature maps (.npy, C x h x w) to use instead of the built-in extractor.' }),
+    pointCloud: t.field({
+      type: 'File',
+      description:
+        'The organized point cloud (x, y, z per pixel): a 3-sample 32/64-bit float TIFF (as MVTec 3D-AD stores it) or .npy (H, W, 3) ' +
+        "float32/float64, with the image's aspect ratio. Points that are NaN or (0, 0, 0) are holes: never in the mask. Its 3-D features " +
+        'join the image features (option features.modality).',
+    }),
     groundTruth: t.field({ type: 'File', description: 'A defect mask at the image size: metrics are computed against it.' }),
     externalId: t.string({ description: 'Idempotency key: a retry with the same key returns the first inspection.' }),
     options: t.field({ type: [OptionInput], description: "Option overrides on top of the product's." }),

@@ -3,10 +3,11 @@
 // a score map (BUILTIN products with a bank) the job computes it with the built-in scorer.
 
 import { TttError, withSubjectAsync } from '../core/errors.ts';
-import { chooseExtractor } from '../core/features/index.ts';
+import { chooseExtractor, resolveModality } from '../core/features/index.ts';
 import { resolveOptions } from '../core/options.ts';
-import type { FeatureTensor, ImageTensor, ScoreMap } from '../core/types.ts';
-import { validateFeatures, validateImage, validateScoreMap } from '../core/validate.ts';
+import type { FeatureTensor, ImageTensor, PointCloud, ScoreMap } from '../core/types.ts';
+import { validateFeatures, validateImage, validatePointCloud, validateScoreMap } from '../core/validate.ts';
+import { decodePointCloud } from '../io/pointcloud.ts';
 import { Prisma } from '../generated/prisma/client.ts';
 import type { BlobKind } from '../generated/prisma/enums.ts';
 import { decodeImage, decodeMask } from '../io/image.ts';
@@ -22,6 +23,8 @@ export interface SubmitInput {
   image: FileLike;
   scoreMap?: FileLike | null;
   features?: FileLike | null;
+  /** The organized point cloud: its 3-D features join the image's; its holes are masked out. */
+  pointCloud?: FileLike | null;
   groundTruth?: FileLike | null;
   externalId?: string | null;
   options?: readonly OptionPair[] | null;
@@ -48,7 +51,7 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
     if (existing) return load(existing.id);
   }
 
-  const files = { image: input.image, scoreMap: input.scoreMap, features: input.features, groundTruth: input.groundTruth };
+  const files = { image: input.image, scoreMap: input.scoreMap, features: input.features, pointCloud: input.pointCloud, groundTruth: input.groundTruth };
   for (const [field, file] of Object.entries(files)) if (file) checkUploadSize(file, field, config.maxUploadBytes);
   if (!input.scoreMap) {
     if (product.scorer !== 'BUILTIN') throw new TttError('INVALID_INPUT', 'scoreMap is required: the product has no built-in scorer (scorer EXTERNAL)');
@@ -73,6 +76,12 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
   if (decodedMap) validateScoreMap(decodedMap, decodedImage);
   if (decodedFeatures) validateFeatures(decodedFeatures, decodedImage);
   chooseExtractor(options, decodedFeatures);
+  const pointCloud: Upload | null = input.pointCloud ? await readUpload(input.pointCloud) : null;
+  const decodedCloud: PointCloud | null = pointCloud
+    ? await withSubjectAsync('pointCloud', async () => decodePointCloud(pointCloud.bytes, pointCloud.name, { maxPixels: config.maxImagePixels }))
+    : null;
+  if (decodedCloud) await withSubjectAsync('pointCloud', async () => validatePointCloud(decodedCloud, decodedImage));
+  resolveModality(options, decodedCloud);
   const groundTruth: Upload | null = input.groundTruth ? await readUpload(input.groundTruth) : null;
   if (groundTruth) await withSubjectAsync('groundTruth', () => decodeMask(groundTruth.bytes, groundTruth.name, decodedImage));
 
@@ -80,6 +89,7 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
     { kind: 'IMAGE' as const, upload: image },
     { kind: 'SCORE_MAP' as const, upload: scoreMap },
     { kind: 'FEATURES' as const, upload: features },
+    { kind: 'POINT_CLOUD' as const, upload: pointCloud },
     { kind: 'GROUND_TRUTH' as const, upload: groundTruth },
   ].flatMap(({ kind, upload }) => (upload ? [{ kind, name: upload.name, data: upload.bytes }] : []));
   let id: string;

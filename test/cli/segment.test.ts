@@ -15,6 +15,9 @@ import { encodeNpy, parseNpy } from '../../src/io/npy.ts';
 import { syntheticFeatures, syntheticSample } from '../../src/synthetic.ts';
 import { agreement, testGpu } from '../helpers/gpu.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { pointValidity } from '../../src/core/validity.ts';
+import { decodePointCloud } from '../../src/io/pointcloud.ts';
+import { synthetic3dSample } from '../../src/synthetic3d.ts';
 
 // The default extractor is the pretrained network: provide its weights, as the CLI and server do.
 registerMobileNet();
@@ -291,5 +294,50 @@ describe.concurrent('ttt segment: bad input -> one error line naming the file, e
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe('ttt: option classifier.epochs: 0 is outside [1, 10000] [INVALID_OPTION]');
     expect(await readdir(dir)).not.toContain('opt-out.png');
+  });
+});
+
+describe('ttt synth --3d + ttt segment --point-cloud', () => {
+  it('segments with the point cloud: 3-D features join the image features, holes stay out of the mask', async () => {
+    const out = p('s3');
+    const s = await ttt('synth', '--3d', '--out', out, '--size', '96', '--seed', '4');
+    expect(s.code, s.stderr).toBe(0);
+    const expected = synthetic3dSample({ width: 96, height: 72, seed: 4, defects: 2 });
+    const cloud = decodePointCloud(await readFile(join(out, 'xyz.tiff')), 'xyz.tiff');
+    expect(Array.from(cloud.data)).toEqual(Array.from(expected.pointCloud.data));
+    const mask = join(out, 'mask.png');
+    const r = await ttt('segment', '--image', join(out, 'image.png'), '--score-map', join(out, 'score.npy'), '--point-cloud', join(out, 'xyz.tiff'), '--set', 'features.extractor=filterbank', '--out', mask, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    const valid = pointValidity(expected.pointCloud);
+    expect(j.modality).toBe('both');
+    expect(j.pointCloud).toEqual({ width: 96, height: 72, validPoints: valid.reduce((a, b) => a + b, 0) });
+    expect(j.featureChannels).toBe(3 + 11 * 3 + 13);
+    const predicted = await decodeMask(await readFile(mask), 'mask.png', { width: 96, height: 72 });
+    for (let i = 0; i < valid.length; i++) if (!valid[i]) expect(predicted[i]).toBe(0);
+    expect(pixelMetrics(confusion(predicted, expected.groundTruth)).f1).toBeGreaterThan(0.4);
+
+    // The same files without the point cloud: the image alone does not show the dents.
+    const rgb = await ttt('segment', '--image', join(out, 'image.png'), '--score-map', join(out, 'score.npy'), '--set', 'features.extractor=filterbank', '--out', join(out, 'rgb.png'));
+    expect(rgb.code, rgb.stderr).toBe(0);
+    const rgbMask = await decodeMask(await readFile(join(out, 'rgb.png')), 'rgb.png', { width: 96, height: 72 });
+    expect(pixelMetrics(confusion(rgbMask, expected.groundTruth)).f1).toBeLessThan(pixelMetrics(confusion(predicted, expected.groundTruth)).f1 - 0.2);
+  });
+
+  it('bad point clouds: one line naming the file, exit 2, no output', async () => {
+    const out = p('s3bad');
+    await ttt('synth', '--3d', '--out', out, '--size', '64', '--seed', '1');
+    const args = ['--image', join(out, 'image.png'), '--score-map', join(out, 'score.npy'), '--out', join(out, 'never.png')];
+    const png = await ttt('segment', ...args, '--point-cloud', join(out, 'image.png'));
+    expect(png.code).toBe(2);
+    expect(png.stderr.trim()).toBe(`ttt: ${join(out, 'image.png')}: the point cloud must be .npy or TIFF, but the file is PNG [UNSUPPORTED_FORMAT]`);
+    await writeFile(join(out, 'square.npy'), encodeNpy(new Float32Array(8 * 8 * 3).fill(1), [8, 8, 3]));
+    const square = await ttt('segment', ...args, '--point-cloud', join(out, 'square.npy'));
+    expect(square.code).toBe(2);
+    expect(square.stderr.trim()).toBe(`ttt: ${join(out, 'square.npy')}: the point cloud (8x8) and the image (64x48) have different aspect ratios [SIZE_MISMATCH]`);
+    const none = await ttt('segment', ...args, '--set', 'features.modality=3d');
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('features.modality=3d needs a point cloud, and none was given [INVALID_INPUT]');
+    expect(await readdir(out)).not.toContain('never.png');
   });
 });

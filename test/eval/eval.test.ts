@@ -442,7 +442,7 @@ describe('ttt eval CLI', () => {
     expect(both.stderr.trim()).toMatch(/^ttt: --bank, --bank-images and --save-bank belong to the built-in scorer/);
     const method = await ttt('eval', '--dataset', synth.dataset, '--maps', synth.maps, '--methods', 'ttt,nope');
     expect(method.code).toBe(2);
-    expect(method.stderr).toMatch(/unknown method "nope" \(known: thr_global_3sigma, .*ttt\) \[INVALID_OPTION\]/);
+    expect(method.stderr).toMatch(/unknown method "nope" \(known: thr_global_3sigma, .*ttt, ttt_rgb, ttt_3d\) \[INVALID_OPTION\]/);
     const set = await ttt('eval', '--dataset', synth.dataset, '--maps', synth.maps, '--set', 'classifier.loss=squared');
     expect(set.code).toBe(2);
     expect(set.stderr).toMatch(/option classifier\.loss: expected one of hinge, logistic/);

@@ -97,12 +97,16 @@ export function referenceTrain(set: ReferenceTrainingSet, counts: { anomalous: n
   return { loss: lastLoss, epochs: history.length, lossHistory: history, weights: [...w, bias] };
 }
 
-/** Decision w.x + b per pixel and the mask decision > 0 (and score > scoreFloor when scores are given). */
+/**
+ * Decision w.x + b per pixel and the mask decision > 0 (and score > scoreFloor when scores are given, and
+ * valid with a validity mask).
+ */
 export function referencePredict(
   weights: readonly number[],
   features: FeatureTensor,
   scores?: Float32Array,
   scoreFloor = -Infinity,
+  valid?: Uint8Array | null,
 ): { decision: Float32Array; mask: Uint8Array } {
   const n = features.width * features.height;
   const C = features.channels;
@@ -116,7 +120,7 @@ export function referencePredict(
   const mask = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     decision[i] = acc[i];
-    mask[i] = acc[i] > 0 && (!scores || scores[i] > scoreFloor) ? 1 : 0;
+    mask[i] = acc[i] > 0 && (!scores || scores[i] > scoreFloor) && (!valid || valid[i] !== 0) ? 1 : 0;
   }
   return { decision, mask };
 }

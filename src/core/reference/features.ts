@@ -112,18 +112,27 @@ export function referenceFilterbank(image: ImageTensor, sigmas: readonly number[
   return { data: out, channels, width, height };
 }
 
-/** In place: every channel to zero mean and unit (population) standard deviation; constant -> 0. */
-export function referenceStandardize(f: FeatureTensor): FeatureTensor {
+/**
+ * In place: every channel to zero mean and unit (population) standard deviation; constant -> 0. With a
+ * validity mask, the statistics are over the valid pixels and the others become 0.
+ */
+export function referenceStandardize(f: FeatureTensor, valid?: Uint8Array | null): FeatureTensor {
   const n = f.width * f.height;
+  const ok = (i: number) => !valid || valid[i] !== 0;
   for (let c = 0; c < f.channels; c++) {
     const ch = f.data.subarray(c * n, (c + 1) * n);
     let sum = 0;
-    for (let i = 0; i < n; i++) sum += ch[i];
-    const mean = sum / n;
+    let count = 0;
+    for (let i = 0; i < n; i++) {
+      if (!ok(i)) continue;
+      sum += ch[i];
+      count++;
+    }
+    const mean = sum / Math.max(count, 1);
     let ss = 0;
-    for (let i = 0; i < n; i++) ss += (ch[i] - mean) ** 2;
-    const sd = Math.sqrt(ss / n);
-    for (let i = 0; i < n; i++) ch[i] = sd > 1e-12 ? (ch[i] - mean) / sd : 0;
+    for (let i = 0; i < n; i++) if (ok(i)) ss += (ch[i] - mean) ** 2;
+    const sd = Math.sqrt(ss / Math.max(count, 1));
+    for (let i = 0; i < n; i++) ch[i] = sd > 1e-12 && ok(i) ? (ch[i] - mean) / sd : 0;
   }
   return f;
 }

@@ -4,15 +4,36 @@
 import { TttError } from '../errors.ts';
 import { imageGate } from '../gate.ts';
 import { defaultOptions, type TttOptions } from '../options.ts';
-import { emptyResult, gateReason, missingLabelsReason, requestedPercentiles, trainedResult, validateInput, type SegmentInput } from '../pipeline.ts';
+import { resolveModality } from '../features/index.ts';
+import { emptyResult, gateReason, missingLabelsReason, preparePoints, requestedPercentiles, trainedResult, validateInput, type SegmentInput } from '../pipeline.ts';
 import type { FeatureTensor, SegmentationResult, StageName } from '../types.ts';
 import { referencePredict, referenceGather, referenceTrain } from './classifier.ts';
 import { referenceBilinear, referenceFilterbank, referenceStandardize } from './features.ts';
 import { referencePseudoLabels } from './pseudoLabels.ts';
 import { maskScoreFloor, seedFloor } from '../pseudoLabels.ts';
+import { referenceGeometryFeatures } from './geometry.ts';
 import { referenceAnalyzeScoreMap } from './stats.ts';
 
+/** The features the classifier sees: the image's (standardized), the point cloud's, or both concatenated. */
 export function referenceFeatures(input: SegmentInput, options: TttOptions): FeatureTensor {
+  const modality = resolveModality(options, input.pointCloud);
+  const parts: FeatureTensor[] = [];
+  if (modality !== '3d') parts.push(referenceImageFeatures(input, options));
+  if (modality !== 'rgb') {
+    const points = preparePoints(input)!;
+    parts.push(referenceGeometryFeatures(points.cloud, input.image, options.features.geometryScales).features);
+  }
+  if (parts.length === 1) return parts[0];
+  const data = new Float32Array(parts.reduce((a, p) => a + p.data.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    data.set(p.data, o);
+    o += p.data.length;
+  }
+  return { data, channels: parts.reduce((a, p) => a + p.channels, 0), width: input.image.width, height: input.image.height };
+}
+
+export function referenceImageFeatures(input: SegmentInput, options: TttOptions): FeatureTensor {
   const { image } = input;
   let f: FeatureTensor;
   if (input.features) {
@@ -35,6 +56,7 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
   validateInput(input);
   const { image, scoreMap } = input;
   const { width, height } = image;
+  const valid = preparePoints(input)?.valid ?? null;
   const timings: Partial<Record<StageName, number>> = {};
   let t = performance.now();
   const lap = (stage: StageName) => {
@@ -46,7 +68,7 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
     scoreMap.width === width && scoreMap.height === height ? scoreMap.data : referenceBilinear(scoreMap.data, 1, scoreMap, image);
   const map = { data, width, height };
   lap('upload');
-  const analysis = referenceAnalyzeScoreMap(map, requestedPercentiles(options));
+  const analysis = referenceAnalyzeScoreMap(map, requestedPercentiles(options), valid);
   const stats = analysis.stats;
   const gate = imageGate(stats.max, input.calibration, options);
   lap('stats');
@@ -60,6 +82,7 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
     { min: stats.min, scale: analysis.scale },
     options,
     seedFloor(input.calibration, options),
+    valid,
   );
   lap('pseudoLabels');
   if (labels.counts.anomalous === 0 || labels.counts.nominal === 0) {
@@ -71,7 +94,7 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
   lap('gather');
   const report = referenceTrain(set, labels.counts, options);
   lap('classifier');
-  const { mask } = referencePredict(report.weights, features, data, maskScoreFloor(input.calibration, options));
+  const { mask } = referencePredict(report.weights, features, data, maskScoreFloor(input.calibration, options), valid);
   lap('predict');
   const result = trainedResult(base, mask, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options);
   lap('regions');
