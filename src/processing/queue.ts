@@ -5,6 +5,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import pg from 'pg';
 import PgBoss from 'pg-boss';
 import type { Gpu } from '../core/gpu.ts';
 import type { PrismaClient } from '../db.ts';
@@ -63,6 +64,22 @@ function onTransaction(tx: Pick<PrismaClient, '$queryRawUnsafe'>): PgBoss.Db {
   };
 }
 
+/** Serializes queue creation between processes starting together (concurrent create_queue deadlocks). */
+const CREATE_QUEUES_LOCK = 7_141_772;
+
+async function createQueues(boss: PgBoss, url: string): Promise<void> {
+  if ((await boss.getQueue(INSPECTION_QUEUE)) && (await boss.getQueue(DEAD_LETTER_QUEUE))) return;
+  const lock = new pg.Client({ connectionString: url });
+  await lock.connect();
+  try {
+    await lock.query('SELECT pg_advisory_lock($1)', [CREATE_QUEUES_LOCK]);
+    if (!(await boss.getQueue(DEAD_LETTER_QUEUE))) await boss.createQueue(DEAD_LETTER_QUEUE, { name: DEAD_LETTER_QUEUE });
+    if (!(await boss.getQueue(INSPECTION_QUEUE))) await boss.createQueue(INSPECTION_QUEUE, { name: INSPECTION_QUEUE, deadLetter: DEAD_LETTER_QUEUE });
+  } finally {
+    await lock.end();
+  }
+}
+
 export async function createQueueProcessor(options: QueueProcessorOptions): Promise<QueueProcessor> {
   const { db, events, logger, settings } = options;
   const concurrency = Math.max(1, options.concurrency ?? 2);
@@ -76,8 +93,7 @@ export async function createQueueProcessor(options: QueueProcessorOptions): Prom
   });
   boss.on('error', (error) => logger.log('warn', 'queue error', { error }));
   await boss.start();
-  await boss.createQueue(DEAD_LETTER_QUEUE, { name: DEAD_LETTER_QUEUE });
-  await boss.createQueue(INSPECTION_QUEUE, { name: INSPECTION_QUEUE, deadLetter: DEAD_LETTER_QUEUE });
+  await createQueues(boss, options.url);
   const jobOptions: PgBoss.SendOptions = {
     retryLimit: settings.retryLimit,
     retryDelay: settings.retryDelaySeconds,
