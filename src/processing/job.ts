@@ -58,8 +58,7 @@ export function isDeterministicFailure(e: unknown): boolean {
   return e instanceof TttError && DETERMINISTIC.has(e.code);
 }
 
-
-/** The inspection was deleted or re-queued while the job ran: its results are dropped. */
+/** The inspection was deleted, re-queued or claimed by a redelivery while the job ran: results are dropped. */
 class Superseded extends Error {}
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
