@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'TOO_LARGE'
   | 'NOT_FOUND'
   | 'INVALID_OPTION'
+  | 'QUEUE_FULL'
   | 'DEVICE_LOST'
   | 'NO_ADAPTER'
   | 'INTERNAL';

@@ -1,8 +1,11 @@
-// One inspection job: claim it (QUEUED -> RUNNING), decode its stored inputs, score the image with the
-// product's built-in scorer when no map was uploaded, segment on the GPU, store mask, regions, verdict,
-// figures and the computed map (-> SUCCEEDED), or the error (-> FAILED, inputs kept for a reprocess).
-// Writes are conditional on the status, so a job never resurrects a deleted or re-queued row.
+// One inspection job: claim it (QUEUED -> RUNNING, under a fresh lease), decode its stored inputs, score the
+// image with the product's built-in scorer when no map was uploaded, segment on the GPU, store mask,
+// regions, verdict, figures and the computed map (-> SUCCEEDED), or the error (-> FAILED, inputs kept for a
+// reprocess). Results are written only while the attempt still holds its lease, replacing whatever an
+// earlier attempt left, so a job delivered twice (a worker killed mid-run) completes the inspection once.
 
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { calibrationFromJson, type CalibrationJson } from '../core/calibration.ts';
 import { TttError } from '../core/errors.ts';
 import type { Gpu } from '../core/gpu.ts';
@@ -28,14 +31,35 @@ export interface JobContext {
   withGpu<T>(fn: (gpu: Gpu) => Promise<T>): Promise<T>;
   /** The loaded banks of BUILTIN products (used inside withGpu). */
   scorers: ScorerCache;
+  /** Names the process in the attempt log (host:pid). */
+  worker?: string;
+}
+
+/** A delivery of a durable queue's job (src/processing/queue.ts); absent for the in-process processor. */
+export interface JobDelivery {
+  /** The queue's job id: only the job that owns the inspection (Inspection.jobId) may run it. */
+  jobId: string;
+  /** Whether the queue retries the job if this attempt fails; on the last attempt a failure is final. */
+  retriesLeft: boolean;
 }
 
 /** The computed map is stored as float32 .npy, like an uploaded one, so that scoreMapUrl serves it. */
 export const COMPUTED_MAP_NAME = 'score-map.npy';
 
-export type JobOutcome = 'SUCCEEDED' | 'FAILED' | 'SKIPPED';
+/** RETRY: a transient failure; the inspection is QUEUED again and the queue must redeliver the job. */
+export type JobOutcome = 'SUCCEEDED' | 'FAILED' | 'SKIPPED' | 'RETRY';
 
-/** The inspection was deleted or re-queued while the job ran: its results are dropped. */
+/**
+ * Failures that the same inputs reproduce every time (the typed input errors): retrying cannot help, so
+ * they are final at once. Device losses, unexpected errors and crashes are retried by a durable queue.
+ */
+const DETERMINISTIC = new Set(['INVALID_INPUT', 'UNSUPPORTED_FORMAT', 'SIZE_MISMATCH', 'NON_FINITE', 'CONSTANT_MAP', 'TOO_LARGE', 'INVALID_OPTION', 'NOT_FOUND']);
+
+export function isDeterministicFailure(e: unknown): boolean {
+  return e instanceof TttError && DETERMINISTIC.has(e.code);
+}
+
+/** The inspection was deleted, re-queued or claimed by a redelivery while the job ran: results are dropped. */
 class Superseded extends Error {}
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
@@ -46,15 +70,39 @@ async function readBank(db: PrismaClient, productId: string): Promise<StoredBank
   return { bytes: p.scorerBank, version: p.updatedAt.getTime() };
 }
 
-export async function runInspection(ctx: JobContext, id: string): Promise<JobOutcome> {
+/**
+ * Takes the inspection under a new lease and logs the attempt. In-process: a QUEUED inspection. From a
+ * queue: an inspection its job owns, QUEUED or still RUNNING (the job is redelivered after its previous
+ * attempt died or timed out: that attempt is marked ABANDONED and loses its lease).
+ */
+async function claim(ctx: JobContext, id: string, startedAt: Date, delivery?: JobDelivery): Promise<string | null> {
+  const leaseId = randomUUID();
+  const worker = ctx.worker ?? `${hostname()}:${process.pid}`;
+  return ctx.db.$transaction(async (tx) => {
+    const where = delivery ? { id, jobId: delivery.jobId, status: { in: ['QUEUED' as const, 'RUNNING' as const] } } : { id, status: 'QUEUED' as const };
+    const claimed = await tx.inspection.updateMany({
+      where,
+      data: { status: 'RUNNING', leaseId, attempts: { increment: 1 }, startedAt, finishedAt: null, errorCode: null, errorMessage: null },
+    });
+    if (claimed.count === 0) return null;
+    const { attempts } = await tx.inspection.findUniqueOrThrow({ where: { id }, select: { attempts: true } });
+    await tx.inspectionAttempt.updateMany({ where: { inspectionId: id, outcome: null }, data: { outcome: 'ABANDONED', finishedAt: startedAt } });
+    await tx.inspectionAttempt.create({ data: { inspectionId: id, attempt: attempts, leaseId, jobId: delivery?.jobId ?? null, worker, startedAt } });
+    return leaseId;
+  });
+}
+
+export async function runInspection(ctx: JobContext, id: string, delivery?: JobDelivery): Promise<JobOutcome> {
   const { db, events, logger } = ctx;
   const t0 = performance.now();
   const startedAt = new Date();
-  const claimed = await db.inspection.updateMany({
-    where: { id, status: 'QUEUED' },
-    data: { status: 'RUNNING', startedAt, finishedAt: null, errorCode: null, errorMessage: null },
-  });
-  if (claimed.count === 0) return 'SKIPPED';
+  const leaseId = await claim(ctx, id, startedAt, delivery);
+  if (!leaseId) return 'SKIPPED';
+  const endAttempt = (tx: Pick<PrismaClient, 'inspectionAttempt'>, outcome: string, error?: { code: string; message: string }) =>
+    tx.inspectionAttempt.updateMany({
+      where: { inspectionId: id, leaseId },
+      data: { outcome, finishedAt: new Date(), errorCode: error?.code ?? null, errorMessage: error?.message ?? null },
+    });
   const row = await db.inspection.findUnique({
     where: { id },
     select: {
@@ -109,7 +157,7 @@ export async function runInspection(ctx: JobContext, id: string): Promise<JobOut
     const finishedAt = new Date();
     await db.$transaction(async (tx) => {
       const done = await tx.inspection.updateMany({
-        where: { id, status: 'RUNNING', startedAt },
+        where: { id, status: 'RUNNING', leaseId },
         data: {
           status: 'SUCCEEDED',
           finishedAt,
@@ -132,6 +180,11 @@ export async function runInspection(ctx: JobContext, id: string): Promise<JobOut
         },
       });
       if (done.count === 0) throw new Superseded();
+      // Idempotent: whatever an earlier attempt of this inspection stored is replaced, never added to.
+      await tx.region.deleteMany({ where: { inspectionId: id } });
+      const produced: BlobKind[] = computedMap ? ['MASK', 'SCORE_MAP'] : ['MASK'];
+      await tx.inspectionBlob.deleteMany({ where: { inspectionId: id, kind: { in: produced } } });
+      await endAttempt(tx, 'SUCCEEDED');
       await tx.region.createMany({
         data: result.regions.map((r) => ({
           inspectionId: id,
@@ -168,6 +221,7 @@ export async function runInspection(ctx: JobContext, id: string): Promise<JobOut
     return 'SUCCEEDED';
   } catch (e) {
     if (e instanceof Superseded) {
+      await endAttempt(db, 'SUPERSEDED');
       logger.log('info', 'inspection', { inspection: id, status: 'SUPERSEDED', ms: round(performance.now() - t0) });
       return 'SKIPPED';
     }
@@ -175,19 +229,32 @@ export async function runInspection(ctx: JobContext, id: string): Promise<JobOut
     const code = e instanceof TttError ? e.code : 'INTERNAL';
     // Unexpected failures are masked in the stored message, as in API responses; the log has the details.
     const message = expected ? (e as TttError).message : `unexpected processing error (logged by the server for inspection ${id})`;
-    const failed = await db.inspection.updateMany({
-      where: { id, status: 'RUNNING', startedAt },
-      data: { status: 'FAILED', finishedAt: new Date(), errorCode: code, errorMessage: message, totalMs: round(performance.now() - t0) },
+    const ms = round(performance.now() - t0);
+    if (delivery?.retriesLeft && !isDeterministicFailure(e)) {
+      // Transient: back to QUEUED (the lease released) for the queue's next delivery of the same job.
+      const requeued = await db.$transaction(async (tx) => {
+        const r = await tx.inspection.updateMany({
+          where: { id, status: 'RUNNING', leaseId },
+          data: { status: 'QUEUED', leaseId: null, startedAt: null, errorCode: code, errorMessage: message, totalMs: ms },
+        });
+        if (r.count > 0) await endAttempt(tx, 'RETRY', { code, message });
+        return r.count > 0;
+      });
+      logger.log('warn', 'inspection', { inspection: id, product: row.productId, status: 'RETRY', code, ms, error: e });
+      if (!requeued) return 'SKIPPED';
+      events.publish({ id, productId: row.productId, status: 'QUEUED' });
+      return 'RETRY';
+    }
+    const failed = await db.$transaction(async (tx) => {
+      const r = await tx.inspection.updateMany({
+        where: { id, status: 'RUNNING', leaseId },
+        data: { status: 'FAILED', finishedAt: new Date(), errorCode: code, errorMessage: message, totalMs: ms },
+      });
+      if (r.count > 0) await endAttempt(tx, 'FAILED', { code, message });
+      return r.count;
     });
-    logger.log(expected ? 'warn' : 'error', 'inspection', {
-      inspection: id,
-      product: row.productId,
-      status: 'FAILED',
-      code,
-      ms: round(performance.now() - t0),
-      error: e,
-    });
-    if (failed.count === 0) return 'SKIPPED';
+    logger.log(expected ? 'warn' : 'error', 'inspection', { inspection: id, product: row.productId, status: 'FAILED', code, ms, error: e });
+    if (failed === 0) return 'SKIPPED';
     events.publish({ id, productId: row.productId, status: 'FAILED' });
     return 'FAILED';
   }

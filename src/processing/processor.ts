@@ -1,7 +1,8 @@
 // Where queued inspections get processed. The service only talks to `InspectionProcessor`; this module's
 // in-process implementation runs jobs in the server process with bounded concurrency on the process's
-// one GPU device (a durable, multi-process queue can implement the same interface).
+// one GPU device (the PGlite default); queue.ts implements it with a durable PostgreSQL job queue.
 
+import { TttError } from '../core/errors.ts';
 import type { Gpu } from '../core/gpu.ts';
 import { createNodeGpu, nodeGpu } from '../gpu/node.ts';
 import type { PrismaClient } from '../db.ts';
@@ -11,8 +12,11 @@ import { runInspection } from './job.ts';
 import { createScorerCache } from './scorers.ts';
 
 export interface InspectionProcessor {
-  /** Schedules an inspection (QUEUED in the database) for processing. */
-  enqueue(id: string): void;
+  /**
+   * Schedules an inspection (QUEUED in the database) for processing. The durable queue has stored the
+   * job when the returned promise resolves.
+   */
+  enqueue(id: string): void | Promise<void>;
   /** Resolves once every scheduled inspection has been processed. */
   drain(): Promise<void>;
   /** Stops taking work and waits for the jobs in progress. */
@@ -37,7 +41,7 @@ export interface InProcessOptions {
   acquireGpu?: () => Promise<Gpu>;
 }
 
-function defaultAcquire(): () => Promise<Gpu> {
+export function defaultAcquire(): () => Promise<Gpu> {
   let first = true;
   return async () => {
     if (first) {
@@ -48,20 +52,32 @@ function defaultAcquire(): () => Promise<Gpu> {
   };
 }
 
-export function createInProcessProcessor(options: InProcessOptions): InspectionProcessor {
-  const { db, events, logger } = options;
-  const concurrency = Math.max(1, options.concurrency ?? 2);
-  const acquire = options.acquireGpu ?? defaultAcquire();
-  const queue: string[] = [];
-  const queued = new Set<string>();
-  let running = 0;
-  let closed = false;
-  let idleWaiters: (() => void)[] = [];
-  let device: Promise<Gpu> | null = null;
-  const scorers = createScorerCache();
-  // One segmentation at a time: the Gpu wrapper records into a single command encoder.
-  let gpuTail: Promise<unknown> = Promise.resolve();
+/** The process's GPU device, used by one job (or bank build) at a time, replaced after a device loss. */
+export interface GpuLane {
+  withGpu<T>(fn: (gpu: Gpu) => Promise<T>): Promise<T>;
+  /** Resolves once the work queued on the device so far has finished. */
+  idle(): Promise<void>;
+}
 
+/**
+ * A device destroyed mid-run fails the work in progress with whatever its operation reports (a rejected
+ * mapAsync, a validation error) before `device.lost` resolves: name it DEVICE_LOST when the device is lost.
+ */
+async function asDeviceLoss(g: Gpu, e: unknown): Promise<unknown> {
+  if (e instanceof TttError && e.code === 'DEVICE_LOST') return e;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const reason = await Promise.race([
+    g.device.lost.then((info) => `${info.reason}: ${info.message}`),
+    new Promise<null>((r) => (timer = setTimeout(() => r(null), 100))),
+  ]);
+  clearTimeout(timer);
+  return reason === null ? e : new TttError('DEVICE_LOST', `the GPU device was lost (${reason})`);
+}
+
+export function createGpuLane(acquire: () => Promise<Gpu>, logger: Logger): GpuLane {
+  let device: Promise<Gpu> | null = null;
+  // One segmentation at a time: the Gpu wrapper records into a single command encoder.
+  let tail: Promise<unknown> = Promise.resolve();
   const gpu = async (): Promise<Gpu> => {
     if (device) {
       const current = await device.catch(() => null);
@@ -71,12 +87,33 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
     device = acquire();
     return device;
   };
-
-  const withGpu = <T>(fn: (g: Gpu) => Promise<T>): Promise<T> => {
-    const run = gpuTail.then(async () => fn(await gpu()));
-    gpuTail = run.catch(() => undefined);
-    return run;
+  return {
+    withGpu<T>(fn: (g: Gpu) => Promise<T>): Promise<T> {
+      const run = tail.then(async () => {
+        const g = await gpu();
+        try {
+          return await fn(g);
+        } catch (e) {
+          throw await asDeviceLoss(g, e);
+        }
+      });
+      tail = run.catch(() => undefined);
+      return run;
+    },
+    idle: () => tail.then(() => undefined),
   };
+}
+
+export function createInProcessProcessor(options: InProcessOptions): InspectionProcessor {
+  const { db, events, logger } = options;
+  const concurrency = Math.max(1, options.concurrency ?? 2);
+  const queue: string[] = [];
+  const queued = new Set<string>();
+  let running = 0;
+  let closed = false;
+  let idleWaiters: (() => void)[] = [];
+  const scorers = createScorerCache();
+  const { withGpu, idle } = createGpuLane(options.acquireGpu ?? defaultAcquire(), logger);
 
   const settleIfIdle = () => {
     if (running === 0 && queue.length === 0) {
@@ -119,7 +156,8 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
       queued.clear();
       await this.drain();
       // After the device's last user, without acquiring a device just for this.
-      await gpuTail.then(() => scorers.clear());
+      await idle();
+      scorers.clear();
     },
     withGpu,
   };

@@ -16,6 +16,7 @@ export const ErrorCodeEnum = builder.enumType('ErrorCode', {
     'TOO_LARGE',
     'NOT_FOUND',
     'INVALID_OPTION',
+    'QUEUE_FULL',
     'DEVICE_LOST',
     'NO_ADAPTER',
     'INTERNAL',
@@ -53,6 +54,7 @@ const EXPECTED: [code: ErrorCode, typeName: string, description: string][] = [
   ['NON_FINITE', 'NonFiniteError', 'A map contains NaN or infinite values.'],
   ['CONSTANT_MAP', 'ConstantMapError', 'The score map is constant: it carries no evidence to segment.'],
   ['TOO_LARGE', 'TooLargeError', 'An upload or image exceeds the configured limit.'],
+  ['QUEUE_FULL', 'QueueFullError', 'The processing queue holds MAX_QUEUE_DEPTH inspections (queued or running): nothing was stored; retry later.'],
 ];
 
 /** The error classes every mutation returns as typed results. */

@@ -13,6 +13,24 @@ export interface ServiceConfig {
   concurrency: number;
   /** Origin used in file URLs (e.g. behind a proxy); by default the request's own origin. */
   publicUrl: string | null;
+  /** submitInspection and reprocessInspection refuse work (QueueFullError) at this many QUEUED + RUNNING. */
+  maxQueueDepth: number;
+  /** On PostgreSQL: whether the server also takes jobs from the queue (with PGlite it always processes). */
+  embeddedWorker: boolean;
+  /** The durable queue's settings (PostgreSQL). */
+  queue: QueueSettings;
+}
+
+export interface QueueSettings {
+  /**
+   * Visibility timeout: a job still active this long after it started (its worker died, hangs, or is too
+   * slow) is failed and retried. Must exceed the longest inspection, GPU wait included.
+   */
+  jobTimeoutSeconds: number;
+  /** Deliveries after the first one for transient failures (device loss, unexpected errors, dead workers). */
+  retryLimit: number;
+  /** First retry delay; doubled (with jitter) on each further retry. */
+  retryDelaySeconds: number;
 }
 
 function positiveInt(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
@@ -21,6 +39,22 @@ function positiveInt(env: NodeJS.ProcessEnv, key: string, fallback: number): num
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${key} must be a positive integer, got ${JSON.stringify(raw)}`);
   return n;
+}
+
+function nonNegativeInt(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${key} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function bool(env: NodeJS.ProcessEnv, key: string, fallback: boolean): boolean {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new Error(`${key} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
@@ -33,6 +67,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
     maxImagePixels: positiveInt(env, 'MAX_IMAGE_PIXELS', 64 * 1024 * 1024),
     concurrency: positiveInt(env, 'PROCESSING_CONCURRENCY', 2),
     publicUrl: env.PUBLIC_URL ? env.PUBLIC_URL.replace(/\/+$/, '') : null,
+    maxQueueDepth: positiveInt(env, 'MAX_QUEUE_DEPTH', 1000),
+    embeddedWorker: bool(env, 'EMBEDDED_WORKER', true),
+    queue: {
+      jobTimeoutSeconds: positiveInt(env, 'JOB_TIMEOUT_SECONDS', 300),
+      retryLimit: nonNegativeInt(env, 'JOB_RETRY_LIMIT', 3),
+      retryDelaySeconds: positiveInt(env, 'JOB_RETRY_DELAY_SECONDS', 5),
+    },
   };
 }
 

@@ -2,6 +2,7 @@
 // mutations publish, `inspectionUpdated` and `inspectionCompleted` listen.
 
 import { createPubSub } from 'graphql-yoga';
+import pg from 'pg';
 import type { InspectionStatus } from '../generated/prisma/enums.ts';
 
 export interface InspectionEvent {
@@ -31,5 +32,63 @@ export function createInspectionEvents(): InspectionEvents {
     },
     ofInspection: (id) => pubsub.subscribe('inspection', id),
     ofProduct: (productId) => pubsub.subscribe('product', productId),
+  };
+}
+
+/** The channel that carries inspection events between the processes sharing one PostgreSQL database. */
+export const EVENTS_CHANNEL = 'ttt_inspection_events';
+
+export interface SharedInspectionEvents extends InspectionEvents {
+  close(): Promise<void>;
+}
+
+/**
+ * Events shared by every process on one PostgreSQL database (server, workers) through LISTEN/NOTIFY, so
+ * that a subscription on the server sees what a separate worker did. Each event is delivered locally at
+ * once and to the other processes by NOTIFY; `onEvent` also sees the other processes' events (a worker
+ * uses QUEUED to fetch at once instead of at its next poll). Best effort, as the in-process pub/sub:
+ * a subscriber reads the current state from the database after subscribing.
+ */
+export async function createSharedInspectionEvents(
+  url: string,
+  options: { onEvent?: (event: InspectionEvent) => void; onError?: (error: Error) => void } = {},
+): Promise<SharedInspectionEvents> {
+  const local = createInspectionEvents();
+  const origin = `${process.pid}-${Math.random().toString(36).slice(2)}`;
+  let client: pg.Client | null = null;
+  let closed = false;
+  const connect = async (): Promise<void> => {
+    const c = new pg.Client({ connectionString: url });
+    c.on('error', (e) => {
+      options.onError?.(e);
+      if (client === c) client = null;
+      // Reconnect: events published meanwhile reach this process's own subscribers only.
+      if (!closed) setTimeout(() => void connect().catch((err: Error) => options.onError?.(err)), 1000);
+    });
+    c.on('notification', (n) => {
+      if (!n.payload) return;
+      const { o, e } = JSON.parse(n.payload) as { o: string; e: InspectionEvent };
+      if (o === origin) return;
+      local.publish(e);
+      options.onEvent?.(e);
+    });
+    await c.connect();
+    await c.query(`LISTEN ${EVENTS_CHANNEL}`);
+    client = c;
+  };
+  await connect();
+  return {
+    publish(event) {
+      local.publish(event);
+      client?.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, JSON.stringify({ o: origin, e: event })]).catch((e: Error) => options.onError?.(e));
+    },
+    ofInspection: local.ofInspection,
+    ofProduct: local.ofProduct,
+    async close() {
+      closed = true;
+      const c = client;
+      client = null;
+      await c?.end();
+    },
   };
 }

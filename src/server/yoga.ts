@@ -28,7 +28,7 @@ export interface App {
 }
 
 /** Codes whose messages are meant for the client; anything else is masked. */
-const EXPECTED = new Set(['NOT_FOUND', 'INVALID_INPUT', 'INVALID_OPTION', 'UNSUPPORTED_FORMAT', 'SIZE_MISMATCH', 'NON_FINITE', 'CONSTANT_MAP', 'TOO_LARGE']);
+const EXPECTED = new Set(['NOT_FOUND', 'INVALID_INPUT', 'INVALID_OPTION', 'UNSUPPORTED_FORMAT', 'SIZE_MISMATCH', 'NON_FINITE', 'CONSTANT_MAP', 'TOO_LARGE', 'QUEUE_FULL']);
 
 const FILE_ROUTE = new RegExp(`^/files/inspections/([0-9a-f-]{36})/(${FILE_KINDS.join('|')})\\.png$`, 'i');
 

@@ -33,6 +33,19 @@ export interface SubmitInput {
 const MAX_EXTERNAL_ID = 200;
 
 /**
+ * Backpressure: refuses new work while MAX_QUEUE_DEPTH inspections are QUEUED or RUNNING (counted on the
+ * shared database, so across every server). Concurrent submissions may each pass the check: the limit can
+ * be exceeded by at most the number of submissions in flight at once.
+ */
+async function checkQueueDepth(ctx: ServiceContext): Promise<void> {
+  const limit = ctx.config.maxQueueDepth;
+  const depth = await ctx.db.inspection.count({ where: { status: { in: ['QUEUED', 'RUNNING'] } } });
+  if (depth >= limit) {
+    throw new TttError('QUEUE_FULL', `the processing queue is full (${depth} inspections queued or running, limit ${limit}): nothing was stored; retry later`);
+  }
+}
+
+/**
  * Stores and queues a new inspection, or finds the existing one of a retried externalId; `load` reads what
  * the caller returns, before the processor can pick the new inspection up (so it is returned QUEUED).
  */
@@ -50,6 +63,7 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
     const existing = await db.inspection.findUnique({ where: { productId_externalId: { productId, externalId } }, select: { id: true } });
     if (existing) return load(existing.id);
   }
+  await checkQueueDepth(ctx);
 
   const files = { image: input.image, scoreMap: input.scoreMap, features: input.features, pointCloud: input.pointCloud, groundTruth: input.groundTruth };
   for (const [field, file] of Object.entries(files)) if (file) checkUploadSize(file, field, config.maxUploadBytes);
@@ -116,8 +130,8 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
     throw e;
   }
   const result = await load(id);
+  await ctx.processor.enqueue(id);
   ctx.events.publish({ id, productId, status: 'QUEUED' });
-  ctx.processor.enqueue(id);
   return result;
 }
 
@@ -141,6 +155,7 @@ export async function reprocessInspection<T>(
   if (current.status === 'QUEUED' || current.status === 'RUNNING') {
     throw new TttError('INVALID_INPUT', `the inspection is ${current.status}: only a SUCCEEDED or FAILED inspection can be reprocessed`);
   }
+  await checkQueueDepth(ctx);
   const overrides = options ? parseOptionPairs(options) : undefined;
   if (overrides) resolveOptions(overrides, resolveOptions(current.product.options as Record<string, unknown>));
   await db.$transaction(async (tx) => {
@@ -148,6 +163,9 @@ export async function reprocessInspection<T>(
       where: { id, status: { in: ['SUCCEEDED', 'FAILED'] } },
       data: {
         status: 'QUEUED',
+        // The previous job no longer owns it: a redelivery of that job skips it; enqueue creates a new one.
+        jobId: null,
+        leaseId: null,
         ...(overrides ? { options: overrides as object } : {}),
         startedAt: null,
         finishedAt: null,
@@ -177,8 +195,8 @@ export async function reprocessInspection<T>(
     await tx.inspectionBlob.deleteMany({ where: { inspectionId: id, kind: { in: results } } });
   });
   const result = await load(id);
+  await ctx.processor.enqueue(id);
   ctx.events.publish({ id, productId: current.productId, status: 'QUEUED' });
-  ctx.processor.enqueue(id);
   return result;
 }
 

@@ -12,8 +12,9 @@ import { encodeNpy } from '../../src/io/npy.ts';
 import { migrate } from '../../src/migrate.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
 import { createInProcessProcessor, type InspectionProcessor } from '../../src/processing/processor.ts';
-import { defaultConfig, type ServiceConfig } from '../../src/server/config.ts';
-import { createInspectionEvents } from '../../src/server/events.ts';
+import { createQueueProcessor } from '../../src/processing/queue.ts';
+import { defaultConfig, type QueueSettings, type ServiceConfig } from '../../src/server/config.ts';
+import { createInspectionEvents, createSharedInspectionEvents } from '../../src/server/events.ts';
 import { memoryLogger } from '../../src/server/log.ts';
 import { createApp, type App } from '../../src/server/yoga.ts';
 import type { SyntheticSample } from '../../src/synthetic.ts';
@@ -94,20 +95,45 @@ export const ORIGIN = 'http://ttt.test';
 
 export async function startService(
   backend: Backend,
-  options: { config?: Partial<ServiceConfig>; acquireGpu?: () => Promise<Gpu>; concurrency?: number } = {},
+  options: {
+    config?: Partial<ServiceConfig>;
+    acquireGpu?: () => Promise<Gpu>;
+    concurrency?: number;
+    /** The durable PostgreSQL queue (postgres only) instead of the in-process processor; `work`: take jobs. */
+    queue?: { work: boolean; settings?: Partial<QueueSettings> };
+  } = {},
 ): Promise<TestService> {
   const database = await openTestDatabase(backend);
   // As the server's start-up does: the built-in scorer's weights (read on first use).
   registerMobileNet();
   const logger = memoryLogger();
-  const events = createInspectionEvents();
-  const processor = createInProcessProcessor({
-    db: database.db.prisma,
-    events,
-    logger,
-    concurrency: options.concurrency ?? 2,
-    acquireGpu: options.acquireGpu,
-  });
+  let processor: InspectionProcessor;
+  let events = createInspectionEvents();
+  let closeEvents = async () => {};
+  if (options.queue) {
+    if (!database.url) throw new Error('the queue processor needs the PostgreSQL server');
+    const shared = await createSharedInspectionEvents(database.url);
+    events = shared;
+    closeEvents = () => shared.close();
+    processor = await createQueueProcessor({
+      db: database.db.prisma,
+      url: database.url,
+      events,
+      logger,
+      settings: { jobTimeoutSeconds: 60, retryLimit: 2, retryDelaySeconds: 1, ...options.queue.settings },
+      work: options.queue.work,
+      concurrency: options.concurrency ?? 2,
+      acquireGpu: options.acquireGpu,
+    });
+  } else {
+    processor = createInProcessProcessor({
+      db: database.db.prisma,
+      events,
+      logger,
+      concurrency: options.concurrency ?? 2,
+      acquireGpu: options.acquireGpu,
+    });
+  }
   const app = createApp({ db: database.db.prisma, processor, events, config: defaultConfig(options.config), logger });
   const post = async (body: BodyInit, headers: Record<string, string> = {}) => {
     const res = await app.yoga.fetch(`${ORIGIN}/graphql`, { method: 'POST', body, headers: { accept: 'application/json', ...headers } });
@@ -137,6 +163,7 @@ export async function startService(
     get: (path) => Promise.resolve(app.yoga.fetch(`${ORIGIN}${path}`)),
     async close() {
       await processor.close();
+      await closeEvents();
       await database.close();
     },
   };

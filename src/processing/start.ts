@@ -1,0 +1,51 @@
+// Chooses the processor of a process from its database: the in-process one on PGlite (a single process
+// owns the data), the durable PostgreSQL queue otherwise, with cross-process events; shared by the
+// server (`npm start`) and the worker (`npm run worker`).
+
+import type { Database } from '../db.ts';
+import type { ServiceConfig } from '../server/config.ts';
+import { createInspectionEvents, createSharedInspectionEvents, type InspectionEvents } from '../server/events.ts';
+import type { Logger } from '../server/log.ts';
+import { createInProcessProcessor, recoverUnfinished, type InspectionProcessor } from './processor.ts';
+import { createQueueProcessor, type QueueProcessor } from './queue.ts';
+
+export interface Processing {
+  processor: InspectionProcessor;
+  events: InspectionEvents;
+  /** What start-up re-queued (PGlite) or repaired (PostgreSQL). */
+  requeued: number;
+  close(): Promise<void>;
+}
+
+export async function startProcessing(db: Database, config: ServiceConfig, logger: Logger, options: { work: boolean; url?: string }): Promise<Processing> {
+  if (db.kind === 'pglite') {
+    const events = createInspectionEvents();
+    const processor = createInProcessProcessor({ db: db.prisma, events, logger, concurrency: config.concurrency });
+    return { processor, events, requeued: await recoverUnfinished(db.prisma, processor), close: () => processor.close() };
+  }
+  let queue: QueueProcessor | null = null;
+  const events = await createSharedInspectionEvents(options.url!, {
+    // Another process queued a job: fetch it now rather than at the next poll.
+    onEvent: (e) => e.status === 'QUEUED' && queue?.wake(),
+    onError: (error) => logger.log('warn', 'event channel error', { error }),
+  });
+  queue = await createQueueProcessor({
+    db: db.prisma,
+    url: options.url!,
+    events,
+    logger,
+    settings: config.queue,
+    work: options.work,
+    concurrency: config.concurrency,
+  });
+  const processor = queue;
+  return {
+    processor,
+    events,
+    requeued: 0,
+    async close() {
+      await processor.close();
+      await events.close();
+    },
+  };
+}

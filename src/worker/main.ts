@@ -1,0 +1,43 @@
+// `npm run worker`: a processing process for the PostgreSQL job queue. It holds one GPU device, takes
+// inspection jobs (PROCESSING_CONCURRENCY at a time, the GPU stage serialized) and stores the results in
+// the shared database; run any number of them, on any number of machines, next to the server(s).
+// SIGTERM/SIGINT: stop taking jobs, let the running ones finish (or release them after 30 s), exit 0.
+
+import { databaseOptionsFromEnv, openDatabase } from '../db.ts';
+import { migrate } from '../migrate.ts';
+import { registerMobileNet } from '../models/nsfwjs.ts';
+import { startProcessing } from '../processing/start.ts';
+import { configFromEnv } from '../server/config.ts';
+import { jsonLogger } from '../server/log.ts';
+
+async function main(): Promise<void> {
+  const config = configFromEnv();
+  const logger = jsonLogger();
+  const dbOptions = databaseOptionsFromEnv();
+  if (!dbOptions.url) {
+    throw new Error('npm run worker needs DATABASE_URL (a PostgreSQL server shared with the server); with embedded PGlite the server processes inspections itself');
+  }
+  const db = await openDatabase(dbOptions);
+  await migrate(db);
+  registerMobileNet();
+  const processing = await startProcessing(db, config, logger, { work: true, url: dbOptions.url });
+  logger.log('info', 'worker ready', { database: db.location, concurrency: config.concurrency, pid: process.pid });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.log('info', 'worker stopping', { signal });
+    await processing.close();
+    await db.close();
+    logger.log('info', 'worker stopped', { signal });
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

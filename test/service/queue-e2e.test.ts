@@ -1,0 +1,137 @@
+// Crash recovery across processes, on the PostgreSQL server: one server (no embedded worker) and two
+// worker processes (`src/worker/main.ts`) share a database; a worker is SIGKILLed while it runs a job; the
+// job is redelivered after the visibility timeout and every inspection ends SUCCEEDED exactly once (one
+// SUCCEEDED attempt each, regions not duplicated); SIGTERM then stops the others with exit code 0.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { syntheticSample } from '../../src/synthetic.ts';
+import { CREATE_PRODUCT, POSTGRES_URL, SUBMIT, openTestDatabase, sampleFiles, type TestDatabase } from './helpers.ts';
+
+const TSX = new URL('../../node_modules/.bin/tsx', import.meta.url).pathname;
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+interface Proc {
+  child: ChildProcess;
+  output: string[];
+  exited: Promise<number | null>;
+}
+
+function start(script: string, env: Record<string, string>): Proc {
+  const child = spawn(TSX, [script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
+  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, output, exited };
+}
+
+async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs: number, everyMs = 50): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe.skipIf(!POSTGRES_URL)('two workers and a server on PostgreSQL', () => {
+  let database: TestDatabase;
+  const procs: Proc[] = [];
+  let url: string;
+  const N = 6;
+
+  beforeAll(async () => {
+    database = await openTestDatabase('postgres');
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}/graphql`;
+    const env = {
+      DATABASE_URL: database.url!,
+      PORT: String(port),
+      EMBEDDED_WORKER: 'false',
+      PROCESSING_CONCURRENCY: '1',
+      JOB_TIMEOUT_SECONDS: '8',
+      JOB_RETRY_DELAY_SECONDS: '1',
+      LOG_LEVEL: 'info',
+    };
+    procs.push(start('src/server/main.ts', env), start('src/worker/main.ts', env), start('src/worker/main.ts', env));
+    await until('the server and two workers', async () => procs[0].output.join('').includes('"listening"') && procs.slice(1).every((p) => p.output.join('').includes('"worker ready"')), 45_000, 100).catch((e: Error) => {
+      throw new Error(`${e.message}; their output:\n${procs.map((p) => p.output.join('').slice(-2000)).join('\n---\n')}`);
+    });
+  });
+
+  afterAll(async () => {
+    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+    await Promise.all(procs.map((p) => p.exited));
+    await database?.close();
+  });
+
+  it('completes every inspection exactly once after a worker is killed mid-job', async () => {
+    const gql = async (body: BodyInit, headers: Record<string, string> = {}) => (await (await fetch(url, { method: 'POST', body, headers })).json()) as any;
+    const product = await gql(JSON.stringify({ query: CREATE_PRODUCT, variables: { input: { name: 'e2e', options: [{ key: 'features.extractor', value: 'filterbank' }] } } }), {
+      'content-type': 'application/json',
+    });
+    const productId = product.data.createProduct.product.id;
+    const ids: string[] = [];
+    for (let k = 0; k < N; k++) {
+      const files = await sampleFiles(syntheticSample({ width: 64, height: 64, seed: 100 + k }));
+      const form = new FormData();
+      form.set('operations', JSON.stringify({ query: SUBMIT, variables: { input: { productId, image: null, scoreMap: null } } }));
+      form.set('map', JSON.stringify({ 0: ['variables.input.image'], 1: ['variables.input.scoreMap'] }));
+      form.set('0', files['input.image']);
+      form.set('1', files['input.scoreMap']);
+      const r = await gql(form);
+      expect(r.data.submitInspection.inspection.status).toBe('QUEUED');
+      ids.push(decodeGlobalID(r.data.submitInspection.inspection.id).id);
+    }
+    const db = database.db.prisma;
+
+    // Kill whichever worker is first seen inside a job (an attempt started and not finished).
+    // The pid the worker logs (tsx runs the script in a child process of its own).
+    const workers = new Map(procs.slice(1).map((p) => [Number(/"worker ready".*"pid":(\d+)/.exec(p.output.join(''))![1]), p]));
+    const running = await until('a worker inside a job', () => db.inspectionAttempt.findFirst({ where: { outcome: null }, select: { inspectionId: true, worker: true } }), 30_000, 5).catch(async (e: Error) => {
+      const statuses = await db.inspection.groupBy({ by: ['status'], _count: true });
+      throw new Error(`${e.message}: ${JSON.stringify(statuses)}; output:\n${procs.map((p) => p.output.join('').slice(-3000)).join('\n---\n')}`);
+    });
+    const victimPid = Number(running.worker.split(':').pop());
+    const victim = workers.get(victimPid)!;
+    expect(victim).toBeDefined();
+    process.kill(victimPid, 'SIGKILL');
+    await victim.exited;
+
+    await until('every inspection finished', async () => (await db.inspection.count({ where: { id: { in: ids }, status: { in: ['SUCCEEDED', 'FAILED'] } } })) === N, 60_000, 200);
+    const rows = await db.inspection.findMany({ where: { id: { in: ids } }, select: { id: true, status: true, regionCount: true, _count: { select: { regions: true } } } });
+    for (const r of rows) {
+      expect(r.status).toBe('SUCCEEDED');
+      expect(r._count.regions).toBe(r.regionCount);
+    }
+    const attempts = await db.inspectionAttempt.findMany({ where: { inspectionId: { in: ids } }, select: { inspectionId: true, outcome: true, worker: true } });
+    for (const id of ids) expect(attempts.filter((a) => a.inspectionId === id && a.outcome === 'SUCCEEDED')).toHaveLength(1);
+    // The interrupted job: abandoned by the killed worker, then completed by the other one.
+    const interrupted = attempts.filter((a) => a.inspectionId === running.inspectionId);
+    expect(interrupted.map((a) => [a.outcome, Number(a.worker.split(':').pop()) === victimPid])).toEqual([
+      ['ABANDONED', true],
+      ['SUCCEEDED', false],
+    ]);
+    const jobs = await db.$queryRawUnsafe<{ state: string; n: number }[]>(
+      `SELECT state::text, count(*)::int AS n FROM pgboss.job WHERE name = 'inspection' GROUP BY state`,
+    );
+    expect(jobs).toEqual([{ state: 'completed', n: N }]);
+
+    // Graceful shutdown of the survivors.
+    for (const p of procs.filter((p) => p !== victim)) p.child.kill('SIGTERM');
+    expect(await Promise.all(procs.filter((p) => p !== victim).map((p) => p.exited))).toEqual([0, 0]);
+  });
+});

@@ -1,0 +1,228 @@
+// Durable processing, in one process on the real GPU and databases: idempotent completion under a
+// redelivered job and backpressure (both databases); on the PostgreSQL server, the pg-boss queue itself:
+// one job per inspection, transient failures retried with back-off (a device destroyed mid-run, an adapter
+// that keeps failing), typed input errors final at once. The multi-process crash test is queue-e2e.test.ts.
+
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Gpu } from '../../src/core/gpu.ts';
+import { createNodeGpu } from '../../src/gpu/node.ts';
+import { runInspection, type JobContext } from '../../src/processing/job.ts';
+import { createScorerCache } from '../../src/processing/scorers.ts';
+import { syntheticSample } from '../../src/synthetic.ts';
+import { BACKENDS, INSPECTION, POSTGRES_URL, REPROCESS, SUBMIT, createProduct, rowCounts, sampleFiles, startService, type TestService } from './helpers.ts';
+
+const FILTERBANK = [{ key: 'features.extractor', value: 'filterbank' }];
+const sample = (seed: number) => syntheticSample({ width: 48, height: 48, seed });
+const localId = (globalId: string) => decodeGlobalID(globalId).id;
+
+async function submit(s: TestService, productId: string, seed: number, extra: Record<string, unknown> = {}) {
+  const r = await s.upload(SUBMIT, { input: { productId, image: null, scoreMap: null, options: FILTERBANK, ...extra } }, await sampleFiles(sample(seed)));
+  return r.data!.submitInspection;
+}
+
+async function attemptLog(s: TestService, inspectionId: string) {
+  return s.prisma.inspectionAttempt.findMany({ where: { inspectionId }, orderBy: { attempt: 'asc' }, select: { attempt: true, outcome: true, errorCode: true } });
+}
+
+describe.each(BACKENDS)('idempotent completion on %s', (backend) => {
+  let s: TestService;
+  let productId: string;
+  beforeAll(async () => {
+    s = await startService(backend);
+    productId = await createProduct(s, 'valve');
+  });
+  afterAll(async () => s?.close());
+
+  it('a job delivered twice at once completes the inspection once, with one set of regions', async () => {
+    const sub = await submit(s, productId, 3);
+    await s.processor.drain();
+    const id = localId(sub.inspection.id);
+    const first = (await s.gql(INSPECTION, { id: sub.inspection.id })).data!.inspection;
+    expect(first.status).toBe('SUCCEEDED');
+    expect(first.regions.length).toBeGreaterThan(0);
+
+    // As a queue would hand it over: the inspection owned by job J, QUEUED again (a reprocess).
+    expect((await s.gql(REPROCESS, { id: sub.inspection.id })).data!.reprocessInspection.__typename).toBe('ReprocessInspectionSuccess');
+    await s.processor.drain();
+    const jobId = '0190a000-0000-7000-8000-00000000000a';
+    await s.prisma.inspection.update({ where: { id }, data: { status: 'QUEUED', jobId } });
+    // Two deliveries of J (the first one's worker presumed dead): both claim before either reaches the
+    // GPU, so the second takes the lease from the first, which finishes first and must store nothing.
+    let entered = 0;
+    let release!: () => void;
+    const bothClaimed = new Promise<void>((r) => (release = r));
+    const lane = s.processor.withGpu.bind(s.processor);
+    const ctx: JobContext = {
+      db: s.prisma,
+      events: s.app.events,
+      logger: s.logger,
+      scorers: createScorerCache(),
+      worker: 'test',
+      withGpu: async (fn) => {
+        if (++entered === 2) release();
+        await bothClaimed;
+        return lane(fn);
+      },
+    };
+    const outcomes = await Promise.all([
+      runInspection(ctx, id, { jobId, retriesLeft: true }),
+      new Promise((r) => setTimeout(r, 50)).then(() => runInspection(ctx, id, { jobId, retriesLeft: true })),
+    ]);
+    expect(outcomes).toEqual(['SKIPPED', 'SUCCEEDED']);
+    const after = await s.prisma.inspection.findUniqueOrThrow({ where: { id }, select: { status: true, regionCount: true, attempts: true } });
+    expect(after.status).toBe('SUCCEEDED');
+    expect(await s.prisma.region.count({ where: { inspectionId: id } })).toBe(after.regionCount);
+    expect(after.regionCount).toBe(first.regionCount);
+    expect(await s.prisma.inspectionBlob.count({ where: { inspectionId: id, kind: 'MASK' } })).toBe(1);
+    const log = await attemptLog(s, id);
+    expect(log.map((a) => a.outcome)).toEqual(['SUCCEEDED', 'SUCCEEDED', 'SUPERSEDED', 'SUCCEEDED']);
+    expect(after.attempts).toBe(4);
+
+    // A late third delivery of the finished job changes nothing; another job's delivery neither.
+    expect(await runInspection(ctx, id, { jobId, retriesLeft: true })).toBe('SKIPPED');
+    expect(await runInspection(ctx, id, { jobId: '0190a000-0000-7000-8000-00000000000b', retriesLeft: true })).toBe('SKIPPED');
+    expect((await attemptLog(s, id)).length).toBe(4);
+  });
+});
+
+describe.each(BACKENDS)('backpressure on %s', (backend) => {
+  let s: TestService;
+  let productId: string;
+  let releaseGpu!: () => void;
+  const gpuReady = new Promise<void>((r) => (releaseGpu = r));
+  beforeAll(async () => {
+    // The device arrives only when the test says so: the first inspections stay RUNNING until then.
+    s = await startService(backend, {
+      config: { maxQueueDepth: 2 },
+      acquireGpu: async () => {
+        await gpuReady;
+        return (await createNodeGpu()).gpu;
+      },
+    });
+    productId = await createProduct(s, 'bolt');
+  });
+  afterAll(async () => s?.close());
+
+  it('answers QueueFullError at MAX_QUEUE_DEPTH queued + running, storing nothing, and accepts again once drained', async () => {
+    expect((await submit(s, productId, 1)).__typename).toBe('SubmitInspectionSuccess');
+    expect((await submit(s, productId, 2)).__typename).toBe('SubmitInspectionSuccess');
+    const before = await rowCounts(s);
+    const full = await submit(s, productId, 3, { externalId: 'L1-0003' });
+    expect(full).toEqual({
+      __typename: 'QueueFullError',
+      code: 'QUEUE_FULL',
+      message: 'the processing queue is full (2 inspections queued or running, limit 2): nothing was stored; retry later',
+    });
+    expect(await rowCounts(s)).toEqual(before);
+    releaseGpu();
+    await s.processor.drain();
+    const again = await submit(s, productId, 3, { externalId: 'L1-0003' });
+    expect(again.__typename).toBe('SubmitInspectionSuccess');
+    await s.processor.drain();
+    expect(await s.prisma.inspection.count({ where: { status: 'SUCCEEDED' } })).toBe(3);
+  });
+});
+
+describe.skipIf(!POSTGRES_URL)('the PostgreSQL job queue', () => {
+  let s: TestService;
+  let productId: string;
+  const devices: Gpu[] = [];
+  let failAcquire = false;
+  beforeAll(async () => {
+    s = await startService('postgres', {
+      queue: { work: true, settings: { retryLimit: 2, retryDelaySeconds: 1 } },
+      concurrency: 1,
+      acquireGpu: async () => {
+        if (failAcquire) throw new Error('no device (test)');
+        const { gpu } = await createNodeGpu();
+        devices.push(gpu);
+        if (devices.length === 1) {
+          // The first device is destroyed mid-run: after a few submissions of the first job's GPU work.
+          const queue = gpu.device.queue;
+          const submit = queue.submit.bind(queue);
+          let n = 0;
+          queue.submit = (buffers) => {
+            if (++n === 3) gpu.device.destroy();
+            return submit(buffers);
+          };
+        }
+        return gpu;
+      },
+    });
+    productId = await createProduct(s, 'flange');
+  });
+  afterAll(async () => s?.close());
+
+  const jobsOf = async (inspectionId: string) =>
+    (await s.prisma.$queryRawUnsafe<{ state: string; retry_count: number }[]>(
+      `SELECT state::text, retry_count FROM pgboss.job WHERE name = 'inspection' AND data->>'inspectionId' = $1`,
+      inspectionId,
+    ));
+
+  it('recreates a device lost mid-run and retries the job, which succeeds', async () => {
+    const sub = await submit(s, productId, 5);
+    expect(sub.inspection.status).toBe('QUEUED');
+    await s.processor.drain();
+    const id = localId(sub.inspection.id);
+    const row = await s.prisma.inspection.findUniqueOrThrow({ where: { id }, select: { status: true, attempts: true, regionCount: true, jobId: true } });
+    expect(row.status).toBe('SUCCEEDED');
+    expect(row.attempts).toBe(2);
+    expect(await attemptLog(s, id)).toEqual([
+      { attempt: 1, outcome: 'RETRY', errorCode: 'DEVICE_LOST' },
+      { attempt: 2, outcome: 'SUCCEEDED', errorCode: null },
+    ]);
+    expect(devices).toHaveLength(2);
+    expect(devices[0].lost).not.toBeNull();
+    expect(devices[1].lost).toBeNull();
+    expect(await s.prisma.region.count({ where: { inspectionId: id } })).toBe(row.regionCount);
+    expect(await jobsOf(id)).toEqual([{ state: 'completed', retry_count: 1 }]);
+  });
+
+  it('queues one job per inspection: a retried externalId does not queue again, a reprocess queues a new job', async () => {
+    const a = await submit(s, productId, 6, { externalId: 'L2-0001' });
+    const b = await submit(s, productId, 6, { externalId: 'L2-0001' });
+    expect(b.inspection.id).toBe(a.inspection.id);
+    await s.processor.drain();
+    const id = localId(a.inspection.id);
+    expect(await jobsOf(id)).toEqual([{ state: 'completed', retry_count: 0 }]);
+    await s.gql(REPROCESS, { id: a.inspection.id });
+    await s.processor.drain();
+    expect((await jobsOf(id)).map((j) => j.state)).toEqual(['completed', 'completed']);
+    expect((await attemptLog(s, id)).map((x) => x.outcome)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+  });
+
+  it('ends a poison input FAILED at once, and a transient failure FAILED after 1 + JOB_RETRY_LIMIT attempts', async () => {
+    // Stored bytes that no longer decode (as a corrupted row would): a typed input error, final at once.
+    const poison = await submit(s, productId, 7);
+    const pid = localId(poison.inspection.id);
+    await s.processor.drain();
+    await s.prisma.inspectionBlob.update({ where: { inspectionId_kind: { inspectionId: pid, kind: 'IMAGE' } }, data: { data: new Uint8Array([1, 2, 3]) } });
+    await s.gql(REPROCESS, { id: poison.inspection.id });
+    await s.processor.drain();
+    const p = (await s.gql(INSPECTION, { id: poison.inspection.id })).data!.inspection;
+    expect(p.status).toBe('FAILED');
+    expect(p.errorCode).toBe('UNSUPPORTED_FORMAT');
+    expect((await attemptLog(s, pid)).map((x) => x.outcome)).toEqual(['SUCCEEDED', 'FAILED']);
+
+    // No device can be had: retried with back-off, then FAILED with the error after 3 attempts.
+    failAcquire = true;
+    devices[devices.length - 1].device.destroy();
+    await devices[devices.length - 1].device.lost;
+    const t = Date.now();
+    const transient = await submit(s, productId, 8);
+    await s.processor.drain();
+    const tid = localId(transient.inspection.id);
+    const f = (await s.gql(INSPECTION, { id: transient.inspection.id })).data!.inspection;
+    expect(f.status).toBe('FAILED');
+    expect(f.errorCode).toBe('INTERNAL');
+    expect(await attemptLog(s, tid)).toEqual([
+      { attempt: 1, outcome: 'RETRY', errorCode: 'INTERNAL' },
+      { attempt: 2, outcome: 'RETRY', errorCode: 'INTERNAL' },
+      { attempt: 3, outcome: 'FAILED', errorCode: 'INTERNAL' },
+    ]);
+    // Back-off: a delay of 1 s, then 2 s, each up to doubled by jitter.
+    expect(Date.now() - t).toBeGreaterThan(3000);
+    failAcquire = false;
+  });
+});
