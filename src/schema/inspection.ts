@@ -80,6 +80,8 @@ export const InspectionNode = builder.prismaNode('Inspection', {
   id: { field: 'id' },
   // node(id) finds only inspections of the caller's products.
   findUnique: (id, ctx) => ({ id, AND: [inspectionScope(ctx.auth)] }),
+  // A missing or out-of-scope id resolves to null (not an error).
+  nullable: true,
   select: { id: true },
   description: 'One submitted sample: its inputs, processing status and results.',
   fields: (t) => ({

@@ -62,6 +62,8 @@ export const ProductNode = builder.prismaNode('Product', {
   id: { field: 'id' },
   // node(id) finds only the caller's products.
   findUnique: (id, ctx) => ({ id, AND: [productScope(ctx.auth)] }),
+  // A missing or out-of-scope id resolves to null (not an error).
+  nullable: true,
   // Select mode: the calibration and the scorer bank can be large; load them only when asked for.
   select: { id: true },
   description: 'A part type on a production line, with its method configuration and calibration.',
