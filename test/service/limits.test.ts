@@ -6,7 +6,10 @@ import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RateLimiter } from '../../src/server/auth.ts';
 import { defaultConfig } from '../../src/server/config.ts';
-import { BACKENDS, INSPECTION, ORIGIN, SUBMIT, createProduct, sampleFiles, startService, type TestService } from './helpers.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CORPUS_DIR } from '../fuzz/corpus.ts';
+import { BACKENDS, INSPECTION, ORIGIN, SUBMIT, createProduct, file, rowCounts, sampleFiles, startService, type TestService } from './helpers.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
 
 const DASHBOARD = `query Dashboard($product: ID!, $from: DateTime!, $to: DateTime!, $monthAgo: DateTime!) {
@@ -57,6 +60,19 @@ describe.each(BACKENDS)('GraphQL limits on %s', (backend) => {
     expect(intro.errors).toBeUndefined();
     expect(intro.data!.__schema.queryType.name).toBe('Query');
     await open.processor.drain();
+  });
+
+  it('a decompression bomb (an image header declaring 100000 x 100000) is refused as TOO_LARGE before decoding; nothing is stored', async () => {
+    const product = await createProduct(open, 'bombed');
+    const files = await sampleFiles(syntheticSample({ width: 16, height: 12, seed: 2 }));
+    const before = await rowCounts(open);
+    for (const name of ['png-bomb-100k.png', 'tiff-bomb-100k.tif', 'jpeg-bomb-40000.jpg']) {
+      const bomb = file(new Uint8Array(readFileSync(join(CORPUS_DIR, name))), name);
+      const r = await open.upload(SUBMIT, { input: { productId: product, image: null, scoreMap: null } }, { ...files, 'input.image': bomb });
+      expect(r.data!.submitInspection, name).toMatchObject({ __typename: 'TooLargeError', code: 'TOO_LARGE' });
+      expect(r.data!.submitInspection.message).toMatch(/more than the limit of 67108864/);
+    }
+    expect(await rowCounts(open)).toEqual(before);
   });
 
   it('depth', async () => {
