@@ -7,7 +7,7 @@
 // completed (every submission must complete SUCCEEDED).
 // Usage: DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test npx tsx bench/load.ts [--workers 1,2] [--seconds 60] [--stations 4] [--size 256]
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -77,7 +77,17 @@ async function run(workers: number, files: { png: Uint8Array; npy: Uint8Array }[
   u.pathname = `/${name}`;
   const url = u.toString();
   const port = await freePort();
-  const env = { DATABASE_URL: url, PORT: String(port), EMBEDDED_WORKER: 'false', LOG_LEVEL: 'warn', MAX_QUEUE_DEPTH: '100000' };
+  const env = {
+    DATABASE_URL: url,
+    PORT: String(port),
+    EMBEDDED_WORKER: 'false',
+    LOG_LEVEL: 'warn',
+    MAX_QUEUE_DEPTH: '100000',
+    RATE_LIMIT_PER_MINUTE: '1000000000',
+    RATE_LIMIT_BURST: '1000000000',
+  };
+  // The first admin key, as an operator makes it (`ttt keys create`; it applies the migrations first).
+  const secret = execFileSync(TSX, ['src/cli/main.ts', 'keys', 'create', '--role', 'admin', '--name', 'load bench'], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' }).trim();
   const server = start('src/server/main.ts', { ...env, LOG_LEVEL: 'info' });
   for (let t = Date.now(); !server.output.join('').includes('"listening"'); ) {
     if (Date.now() - t > 60_000) throw new Error(`server did not start: ${server.output.join('')}`);
@@ -90,7 +100,7 @@ async function run(workers: number, files: { png: Uint8Array; npy: Uint8Array }[
   }
   const endpoint = `http://127.0.0.1:${port}/graphql`;
   const gql = async (body: BodyInit, json = false) =>
-    (await (await fetch(endpoint, { method: 'POST', body, headers: json ? { 'content-type': 'application/json' } : {} })).json()) as any;
+    (await (await fetch(endpoint, { method: 'POST', body, headers: { authorization: `Bearer ${secret}`, ...(json ? { 'content-type': 'application/json' } : {}) } })).json()) as any;
   const product = await gql(JSON.stringify({ query: 'mutation { createProduct(input: {name: "load"}) { ... on CreateProductSuccess { product { id } } } }' }), true);
   const productId = product.data.createProduct.product.id;
 

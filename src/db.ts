@@ -8,6 +8,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { lockDataDir } from './dataLock.ts';
 import { PrismaClient } from './generated/prisma/client.ts';
 
 export type { PrismaClient } from './generated/prisma/client.ts';
@@ -97,8 +98,14 @@ export async function openDatabase(options: DatabaseOptions = databaseOptionsFro
   const dir = memory ? base : resolve(join(base, 'pglite'));
   // PGlite creates its own directory but not the parents.
   if (!memory) mkdirSync(dir, { recursive: true });
+  const unlock = memory ? () => undefined : lockDataDir(dir);
   const lite = new PGlite(dir);
-  await lite.waitReady;
+  try {
+    await lite.waitReady;
+  } catch (e) {
+    unlock();
+    throw e;
+  }
   const prisma = withQueryLog(new PrismaClient({ adapter: new PrismaPGlite(lite), log }), options.onQuery);
   return {
     prisma,
@@ -114,6 +121,7 @@ export async function openDatabase(options: DatabaseOptions = databaseOptionsFro
     async close() {
       await prisma.$disconnect();
       if (!lite.closed) await lite.close();
+      unlock();
     },
   };
 }

@@ -16,6 +16,7 @@ const commands: Record<string, () => Promise<Command>> = {
   eval: async () => (await import('./eval.ts')).command,
   bank: async () => (await import('./bank.ts')).command,
   score: async () => (await import('./score.ts')).command,
+  keys: async () => (await import('./keys.ts')).command,
 };
 
 function usage(): string {

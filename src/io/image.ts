@@ -71,7 +71,9 @@ export async function inspectRaster<F extends Format>(
   }
   let meta: Metadata;
   try {
-    meta = await sharp(bytes).metadata();
+    // The header only: no pixel is decoded here, so sharp's own default pixel limit (which would report a
+    // bomb as a corrupt file) is lifted; `maxPixels` below refuses it as TOO_LARGE.
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (e) {
     throw new TttError('INVALID_INPUT', `corrupt or truncated ${FORMAT_LABELS[format]} ${what}: ${(e as Error).message.trim()}`);
   }

@@ -8,6 +8,7 @@ import './product.ts';
 import './inspection.ts';
 import './stats.ts';
 import './subscriptions.ts';
+import './keys.ts';
 
 builder.queryType({});
 builder.mutationType({});

@@ -4,6 +4,7 @@
 import { builder, type Context } from '../builder.ts';
 import { InspectionStatus, ScoreSource, Verdict } from '../generated/prisma/enums.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
+import { inspectionScope } from '../service/auth.ts';
 import { localId, tryLocalId } from '../service/ids.ts';
 import { deleteInspection, reprocessInspection, submitInspection } from '../service/inspections.ts';
 import { optionPairs } from '../service/options.ts';
@@ -77,6 +78,10 @@ function fileUrl(ctx: Context, id: string, kind: FileKind): string {
 
 export const InspectionNode = builder.prismaNode('Inspection', {
   id: { field: 'id' },
+  // node(id) finds only inspections of the caller's products.
+  findUnique: (id, ctx) => ({ id, AND: [inspectionScope(ctx.auth)] }),
+  // A missing or out-of-scope id resolves to null (not an error).
+  nullable: true,
   select: { id: true },
   description: 'One submitted sample: its inputs, processing status and results.',
   fields: (t) => ({
@@ -213,7 +218,7 @@ async function scorePage(ctx: Context, query: PageQuery, where: Prisma.Inspectio
 
 /** IMAGE_SCORE and DEFECT_FRACTION orders list the inspections that have the score (the SUCCEEDED ones). */
 function listInspections(ctx: Context, query: PageQuery, filter: FilterInput | null | undefined, order: OrderInput | null | undefined) {
-  const where = inspectionWhere(filter);
+  const where: Prisma.InspectionWhereInput = { AND: [inspectionWhere(filter), inspectionScope(ctx.auth)] };
   const dir: Direction = order?.direction === 'ASC' ? 'asc' : 'desc';
   switch (order?.field ?? 'CREATED_AT') {
     case 'IMAGE_SCORE':
@@ -226,7 +231,7 @@ function listInspections(ctx: Context, query: PageQuery, filter: FilterInput | n
 }
 
 function countInspections(ctx: Context, filter: FilterInput | null | undefined, order: OrderInput | null | undefined) {
-  const where = inspectionWhere(filter);
+  const where: Prisma.InspectionWhereInput = { AND: [inspectionWhere(filter), inspectionScope(ctx.auth)] };
   const field: ScoreField | null = order?.field === 'IMAGE_SCORE' ? 'imageScore' : order?.field === 'DEFECT_FRACTION' ? 'defectFraction' : null;
   return ctx.db.inspection.count({ where: field ? { AND: [where, { [field]: { not: null } }] } : where });
 }
@@ -239,7 +244,7 @@ builder.queryFields((t) => ({
     resolve: (query, _root, { id }, ctx) => {
       const selection = { ...query };
       const inspectionId = tryLocalId('Inspection', String(id));
-      return inspectionId ? ctx.db.inspection.findUnique({ ...selection, where: { id: inspectionId } }) : null;
+      return inspectionId ? ctx.db.inspection.findFirst({ ...selection, where: { id: inspectionId, ...inspectionScope(ctx.auth) } }) : null;
     },
   }),
   inspections: t.prismaConnection(

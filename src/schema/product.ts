@@ -6,6 +6,7 @@ import { decodeBankHeader, type BankHeader } from '../core/patchcore/bank.ts';
 import { builder } from '../builder.ts';
 import { Scorer } from '../generated/prisma/enums.ts';
 import { HOLD_OUT_EVERY } from '../service/builtin.ts';
+import { productScope } from '../service/auth.ts';
 import { tryLocalId } from '../service/ids.ts';
 import { optionPairs } from '../service/options.ts';
 import { addNominalSamples, createProduct } from '../service/products.ts';
@@ -59,6 +60,10 @@ const ScorerBank = builder.objectRef<BankHeader>('ScorerBank').implement({
 
 export const ProductNode = builder.prismaNode('Product', {
   id: { field: 'id' },
+  // node(id) finds only the caller's products.
+  findUnique: (id, ctx) => ({ id, AND: [productScope(ctx.auth)] }),
+  // A missing or out-of-scope id resolves to null (not an error).
+  nullable: true,
   // Select mode: the calibration and the scorer bank can be large; load them only when asked for.
   select: { id: true },
   description: 'A part type on a production line, with its method configuration and calibration.',
@@ -103,13 +108,13 @@ builder.queryFields((t) => ({
     resolve: (query, _root, { id }, ctx) => {
       const selection = { ...query };
       const productId = tryLocalId('Product', String(id));
-      return productId ? ctx.db.product.findUnique({ ...selection, where: { id: productId } }) : null;
+      return productId ? ctx.db.product.findFirst({ ...selection, where: { AND: [{ id: productId }, productScope(ctx.auth)] } }) : null;
     },
   }),
   products: t.prismaField({
     type: ['Product'],
-    description: 'Every product, by name.',
-    resolve: (query, _root, _args, ctx) => ctx.db.product.findMany({ ...query, orderBy: { name: 'asc' } }),
+    description: "Every product the caller's key may see, by name.",
+    resolve: (query, _root, _args, ctx) => ctx.db.product.findMany({ ...query, where: productScope(ctx.auth), orderBy: { name: 'asc' } }),
   }),
 }));
 

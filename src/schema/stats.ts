@@ -1,7 +1,8 @@
 // inspectionStats: counts, defect rate and mean defect area per hour or day for the dashboards.
 
 import { builder } from '../builder.ts';
-import { localId } from '../service/ids.ts';
+import { inScope } from '../service/auth.ts';
+import { localId, notFound } from '../service/ids.ts';
 import { inspectionStats, type BucketStats, type InspectionStats } from '../service/stats.ts';
 
 const StatsBucketEnum = builder.enumType('StatsBucket', { values: ['HOUR', 'DAY'] as const, description: 'Bucket width (UTC).' });
@@ -44,19 +45,23 @@ const InspectionStatsType = builder.objectRef<InspectionStats>('InspectionStats'
 builder.queryField('inspectionStats', (t) =>
   t.field({
     type: InspectionStatsType,
-    description: 'Inspection statistics per bucket (UTC hours or days) of one product or of all: every whole bucket that overlaps [from, to), by creation time.',
+    description:
+      "Inspection statistics per bucket (UTC hours or days) of one product or of all the caller's key may see: every whole bucket that overlaps [from, to), by creation time. An unknown product is a NOT_FOUND error.",
     args: {
       productId: t.arg.id(),
       from: t.arg({ type: 'DateTime', required: true }),
       to: t.arg({ type: 'DateTime', required: true }),
       bucket: t.arg({ type: StatsBucketEnum, required: true, defaultValue: 'DAY' }),
     },
-    resolve: (_root, args, ctx) =>
-      inspectionStats(ctx.db, {
-        productId: args.productId ? localId('Product', String(args.productId)) : null,
-        from: args.from,
-        to: args.to,
-        bucket: args.bucket,
-      }),
+    resolve: async (_root, args, ctx) => {
+      let productIds: readonly string[] | null = ctx.auth.productIds;
+      if (args.productId) {
+        const id = localId('Product', String(args.productId));
+        const exists = inScope(ctx.auth, id) && (await ctx.db.product.count({ where: { id } })) > 0;
+        if (!exists) throw notFound('Product', String(args.productId));
+        productIds = [id];
+      }
+      return inspectionStats(ctx.db, { productIds, from: args.from, to: args.to, bucket: args.bucket });
+    },
   }),
 );

@@ -3,7 +3,8 @@
 import { TttError } from '../core/errors.ts';
 import { builder } from '../builder.ts';
 import type { InspectionEvent } from '../server/events.ts';
-import { localId } from '../service/ids.ts';
+import { inScope } from '../service/auth.ts';
+import { localId, notFound } from '../service/ids.ts';
 
 /** The current state first (so that a late subscriber misses nothing), then every change until deletion. */
 async function* watchInspection(
@@ -22,6 +23,10 @@ async function* watchInspection(
   }
 }
 
+async function* completed(events: AsyncIterable<InspectionEvent>): AsyncGenerator<InspectionEvent> {
+  for await (const e of events) if (e.status === 'SUCCEEDED' || e.status === 'FAILED') yield e;
+}
+
 builder.subscriptionType({
   fields: (t) => ({
     inspectionUpdated: t.prismaField({
@@ -34,7 +39,7 @@ builder.subscriptionType({
         // Listen before reading the current state, so that no change falls in between.
         const pending = it.next();
         const current = await ctx.db.inspection.findUnique({ where: { id: inspectionId }, select: { id: true, productId: true, status: true } });
-        if (!current) {
+        if (!current || !inScope(ctx.auth, current.productId)) {
           await it.return?.();
           throw new TttError('NOT_FOUND', `no Inspection with id ${String(id)}`);
         }
@@ -49,12 +54,12 @@ builder.subscriptionType({
     }),
     inspectionCompleted: t.prismaField({
       type: 'Inspection',
-      description: 'Each inspection of the product that reaches SUCCEEDED or FAILED.',
       args: { productId: t.arg.id({ required: true }) },
-      subscribe: async function* (_root, { productId }, ctx) {
-        for await (const e of ctx.events.ofProduct(localId('Product', String(productId)))) {
-          if (e.status === 'SUCCEEDED' || e.status === 'FAILED') yield e;
-        }
+      description: 'Each inspection of the product that reaches SUCCEEDED or FAILED. An unknown product is a NOT_FOUND error.',
+      subscribe: async (_root, { productId }, ctx) => {
+        const id = localId('Product', String(productId));
+        if (!inScope(ctx.auth, id) || (await ctx.db.product.count({ where: { id } })) === 0) throw notFound('Product', String(productId));
+        return completed(ctx.events.ofProduct(id));
       },
       resolve: async (query, event, _args, ctx) => {
         const { id, status } = event as InspectionEvent;

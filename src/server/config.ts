@@ -5,7 +5,7 @@ export interface ServiceConfig {
   port: number;
   /** Largest accepted upload, per file, in bytes. */
   maxUploadBytes: number;
-  /** Largest accepted request body (by its Content-Length), answered 413 before parsing. */
+  /** Largest accepted request body: by its Content-Length before parsing, or counted when it has none. */
   maxRequestBytes: number;
   /** Largest accepted image, in pixels (decompression-bomb guard). */
   maxImagePixels: number;
@@ -19,6 +19,16 @@ export interface ServiceConfig {
   embeddedWorker: boolean;
   /** The durable queue's settings (PostgreSQL). */
   queue: QueueSettings;
+  /** Serve GraphiQL on GET /graphql from a browser. */
+  graphiql: boolean;
+  /** Answer introspection queries (__schema, __type). */
+  introspection: boolean;
+  /** Limits of one GraphQL document (graphql-armor), checked before execution. */
+  graphqlLimits: GraphqlLimits;
+  /** Requests per minute per API key (token bucket, per process). */
+  rateLimitPerMinute: number;
+  /** Requests a key may make at once above the steady rate (the bucket's size). */
+  rateLimitBurst: number;
 }
 
 export interface QueueSettings {
@@ -31,6 +41,14 @@ export interface QueueSettings {
   retryLimit: number;
   /** First retry delay; doubled (with jitter) on each further retry. */
   retryDelaySeconds: number;
+}
+
+export interface GraphqlLimits {
+  maxDepth: number;
+  maxAliases: number;
+  maxCost: number;
+  maxTokens: number;
+  maxDirectives: number;
 }
 
 function positiveInt(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
@@ -49,16 +67,17 @@ function nonNegativeInt(env: NodeJS.ProcessEnv, key: string, fallback: number): 
   return n;
 }
 
-function bool(env: NodeJS.ProcessEnv, key: string, fallback: boolean): boolean {
+function onOff(env: NodeJS.ProcessEnv, key: string, fallback: boolean): boolean {
   const raw = env[key];
   if (raw === undefined || raw === '') return fallback;
-  if (raw === 'true' || raw === '1') return true;
-  if (raw === 'false' || raw === '0') return false;
-  throw new Error(`${key} must be true or false, got ${JSON.stringify(raw)}`);
+  if (/^(on|true|1)$/i.test(raw)) return true;
+  if (/^(off|false|0)$/i.test(raw)) return false;
+  throw new Error(`${key} must be on/off or true/false, got ${JSON.stringify(raw)}`);
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
   const maxUploadBytes = positiveInt(env, 'MAX_UPLOAD_BYTES', 50 * 1024 * 1024);
+  const development = env.NODE_ENV !== 'production';
   return {
     port: positiveInt(env, 'PORT', 4000),
     maxUploadBytes,
@@ -68,12 +87,23 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
     concurrency: positiveInt(env, 'PROCESSING_CONCURRENCY', 2),
     publicUrl: env.PUBLIC_URL ? env.PUBLIC_URL.replace(/\/+$/, '') : null,
     maxQueueDepth: positiveInt(env, 'MAX_QUEUE_DEPTH', 1000),
-    embeddedWorker: bool(env, 'EMBEDDED_WORKER', true),
+    embeddedWorker: onOff(env, 'EMBEDDED_WORKER', true),
     queue: {
       jobTimeoutSeconds: positiveInt(env, 'JOB_TIMEOUT_SECONDS', 300),
       retryLimit: nonNegativeInt(env, 'JOB_RETRY_LIMIT', 3),
       retryDelaySeconds: positiveInt(env, 'JOB_RETRY_DELAY_SECONDS', 5),
     },
+    graphiql: onOff(env, 'GRAPHIQL', development),
+    introspection: onOff(env, 'INTROSPECTION', development),
+    graphqlLimits: {
+      maxDepth: positiveInt(env, 'GRAPHQL_MAX_DEPTH', 10),
+      maxAliases: positiveInt(env, 'GRAPHQL_MAX_ALIASES', 15),
+      maxCost: positiveInt(env, 'GRAPHQL_MAX_COST', 5000),
+      maxTokens: positiveInt(env, 'GRAPHQL_MAX_TOKENS', 1000),
+      maxDirectives: positiveInt(env, 'GRAPHQL_MAX_DIRECTIVES', 50),
+    },
+    rateLimitPerMinute: positiveInt(env, 'RATE_LIMIT_PER_MINUTE', 1200),
+    rateLimitBurst: positiveInt(env, 'RATE_LIMIT_BURST', 200),
   };
 }
 

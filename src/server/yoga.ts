@@ -1,6 +1,8 @@
 // The HTTP app: GraphQL (graphql-yoga, GraphiQL, SSE subscriptions, multipart uploads) and the inspection
-// file routes on the same server, with one structured log line per request. `listen()` is main.ts's job.
+// file routes on the same server, behind API keys, rate and size limits and graphql-armor's document
+// limits, with one structured log line per request. `listen()` is main.ts's job.
 
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { GraphQLError } from 'graphql';
 import { createYoga, maskError as defaultMaskError, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Context } from '../builder.ts';
@@ -8,8 +10,11 @@ import { TttError } from '../core/errors.ts';
 import type { PrismaClient } from '../db.ts';
 import type { InspectionProcessor } from '../processing/processor.ts';
 import { schema } from '../schema/index.ts';
+import { FILE_ROLE, hasRole } from '../service/auth.ts';
+import type { Faults } from '../service/faults.ts';
 import { FILE_KINDS, renderFile, type FileKind } from '../service/files.ts';
-import { defaultConfig, type ServiceConfig } from './config.ts';
+import { authPlugin, checkOperationRoles, disableIntrospectionPlugin, operationRolesPlugin, principalOf, RateLimiter } from './auth.ts';
+import { defaultConfig, type GraphqlLimits, type ServiceConfig } from './config.ts';
 import { createInspectionEvents, type InspectionEvents } from './events.ts';
 import { jsonLogger, type Logger } from './log.ts';
 
@@ -19,6 +24,8 @@ export interface AppOptions {
   events?: InspectionEvents;
   config?: ServiceConfig;
   logger?: Logger;
+  /** Test-only failure injection (see service/faults.ts). */
+  faults?: Faults;
 }
 
 export interface App {
@@ -32,7 +39,7 @@ const EXPECTED = new Set(['NOT_FOUND', 'INVALID_INPUT', 'INVALID_OPTION', 'UNSUP
 
 const FILE_ROUTE = new RegExp(`^/files/inspections/([0-9a-f-]{36})/(${FILE_KINDS.join('|')})\\.png$`, 'i');
 
-function filesPlugin(db: PrismaClient): Plugin {
+function filesPlugin(db: PrismaClient, maxImagePixels: number): Plugin {
   return {
     async onRequest({ url, request, endResponse }) {
       const m = FILE_ROUTE.exec(url.pathname);
@@ -41,7 +48,12 @@ function filesPlugin(db: PrismaClient): Plugin {
         endResponse(new Response('method not allowed\n', { status: 405, headers: { allow: 'GET, HEAD' } }));
         return;
       }
-      const file = await renderFile(db, m[1].toLowerCase(), m[2] as FileKind);
+      const principal = principalOf(request);
+      if (!principal || !hasRole(principal, FILE_ROLE)) {
+        endResponse(new Response('forbidden\n', { status: 403, headers: { 'content-type': 'text/plain; charset=utf-8' } }));
+        return;
+      }
+      const file = await renderFile(db, m[1].toLowerCase(), m[2] as FileKind, principal, maxImagePixels);
       if (!file.ok) {
         endResponse(new Response(`${file.reason}\n`, { status: file.status, headers: { 'content-type': 'text/plain; charset=utf-8' } }));
         return;
@@ -56,22 +68,60 @@ function filesPlugin(db: PrismaClient): Plugin {
   };
 }
 
-/** Refuses bodies whose declared length exceeds the limit before anything parses them. */
+function tooLarge(message: string): Response {
+  return new Response(JSON.stringify({ errors: [{ message, extensions: { code: 'TOO_LARGE' } }] }), {
+    status: 413,
+    headers: { 'content-type': 'application/json; charset=utf-8', connection: 'close' },
+  });
+}
+
+/**
+ * Refuses bodies whose declared length exceeds the limit before anything parses them; a body sent
+ * without a length (chunked) is read up to the limit and refused as soon as it goes beyond.
+ */
 function bodyLimitPlugin(maxBytes: number): Plugin {
   return {
-    onRequest({ request, endResponse }) {
-      const declared = Number(request.headers.get('content-length') ?? 0);
-      if (declared > maxBytes) {
-        const message = `the request body of ${declared} bytes exceeds the limit of ${maxBytes} bytes`;
-        endResponse(
-          new Response(JSON.stringify({ errors: [{ message, extensions: { code: 'TOO_LARGE' } }] }), {
-            status: 413,
-            headers: { 'content-type': 'application/json; charset=utf-8', connection: 'close' },
-          }),
-        );
+    async onRequest({ request, setRequest, endResponse, fetchAPI }) {
+      const length = request.headers.get('content-length');
+      if (length !== null) {
+        const declared = Number(length);
+        if (declared > maxBytes) endResponse(tooLarge(`the request body of ${declared} bytes exceeds the limit of ${maxBytes} bytes`));
+        return;
       }
+      if (!request.body || request.method === 'GET' || request.method === 'HEAD') return;
+      const chunks: Uint8Array[] = [];
+      let total = 0;
+      const reader = request.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        total += value.byteLength;
+        if (total > maxBytes) {
+          await reader.cancel();
+          endResponse(tooLarge(`the request body exceeds the limit of ${maxBytes} bytes`));
+          return;
+        }
+        chunks.push(value);
+      }
+      const body = new Uint8Array(total);
+      let at = 0;
+      for (const c of chunks) body.set(c, (at += c.byteLength) - c.byteLength);
+      const headers = new fetchAPI.Headers(request.headers);
+      headers.set('content-length', String(total));
+      setRequest(new fetchAPI.Request(request.url, { method: request.method, headers, body, signal: request.signal }));
     },
   };
+}
+
+function armorPlugin(limits: GraphqlLimits) {
+  return EnvelopArmorPlugin({
+    maxDepth: { n: limits.maxDepth },
+    maxAliases: { n: limits.maxAliases },
+    costLimit: { maxCost: limits.maxCost },
+    maxTokens: { n: limits.maxTokens },
+    maxDirectives: { n: limits.maxDirectives },
+    blockFieldSuggestion: { enabled: true },
+  });
 }
 
 function requestLogPlugin(logger: Logger): Plugin {
@@ -91,6 +141,8 @@ function requestLogPlugin(logger: Logger): Plugin {
         method: request.method,
         path: url.pathname,
         status: response.status,
+        // The key's id, never the key.
+        key: principalOf(request)?.keyId,
         operation: s?.operation,
         ms: s ? Math.round((performance.now() - s.t) * 1000) / 1000 : undefined,
       });
@@ -102,21 +154,23 @@ export function createApp(options: AppOptions): App {
   const config = options.config ?? defaultConfig();
   const logger = options.logger ?? jsonLogger();
   const events = options.events ?? createInspectionEvents();
-  const { db, processor } = options;
+  const { db, processor, faults } = options;
+  checkOperationRoles(schema);
+  const limiter = new RateLimiter(config.rateLimitPerMinute, config.rateLimitBurst);
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
-    graphiql: { title: 'ttt-inspect', subscriptionsProtocol: 'SSE' },
+    graphiql: config.graphiql ? { title: 'ttt-inspect', subscriptionsProtocol: 'SSE', headers: JSON.stringify({ Authorization: 'Bearer ttt_...' }) } : false,
+    // One operation per request (a JSON array of operations is refused).
+    batching: false,
     logging: false,
-    context: ({ request }) => ({
-      db,
-      processor,
-      events,
-      config,
-      logger,
-      baseUrl: config.publicUrl ?? new URL(request.url).origin,
-    }),
+    context: ({ request }) => {
+      const auth = principalOf(request);
+      // The auth plugin ends every request without a principal before GraphQL runs.
+      if (!auth) throw new Error('no principal for the request');
+      return { db, processor, events, config, logger, auth, faults, baseUrl: config.publicUrl ?? new URL(request.url).origin };
+    },
     maskedErrors: {
       maskError(error, message, isDev) {
         const original = error instanceof GraphQLError ? error.originalError : error;
@@ -130,7 +184,15 @@ export function createApp(options: AppOptions): App {
         return defaultMaskError(error, message, isDev);
       },
     },
-    plugins: [requestLogPlugin(logger), bodyLimitPlugin(config.maxRequestBytes), filesPlugin(db)],
+    plugins: [
+      requestLogPlugin(logger),
+      bodyLimitPlugin(config.maxRequestBytes),
+      authPlugin(db, limiter, logger),
+      filesPlugin(db, config.maxImagePixels),
+      armorPlugin(config.graphqlLimits),
+      ...(config.introspection ? [] : [disableIntrospectionPlugin()]),
+      operationRolesPlugin(),
+    ],
   });
   return { yoga, events, config };
 }

@@ -1,10 +1,13 @@
-// What the domain operations need: the database, the processor, the change events and the settings.
+// What the domain operations need: the database, the processor, the change events, the settings, and
+// who is asking (the principal whose product scope the reads and writes respect).
 
 import type { PrismaClient } from '../db.ts';
 import type { InspectionProcessor } from '../processing/processor.ts';
 import type { ServiceConfig } from '../server/config.ts';
 import type { InspectionEvents } from '../server/events.ts';
 import type { Logger } from '../server/log.ts';
+import type { Principal } from './auth.ts';
+import type { Faults } from './faults.ts';
 
 export interface ServiceContext {
   db: PrismaClient;
@@ -12,4 +15,7 @@ export interface ServiceContext {
   events: InspectionEvents;
   config: ServiceConfig;
   logger: Logger;
+  auth: Principal;
+  /** Test-only failure injection between the steps of multi-step writes. */
+  faults?: Faults;
 }

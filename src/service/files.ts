@@ -7,6 +7,7 @@ import type { PrismaClient } from '../db.ts';
 import type { BlobKind } from '../generated/prisma/enums.ts';
 import { decodeImage, decodeMask, encodeOverlayPng, encodeScoreMapPng } from '../io/image.ts';
 import { decodeScoreMap } from '../io/scoremap.ts';
+import { inScope, type Principal } from './auth.ts';
 
 export const FILE_KINDS = ['image', 'score-map', 'mask', 'overlay'] as const;
 export type FileKind = (typeof FILE_KINDS)[number];
@@ -21,20 +22,21 @@ async function blob(db: PrismaClient, inspectionId: string, kind: BlobKind) {
   return db.inspectionBlob.findUnique({ where: { inspectionId_kind: { inspectionId, kind } }, select: { name: true, data: true } });
 }
 
-export async function renderFile(db: PrismaClient, inspectionId: string, kind: FileKind): Promise<FileResult> {
-  const inspection = await db.inspection.findUnique({ where: { id: inspectionId }, select: { status: true, width: true, height: true } });
-  if (!inspection) return { ok: false, status: 404, reason: 'no such inspection' };
+/** The file, or 404 when the inspection is missing or outside the principal's products (the same answer). */
+export async function renderFile(db: PrismaClient, inspectionId: string, kind: FileKind, principal: Principal, maxImagePixels: number): Promise<FileResult> {
+  const inspection = await db.inspection.findUnique({ where: { id: inspectionId }, select: { status: true, productId: true } });
+  if (!inspection || !inScope(principal, inspection.productId)) return { ok: false, status: 404, reason: 'no such inspection' };
   switch (kind) {
     case 'image': {
       const b = await blob(db, inspectionId, 'IMAGE');
       if (!b) return { ok: false, status: 404, reason: 'the inspection has no image' };
       if (isPng(b.data)) return { ok: true, png: b.data };
-      return { ok: true, png: new Uint8Array(await sharp(b.data).png().toBuffer()) };
+      return { ok: true, png: new Uint8Array(await sharp(b.data, { limitInputPixels: maxImagePixels }).png().toBuffer()) };
     }
     case 'score-map': {
       const b = await blob(db, inspectionId, 'SCORE_MAP');
       if (!b) return { ok: false, status: 404, reason: 'the inspection has no score map' };
-      return { ok: true, png: await encodeScoreMapPng(await decodeScoreMap(b.data, b.name)) };
+      return { ok: true, png: await encodeScoreMapPng(await decodeScoreMap(b.data, b.name, { maxPixels: maxImagePixels })) };
     }
     case 'mask':
     case 'overlay': {
@@ -44,7 +46,7 @@ export async function renderFile(db: PrismaClient, inspectionId: string, kind: F
       if (kind === 'mask') return { ok: true, png: mask.data };
       const image = await blob(db, inspectionId, 'IMAGE');
       if (!image) return { ok: false, status: 404, reason: 'the inspection has no image' };
-      const decoded = await decodeImage(image.data, image.name);
+      const decoded = await decodeImage(image.data, image.name, { maxPixels: maxImagePixels });
       const rows = await db.region.findMany({ where: { inspectionId }, orderBy: { index: 'asc' } });
       const regions: Region[] = rows.map((r) => ({
         id: r.index,

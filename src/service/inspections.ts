@@ -1,6 +1,8 @@
 // Inspection commands: submit (validate every input synchronously, store, queue), reprocess, delete.
-// A rejected submission stores nothing: all decoding and checks happen before the single insert. Without
-// a score map (BUILTIN products with a bank) the job computes it with the built-in scorer.
+// A rejected submission stores nothing: all decoding and checks happen before one transaction writes the
+// inspection and its inputs, so a failure at any step leaves no inspection or a complete one. Without a
+// score map (BUILTIN products with a bank) the job computes it with the built-in scorer. Products outside
+// the caller's key scope answer as missing ones.
 
 import { TttError, withSubjectAsync } from '../core/errors.ts';
 import { chooseExtractor, resolveModality } from '../core/features/index.ts';
@@ -12,7 +14,9 @@ import { Prisma } from '../generated/prisma/client.ts';
 import type { BlobKind } from '../generated/prisma/enums.ts';
 import { decodeImage, decodeMask } from '../io/image.ts';
 import { decodeFeatures, decodeScoreMap } from '../io/scoremap.ts';
+import { inspectionScope, productScope } from './auth.ts';
 import type { ServiceContext } from './context.ts';
+import { step } from './faults.ts';
 import { localId, notFound } from './ids.ts';
 import { parseOptionPairs, type OptionPair } from './options.ts';
 import { isUniqueViolation } from './prisma-errors.ts';
@@ -52,7 +56,7 @@ async function checkQueueDepth(ctx: ServiceContext): Promise<void> {
 export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInput, load: (id: string) => Promise<T>): Promise<T> {
   const { db, config } = ctx;
   const productId = localId('Product', input.productId);
-  const product = await db.product.findUnique({ where: { id: productId }, select: { id: true, options: true, scorer: true } });
+  const product = await db.product.findFirst({ where: { AND: [{ id: productId }, productScope(ctx.auth)] }, select: { id: true, options: true, scorer: true } });
   if (!product) throw notFound('Product', input.productId);
 
   const externalId = input.externalId ?? null;
@@ -81,7 +85,9 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
   const image: Upload = await readUpload(input.image);
   const decodedImage: ImageTensor = await withSubjectAsync('image', () => decodeImage(image.bytes, image.name, { maxPixels: config.maxImagePixels }));
   const scoreMap: Upload | null = input.scoreMap ? await readUpload(input.scoreMap) : null;
-  const decodedMap: ScoreMap | null = scoreMap ? await withSubjectAsync('scoreMap', () => decodeScoreMap(scoreMap.bytes, scoreMap.name)) : null;
+  const decodedMap: ScoreMap | null = scoreMap
+    ? await withSubjectAsync('scoreMap', () => decodeScoreMap(scoreMap.bytes, scoreMap.name, { maxPixels: config.maxImagePixels }))
+    : null;
   const features: Upload | null = input.features ? await readUpload(input.features) : null;
   const decodedFeatures: FeatureTensor | undefined = features
     ? await withSubjectAsync('features', () => decodeFeatures(features.bytes, features.name))
@@ -108,19 +114,29 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
   ].flatMap(({ kind, upload }) => (upload ? [{ kind, name: upload.name, data: upload.bytes }] : []));
   let id: string;
   try {
-    ({ id } = await db.inspection.create({
-      data: {
-        productId,
-        externalId,
-        options: overrides as object,
-        width: decodedImage.width,
-        height: decodedImage.height,
-        channels: decodedImage.channels,
-        scoreSource: scoreMap ? 'UPLOADED' : 'BUILTIN',
-        blobs: { create: blobs },
+    id = await db.$transaction(
+      async (tx) => {
+        const row = await tx.inspection.create({
+          data: {
+            productId,
+            externalId,
+            options: overrides as object,
+            width: decodedImage.width,
+            height: decodedImage.height,
+            channels: decodedImage.channels,
+            scoreSource: scoreMap ? 'UPLOADED' : 'BUILTIN',
+          },
+          select: { id: true },
+        });
+        await step(ctx.faults, 'submit:inspection');
+        for (const blob of blobs) {
+          await tx.inspectionBlob.create({ data: { inspectionId: row.id, ...blob }, select: { kind: true } });
+          await step(ctx.faults, `submit:blob:${blob.kind}`);
+        }
+        return row.id;
       },
-      select: { id: true },
-    }));
+      { timeout: 60_000 },
+    );
   } catch (e) {
     // A concurrent retry with the same externalId won the insert: return its inspection.
     if (externalId !== null && isUniqueViolation(e)) {
@@ -129,6 +145,9 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
     }
     throw e;
   }
+  // Committed: the inspection is complete and QUEUED. Should anything below fail, the retry of its
+  // externalId returns it, and the next start re-queues it (recoverUnfinished).
+  await step(ctx.faults, 'submit:committed');
   const result = await load(id);
   await ctx.processor.enqueue(id);
   ctx.events.publish({ id, productId, status: 'QUEUED' });
@@ -147,8 +166,8 @@ export async function reprocessInspection<T>(
 ): Promise<T> {
   const { db } = ctx;
   const id = localId('Inspection', globalIdValue);
-  const current = await db.inspection.findUnique({
-    where: { id },
+  const current = await db.inspection.findFirst({
+    where: { id, ...inspectionScope(ctx.auth) },
     select: { status: true, productId: true, scoreSource: true, product: { select: { options: true } } },
   });
   if (!current) throw notFound('Inspection', globalIdValue);
@@ -202,7 +221,7 @@ export async function reprocessInspection<T>(
 
 export async function deleteInspection(ctx: ServiceContext, globalIdValue: string): Promise<string> {
   const id = localId('Inspection', globalIdValue);
-  const row = await ctx.db.inspection.findUnique({ where: { id }, select: { productId: true } });
+  const row = await ctx.db.inspection.findFirst({ where: { id, ...inspectionScope(ctx.auth) }, select: { productId: true } });
   const deleted = row ? await ctx.db.inspection.deleteMany({ where: { id } }) : { count: 0 };
   if (!row || deleted.count === 0) throw notFound('Inspection', globalIdValue);
   ctx.events.publish({ id, productId: row.productId, status: 'DELETED' });

@@ -11,6 +11,7 @@ import { checkAspect, checkDimensions, checkFinite } from '../core/validate.ts';
 import { decodeScoreMap } from '../io/scoremap.ts';
 import type { Scorer } from '../generated/prisma/enums.ts';
 import { addNominalImages } from './builtin.ts';
+import { productScope } from './auth.ts';
 import type { ServiceContext } from './context.ts';
 import { localId, notFound } from './ids.ts';
 import { parseOptionPairs, type OptionPair } from './options.ts';
@@ -66,7 +67,7 @@ export interface NominalSamples {
 /** Adds nominal samples of the kind the product's scorer takes; returns the product's local id. */
 export async function addNominalSamples(ctx: ServiceContext, productGlobalId: string, samples: NominalSamples): Promise<string> {
   const productId = localId('Product', productGlobalId);
-  const product = await ctx.db.product.findUnique({ where: { id: productId }, select: { scorer: true } });
+  const product = await ctx.db.product.findFirst({ where: { AND: [{ id: productId }, productScope(ctx.auth)] }, select: { scorer: true } });
   if (!product) throw notFound('Product', productGlobalId);
   const images = samples.images ?? [];
   const scoreMaps = samples.scoreMaps ?? [];

@@ -63,18 +63,19 @@ function finish(c: Omit<Row, 'start'>): Omit<BucketStats, 'start'> {
 const truncate = (t: number, bucket: StatsBucket) => Math.floor(t / BUCKET_MS[bucket]) * BUCKET_MS[bucket];
 
 /**
- * Statistics of the inspections created in the whole buckets that overlap [from, to), of one product or
- * of all (buckets are never cut: a dashboard shows whole hours and days).
+ * Statistics of the inspections created in the whole buckets that overlap [from, to), of the given
+ * products or (null) of all (buckets are never cut: a dashboard shows whole hours and days).
  */
-export async function inspectionStats(db: PrismaClient, args: { productId: string | null; from: Date; to: Date; bucket: StatsBucket }): Promise<InspectionStats> {
-  const { productId, from, to, bucket } = args;
+export async function inspectionStats(db: PrismaClient, args: { productIds: readonly string[] | null; from: Date; to: Date; bucket: StatsBucket }): Promise<InspectionStats> {
+  const { productIds, from, to, bucket } = args;
   if (!(to.getTime() > from.getTime())) throw new TttError('INVALID_INPUT', `"to" (${to.toISOString()}) must be after "from" (${from.toISOString()})`);
   const start = truncate(from.getTime(), bucket);
   const count = Math.ceil((to.getTime() - start) / BUCKET_MS[bucket]);
   if (count > MAX_BUCKETS) throw new TttError('INVALID_INPUT', `the range spans ${count} ${bucket.toLowerCase()} buckets, more than ${MAX_BUCKETS}`);
   const end = new Date(start + count * BUCKET_MS[bucket]);
   const unit = bucket === 'HOUR' ? 'hour' : 'day';
-  const product = productId === null ? Prisma.empty : Prisma.sql`AND "productId" = ${productId}::uuid`;
+  const product =
+    productIds === null ? Prisma.empty : productIds.length === 0 ? Prisma.sql`AND false` : Prisma.sql`AND "productId" IN (${Prisma.join(productIds.map((id) => Prisma.sql`${id}::uuid`))})`;
   const rows = await db.$queryRaw<Row[]>`
     SELECT date_trunc(${unit}, "hour") AS start,
            sum("total")::int AS total, sum("queued")::int AS queued, sum("running")::int AS running,

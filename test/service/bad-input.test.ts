@@ -86,7 +86,7 @@ describe.each(BACKENDS)('bad input on %s', (backend) => {
   it('a request body over the transport limit: HTTP 413 before parsing', async () => {
     const before = await rowCounts(s);
     const body = 'x'.repeat(4 * LIMIT + 1024 * 1024 + 1);
-    const res = await s.yoga.fetch('http://ttt.test/graphql', { method: 'POST', body, headers: { 'content-type': 'multipart/form-data; boundary=x', 'content-length': String(body.length) } });
+    const res = await s.yoga.fetch('http://ttt.test/graphql', { method: 'POST', body, headers: { ...s.headers, 'content-type': 'multipart/form-data; boundary=x', 'content-length': String(body.length) } });
     expect(res.status).toBe(413);
     expect((await res.json()).errors[0].extensions.code).toBe('TOO_LARGE');
     expect(await rowCounts(s)).toEqual(before);

@@ -17,6 +17,9 @@ import { defaultConfig, type QueueSettings, type ServiceConfig } from '../../src
 import { createInspectionEvents, createSharedInspectionEvents } from '../../src/server/events.ts';
 import { memoryLogger } from '../../src/server/log.ts';
 import { createApp, type App } from '../../src/server/yoga.ts';
+import type { Role } from '../../src/service/auth.ts';
+import type { Faults } from '../../src/service/faults.ts';
+import { createApiKey } from '../../src/service/keys.ts';
 import type { SyntheticSample } from '../../src/synthetic.ts';
 
 export type Backend = 'pglite' | 'postgres';
@@ -77,17 +80,28 @@ export interface GqlResult<T = Record<string, any>> {
   errors?: { message: string; extensions?: { code?: string } }[];
 }
 
-export interface TestService {
+/** Requests made with one API key. */
+export interface Client {
+  /** The key's "Authorization" header. */
+  headers: Record<string, string>;
+  gql<T = Record<string, any>>(query: string, variables?: Record<string, unknown>): Promise<GqlResult<T>>;
+  /** A multipart request: `files` maps a variable path (e.g. "input.image") to a file. */
+  upload<T = Record<string, any>>(query: string, variables: Record<string, unknown>, files: Record<string, File | File[]>): Promise<GqlResult<T>>;
+  get(path: string): Promise<Response>;
+}
+
+/** The service, driven by default with an ADMIN key (`as` makes requests with another key). */
+export interface TestService extends Client {
   app: App;
   yoga: App['yoga'];
   database: TestDatabase;
   prisma: Database['prisma'];
   processor: InspectionProcessor;
   logger: ReturnType<typeof memoryLogger>;
-  gql<T = Record<string, any>>(query: string, variables?: Record<string, unknown>): Promise<GqlResult<T>>;
-  /** A multipart request: `files` maps a variable path (e.g. "input.image") to a file. */
-  upload<T = Record<string, any>>(query: string, variables: Record<string, unknown>, files: Record<string, File | File[]>): Promise<GqlResult<T>>;
-  get(path: string): Promise<Response>;
+  adminKey: string;
+  /** A new key (product ids are UUIDs). */
+  createKey(role: Role, productIds?: string[]): Promise<{ id: string; secret: string }>;
+  as(secret: string | null): Client;
   close(): Promise<void>;
 }
 
@@ -99,6 +113,7 @@ export async function startService(
     config?: Partial<ServiceConfig>;
     acquireGpu?: () => Promise<Gpu>;
     concurrency?: number;
+    faults?: Faults;
     /** The durable PostgreSQL queue (postgres only) instead of the in-process processor; `work`: take jobs. */
     queue?: { work: boolean; settings?: Partial<QueueSettings> };
   } = {},
@@ -134,11 +149,12 @@ export async function startService(
       acquireGpu: options.acquireGpu,
     });
   }
-  const app = createApp({ db: database.db.prisma, processor, events, config: defaultConfig(options.config), logger });
-  const post = async (body: BodyInit, headers: Record<string, string> = {}) => {
-    const res = await app.yoga.fetch(`${ORIGIN}/graphql`, { method: 'POST', body, headers: { accept: 'application/json', ...headers } });
-    return { status: res.status, ...(await res.json()) };
+  const app = createApp({ db: database.db.prisma, processor, events, config: defaultConfig(options.config), logger, faults: options.faults });
+  const createKey = async (role: Role, productIds: string[] = []) => {
+    const { key, secret } = await createApiKey(database.db.prisma, { role, productIds, name: `test ${role.toLowerCase()}` });
+    return { id: key.id, secret };
   };
+  const admin = await createKey('ADMIN');
   return {
     app,
     yoga: app.yoga,
@@ -146,6 +162,27 @@ export async function startService(
     prisma: database.db.prisma,
     processor,
     logger,
+    adminKey: admin.secret,
+    createKey,
+    as: (secret) => client(app, secret),
+    ...client(app, admin.secret),
+    async close() {
+      await processor.close();
+      await closeEvents();
+      await database.close();
+    },
+  };
+}
+
+/** A client of the app that sends `secret` as its API key (none when null). */
+export function client(app: App, secret: string | null): Client {
+  const headers: Record<string, string> = secret === null ? {} : { authorization: `Bearer ${secret}` };
+  const post = async (body: BodyInit, extra: Record<string, string> = {}) => {
+    const res = await app.yoga.fetch(`${ORIGIN}/graphql`, { method: 'POST', body, headers: { accept: 'application/json', ...headers, ...extra } });
+    return { status: res.status, ...(await res.json()) };
+  };
+  return {
+    headers,
     gql: (query, variables = {}) => post(JSON.stringify({ query, variables }), { 'content-type': 'application/json' }),
     upload(query, variables, files) {
       const form = new FormData();
@@ -160,12 +197,7 @@ export async function startService(
       list.forEach((file, k) => form.set(String(k), file));
       return post(form);
     },
-    get: (path) => Promise.resolve(app.yoga.fetch(`${ORIGIN}${path}`)),
-    async close() {
-      await processor.close();
-      await closeEvents();
-      await database.close();
-    },
+    get: (path) => Promise.resolve(app.yoga.fetch(`${ORIGIN}${path}`, { headers })),
   };
 }
 

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiKey } from '../../src/service/keys.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
 import { CREATE_PRODUCT, POSTGRES_URL, SUBMIT, openTestDatabase, sampleFiles, type TestDatabase } from './helpers.ts';
 
@@ -79,7 +80,9 @@ describe.skipIf(!POSTGRES_URL)('two workers and a server on PostgreSQL', () => {
   });
 
   it('completes every inspection exactly once after a worker is killed mid-job', async () => {
-    const gql = async (body: BodyInit, headers: Record<string, string> = {}) => (await (await fetch(url, { method: 'POST', body, headers })).json()) as any;
+    const { secret } = await createApiKey(database.db.prisma, { role: 'ADMIN', name: 'e2e' });
+    const gql = async (body: BodyInit, headers: Record<string, string> = {}) =>
+      (await (await fetch(url, { method: 'POST', body, headers: { authorization: `Bearer ${secret}`, ...headers } })).json()) as any;
     const product = await gql(JSON.stringify({ query: CREATE_PRODUCT, variables: { input: { name: 'e2e', options: [{ key: 'features.extractor', value: 'filterbank' }] } } }), {
       'content-type': 'application/json',
     });

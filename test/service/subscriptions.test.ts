@@ -14,7 +14,7 @@ async function subscribe(s: TestService, query: string, variables: Record<string
   const abort = new AbortController();
   const res = await s.yoga.fetch(`${ORIGIN}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+    headers: { ...s.headers, 'content-type': 'application/json', accept: 'text/event-stream' },
     body: JSON.stringify({ query, variables }),
     signal: abort.signal,
   });

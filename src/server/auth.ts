@@ -1,0 +1,166 @@
+// Access control at the HTTP edge: every request (GraphQL, SSE subscriptions, file routes) must carry
+// `Authorization: Bearer <key>` of a live API key (401 otherwise), stays within that key's rate (429),
+// and each operation's root fields must be allowed to the key's role (403 FORBIDDEN). Product scope is
+// enforced deeper, where the data is read (service/auth.ts). GraphiQL's page, yoga's health check and CORS
+// preflights are answered before this runs and carry no data.
+
+import { getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, type DocumentNode, type GraphQLSchema, type SelectionSetNode } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import type { PrismaClient } from '../db.ts';
+import { hasRole, OPERATION_ROLES, type Principal } from '../service/auth.ts';
+import { authenticate } from '../service/keys.ts';
+import type { Logger } from './log.ts';
+
+const principals = new WeakMap<Request, Principal>();
+
+/** The principal the auth plugin found for this request (undefined before it ran or when it refused). */
+export function principalOf(request: Request): Principal | undefined {
+  return principals.get(request);
+}
+
+function jsonError(status: number, code: string, message: string, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify({ errors: [{ message, extensions: { code } }] }), {
+    status,
+    headers: { 'content-type': 'application/json; charset=utf-8', ...headers },
+  });
+}
+
+/**
+ * A token bucket per key: `burst` requests at once, refilled at `perMinute` per minute. In memory, per
+ * process: N processes behind a balancer allow N times the rate.
+ */
+export class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly perMs: number;
+  constructor(
+    readonly perMinute: number,
+    readonly burst: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.perMs = perMinute / 60_000;
+  }
+
+  /** Takes a token; returns 0 when allowed, else the milliseconds until one is available. */
+  take(key: string): number {
+    const t = this.now();
+    const b = this.buckets.get(key) ?? { tokens: this.burst, at: t };
+    b.tokens = Math.min(this.burst, b.tokens + (t - b.at) * this.perMs);
+    b.at = t;
+    this.buckets.set(key, b);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil((1 - b.tokens) / this.perMs);
+  }
+}
+
+export function authPlugin(db: PrismaClient, limiter: RateLimiter, logger: Logger): Plugin {
+  return {
+    async onRequest({ request, endResponse }) {
+      const header = request.headers.get('authorization') ?? '';
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+      const challenge = { 'www-authenticate': 'Bearer realm="ttt-inspect"' };
+      if (!m) {
+        endResponse(jsonError(401, 'UNAUTHENTICATED', 'an API key is required: send "Authorization: Bearer <key>"', challenge));
+        return;
+      }
+      let principal: Principal | null;
+      try {
+        principal = await authenticate(db, m[1]);
+      } catch (error) {
+        logger.log('error', 'unexpected error', { error });
+        endResponse(jsonError(500, 'INTERNAL', 'Unexpected error.'));
+        return;
+      }
+      if (!principal) {
+        logger.log('warn', 'authentication failed', { path: new URL(request.url).pathname });
+        endResponse(jsonError(401, 'UNAUTHENTICATED', 'the API key is invalid or revoked', { ...challenge, 'www-authenticate': 'Bearer realm="ttt-inspect", error="invalid_token"' }));
+        return;
+      }
+      const waitMs = limiter.take(principal.keyId);
+      if (waitMs > 0) {
+        const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+        endResponse(
+          jsonError(429, 'RATE_LIMITED', `rate limit of ${limiter.perMinute} requests per minute (bursts of ${limiter.burst}) exceeded for this key; retry in ${seconds} s`, {
+            'retry-after': String(seconds),
+          }),
+        );
+        return;
+      }
+      principals.set(request, principal);
+    },
+  };
+}
+
+/** The root field names an operation selects (through fragments too), whatever its directives. */
+export function rootFields(document: DocumentNode, operationName?: string | null): { type: 'Query' | 'Mutation' | 'Subscription'; fields: string[] } | null {
+  const op = getOperationAST(document, operationName ?? undefined);
+  if (!op) return null;
+  const fragments = new Map(document.definitions.flatMap((d) => (d.kind === 'FragmentDefinition' ? [[d.name.value, d] as const] : [])));
+  const fields = new Set<string>();
+  const seen = new Set<string>();
+  const walk = (set: SelectionSetNode) => {
+    for (const s of set.selections) {
+      if (s.kind === 'Field') fields.add(s.name.value);
+      else if (s.kind === 'InlineFragment') walk(s.selectionSet);
+      else if (!seen.has(s.name.value)) {
+        seen.add(s.name.value);
+        const f = fragments.get(s.name.value);
+        if (f) walk(f.selectionSet);
+      }
+    }
+  };
+  walk(op.selectionSet);
+  const type = op.operation === 'query' ? 'Query' : op.operation === 'mutation' ? 'Mutation' : 'Subscription';
+  return { type, fields: [...fields] };
+}
+
+/** Why the principal may not run the operation, or null when it may. */
+export function forbiddenReason(principal: Principal, document: DocumentNode, operationName?: string | null): string | null {
+  const root = rootFields(document, operationName);
+  if (!root) return null; // graphql-js reports the missing operation itself
+  for (const field of root.fields) {
+    if (field.startsWith('__')) continue;
+    const needed = OPERATION_ROLES[root.type][field];
+    if (needed === undefined) return `${root.type}.${field} is not available to any API key`;
+    if (!hasRole(principal, needed)) return `${root.type}.${field} needs a ${needed} key; this key is ${principal.role}`;
+  }
+  return null;
+}
+
+function forbidden(reason: string) {
+  return { errors: [new GraphQLError(reason, { extensions: { code: 'FORBIDDEN', http: { status: 403 } } })] };
+}
+
+export function operationRolesPlugin(): Plugin<{ auth: Principal }> {
+  return {
+    onExecute({ args, setResultAndStopExecution }) {
+      const reason = forbiddenReason(args.contextValue.auth, args.document, args.operationName);
+      if (reason) setResultAndStopExecution(forbidden(reason));
+    },
+    onSubscribe({ args, setResultAndStopExecution }) {
+      const reason = forbiddenReason(args.contextValue.auth, args.document, args.operationName);
+      if (reason) setResultAndStopExecution(forbidden(reason));
+    },
+  };
+}
+
+/** Refuses __schema and __type queries when introspection is disabled (__typename stays allowed). */
+export function disableIntrospectionPlugin(): Plugin {
+  return {
+    onValidate({ addValidationRule }) {
+      addValidationRule(NoSchemaIntrospectionCustomRule);
+    },
+  };
+}
+
+/** Every root field of the schema must have a role: a field added without one would be open to all. */
+export function checkOperationRoles(schema: GraphQLSchema): void {
+  const roots = { Query: schema.getQueryType(), Mutation: schema.getMutationType(), Subscription: schema.getSubscriptionType() };
+  const missing: string[] = [];
+  for (const [name, type] of Object.entries(roots) as [keyof typeof OPERATION_ROLES, typeof roots.Query][]) {
+    for (const field of Object.keys(type?.getFields() ?? {})) if (!OPERATION_ROLES[name][field]) missing.push(`${name}.${field}`);
+  }
+  if (missing.length > 0) throw new Error(`no role is set for ${missing.join(', ')} (service/auth.ts OPERATION_ROLES)`);
+}
