@@ -182,9 +182,12 @@ export async function createQueueProcessor(options: QueueProcessorOptions): Prom
     wake,
     repair,
     async drain() {
-      while ((await db.inspection.count({ where: { status: { in: ['QUEUED', 'RUNNING'] } } })) > 0) {
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      // Every inspection finished, and pg-boss has recorded the end of every job (it completes a job
+      // after its handler returned, so an inspection can be SUCCEEDED while its job is still active).
+      const busy = async () =>
+        (await db.inspection.count({ where: { status: { in: ['QUEUED', 'RUNNING'] } } })) > 0 ||
+        (await db.$queryRawUnsafe<{ n: number }[]>(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND state = 'active'`, INSPECTION_QUEUE))[0].n > 0;
+      while (await busy()) await new Promise((r) => setTimeout(r, 100));
     },
     async close() {
       if (closed) return;

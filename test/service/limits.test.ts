@@ -189,7 +189,7 @@ describe('configuration', () => {
     expect([configFromEnv({}).graphiql, configFromEnv({}).introspection]).toEqual([true, true]);
     expect([configFromEnv({ NODE_ENV: 'production' }).graphiql, configFromEnv({ NODE_ENV: 'production' }).introspection]).toEqual([false, false]);
     expect(configFromEnv({ NODE_ENV: 'production', GRAPHIQL: 'on' }).graphiql).toBe(true);
-    expect(() => configFromEnv({ INTROSPECTION: 'maybe' })).toThrow(/INTROSPECTION must be on or off/);
+    expect(() => configFromEnv({ INTROSPECTION: 'maybe' })).toThrow(/INTROSPECTION must be on\/off or true\/false/);
     expect(configFromEnv({ GRAPHQL_MAX_DEPTH: '7', RATE_LIMIT_PER_MINUTE: '30' })).toMatchObject({ graphqlLimits: { maxDepth: 7 }, rateLimitPerMinute: 30 });
     expect(defaultConfig().graphqlLimits).toEqual({ maxDepth: 10, maxAliases: 15, maxCost: 5000, maxTokens: 1000, maxDirectives: 50 });
   });
