@@ -124,6 +124,7 @@ describe('memory bank file', () => {
     header: {
       ...PATCHCORE_DEFAULTS, version: BANK_VERSION, extractor: 'mobilenetv2', weights: 'test', layers: ['block_2_add'],
       patches: 3, channels: 2, images: 1, sourcePatches: 30,
+      geometryScales: [], rgbChannels: 2, geometryChannels: 0, normalization: null,
     },
     features: Float32Array.from([1, 2, 3, 4.5, -5, 6]),
   };
