@@ -3,11 +3,13 @@
 // typed errors for a bank given the wrong inputs, and on the synthetic MVTec 3D-AD-layout dataset, a 3-D or
 // combined bank that finds the dents the image does not show.
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { geometryChannels, geometryChannelsRaw, preparePointCloud } from '../../src/core/features/geometry.ts';
+import { command as bankCommand } from '../../src/cli/bank.ts';
+import { command as scoreCommand } from '../../src/cli/score.ts';
 import type { Gpu } from '../../src/core/gpu.ts';
 import { auroc } from '../../src/core/patchcore/auroc.ts';
 import { decodeBank, encodeBank, type BankModality, type MemoryBank } from '../../src/core/patchcore/bank.ts';
@@ -223,5 +225,37 @@ describe('end to end on the synthetic MVTec 3D-AD layout: dents the image does n
     expect(result['3d']).toBeGreaterThan(0.95);
     expect(result.both).toBeGreaterThan(0.95);
     expect(result.both! - result.rgb!).toBeGreaterThan(0.3);
+  });
+});
+
+describe('ttt bank build --modality / ttt score --point-cloud', () => {
+  it('reads rgb/ and xyz/ of an MVTec 3D-AD train/good folder, or --point-clouds; score needs the cloud of a 3-D bank', async () => {
+    const { dataset: root } = await writeSynthetic3dDataset(join(dir, 'cli3d'), { width: 64, count: 2, seed: 2 });
+    const out = join(dir, 'both.bin');
+    const log: string[] = [];
+    const orig = console.log;
+    console.log = (s: string) => log.push(s);
+    try {
+      await bankCommand.run(['build', '--images', join(root, 'train/good'), '--out', out, '--size', '64', '--modality', 'both', '--geometry-scales', '2,3']);
+      await bankCommand.run(['build', '--images', join(root, 'train/good/rgb'), '--point-clouds', join(root, 'train/good/xyz'), '--out', join(dir, '3d.bin'), '--size', '64', '--modality', '3d']);
+      await scoreCommand.run(['--bank', out, '--image', join(root, 'test/dent/rgb/000.png'), '--point-cloud', join(root, 'test/dent/xyz/000.tiff'), '--out', join(dir, 'map.npy')]);
+    } finally {
+      console.log = orig;
+    }
+    const bank = decodeBank(await readFile(out));
+    expect(bank.header).toMatchObject({ modality: 'both', images: 2, geometryScales: [2, 3], rgbChannels: 152, geometryChannels: 13 });
+    expect(decodeBank(await readFile(join(dir, '3d.bin'))).header).toMatchObject({ modality: '3d', channels: 13, layers: [] });
+    expect(JSON.parse(log[0])).toMatchObject({ modality: 'both', images: 2 });
+    expect(JSON.parse(log[2])).toMatchObject({ width: 64, height: 48 });
+    await expect(scoreCommand.run(['--bank', out, '--image', join(root, 'test/dent/rgb/000.png'), '--out', join(dir, 'x.npy')])).rejects.toMatchObject({
+      code: 'INVALID_OPTION',
+      message: `${out}: the memory bank holds 3-D features (modality both): give the image's point cloud with --point-cloud`,
+    });
+    await expect(bankCommand.run(['build', '--images', join(root, 'train/good/rgb'), '--out', out, '--modality', '3d'])).rejects.toMatchObject({ code: 'INVALID_OPTION', message: expect.stringMatching(/--modality 3d needs point clouds/) });
+    await expect(bankCommand.run(['build', '--images', join(root, 'train/good'), '--out', out, '--modality', 'xyz'])).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+    await expect(bankCommand.run(['build', '--images', join(root, 'train/good/rgb'), '--point-clouds', join(root, 'test/good/rgb'), '--out', out, '--modality', 'both'])).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      message: `${join(root, 'test/good/rgb/000')}.tiff: the point cloud of ${join(root, 'train/good/rgb/000.png')} does not exist`,
+    });
   });
 });
