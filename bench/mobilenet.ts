@@ -98,6 +98,7 @@ export async function benchScore(bankSize = 50_000, size = 256, runs = 10, layer
     header: {
       ...PATCHCORE_DEFAULTS, version: BANK_VERSION, extractor: 'mobilenetv2', weights: graph.source, layers: [...layers],
       size, patches: bankSize, channels, images: 1, sourcePatches: bankSize,
+      geometryScales: [], rgbChannels: channels, geometryChannels: 0, normalization: null,
     },
     features,
   };

@@ -1,11 +1,13 @@
-// `ttt bank build`: a PatchCore memory bank (built-in scorer) from a folder of nominal images.
+// `ttt bank build`: a PatchCore memory bank (built-in scorer) from a folder of nominal images, with their
+// point clouds for a bank of 3-D features.
 
 import { readdirSync, statSync } from 'node:fs';
-import { extname, join } from 'node:path';
-import { TttError } from '../core/errors.ts';
-import { encodeBank } from '../core/patchcore/bank.ts';
-import { buildBank, PATCHCORE_DEFAULTS, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
+import { basename, extname, join } from 'node:path';
+import { TttError, withSubjectAsync } from '../core/errors.ts';
+import { BANK_MODALITIES, encodeBank, type BankModality } from '../core/patchcore/bank.ts';
+import { buildBank, PATCHCORE_DEFAULTS, type BankSample, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
 import type { ImageTensor } from '../core/types.ts';
+import { decodePointCloud } from '../io/pointcloud.ts';
 import { nodeGpu } from '../gpu/node.ts';
 import { intArg, parse } from './args.ts';
 import { readInputFile, writeFileAtomic } from '../io/files.ts';
@@ -14,10 +16,17 @@ import { decodeImage } from '../io/image.ts';
 const HELP = `usage: ttt bank build --images DIR --out bank.bin [options]
 
 Builds a PatchCore memory bank from the nominal (defect-free) images in DIR with the pretrained
-MobileNetV2 (TTT_MOBILENET_MODEL=path/model.json selects another layers model).
+MobileNetV2 (TTT_MOBILENET_MODEL=path/model.json selects another layers model) and/or the 3-D features of
+their organized point clouds.
 
-  --images DIR     folder of nominal images (png, jpg, tif, bmp, webp)
+  --images DIR     folder of nominal images (png, jpg, tif, bmp, webp); a folder of the MVTec 3D-AD layout
+                   (e.g. bagel/train/good, holding rgb/ and xyz/) reads the images from DIR/rgb and their
+                   point clouds from DIR/xyz
   --out FILE       the bank file to write
+  --modality M     rgb (image features), 3d (3-D features of the point clouds) or both (concatenated, each
+                   modality normalized to the same expected squared distance) (default rgb)
+  --point-clouds DIR  the point clouds (<stem>.tiff, .tif or .npy, the image's stem) when not in DIR/xyz
+  --geometry-scales L comma-separated window radii of the 3-D features (default ${PATCHCORE_DEFAULTS.geometryScales.join(',')})
   --size N         working size: every image is resized so that its longest side is N (default ${PATCHCORE_DEFAULTS.size})
   --coreset R      share of the patches the greedy coreset keeps, in (0, 1] (default ${PATCHCORE_DEFAULTS.coresetRatio})
   --limit N        use at most N images, evenly spaced over the sorted file list
@@ -44,6 +53,42 @@ export async function* readImages(paths: readonly string[]): AsyncGenerator<Imag
   for (const p of paths) yield await decodeImage(await readInputFile(p, 'image'), p);
 }
 
+const POINT_CLOUD_EXT = ['.tiff', '.tif', '.npy'];
+
+/** The point cloud of each image: <cloudDir>/<stem>.{tiff,tif,npy}, exactly one; every one must exist. */
+export function pointCloudPaths(images: readonly string[], cloudDir: string): string[] {
+  return images.map((image) => {
+    const stem = basename(image, extname(image));
+    const found = POINT_CLOUD_EXT.map((e) => join(cloudDir, stem + e)).filter((p) => statSync(p, { throwIfNoEntry: false })?.isFile());
+    if (found.length === 0) throw new TttError('NOT_FOUND', `${join(cloudDir, stem)}.tiff: the point cloud of ${image} does not exist`);
+    if (found.length > 1) throw new TttError('INVALID_INPUT', `${found[0]}: ${image} has more than one point cloud (${found.join(', ')}); keep one`);
+    return found[0];
+  });
+}
+
+async function* readSamples(paths: readonly string[], clouds: readonly string[] | null): AsyncGenerator<BankSample> {
+  for (const [k, p] of paths.entries()) {
+    const image = await decodeImage(await readInputFile(p, 'image'), p);
+    const c = clouds?.[k];
+    yield { image, pointCloud: c ? await withSubjectAsync(c, async () => decodePointCloud(await readInputFile(c, 'point cloud'), c)) : null };
+  }
+}
+
+function modalityArg(value: string | undefined): BankModality {
+  if (value === undefined) return PATCHCORE_DEFAULTS.modality;
+  if (!(BANK_MODALITIES as readonly string[]).includes(value)) throw new TttError('INVALID_OPTION', `--modality expects ${BANK_MODALITIES.join(', ')}, got ${JSON.stringify(value)}`);
+  return value as BankModality;
+}
+
+function scalesArg(value: string | undefined): number[] {
+  if (value === undefined) return [...PATCHCORE_DEFAULTS.geometryScales];
+  const scales = value.split(',').map((s) => Number(s.trim()));
+  if (scales.length === 0 || scales.length > 4 || !scales.every((s) => s >= 1 && s <= 16)) {
+    throw new TttError('INVALID_OPTION', `--geometry-scales expects 1 to 4 numbers in [1, 16], got ${JSON.stringify(value)}`);
+  }
+  return scales;
+}
+
 function ratioArg(value: string | undefined): number {
   if (value === undefined) return PATCHCORE_DEFAULTS.coresetRatio;
   const r = Number(value);
@@ -65,6 +110,7 @@ export const command = {
       {
         images: { type: 'string' }, out: { type: 'string' }, size: { type: 'string' }, coreset: { type: 'string' },
         limit: { type: 'string' }, layers: { type: 'string' }, stride: { type: 'string' }, seed: { type: 'string' },
+        modality: { type: 'string' }, 'point-clouds': { type: 'string' }, 'geometry-scales': { type: 'string' },
       },
       HELP,
     );
@@ -76,17 +122,29 @@ export const command = {
       stride: intArg('stride', v.stride, PATCHCORE_DEFAULTS.stride, 1, 64),
       seed: intArg('seed', v.seed, 0, 0, 0x7fffffff),
       layers: v.layers ? v.layers.split(',').map((s) => s.trim()) : PATCHCORE_DEFAULTS.layers,
+      modality: modalityArg(v.modality),
+      geometryScales: scalesArg(v['geometry-scales']),
     };
-    if (statSync(v.images, { throwIfNoEntry: false })?.isDirectory() !== true) throw new TttError('NOT_FOUND', `${v.images} is not a folder`);
-    const paths = listImages(v.images, v.limit === undefined ? undefined : intArg('limit', v.limit, 0));
+    const isDir = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
+    if (!isDir(v.images)) throw new TttError('NOT_FOUND', `${v.images} is not a folder`);
+    // The MVTec 3D-AD layout: DIR/rgb and DIR/xyz.
+    const layout3d = isDir(join(v.images, 'rgb')) && isDir(join(v.images, 'xyz'));
+    const imageDir = layout3d ? join(v.images, 'rgb') : v.images;
+    const cloudDir = v['point-clouds'] ?? (layout3d ? join(v.images, 'xyz') : null);
+    if (config.modality !== 'rgb' && !cloudDir) {
+      throw new TttError('INVALID_OPTION', `--modality ${config.modality} needs point clouds: --point-clouds DIR, or --images in the MVTec 3D-AD layout (DIR/rgb, DIR/xyz)`);
+    }
+    if (v['point-clouds'] && !isDir(v['point-clouds'])) throw new TttError('NOT_FOUND', `${v['point-clouds']} is not a folder`);
+    const paths = listImages(imageDir, v.limit === undefined ? undefined : intArg('limit', v.limit, 0));
+    const clouds = config.modality !== 'rgb' && cloudDir ? pointCloudPaths(paths, cloudDir) : null;
     const { gpu } = await nodeGpu();
     const t0 = performance.now();
-    const bank = await buildBank(gpu, readImages(paths), config, {
+    const bank = await buildBank(gpu, readSamples(paths, clouds), config, {
       onImage: (n) => n % 20 === 0 && process.stderr.write(`bank: ${n}/${paths.length} images\n`),
       onCoreset: (n, total) => n % 2048 === 0 && process.stderr.write(`bank: coreset ${n}/${total}\n`),
     });
     await writeFileAtomic(v.out, encodeBank(bank));
     const { header } = bank;
-    console.log(JSON.stringify({ out: v.out, images: header.images, patches: header.patches, sourcePatches: header.sourcePatches, channels: header.channels, seconds: +((performance.now() - t0) / 1000).toFixed(1) }));
+    console.log(JSON.stringify({ out: v.out, modality: header.modality, images: header.images, patches: header.patches, sourcePatches: header.sourcePatches, channels: header.channels, seconds: +((performance.now() - t0) / 1000).toFixed(1) }));
   },
 };

@@ -8,12 +8,12 @@ import { ALL_METHOD_NAMES, METHOD_DESCRIPTIONS, parseMethods } from '../eval/met
 import type { EvalSummary, GoalCheck, MethodSummary } from '../eval/report.ts';
 import { DEFAULT_SIZE, runEval } from '../eval/run.ts';
 import { MAP_EXTENSIONS, mapsFolder, patchcoreSource, savingMaps, type ScoreSource } from '../eval/scoreSource.ts';
-import { decodeBank, encodeBank } from '../core/patchcore/bank.ts';
+import { BANK_MODALITIES, decodeBank, encodeBank, type BankModality } from '../core/patchcore/bank.ts';
 import { readInputFile, writeFileAtomic } from '../io/files.ts';
 import { intArg, parse } from './args.ts';
 import { progressReporter } from './progress.ts';
 
-const HELP = `usage: ttt eval --dataset DIR [--maps DIR | --bank FILE] [options]
+const HELP = `usage: ttt eval --dataset DIR [--maps DIR | --bank FILE | --modality rgb|3d|both] [options]
 
 Evaluates every binarization method on a dataset in the MVTec AD layout:
   DIR/train/good/*             defect-free images (the detector's training set)
@@ -26,8 +26,9 @@ or in the MVTec 3D-AD layout (DIR is one class folder, e.g. mvtec_3d/bagel):
   DIR/{train,validation,test}/<type>/xyz/<stem>.tiff  their organized point clouds (3-sample float TIFF, or .npy)
   DIR/test/<type>/gt/<stem>.png                       the masks of the defective test images
 There every TTT method also sees the 3-D features, ttt_rgb and ttt_3d are added (image features only, 3-D
-features only), and pixels without a valid 3-D point are left out of every count. The built-in scorer
-scores the image alone; a multimodal detector's maps come in through --maps.
+features only), and pixels without a valid 3-D point are left out of every count. The built-in scorer's
+bank holds image and 3-D features there (--modality both, the default), and its one map feeds every
+method; --modality rgb or 3d scores with one modality; a multimodal detector's maps come in through --maps.
 
 Score maps come from the built-in scorer (PatchCore on the pretrained MobileNetV2, its memory bank built
 from train/good, or loaded with --bank), or from a folder (--maps DIR) as a detector exports them (${MAP_EXTENSIONS.join(', ')}; any resolution with the image's aspect):
@@ -43,6 +44,8 @@ options:
   --maps DIR          read the score maps from this folder instead of the built-in scorer
   --bank FILE         the built-in scorer's memory bank (from ttt bank build or --save-bank)
   --bank-images N     build the bank from at most N train images, evenly spaced (default: all)
+  --modality M        features of the bank built here: rgb, 3d or both (default: both with point clouds,
+                      else rgb; a saved --bank keeps its own)
   --save-bank FILE    write the bank built from train/good
   --save-maps DIR     write every map scored into DIR in the --maps layout (for later --maps runs)
   --methods a,b,...   a subset of: ${ALL_METHOD_NAMES.join(', ')} (default: all
@@ -70,6 +73,7 @@ export const command = {
         maps: { type: 'string' },
         bank: { type: 'string' },
         'bank-images': { type: 'string' },
+        modality: { type: 'string' },
         'save-bank': { type: 'string' },
         'save-maps': { type: 'string' },
         methods: { type: 'string' },
@@ -83,7 +87,13 @@ export const command = {
       HELP,
     );
     if (!v.dataset) throw new TttError('INVALID_OPTION', '--dataset is required (see ttt eval --help)');
-    if (v.maps && (v.bank || v['bank-images'] || v['save-bank'])) throw new TttError('INVALID_OPTION', '--bank, --bank-images and --save-bank belong to the built-in scorer: leave them out with --maps');
+    if (v.maps && (v.bank || v['bank-images'] || v['save-bank'] || v.modality)) {
+      throw new TttError('INVALID_OPTION', '--bank, --bank-images, --save-bank and --modality belong to the built-in scorer: leave them out with --maps');
+    }
+    if (v.bank && v.modality) throw new TttError('INVALID_OPTION', '--modality chooses the features of a bank built from train/good: a saved --bank keeps its own');
+    if (v.modality !== undefined && !(BANK_MODALITIES as readonly string[]).includes(v.modality)) {
+      throw new TttError('INVALID_OPTION', `--modality expects ${BANK_MODALITIES.join(', ')}, got ${JSON.stringify(v.modality)}`);
+    }
     const methods = v.methods ? parseMethods(v.methods.split(',').map((s) => s.trim())) : undefined;
     const sizeArg = intArg('size', v.size, DEFAULT_SIZE, 0, 1 << 16);
     const limit = v.limit === undefined ? undefined : intArg('limit', v.limit, 0, 1, 1 << 30);
@@ -100,6 +110,7 @@ export const command = {
       const saveBank = v['save-bank'];
       source = patchcoreSource(gpu, {
         bank,
+        modality: v.modality as BankModality | undefined,
         bankImages: v['bank-images'] === undefined ? undefined : intArg('bank-images', v['bank-images'], 0, 1, 1 << 30),
         onBank: saveBank ? (b) => writeFileAtomic(saveBank, encodeBank(b)) : undefined,
       });

@@ -155,6 +155,17 @@ export const kernels = {
   planeDepth: geometry('planeDepth', ['points', 'valid', null, 'feat']),
   localShape: geometry('localShape', ['points', 'valid', null, 'feat']),
   normalDeviation: geometry('normalDeviation', [null, 'valid', null, 'feat']),
+  poolBoxes: {
+    name: 'pool.poolBoxes',
+    shaders: ['pool'],
+    entryPoint: 'poolBoxes',
+    workgroupSize: WG,
+    params: [
+      ['srcW', 'u32'], ['srcH', 'u32'], ['gridW', 'u32'], ['gridH', 'u32'],
+      ['channels', 'u32'], ['outStride', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'],
+    ],
+    bindings: ['src', 'valid', 'dst'],
+  },
   minFilterH: morphology('minFilterH'),
   minFilterV: morphology('minFilterV'),
 } satisfies Record<string, KernelSpec>;

@@ -157,8 +157,8 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   phasesMs.prepare = performance.now() - t;
 
   // The map of an image at its working resolution, checked against the image with the map named in errors.
-  const workingMap = async (item: DatasetImage, image: ImageTensor): Promise<ScoreMap> => {
-    const map = await source.score(item, image);
+  const workingMap = async (item: DatasetImage, image: ImageTensor, cloud: PointCloud | null): Promise<ScoreMap> => {
+    const map = await source.score(item, image, cloud);
     withSubject(source.locate?.(item) ?? `the score map of ${item.id}`, () => validateMapShape(map, image));
     return toWorkingResolution(gpu, map, image);
   };
@@ -169,8 +169,9 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
   progress({ phase: 'validation', done: 0, total: dataset.validation.length });
   for (const [k, item] of dataset.validation.entries()) {
     const { image } = await load(item);
-    validationMaps.push(await workingMap(item, image));
-    validationValid.push(validityOf(await loadPointCloud(item), image));
+    const cloud = await loadPointCloud(item);
+    validationMaps.push(await workingMap(item, image, cloud));
+    validationValid.push(validityOf(cloud, image));
     progress({ phase: 'validation', done: k + 1, total: dataset.validation.length, item: item.id });
   }
   const calibration = calibrate(validationMaps, validationValid);
@@ -221,7 +222,7 @@ export async function runEval(opts: EvalOptions): Promise<EvalResult> {
     const valid = validityOf(cloud, image);
     loadMs += performance.now() - lap;
     lap = performance.now();
-    const map = await workingMap(item, image);
+    const map = await workingMap(item, image, cloud);
     scoreMs += performance.now() - lap;
     const result: ImageResult = {
       id: item.id,

@@ -5,13 +5,13 @@ import { mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TttError } from '../core/errors.ts';
 import type { Gpu } from '../core/gpu.ts';
-import type { MemoryBank } from '../core/patchcore/bank.ts';
+import type { BankModality, MemoryBank } from '../core/patchcore/bank.ts';
 import { PATCHCORE_DEFAULTS, PatchCoreScorer, buildBank, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
-import type { ImageTensor, ScoreMap } from '../core/types.ts';
+import type { ImageTensor, PointCloud, ScoreMap } from '../core/types.ts';
 import { readInputFile, writeFileAtomic } from '../io/files.ts';
 import { encodeNpy } from '../io/npy.ts';
 import { decodeScoreMap } from '../io/scoremap.ts';
-import { NOMINAL_TYPE, type Dataset, type DatasetImage } from './dataset.ts';
+import { NOMINAL_TYPE, loadPointCloud, type Dataset, type DatasetImage } from './dataset.ts';
 
 export interface PrepareContext {
   /** An image at the evaluation's working resolution. */
@@ -30,9 +30,10 @@ export interface ScoreSource {
   prepare?(dataset: Dataset, context: PrepareContext): Promise<void>;
   /**
    * The anomaly map of a validation or test image. `image` is the image at the working resolution; the
-   * map may have any resolution with the image's aspect ratio (it is resampled bilinearly).
+   * map may have any resolution with the image's aspect ratio (it is resampled bilinearly). `pointCloud`:
+   * the image's organized point cloud (MVTec 3D-AD layout), at its stored resolution, or null.
    */
-  score(item: DatasetImage, image: ImageTensor): Promise<ScoreMap>;
+  score(item: DatasetImage, image: ImageTensor, pointCloud?: PointCloud | null): Promise<ScoreMap>;
   /** What to name in an error about the map of `item` (its file); by default "the score map of <id>". */
   locate?(item: DatasetImage): string;
 }
@@ -88,38 +89,61 @@ export interface PatchCoreSourceOptions {
   /** A saved bank (from `ttt bank build` or --save-bank); otherwise one is built from dataset.train. */
   bank?: MemoryBank;
   config?: PatchCoreConfig;
+  /**
+   * The features of a bank built here (overrides config.modality); by default both on a dataset with
+   * point clouds (MVTec 3D-AD layout), rgb otherwise.
+   */
+  modality?: BankModality;
   /** Build the bank from at most this many train images, evenly spaced over the sorted list. */
   bankImages?: number;
   /** Called with the bank once built, e.g. to save it. */
   onBank?: (bank: MemoryBank) => Promise<void>;
 }
 
-/** The built-in scorer: PatchCore on the pretrained MobileNetV2 (src/core/patchcore/). */
+/**
+ * The built-in scorer: PatchCore on the pretrained MobileNetV2 and/or the 3-D features of the point clouds
+ * (src/core/patchcore/). One bank scores every image, so every method of a run sees the same map.
+ */
 export function patchcoreSource(gpu: Gpu, opts: PatchCoreSourceOptions = {}): ScoreSource {
-  const config = opts.config ?? PATCHCORE_DEFAULTS;
+  const base = opts.config ?? PATCHCORE_DEFAULTS;
   let scorer: PatchCoreScorer | null = null;
+  // Named by what it scores with: the modality of a bank built here is known once the dataset is open.
+  let name = opts.bank
+    ? `patchcore (saved bank of ${opts.bank.header.patches} patches, modality ${opts.bank.header.modality})`
+    : `patchcore ${JSON.stringify({ ...base, modality: opts.modality ?? 'auto', bankImages: opts.bankImages ?? null })}`;
   return {
-    name: opts.bank ? `patchcore (saved bank of ${opts.bank.header.patches} patches)` : `patchcore ${JSON.stringify({ ...config, bankImages: opts.bankImages ?? null })}`,
+    get name() {
+      return name;
+    },
     async prepare(dataset, ctx) {
+      const withClouds = dataset.layout === 'mvtec3d';
       let bank = opts.bank;
       if (!bank) {
+        const modality = opts.modality ?? (withClouds ? 'both' : 'rgb');
+        const config = { ...base, modality };
+        name = `patchcore ${JSON.stringify({ ...config, bankImages: opts.bankImages ?? null })}`;
+        if (modality !== 'rgb' && !withClouds) {
+          throw new TttError('INVALID_OPTION', `a ${modality} bank needs point clouds: a dataset in the MVTec 3D-AD layout (<split>/<type>/{rgb,xyz,gt}/)`);
+        }
         const all = dataset.train;
         const n = Math.min(all.length, opts.bankImages ?? all.length);
         const chosen = Array.from({ length: n }, (_, i) => all[Math.floor((i * all.length) / n)]);
-        async function* images() {
+        async function* samples() {
           for (const [k, item] of chosen.entries()) {
-            yield await ctx.loadImage(item);
+            yield { image: await ctx.loadImage(item), pointCloud: modality === 'rgb' ? null : await loadPointCloud(item) };
             ctx.progress(k + 1, chosen.length, 'bank images');
           }
         }
-        bank = await buildBank(gpu, images(), config, { onCoreset: (done, total) => ctx.progress(done, total, 'coreset') });
+        bank = await buildBank(gpu, samples(), config, { onCoreset: (done, total) => ctx.progress(done, total, 'coreset') });
         await opts.onBank?.(bank);
+      } else if (bank.header.modality !== 'rgb' && !withClouds) {
+        throw new TttError('INVALID_INPUT', `the memory bank holds 3-D features (modality ${bank.header.modality}) and the dataset has no point clouds (not in the MVTec 3D-AD layout)`);
       }
       scorer = await PatchCoreScorer.load(gpu, bank);
     },
-    async score(_item, image) {
+    async score(_item, image, pointCloud) {
       if (!scorer) throw new TttError('INTERNAL', 'the PatchCore source was not prepared');
-      return (await scorer.score(image)).anomalyMap;
+      return (await scorer.score(image, pointCloud ?? null)).anomalyMap;
     },
   };
 }
@@ -127,10 +151,13 @@ export function patchcoreSource(gpu: Gpu, opts: PatchCoreSourceOptions = {}): Sc
 /** Writes every map a source produces into `dir` in the maps-folder layout, for later --maps runs. */
 export function savingMaps(source: ScoreSource, dir: string): ScoreSource {
   return {
-    ...source,
-    name: source.name,
-    async score(item, image) {
-      const map = await source.score(item, image);
+    get name() {
+      return source.name;
+    },
+    prepare: source.prepare?.bind(source),
+    locate: source.locate?.bind(source),
+    async score(item, image, pointCloud) {
+      const map = await source.score(item, image, pointCloud);
       const base = mapBase(dir, item);
       await mkdir(dirname(base), { recursive: true });
       await writeFileAtomic(`${base}.npy`, encodeNpy(map.data, [map.height, map.width]));

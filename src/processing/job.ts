@@ -140,7 +140,7 @@ export async function runInspection(ctx: JobContext, id: string, delivery?: JobD
       if (!uploadedMap) {
         const ts = performance.now();
         const scorer = await ctx.scorers.get(gpu, row.productId, row.product.updatedAt.getTime(), () => readBank(db, row.productId));
-        computedMap = (await scorer.score(image)).anomalyMap;
+        computedMap = (await scorer.score(image, pointCloud)).anomalyMap;
         stageMs.score = round(performance.now() - ts);
       }
       const scoreMap = uploadedMap ?? computedMap!;

@@ -50,6 +50,7 @@ const ScorerBank = builder.objectRef<BankHeader>('ScorerBank').implement({
     patches: t.exposeInt('patches', { description: 'Patches kept (the coreset).' }),
     sourcePatches: t.exposeInt('sourcePatches', { description: 'Patches of all nominal images (the coreset was chosen from them).' }),
     channels: t.exposeInt('channels', { description: 'Feature channels per patch.' }),
+    modality: t.exposeString('modality', { description: 'rgb: image features; both: image and 3-D features (the nominal images came with point clouds).' }),
     layers: t.exposeStringList('layers', { description: 'MobileNetV2 layers the features come from.' }),
     weights: t.exposeString('weights', { description: 'The network weights the features were computed with.' }),
     size: t.exposeInt('size', { description: 'Working size: images are resized so that their longest side has this many pixels.' }),
@@ -144,15 +145,18 @@ builder.mutationFields((t) => ({
       '(.npy, PNG, TIFF); the calibration is recomputed from all of them. BUILTIN product: `images` (PNG, JPEG, TIFF); the memory ' +
       `bank is rebuilt from all nominal images, and the calibration from the maps of the held-out ones (every ${HOLD_OUT_EVERY}th image, ` +
       'or the last of 2 to 4; none with a single image, whose product stays uncalibrated) scored against a bank built from the others. ' +
+      'With `pointClouds` (one organized point cloud per image, in order; for every image of the product or for none) the bank ' +
+      'holds image and 3-D features, and inspections scored by it need their pointCloud. ' +
       'Giving the other kind of file, or none, is an InvalidInputError.',
     errors: mutationErrors('AddNominalSamples', 'product'),
     args: {
       productId: t.arg.id({ required: true }),
       images: t.arg({ type: ['File'], description: 'Nominal images of a BUILTIN product.' }),
       scoreMaps: t.arg({ type: ['File'], description: 'Nominal score maps of an EXTERNAL product.' }),
+      pointClouds: t.arg({ type: ['File'], description: "The images' organized point clouds (BUILTIN): 3-sample float TIFF or .npy (H, W, 3)." }),
     },
-    resolve: async (query, _root, { productId, images, scoreMaps }, ctx) => {
-      const id = await addNominalSamples(ctx, String(productId), { images, scoreMaps });
+    resolve: async (query, _root, { productId, images, scoreMaps, pointClouds }, ctx) => {
+      const id = await addNominalSamples(ctx, String(productId), { images, scoreMaps, pointClouds });
       return ctx.db.product.findUniqueOrThrow({ ...query, where: { id } });
     },
   }),

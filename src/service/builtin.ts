@@ -1,15 +1,18 @@
 // Nominal images of BUILTIN products: each addition stores the images and rebuilds the PatchCore memory
 // bank from all of the product's nominal images, and the calibration from the maps of held-out ones (scored
-// against a bank built without them, so that they look like parts the bank has never seen).
+// against a bank built without them, so that they look like parts the bank has never seen). A product
+// whose nominal images come with point clouds (all of them) gets a bank of image and 3-D features (modality
+// both); its inspections then need their point cloud to be scored.
 
 import { calibrate, calibrationToJson, type Calibration } from '../core/calibration.ts';
 import { TttError, withSubjectAsync } from '../core/errors.ts';
 import { encodeBank, type MemoryBank } from '../core/patchcore/bank.ts';
-import { buildBank, PatchCoreScorer, PATCHCORE_DEFAULTS } from '../core/patchcore/patchcore.ts';
-import type { ImageTensor, ScoreMap } from '../core/types.ts';
-import { checkAspect, validateImage } from '../core/validate.ts';
+import { buildBank, PatchCoreScorer, PATCHCORE_DEFAULTS, type BankSample, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
+import type { ScoreMap } from '../core/types.ts';
+import { checkAspect, validateImage, validatePointCloud } from '../core/validate.ts';
 import { Prisma } from '../generated/prisma/client.ts';
 import { decodeImage } from '../io/image.ts';
+import { decodePointCloud } from '../io/pointcloud.ts';
 import type { ServiceContext } from './context.ts';
 import { checkUploadSize, readUpload, type FileLike } from './uploads.ts';
 
@@ -40,7 +43,12 @@ interface NominalFile {
   width: number;
   height: number;
   channels: number;
+  /** The point cloud as uploaded, or null. */
+  cloud: { name: string; bytes: Uint8Array<ArrayBuffer> } | null;
 }
+
+/** The bank of a product's nominal images: image and 3-D features when they come with point clouds. */
+const bankConfig = (files: readonly NominalFile[]): PatchCoreConfig => ({ ...PATCHCORE_DEFAULTS, modality: files[0]?.cloud ? 'both' : 'rgb' });
 
 // Additions to one product run one after another in this process; the position check in the final
 // transaction catches additions by other processes.
@@ -57,9 +65,13 @@ function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
   return run;
 }
 
-async function readImages(ctx: ServiceContext, files: readonly FileLike[]): Promise<NominalFile[]> {
+async function readImages(ctx: ServiceContext, files: readonly FileLike[], clouds: readonly FileLike[]): Promise<NominalFile[]> {
   if (files.length > MAX_NOMINAL_IMAGES) throw new TttError('INVALID_INPUT', `images: at most ${MAX_NOMINAL_IMAGES} images per call, got ${files.length}`);
+  if (clouds.length > 0 && clouds.length !== files.length) {
+    throw new TttError('INVALID_INPUT', `pointClouds: ${clouds.length} point clouds for ${files.length} images (one per image, in the same order, or none)`);
+  }
   files.forEach((f, k) => checkUploadSize(f, `images[${k}]`, ctx.config.maxUploadBytes));
+  clouds.forEach((f, k) => checkUploadSize(f, `pointClouds[${k}]`, ctx.config.maxUploadBytes));
   const out: NominalFile[] = [];
   for (const [k, file] of files.entries()) {
     const upload = await readUpload(file);
@@ -69,13 +81,22 @@ async function readImages(ctx: ServiceContext, files: readonly FileLike[]): Prom
       return decoded;
     });
     if (out.length > 0) checkAspect(`images[${k}] ${upload.name}`, image, out[0]);
-    out.push({ name: upload.name, bytes: upload.bytes, width: image.width, height: image.height, channels: image.channels });
+    let cloud: NominalFile['cloud'] = null;
+    if (clouds[k]) {
+      const c = await readUpload(clouds[k]);
+      await withSubjectAsync(`pointClouds[${k}]`, async () => validatePointCloud(decodePointCloud(c.bytes, c.name, { maxPixels: ctx.config.maxImagePixels }), image));
+      cloud = { name: c.name, bytes: c.bytes };
+    }
+    out.push({ name: upload.name, bytes: upload.bytes, width: image.width, height: image.height, channels: image.channels, cloud });
   }
   return out;
 }
 
-async function* decodeAll(ctx: ServiceContext, files: readonly NominalFile[]): AsyncGenerator<ImageTensor> {
-  for (const f of files) yield await decodeImage(f.bytes, f.name, { maxPixels: ctx.config.maxImagePixels });
+async function* decodeAll(ctx: ServiceContext, files: readonly NominalFile[]): AsyncGenerator<BankSample> {
+  const maxPixels = ctx.config.maxImagePixels;
+  for (const f of files) {
+    yield { image: await decodeImage(f.bytes, f.name, { maxPixels }), pointCloud: f.cloud ? decodePointCloud(f.cloud.bytes, f.cloud.name, { maxPixels }) : null };
+  }
 }
 
 /** The bank of all images, and the calibration from the held-out images' maps (null for a single image). */
@@ -85,12 +106,12 @@ async function rebuild(ctx: ServiceContext, files: readonly NominalFile[]): Prom
   let calibration: Calibration | null = null;
   if (held.size > 0) {
     const rest = files.filter((_, p) => !held.has(p));
-    const calibrationBank = await processor.withGpu((gpu) => buildBank(gpu, decodeAll(ctx, rest), PATCHCORE_DEFAULTS));
+    const calibrationBank = await processor.withGpu((gpu) => buildBank(gpu, decodeAll(ctx, rest), bankConfig(files)));
     const maps = await processor.withGpu(async (gpu) => {
       const scorer = await PatchCoreScorer.load(gpu, calibrationBank);
       try {
         const out: ScoreMap[] = [];
-        for await (const image of decodeAll(ctx, files.filter((_, p) => held.has(p)))) out.push((await scorer.score(image)).anomalyMap);
+        for await (const s of decodeAll(ctx, files.filter((_, p) => held.has(p)))) out.push((await scorer.score(s.image, s.pointCloud)).anomalyMap);
         return out;
       } finally {
         scorer.release();
@@ -98,7 +119,7 @@ async function rebuild(ctx: ServiceContext, files: readonly NominalFile[]): Prom
     });
     calibration = calibrate(maps);
   }
-  const bank = await processor.withGpu((gpu) => buildBank(gpu, decodeAll(ctx, files), PATCHCORE_DEFAULTS));
+  const bank = await processor.withGpu((gpu) => buildBank(gpu, decodeAll(ctx, files), bankConfig(files)));
   return { bank, calibration };
 }
 
@@ -106,18 +127,36 @@ async function rebuild(ctx: ServiceContext, files: readonly NominalFile[]): Prom
  * Validates every image (nothing is stored on any error), then stores them with the rebuilt bank and
  * calibration in one transaction: a failure leaves the previous bank and calibration in place.
  */
-export async function addNominalImages(ctx: ServiceContext, productId: string, files: readonly FileLike[]): Promise<void> {
+export async function addNominalImages(ctx: ServiceContext, productId: string, files: readonly FileLike[], clouds: readonly FileLike[] = []): Promise<void> {
   const { db, logger } = ctx;
-  const added = await readImages(ctx, files);
+  const added = await readImages(ctx, files, clouds);
   await serialized(productId, async () => {
     for (let attempt = 1; ; attempt++) {
       const stored = await db.nominalImage.findMany({
         where: { productId },
         orderBy: { position: 'asc' },
-        select: { name: true, data: true, width: true, height: true, channels: true },
+        select: { name: true, data: true, width: true, height: true, channels: true, pointCloud: true, pointCloudName: true },
       });
-      const storedFiles: NominalFile[] = stored.map((s) => ({ name: s.name, bytes: s.data as Uint8Array<ArrayBuffer>, width: s.width, height: s.height, channels: s.channels }));
-      if (storedFiles.length > 0) added.forEach((a, k) => checkAspect(`images[${k}] ${a.name}`, a, storedFiles[0]));
+      const storedFiles: NominalFile[] = stored.map((s) => ({
+        name: s.name,
+        bytes: s.data as Uint8Array<ArrayBuffer>,
+        width: s.width,
+        height: s.height,
+        channels: s.channels,
+        cloud: s.pointCloud ? { name: s.pointCloudName ?? 'xyz.tiff', bytes: s.pointCloud as Uint8Array<ArrayBuffer> } : null,
+      }));
+      if (storedFiles.length > 0) {
+        added.forEach((a, k) => checkAspect(`images[${k}] ${a.name}`, a, storedFiles[0]));
+        const before = storedFiles[0].cloud !== null;
+        if (before !== (added[0].cloud !== null)) {
+          throw new TttError(
+            'INVALID_INPUT',
+            before
+              ? "pointClouds: the product's nominal images come with point clouds (its bank holds image and 3-D features): give one per image"
+              : "pointClouds: the product's nominal images have no point clouds (its bank holds image features): add images without them",
+          );
+        }
+      }
       const t0 = performance.now();
       const { bank, calibration } = await rebuild(ctx, [...storedFiles, ...added]);
       const saved = await db.$transaction(
@@ -125,7 +164,17 @@ export async function addNominalImages(ctx: ServiceContext, productId: string, f
           await tx.$queryRaw`SELECT id FROM "Product" WHERE id = ${productId}::uuid FOR UPDATE`;
           if ((await tx.nominalImage.count({ where: { productId } })) !== stored.length) return false;
           await tx.nominalImage.createMany({
-            data: added.map((a, k) => ({ productId, position: stored.length + k, name: a.name, width: a.width, height: a.height, channels: a.channels, data: a.bytes })),
+            data: added.map((a, k) => ({
+              productId,
+              position: stored.length + k,
+              name: a.name,
+              width: a.width,
+              height: a.height,
+              channels: a.channels,
+              data: a.bytes,
+              pointCloud: a.cloud?.bytes ?? null,
+              pointCloudName: a.cloud?.name ?? null,
+            })),
           });
           await tx.product.update({
             where: { id: productId },
@@ -139,6 +188,7 @@ export async function addNominalImages(ctx: ServiceContext, productId: string, f
         product: productId,
         images: stored.length + added.length,
         patches: bank.header.patches,
+        modality: bank.header.modality,
         heldOut: calibration?.count ?? 0,
         ms: Math.round(performance.now() - t0),
         ...(saved ? {} : { superseded: 'another process added nominal images meanwhile; rebuilding' }),

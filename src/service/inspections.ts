@@ -77,6 +77,10 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
     if (withBank === 0) {
       throw new TttError('INVALID_INPUT', 'scoreMap is required until the product\'s built-in scorer has a memory bank: add nominal images with addNominalSamples first');
     }
+    const multimodal = await db.nominalImage.count({ where: { productId, NOT: { pointCloud: null } } });
+    if (multimodal > 0 && !input.pointCloud) {
+      throw new TttError('INVALID_INPUT', "pointCloud is required: the product's built-in scorer holds image and 3-D features (its nominal images came with point clouds); give the part's point cloud, or a scoreMap");
+    }
   }
 
   const overrides = parseOptionPairs(input.options);

@@ -62,6 +62,8 @@ function fromBytes(bytes: Uint8Array): Float32Array {
 export interface NominalSamples {
   images?: readonly FileLike[] | null;
   scoreMaps?: readonly FileLike[] | null;
+  /** The images' organized point clouds (BUILTIN), one per image in order. */
+  pointClouds?: readonly FileLike[] | null;
 }
 
 /** Adds nominal samples of the kind the product's scorer takes; returns the product's local id. */
@@ -76,8 +78,11 @@ export async function addNominalSamples(ctx: ServiceContext, productGlobalId: st
       throw new TttError('INVALID_INPUT', 'scoreMaps: the product uses the built-in scorer (scorer BUILTIN), which calibrates on its own maps: add nominal images (images) instead');
     }
     if (images.length === 0) throw new TttError('INVALID_INPUT', 'images: at least one nominal image is needed');
-    await addNominalImages(ctx, productId, images);
+    await addNominalImages(ctx, productId, images, samples.pointClouds ?? []);
   } else {
+    if ((samples.pointClouds ?? []).length > 0) {
+      throw new TttError('INVALID_INPUT', 'pointClouds: the product is scored by an external detector (scorer EXTERNAL), whose nominal samples are its score maps');
+    }
     if (images.length > 0) {
       throw new TttError('INVALID_INPUT', "images: the product is scored by an external detector (scorer EXTERNAL): add that detector's score maps of nominal parts (scoreMaps) instead");
     }

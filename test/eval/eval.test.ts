@@ -439,7 +439,7 @@ describe('ttt eval CLI', () => {
   it('refuses built-in scorer options with --maps, an unknown method, a bad --set', async () => {
     const both = await ttt('eval', '--dataset', synth.dataset, '--maps', synth.maps, '--bank-images', '2');
     expect(both.code).toBe(2);
-    expect(both.stderr.trim()).toMatch(/^ttt: --bank, --bank-images and --save-bank belong to the built-in scorer/);
+    expect(both.stderr.trim()).toMatch(/^ttt: --bank, --bank-images, --save-bank and --modality belong to the built-in scorer/);
     const method = await ttt('eval', '--dataset', synth.dataset, '--maps', synth.maps, '--methods', 'ttt,nope');
     expect(method.code).toBe(2);
     expect(method.stderr).toMatch(/unknown method "nope" \(known: thr_global_3sigma, .*ttt, ttt_rgb, ttt_3d\) \[INVALID_OPTION\]/);

@@ -12,8 +12,9 @@ import { pointValidity, resampleValidity } from '../../src/core/validity.ts';
 import { openDataset, loadImage, loadPointCloud } from '../../src/eval/dataset.ts';
 import { ALL_METHOD_NAMES } from '../../src/eval/methods.ts';
 import { runEval, type EvalResult } from '../../src/eval/run.ts';
-import { mapsFolder } from '../../src/eval/scoreSource.ts';
+import { mapsFolder, patchcoreSource } from '../../src/eval/scoreSource.ts';
 import { writeSynthetic3dDataset, writeSyntheticDataset } from '../../src/eval/syntheticDataset.ts';
+import { registerMobileNet } from '../../src/models/nsfwjs.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -83,6 +84,24 @@ describe('ttt eval on the MVTec 3D-AD layout', () => {
     const r = await runEval({ gpu: await testGpu(), dataset: synth.dataset, source: mapsFolder(synth.maps), methods: ['ttt_rgb', 'ttt'], size: 48, seed: 0, tttOverrides: FILTERBANK });
     expect(r.report.imageResults[0].width).toBe(48);
     expect(r.summary.methods.ttt!.pooled!.f1).toBeGreaterThan(r.summary.methods.ttt_rgb!.pooled!.f1);
+  });
+
+  it('the built-in scorer without --maps: its bank of image and 3-D features finds the dents, one of image features alone does not', async () => {
+    registerMobileNet();
+    const run = async (modality: 'rgb' | 'both') => {
+      const source = patchcoreSource(await testGpu(), { modality });
+      const r = await runEval({ gpu: await testGpu(), dataset: synth.dataset, source, methods: ['oracle', 'ttt_rgb', 'ttt'], size: null, seed: 0, tttOverrides: FILTERBANK });
+      expect(r.report.run.scoreSource).toContain(`"modality":"${modality}"`);
+      return r.summary.methods;
+    };
+    const rgb = await run('rgb');
+    const both = await run('both');
+    // Measured (pooled F1): rgb bank oracle 0.07, ttt 0.01; image + 3-D bank oracle 0.85, ttt 0.57, ttt_rgb 0.33.
+    expect(rgb.oracle!.pooled!.f1).toBeLessThan(0.2);
+    expect(both.oracle!.pooled!.f1).toBeGreaterThan(0.7);
+    expect(both.ttt!.pooled!.f1).toBeGreaterThan(0.45);
+    expect(both.ttt!.pooled!.f1).toBeGreaterThan(rgb.ttt!.pooled!.f1 + 0.4);
+    expect(both.ttt!.pooled!.f1).toBeGreaterThan(both.ttt_rgb!.pooled!.f1);
   });
 
   it('errors: a missing point cloud, ttt_3d without point clouds', async () => {

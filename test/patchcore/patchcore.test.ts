@@ -124,6 +124,7 @@ describe('memory bank file', () => {
     header: {
       ...PATCHCORE_DEFAULTS, version: BANK_VERSION, extractor: 'mobilenetv2', weights: 'test', layers: ['block_2_add'],
       patches: 3, channels: 2, images: 1, sourcePatches: 30,
+      geometryScales: [], rgbChannels: 2, geometryChannels: 0, normalization: null,
     },
     features: Float32Array.from([1, 2, 3, 4.5, -5, 6]),
   };
@@ -152,8 +153,10 @@ describe('memory bank file', () => {
     const nan = bytes.slice();
     new DataView(nan.buffer).setFloat32(12 + headerLength + 8, NaN, true);
     expect(() => decodeBank(nan, 'b.bin')).toThrow(/patch 1 holds NaN/);
-    const v2 = encodeBank({ ...bank, header: { ...bank.header, version: 2 } });
-    expect(() => decodeBank(v2, 'b.bin')).toThrow(/memory bank version 2/);
+    const future = bytes.slice();
+    const at = new TextDecoder().decode(bytes.subarray(12, 12 + headerLength)).indexOf('"version":2');
+    future.set(new TextEncoder().encode('"version":9'), 12 + at);
+    expect(() => decodeBank(future, 'b.bin')).toThrow(/memory bank version 9 \(this build reads versions 1 and 2\)/);
     const noLayers = encodeBank({ ...bank, header: { ...bank.header, layers: [] } });
     expect(() => decodeBank(noLayers, 'b.bin')).toThrow(/lists no layers/);
   });
@@ -203,7 +206,7 @@ describe('scoring', () => {
   it('refuses a bank whose channels do not match its layers', async () => {
     const bank = await buildBank(gpu, [texture(32, 32, 1)], { ...config, size: 32, coresetRatio: 1 });
     const wrong = { ...bank, header: { ...bank.header, layers: ['block_2_add'] } };
-    await expect(PatchCoreScorer.load(gpu, wrong)).rejects.toThrow(/152-channel patches but layers block_2_add .* give 24/);
+    await expect(PatchCoreScorer.load(gpu, wrong)).rejects.toThrow(/152-channel image features but layers block_2_add .* give 24/);
   });
 });
 

@@ -1,19 +1,44 @@
 // The PatchCore memory bank as one binary file: the magic "TTTBANK1", the byte length of a JSON header
 // (u32, little-endian), the header (UTF-8, space-padded to a multiple of 4 bytes), then the patches as
 // float32 little-endian, patch-major ([patches][channels]). Loading validates every part.
+// Version 2 adds the modality (rgb, 3d or both), the 3-D feature scales and the per-channel normalization
+// of multimodal banks; version 1 files (image features only) still load, as modality rgb.
 
 import { TttError } from '../errors.ts';
 
 export const BANK_MAGIC = 'TTTBANK1';
-export const BANK_VERSION = 1;
+export const BANK_VERSION = 2;
+/** Versions this build reads. */
+export const BANK_VERSIONS: readonly number[] = [1, 2];
+
+/** What a bank's patches hold: image features (MobileNetV2 layers), 3-D features, or both concatenated. */
+export type BankModality = 'rgb' | '3d' | 'both';
+export const BANK_MODALITIES: readonly BankModality[] = ['rgb', '3d', 'both'];
+
+/**
+ * Per-channel affine map applied to every patch before the distance: x -> (x - mean) / divisor (a divisor
+ * of 0 zeroes a channel that was constant over the nominal patches). See patchcore.ts `bankNormalization`.
+ */
+export interface BankNormalization {
+  readonly mean: readonly number[];
+  readonly divisor: readonly number[];
+}
 const MAX_HEADER = 1 << 20;
 
 export interface BankHeader {
   readonly version: number;
-  /** The feature extractor and the weights it ran with. */
+  readonly modality: BankModality;
+  /** The image feature extractor and the weights it ran with (weights '' and no layers for modality 3d). */
   readonly extractor: 'mobilenetv2';
   readonly weights: string;
   readonly layers: readonly string[];
+  /** Window radii of the 3-D features (features.geometryScales); empty for modality rgb. */
+  readonly geometryScales: readonly number[];
+  /** Channels of each part: image features first, then 3-D features (channels = their sum). */
+  readonly rgbChannels: number;
+  readonly geometryChannels: number;
+  /** Applied to the stored patches already and to every query patch; null for modality rgb (raw features). */
+  readonly normalization: BankNormalization | null;
   /** The working size: every image is resized so that its longest side has this many pixels. */
   readonly size: number;
   /** Working-size pixels per patch. */
@@ -39,9 +64,10 @@ export function encodeBank(bank: MemoryBank): Uint8Array {
   if (features.length !== header.patches * header.channels) {
     throw new TttError('INTERNAL', `a bank header of ${header.patches}x${header.channels} with ${features.length} values`);
   }
-  let json = new TextEncoder().encode(JSON.stringify(header));
+  const text = JSON.stringify({ ...header, version: BANK_VERSION });
+  let json = new TextEncoder().encode(text);
   const padded = Math.ceil(json.length / 4) * 4;
-  if (padded !== json.length) json = new TextEncoder().encode(JSON.stringify(header) + ' '.repeat(padded - json.length));
+  if (padded !== json.length) json = new TextEncoder().encode(text + ' '.repeat(padded - json.length));
   const out = new Uint8Array(12 + json.length + features.byteLength);
   out.set(new TextEncoder().encode(BANK_MAGIC), 0);
   new DataView(out.buffer).setUint32(8, json.length, true);
@@ -57,13 +83,41 @@ const corrupt = (name: string, what: string): never => {
 
 const positiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
 
-function checkHeader(name: string, h: Record<string, unknown>): BankHeader {
-  if (h.version !== BANK_VERSION) throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank version ${JSON.stringify(h.version)} (this build reads version ${BANK_VERSION})`);
-  if (h.extractor !== 'mobilenetv2') throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank of extractor ${JSON.stringify(h.extractor)} (expected mobilenetv2)`);
-  if (typeof h.weights !== 'string') corrupt(name, 'the header names no weights');
-  if (!Array.isArray(h.layers) || h.layers.length === 0 || !h.layers.every((l) => typeof l === 'string')) corrupt(name, 'the header lists no layers');
+const numberList = (v: unknown, length: number): boolean => Array.isArray(v) && v.length === length && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+
+/** A version 1 header (image features only) in the current shape. */
+function upgradeV1(h: Record<string, unknown>): Record<string, unknown> {
+  return { ...h, modality: 'rgb', geometryScales: [], rgbChannels: h.channels, geometryChannels: 0, normalization: null };
+}
+
+function checkHeader(name: string, raw: Record<string, unknown>): BankHeader {
+  if (!BANK_VERSIONS.includes(raw.version as number)) {
+    throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank version ${JSON.stringify(raw.version)} (this build reads versions ${BANK_VERSIONS.join(' and ')})`);
+  }
+  const h = raw.version === 1 ? upgradeV1(raw) : raw;
   for (const k of ['size', 'stride', 'patches', 'channels', 'projectionDims', 'images', 'sourcePatches'] as const) {
     if (!positiveInt(h[k])) corrupt(name, `header field ${k} is ${JSON.stringify(h[k])} (expected a positive integer)`);
+  }
+  if (h.extractor !== 'mobilenetv2') throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank of extractor ${JSON.stringify(h.extractor)} (expected mobilenetv2)`);
+  if (!BANK_MODALITIES.includes(h.modality as BankModality)) corrupt(name, `modality ${JSON.stringify(h.modality)} (expected ${BANK_MODALITIES.join(', ')})`);
+  const withImage = h.modality !== '3d';
+  const with3d = h.modality !== 'rgb';
+  if (typeof h.weights !== 'string') corrupt(name, 'the header names no weights');
+  if (!Array.isArray(h.layers) || !h.layers.every((l) => typeof l === 'string') || (h.layers.length > 0) !== withImage) {
+    corrupt(name, withImage ? 'the header lists no layers' : 'a 3-D bank lists network layers');
+  }
+  if (!Array.isArray(h.geometryScales) || !h.geometryScales.every((s) => typeof s === 'number' && s >= 1 && s <= 16) || (h.geometryScales.length > 0) !== with3d) {
+    corrupt(name, `geometry scales ${JSON.stringify(h.geometryScales)} for modality ${h.modality}`);
+  }
+  for (const k of ['rgbChannels', 'geometryChannels'] as const) {
+    if (!(typeof h[k] === 'number' && Number.isInteger(h[k]) && (h[k] as number) >= 0)) corrupt(name, `header field ${k} is ${JSON.stringify(h[k])}`);
+  }
+  if (((h.rgbChannels as number) > 0) !== withImage || ((h.geometryChannels as number) > 0) !== with3d || (h.rgbChannels as number) + (h.geometryChannels as number) !== h.channels) {
+    corrupt(name, `${h.rgbChannels} image and ${h.geometryChannels} 3-D channels do not make ${h.channels} channels of modality ${h.modality}`);
+  }
+  const norm = h.normalization as Record<string, unknown> | null;
+  if (with3d ? !(norm && typeof norm === 'object' && numberList(norm.mean, h.channels as number) && numberList(norm.divisor, h.channels as number)) : norm !== null) {
+    corrupt(name, `the normalization does not fit ${h.channels} channels of modality ${h.modality}`);
   }
   if (typeof h.coresetRatio !== 'number' || !(h.coresetRatio > 0 && h.coresetRatio <= 1)) corrupt(name, `coreset ratio ${JSON.stringify(h.coresetRatio)}`);
   if (typeof h.seed !== 'number' || !Number.isInteger(h.seed)) corrupt(name, 'the header has no seed');

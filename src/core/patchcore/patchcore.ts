@@ -4,21 +4,33 @@
 // nominal images; a test patch scores its distance to the nearest bank patch, and the patch scores become a
 // map at the working size (bilinear, then Gaussian smoothing, sigma 4 at a 256-pixel working size), then at
 // the image's own size. Image score: the map's maximum.
+// With point clouds (modality 3d or both) a patch also holds, or holds only, the 3-D features of its box of
+// the point cloud (geometry.ts); multimodal patches are normalized so that neither modality dominates
+// (bankNormalization), and hole patches are left out of the bank and take their image's lowest score.
 
-import { TttError } from '../errors.ts';
+import { TttError, withSubjectAsync } from '../errors.ts';
 import { gaussianSmooth } from '../features/filterbank.ts';
 import { networkFeatureMaps, networkInputSize } from '../features/mobilenet/extractor.ts';
 import type { NetworkGraph, Shape } from '../features/mobilenet/graph.ts';
 import { mobileNetGraph } from '../features/mobilenet/registry.ts';
 import { resampleBilinear } from '../features/resample.ts';
 import type { Gpu, GpuArray } from '../gpu.ts';
-import type { ImageTensor, ScoreMap } from '../types.ts';
-import { BANK_VERSION, type BankHeader, type MemoryBank } from './bank.ts';
+import { geometryChannels } from '../features/geometry.ts';
+import { kernels } from '../kernels.ts';
+import type { ImageTensor, PointCloud, ScoreMap } from '../types.ts';
+import { validatePointCloud } from '../validate.ts';
+import { maskedSpec, uploadValidity } from '../validity.ts';
+import { BANK_VERSION, type BankHeader, type BankModality, type BankNormalization, type MemoryBank } from './bank.ts';
 import { greedyCoreset } from './coreset.ts';
+import { geometryPatchFeatures } from './geometry.ts';
 import { nearestDistances, releaseBank, uploadBank, type GpuBank } from './knn.ts';
 
 export interface PatchCoreConfig {
+  /** rgb: MobileNetV2 layers; 3d: the 3-D features of the point cloud; both: the two concatenated. */
+  readonly modality: BankModality;
   readonly layers: readonly string[];
+  /** Window radii (working-size pixels) of the 3-D features, as features.geometryScales. */
+  readonly geometryScales: readonly number[];
   /** Working size: every image is resized so that its longest side has this many pixels (aspect kept). */
   readonly size: number;
   /** Working-size pixels per patch. */
@@ -31,7 +43,9 @@ export interface PatchCoreConfig {
 
 /** Layers measured on Magnetic Tile (docs/benchmarks.md): block_12_add adds 0.03 pixel AUROC. */
 export const PATCHCORE_DEFAULTS: PatchCoreConfig = {
+  modality: 'rgb',
   layers: ['block_2_add', 'block_5_add', 'block_12_add'],
+  geometryScales: [2, 4],
   size: 256,
   stride: 8,
   coresetRatio: 0.1,
@@ -77,35 +91,151 @@ export function patchFeatures(gpu: Gpu, graph: NetworkGraph, image: ImageTensor,
   return { data, patches, channels: f.channels, working, grid };
 }
 
+/** A nominal image with its point cloud (needed by modalities 3d and both). */
+export interface BankSample {
+  readonly image: ImageTensor;
+  readonly pointCloud?: PointCloud | null;
+}
+
+const sampleOf = (s: ImageTensor | BankSample): BankSample => ('image' in s ? s : { image: s });
+
+export interface ModalPatches extends PatchArray {
+  /** 1 where the patch has a valid 3-D point (modalities 3d and both); null for rgb. */
+  readonly valid: Uint8Array | null;
+  readonly rgbChannels: number;
+  readonly geometryChannels: number;
+}
+
+/** The patch features of `config.modality`, raw (not normalized): image channels first, then 3-D channels. */
+export async function modalPatchFeatures(
+  gpu: Gpu,
+  graph: NetworkGraph | null,
+  image: ImageTensor,
+  pointCloud: PointCloud | null | undefined,
+  config: PatchCoreConfig,
+): Promise<ModalPatches> {
+  const { modality } = config;
+  if (modality === 'rgb') {
+    const p = patchFeatures(gpu, graph!, image, config);
+    return { ...p, valid: null, rgbChannels: p.channels, geometryChannels: 0 };
+  }
+  if (!pointCloud) throw new TttError('INVALID_INPUT', `the memory bank holds 3-D features (modality ${modality}): the image's point cloud is required`);
+  validatePointCloud(pointCloud, image);
+  const working = workingShape(image, config.size);
+  const grid = patchGrid(working, config.stride);
+  const geo = await geometryPatchFeatures(gpu, pointCloud, working, grid, config.geometryScales);
+  const patches = grid.width * grid.height;
+  if (modality === '3d') return { data: geo.data, patches, channels: geo.channels, working, grid, valid: geo.valid, rgbChannels: 0, geometryChannels: geo.channels };
+  const rgb = patchFeatures(gpu, graph!, image, config);
+  const stride = Math.ceil(patches / 4) * 4;
+  const channels = rgb.channels + geo.channels;
+  const data = gpu.alloc(channels * stride);
+  gpu.copy(rgb.data, data, rgb.channels * stride, 0, 0);
+  gpu.copy(geo.data, data, geo.channels * stride, 0, rgb.channels * stride);
+  gpu.release(rgb.data, geo.data);
+  return { data, patches, channels, working, grid, valid: geo.valid, rgbChannels: rgb.channels, geometryChannels: geo.channels };
+}
+
+/**
+ * The normalization of a multimodal bank, from its nominal patches (patch-major rows, image channels
+ * first): each modality contributes the same expected squared distance, 2, between two independent nominal
+ * patches (E|x - y|^2 = 2 tr Cov). The 3-D channels are standardized one by one (their units differ: depth
+ * in the cloud's units, normals and variations unitless), then divided together by sqrt(K), K the 3-D
+ * channels that vary; the image channels keep the network's relative scales (as in an rgb bank) and are
+ * divided together by the square root of their total variance. A channel constant over the nominal patches
+ * gets divisor 0 (it is zeroed). Statistics in f64.
+ */
+export function bankNormalization(rows: Float32Array, rgbChannels: number, geoChannels: number): BankNormalization {
+  const channels = rgbChannels + geoChannels;
+  const n = rows.length / channels;
+  const sum = new Float64Array(channels);
+  for (let i = 0; i < n; i++) for (let c = 0; c < channels; c++) sum[c] += rows[i * channels + c];
+  const mean = Array.from(sum, (v) => v / n);
+  const m2 = new Float64Array(channels);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < channels; c++) {
+      const d = rows[i * channels + c] - mean[c];
+      m2[c] += d * d;
+    }
+  }
+  const std = Array.from(m2, (v) => Math.sqrt(v / n));
+  const divisor = new Array<number>(channels).fill(0);
+  let total = 0;
+  for (let c = 0; c < rgbChannels; c++) total += std[c] * std[c];
+  for (let c = 0; c < rgbChannels; c++) divisor[c] = total > MIN_SPREAD ** 2 ? Math.sqrt(total) : 0;
+  const varying = std.slice(rgbChannels).filter((s) => s > MIN_SPREAD).length;
+  for (let c = rgbChannels; c < channels; c++) divisor[c] = std[c] > MIN_SPREAD ? std[c] * Math.sqrt(varying) : 0;
+  return { mean, divisor };
+}
+
+/** Below this standard deviation a channel counts as constant (the standardize kernel's own cut is 1e-12). */
+const MIN_SPREAD = 1e-9;
+
+/** Applies a normalization in place to patch-major rows (as the GPU does to queries). */
+export function normalizeRows(rows: Float32Array, normalization: BankNormalization): void {
+  const { mean, divisor } = normalization;
+  const channels = mean.length;
+  for (let i = 0; i < rows.length; i += channels) {
+    for (let c = 0; c < channels; c++) rows[i + c] = divisor[c] > 0 ? (rows[i + c] - mean[c]) / divisor[c] : 0;
+  }
+}
+
+/** Normalizes dimension-major patches on the GPU in place (features.wgsl standardize); hole patches become 0. */
+function normalizePatches(gpu: Gpu, q: ModalPatches, normalization: BankNormalization): void {
+  const stride = Math.ceil(q.patches / 4) * 4;
+  const m = new Float32Array(q.channels * 8);
+  for (let c = 0; c < q.channels; c++) {
+    m[c * 8 + 2] = normalization.mean[c];
+    m[c * 8 + 3] = normalization.divisor[c];
+  }
+  const moments = gpu.upload(m);
+  const valid = uploadValidity(gpu, q.valid);
+  gpu.run(maskedSpec(kernels.standardize, valid), { plane: stride, planes: q.channels, pad0: 0, pad1: 0 }, { feat: q.data, moments, valid: valid.data }, [
+    Math.ceil(stride / (256 * 64)),
+    q.channels,
+    1,
+  ]);
+  gpu.release(moments, valid.data);
+}
+
 export interface BuildProgress {
   /** Called after each image's patches are collected, and during the coreset selection. */
   readonly onImage?: (done: number) => void;
   readonly onCoreset?: (done: number, total: number) => void;
 }
 
-/** A memory bank from nominal images (any sizes; each is resized to the working size). */
+/**
+ * A memory bank from nominal images (any sizes; each is resized to the working size), with their point
+ * clouds for modalities 3d and both (hole patches are left out).
+ */
 export async function buildBank(
   gpu: Gpu,
-  images: Iterable<ImageTensor> | AsyncIterable<ImageTensor>,
+  samples: Iterable<ImageTensor | BankSample> | AsyncIterable<ImageTensor | BankSample>,
   config: PatchCoreConfig,
   progress: BuildProgress = {},
 ): Promise<MemoryBank> {
-  const graph = await mobileNetGraph(config.layers);
+  const graph = config.modality === '3d' ? null : await mobileNetGraph(config.layers);
   const perImage: Float32Array[] = [];
   let channels = 0;
-  for await (const image of images) {
-    const p = patchFeatures(gpu, graph, image, config);
+  let rgbChannels = 0;
+  let imageCount = 0;
+  for await (const s of samples) {
+    const { image, pointCloud } = sampleOf(s);
+    const p = await withSubjectAsync(`nominal image ${imageCount + 1}`, () => modalPatchFeatures(gpu, graph, image, pointCloud, config));
     const stride = Math.ceil(p.patches / 4) * 4;
     const planar = await gpu.readF32(p.data, p.channels * stride);
     gpu.release(p.data);
     channels = p.channels;
-    const rows = new Float32Array(p.patches * channels);
-    for (let c = 0; c < channels; c++) for (let i = 0; i < p.patches; i++) rows[i * channels + c] = planar[c * stride + i];
+    rgbChannels = p.rgbChannels;
+    const kept: number[] = [];
+    for (let i = 0; i < p.patches; i++) if (!p.valid || p.valid[i]) kept.push(i);
+    const rows = new Float32Array(kept.length * channels);
+    for (let c = 0; c < channels; c++) kept.forEach((i, r) => (rows[r * channels + c] = planar[c * stride + i]));
     perImage.push(rows);
-    progress.onImage?.(perImage.length);
+    imageCount++;
+    progress.onImage?.(imageCount);
   }
-  if (perImage.length === 0) throw new TttError('INVALID_INPUT', 'a memory bank needs at least one nominal image');
-  const imageCount = perImage.length;
+  if (imageCount === 0) throw new TttError('INVALID_INPUT', 'a memory bank needs at least one nominal image');
   const all = new Float32Array(perImage.reduce((a, r) => a + r.length, 0));
   let o = 0;
   for (const r of perImage.splice(0)) {
@@ -113,15 +243,22 @@ export async function buildBank(
     o += r.length;
   }
   const sourcePatches = all.length / channels;
+  const normalization = config.modality === 'rgb' ? null : bankNormalization(all, rgbChannels, channels - rgbChannels);
+  if (normalization) normalizeRows(all, normalization);
   const count = Math.max(1, Math.min(sourcePatches, Math.round(config.coresetRatio * sourcePatches)));
   const chosen = await greedyCoreset(gpu, all, channels, count, { projectionDims: config.projectionDims, seed: config.seed, onProgress: progress.onCoreset });
   const features = new Float32Array(chosen.length * channels);
   chosen.forEach((idx, i) => features.set(all.subarray(idx * channels, (idx + 1) * channels), i * channels));
   const header: BankHeader = {
     version: BANK_VERSION,
+    modality: config.modality,
     extractor: 'mobilenetv2',
-    weights: graph.source,
-    layers: [...config.layers],
+    weights: graph?.source ?? '',
+    layers: graph ? [...config.layers] : [],
+    geometryScales: config.modality === 'rgb' ? [] : [...config.geometryScales],
+    rgbChannels,
+    geometryChannels: channels - rgbChannels,
+    normalization,
     size: config.size,
     stride: config.stride,
     patches: chosen.length,
@@ -147,30 +284,45 @@ export class PatchCoreScorer {
   private constructor(
     private readonly gpu: Gpu,
     readonly header: BankHeader,
-    private readonly graph: NetworkGraph,
+    private readonly graph: NetworkGraph | null,
     private readonly bank: GpuBank,
   ) {}
 
   static async load(gpu: Gpu, bank: MemoryBank): Promise<PatchCoreScorer> {
-    const graph = await mobileNetGraph(bank.header.layers);
-    const channels = [...graph.outputs.values()].reduce((a, t) => a + graph.channels[t], 0);
-    if (channels !== bank.header.channels) {
-      throw new TttError('SIZE_MISMATCH', `the memory bank has ${bank.header.channels}-channel patches but layers ${bank.header.layers.join(', ')} of ${graph.source} give ${channels}`);
+    const { header } = bank;
+    const graph = header.modality === '3d' ? null : await mobileNetGraph(header.layers);
+    const rgb = graph ? [...graph.outputs.values()].reduce((a, t) => a + graph.channels[t], 0) : 0;
+    if (graph && rgb !== header.rgbChannels) {
+      throw new TttError('SIZE_MISMATCH', `the memory bank has ${header.rgbChannels}-channel image features but layers ${header.layers.join(', ')} of ${graph.source} give ${rgb}`);
     }
-    return new PatchCoreScorer(gpu, bank.header, graph, uploadBank(gpu, bank.features, channels));
+    const geo = header.modality === 'rgb' ? 0 : geometryChannels(header.geometryScales);
+    if (geo !== header.geometryChannels) {
+      throw new TttError('SIZE_MISMATCH', `the memory bank has ${header.geometryChannels} 3-D channels but scales ${header.geometryScales.join(', ')} give ${geo}`);
+    }
+    return new PatchCoreScorer(gpu, header, graph, uploadBank(gpu, bank.features, header.channels));
+  }
+
+  /** Whether score() needs the image's point cloud (modalities 3d and both). */
+  get needsPointCloud(): boolean {
+    return this.header.modality !== 'rgb';
   }
 
   get config(): PatchCoreConfig {
     return this.header;
   }
 
-  /** Scores one image; the map is produced at the working size and resampled to `output` (default: the image's size). */
-  async score(image: ImageTensor, output: Shape = image): Promise<PatchCoreScore> {
+  /**
+   * Scores one image (with its point cloud for a 3d or both bank; ignored by an rgb bank); the map is
+   * produced at the working size and resampled to `output` (default: the image's size).
+   */
+  async score(image: ImageTensor, pointCloud: PointCloud | null = null, output: Shape = image): Promise<PatchCoreScore> {
     const gpu = this.gpu;
-    const q = patchFeatures(gpu, this.graph, image, this.config);
+    const q = await modalPatchFeatures(gpu, this.graph, image, pointCloud, this.config);
     const { working, grid } = q;
-    const { distance, index } = nearestDistances(gpu, this.bank, q.data, q.patches);
-    gpu.release(q.data, index);
+    if (this.header.normalization) normalizePatches(gpu, q, this.header.normalization);
+    const nearest = nearestDistances(gpu, this.bank, q.data, q.patches);
+    gpu.release(q.data, nearest.index);
+    const distance = q.valid ? await fillHolePatches(gpu, nearest.distance, q.valid) : nearest.distance;
     const up = resampleBilinear(gpu, distance, 1, grid, working);
     gpu.release(distance);
     const smooth = gaussianSmooth(gpu, up, 1, working.width, working.height, smoothingSigma(this.header.size));
@@ -188,4 +340,15 @@ export class PatchCoreScorer {
   release(): void {
     releaseBank(this.gpu, this.bank);
   }
+}
+
+/** Hole patches (no valid 3-D point) take the lowest distance of the image's valid patches. */
+async function fillHolePatches(gpu: Gpu, distance: GpuArray, valid: Uint8Array): Promise<GpuArray> {
+  if (valid.every((v) => v !== 0)) return distance;
+  const d = await gpu.readF32(distance, valid.length);
+  gpu.release(distance);
+  let low = Infinity;
+  for (let i = 0; i < d.length; i++) if (valid[i] && d[i] < low) low = d[i];
+  for (let i = 0; i < d.length; i++) if (!valid[i]) d[i] = low;
+  return gpu.upload(d);
 }

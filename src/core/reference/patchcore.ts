@@ -3,6 +3,7 @@
 // the score map's upsampling and Gaussian smoothing.
 
 import { coresetStart, projectionMatrix } from '../patchcore/coreset.ts';
+import { poolBox } from '../patchcore/geometry.ts';
 import { referenceBilinear, referenceGaussianSmooth } from './features.ts';
 
 /** Nearest entry of a patch-major bank ([size][channels]) for each query of a dimension-major [channels][stride] array. */
@@ -109,4 +110,40 @@ export function referenceScoreMap(
   const up = referenceBilinear(distances, 1, grid, working);
   const smooth = referenceGaussianSmooth(up, working.width, working.height, sigma);
   return output.width === working.width && output.height === working.height ? smooth : referenceBilinear(smooth, 1, working, output);
+}
+
+/**
+ * Masked box pooling (shaders/pool.wgsl): per channel of planar `data` (`from` size), each grid cell's mean
+ * over the valid pixels of its box, 0 without any; dimension-major [channels][outStride].
+ */
+export function referencePoolBoxes(
+  data: Float32Array,
+  channels: number,
+  from: { width: number; height: number },
+  valid: Uint8Array,
+  grid: { width: number; height: number },
+  outStride = grid.width * grid.height,
+): Float32Array {
+  const out = new Float32Array(channels * outStride);
+  const plane = from.width * from.height;
+  for (let c = 0; c < channels; c++) {
+    for (let gy = 0; gy < grid.height; gy++) {
+      const [y0, y1] = poolBox(gy, from.height, grid.height);
+      for (let gx = 0; gx < grid.width; gx++) {
+        const [x0, x1] = poolBox(gx, from.width, grid.width);
+        let s = 0;
+        let n = 0;
+        for (let y = y0; y < y1; y++) {
+          for (let x = x0; x < x1; x++) {
+            const p = y * from.width + x;
+            if (!valid[p]) continue;
+            s += data[c * plane + p];
+            n++;
+          }
+        }
+        out[c * outStride + gy * grid.width + gx] = n > 0 ? s / n : 0;
+      }
+    }
+  }
+  return out;
 }
