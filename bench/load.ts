@@ -7,13 +7,13 @@
 // completed (every submission must complete SUCCEEDED).
 // Usage: DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test npx tsx bench/load.ts [--workers 1,2] [--seconds 60] [--stations 4] [--size 256]
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import sharp from 'sharp';
 import { encodeNpy } from '../src/io/npy.ts';
 import { syntheticSample } from '../src/synthetic.ts';
+import { ROOT, TSX, freePort, startProcess as start } from '../test/helpers/processes.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -28,21 +28,10 @@ if (!BASE) throw new Error('bench/load.ts needs DATABASE_URL (a PostgreSQL serve
 const SECONDS = Number(args.seconds);
 const STATIONS = Number(args.stations);
 const SIZE = Number(args.size);
-const ROOT = new URL('..', import.meta.url).pathname;
-const TSX = `${ROOT}node_modules/.bin/tsx`;
 
 const SUBMIT = `mutation($input: SubmitInspectionInput!) { submitInspection(input: $input) {
   __typename ... on SubmitInspectionSuccess { inspection { id status } } ... on Error { code message } } }`;
 const STATUS = 'query($id: ID!) { inspection(id: $id) { status } }';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
@@ -58,14 +47,6 @@ async function samples(n: number): Promise<{ png: Uint8Array; npy: Uint8Array }[
     out.push({ png: new Uint8Array(await img.png().toBuffer()), npy: encodeNpy(s.scoreMap.data, [height, width]) });
   }
   return out;
-}
-
-function start(script: string, env: Record<string, string>): { child: ChildProcess; output: string[]; exited: Promise<number | null> } {
-  const child = spawn(TSX, [script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const output: string[] = [];
-  child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
-  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
-  return { child, output, exited: new Promise((r) => child.on('exit', r)) };
 }
 
 async function run(workers: number, files: { png: Uint8Array; npy: Uint8Array }[]) {

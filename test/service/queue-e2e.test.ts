@@ -3,31 +3,12 @@
 // job is redelivered after the visibility timeout and every inspection ends SUCCEEDED exactly once (one
 // SUCCEEDED attempt each, regions not duplicated); SIGTERM then stops the others with exit code 0.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/service/keys.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
+import { freePort, startProcess as start, type Proc } from '../helpers/processes.ts';
 import { CREATE_PRODUCT, POSTGRES_URL, SUBMIT, openTestDatabase, sampleFiles, type TestDatabase } from './helpers.ts';
-
-const TSX = new URL('../../node_modules/.bin/tsx', import.meta.url).pathname;
-const ROOT = new URL('../..', import.meta.url).pathname;
-
-interface Proc {
-  child: ChildProcess;
-  output: string[];
-  exited: Promise<number | null>;
-}
-
-function start(script: string, env: Record<string, string>): Proc {
-  const child = spawn(TSX, [script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const output: string[] = [];
-  child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
-  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  return { child, output, exited };
-}
 
 async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs: number, everyMs = 50): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -37,15 +18,6 @@ async function until<T>(what: string, fn: () => Promise<T | null | undefined | f
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 describe.skipIf(!POSTGRES_URL)('two workers and a server on PostgreSQL', () => {

@@ -1,0 +1,35 @@
+// Child processes of the project's entry points (the server, workers) for the multi-process test and the
+// load bench: spawned through tsx from the repository root, their output collected.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+
+export const ROOT = new URL('../..', import.meta.url).pathname;
+export const TSX = `${ROOT}node_modules/.bin/tsx`;
+
+export interface Proc {
+  child: ChildProcess;
+  /** Everything it wrote to stdout and stderr so far. */
+  output: string[];
+  exited: Promise<number | null>;
+}
+
+/** Runs `tsx script` (a path relative to the repository root) with `env` added to this process's. */
+export function startProcess(script: string, env: Record<string, string>): Proc {
+  const child = spawn(TSX, [script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
+  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, output, exited };
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
