@@ -11,6 +11,7 @@ import { optionPairs } from '../service/options.ts';
 import { ErrorCodeEnum, EXPECTED_ERRORS, mutationErrors } from './errors.ts';
 import { OptionInput, OptionValue } from './options.ts';
 import type { ErrorCode } from '../core/errors.ts';
+import { withId } from './select.ts';
 
 export const InspectionStatusEnum = builder.enumType(InspectionStatus, { name: 'InspectionStatus' });
 export const VerdictEnum = builder.enumType(Verdict, {
@@ -298,7 +299,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: SubmitInspectionInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
       return submitInspection(ctx, { ...input, productId: String(input.productId) }, (id) =>
-        ctx.db.inspection.findUniqueOrThrow({ ...query, where: { id } }),
+        ctx.db.inspection.findUniqueOrThrow({ ...withId(query), where: { id } }),
       );
     },
   }),
@@ -309,7 +310,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }), options: t.arg({ type: [OptionInput] }) },
     resolve: async (query, _root, { id, options }, ctx) => {
       return reprocessInspection(ctx, String(id), options, (inspectionId) =>
-        ctx.db.inspection.findUniqueOrThrow({ ...query, where: { id: inspectionId } }),
+        ctx.db.inspection.findUniqueOrThrow({ ...withId(query), where: { id: inspectionId } }),
       );
     },
   }),

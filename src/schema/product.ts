@@ -12,6 +12,7 @@ import { optionPairs } from '../service/options.ts';
 import { addNominalSamples, createProduct } from '../service/products.ts';
 import { mutationErrors } from './errors.ts';
 import { OptionInput, OptionValue } from './options.ts';
+import { withId } from './select.ts';
 
 type CalibrationSummary = Omit<CalibrationJson, 'version' | 'pixelMean' | 'pixelStd'>;
 
@@ -115,7 +116,7 @@ builder.queryFields((t) => ({
   products: t.prismaField({
     type: ['Product'],
     description: "Every product the caller's key may see, by name.",
-    resolve: (query, _root, _args, ctx) => ctx.db.product.findMany({ ...query, where: productScope(ctx.auth), orderBy: { name: 'asc' } }),
+    resolve: (query, _root, _args, ctx) => ctx.db.product.findMany({ ...withId(query), where: productScope(ctx.auth), orderBy: { name: 'asc' } }),
   }),
 }));
 
@@ -135,7 +136,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: CreateProductInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
       const id = await createProduct(ctx, input);
-      return ctx.db.product.findUniqueOrThrow({ ...query, where: { id } });
+      return ctx.db.product.findUniqueOrThrow({ ...withId(query), where: { id } });
     },
   }),
   addNominalSamples: t.prismaField({
@@ -157,7 +158,7 @@ builder.mutationFields((t) => ({
     },
     resolve: async (query, _root, { productId, images, scoreMaps, pointClouds }, ctx) => {
       const id = await addNominalSamples(ctx, String(productId), { images, scoreMaps, pointClouds });
-      return ctx.db.product.findUniqueOrThrow({ ...query, where: { id } });
+      return ctx.db.product.findUniqueOrThrow({ ...withId(query), where: { id } });
     },
   }),
 }));

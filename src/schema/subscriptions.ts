@@ -5,6 +5,7 @@ import { builder } from '../builder.ts';
 import type { InspectionEvent } from '../server/events.ts';
 import { inScope } from '../service/auth.ts';
 import { localId, notFound } from '../service/ids.ts';
+import { withId } from './select.ts';
 
 /** The current state first (so that a late subscriber misses nothing), then every change until deletion. */
 async function* watchInspection(
@@ -48,7 +49,7 @@ builder.subscriptionType({
       // The status is the event's: each delivery reports its own transition even if the row has moved on.
       resolve: async (query, event, _args, ctx) => {
         const { id, status } = event as InspectionEvent;
-        const row = await ctx.db.inspection.findUniqueOrThrow({ ...query, where: { id } });
+        const row = await ctx.db.inspection.findUniqueOrThrow({ ...withId(query), where: { id } });
         return status === 'DELETED' ? row : Object.assign(row, { status });
       },
     }),
@@ -63,7 +64,7 @@ builder.subscriptionType({
       },
       resolve: async (query, event, _args, ctx) => {
         const { id, status } = event as InspectionEvent;
-        const row = await ctx.db.inspection.findUniqueOrThrow({ ...query, where: { id } });
+        const row = await ctx.db.inspection.findUniqueOrThrow({ ...withId(query), where: { id } });
         return status === 'DELETED' ? row : Object.assign(row, { status });
       },
     }),

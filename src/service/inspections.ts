@@ -152,10 +152,13 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
   // Committed: the inspection is complete and QUEUED. Should anything below fail, the retry of its
   // externalId returns it, and the next start re-queues it (recoverUnfinished).
   await step(ctx.faults, 'submit:committed');
-  const result = await load(id);
-  await ctx.processor.enqueue(id);
-  ctx.events.publish({ id, productId, status: 'QUEUED' });
-  return result;
+  // Loaded before it is queued (so it is returned QUEUED), and queued even when loading fails.
+  try {
+    return await load(id);
+  } finally {
+    await ctx.processor.enqueue(id);
+    ctx.events.publish({ id, productId, status: 'QUEUED' });
+  }
 }
 
 /**
@@ -217,10 +220,12 @@ export async function reprocessInspection<T>(
     const results: BlobKind[] = current.scoreSource === 'BUILTIN' ? ['MASK', 'SCORE_MAP'] : ['MASK'];
     await tx.inspectionBlob.deleteMany({ where: { inspectionId: id, kind: { in: results } } });
   });
-  const result = await load(id);
-  await ctx.processor.enqueue(id);
-  ctx.events.publish({ id, productId: current.productId, status: 'QUEUED' });
-  return result;
+  try {
+    return await load(id);
+  } finally {
+    await ctx.processor.enqueue(id);
+    ctx.events.publish({ id, productId: current.productId, status: 'QUEUED' });
+  }
 }
 
 export async function deleteInspection(ctx: ServiceContext, globalIdValue: string): Promise<string> {

@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { confusion, pixelMetrics } from '../../src/core/metrics.ts';
-import { decodeGlobalID } from '@pothos/plugin-relay';
+import { decodeGlobalID, encodeGlobalID } from '@pothos/plugin-relay';
 import { syntheticSample } from '../../src/synthetic.ts';
 import { recoverUnfinished } from '../../src/processing/processor.ts';
 import { BACKENDS, INSPECTION, ORIGIN, REPROCESS, SUBMIT, createProduct, imagePng, readPng, rowCounts, sampleFiles, scoreMapNpy, startService, type TestService } from './helpers.ts';
@@ -164,5 +164,22 @@ describe.each(BACKENDS)('inspections on %s', (backend) => {
     expect(requests[0].fields).toMatchObject({ method: 'POST', path: '/graphql', status: 200 });
     const inspections = s.logger.entries.filter((e) => e.msg === 'inspection');
     expect(inspections.map((e) => e.fields.status)).toEqual(['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED']);
+  });
+  it('answers a submission and a reprocess that select only __typename, and processes both', async () => {
+    const r = await s.upload(
+      'mutation($input: SubmitInspectionInput!) { submitInspection(input: $input) { __typename ... on SubmitInspectionSuccess { inspection { __typename } } } }',
+      { input: { productId, image: null, scoreMap: null } },
+      await sampleFiles(syntheticSample({ width: 48, height: 48, seed: 77 })),
+    );
+    expect(r.errors).toBeUndefined();
+    expect(r.data!.submitInspection).toEqual({ __typename: 'SubmitInspectionSuccess', inspection: { __typename: 'Inspection' } });
+    await s.processor.drain();
+    const row = await s.prisma.inspection.findFirstOrThrow({ orderBy: { createdAt: 'desc' }, select: { id: true, status: true } });
+    expect(row.status).toBe('SUCCEEDED');
+    const p = await s.gql('mutation($id: ID!) { reprocessInspection(id: $id) { __typename } }', { id: encodeGlobalID('Inspection', row.id) });
+    expect(p.errors).toBeUndefined();
+    expect(p.data!.reprocessInspection.__typename).toBe('ReprocessInspectionSuccess');
+    await s.processor.drain();
+    expect((await s.prisma.inspection.findUniqueOrThrow({ where: { id: row.id }, select: { status: true } })).status).toBe('SUCCEEDED');
   });
 });
