@@ -55,19 +55,32 @@ export const TTT4AS_ROWS = 600;
 export const TTT4AS_LAMBDA = 1 / (TTT4AS_SVC_C * TTT4AS_ROWS);
 
 /**
- * The paper's configuration, pinned key by key so that tuning the project's defaults never moves it.
+ * The paper's configuration, every option pinned (a test checks that each key is given) so that tuning
+ * the project's defaults never moves it.
  * LinearSVC weighs classes equally (class_weight=None), hence balanced=false. The remaining SGD settings
  * and the filterbank are this project's (the paper used WideResNet-50 features).
  */
 export function ttt4asOptions(seed: number): TttOptions {
-  return resolveOptions({
+  return resolveOptions(ttt4asOverrides(seed));
+}
+
+/** Every option of the paper's configuration, as `--set` keys. */
+export function ttt4asOverrides(seed: number): Record<string, unknown> {
+  return {
     seed,
     'features.extractor': 'filterbank',
     'features.sigmas': [1, 2, 4],
+    'features.layers': ['block_2_add', 'block_5_add', 'block_12_add'],
+    'features.inputSize': 0,
+    'features.modality': 'auto',
+    'features.geometryScales': [2, 4],
     'pseudoLabels.anomalousPercentile': 99,
     'pseudoLabels.radius': 1,
     'pseudoLabels.nominalCount': 500,
     'pseudoLabels.nominalPercentile': 100,
+    // The paper's pseudo-labels and masks know nothing of a calibration.
+    'pseudoLabels.seedFloor': 'off',
+    'pseudoLabels.seedFloorSigmas': 2,
     'classifier.loss': 'hinge',
     'classifier.lambda': TTT4AS_LAMBDA,
     'classifier.learningRate': 0.1,
@@ -77,9 +90,13 @@ export function ttt4asOptions(seed: number): TttOptions {
     'classifier.tolerance': 0.001,
     'classifier.patience': 5,
     'gate.mode': 'off',
+    'gate.factor': 1,
+    'gate.sigmas': 0,
+    'mask.scoreFloor': 'off',
+    'mask.scoreFloorSigmas': 1.5,
     'regions.connectivity': 8,
     'regions.minArea': 0,
-  });
+  };
 }
 
 /** What one method made of one image. */

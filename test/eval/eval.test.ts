@@ -10,11 +10,11 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resampleBilinear } from '../../src/core/features/resample.ts';
 import { confusion } from '../../src/core/metrics.ts';
-import { defaultOptions, flattenOptions, resolveOptions } from '../../src/core/options.ts';
+import { OPTION_SPECS, defaultOptions, flattenOptions, resolveOptions } from '../../src/core/options.ts';
 import { segment } from '../../src/core/pipeline.ts';
 import { calibrate } from '../../src/core/calibration.ts';
 import { openDataset, resampleNearest } from '../../src/eval/dataset.ts';
-import { METHOD_NAMES, TTT4AS_LAMBDA, ttt4asOptions, type MethodName } from '../../src/eval/methods.ts';
+import { METHOD_NAMES, TTT4AS_LAMBDA, ttt4asOptions, ttt4asOverrides, type MethodName } from '../../src/eval/methods.ts';
 import type { EvalSummary } from '../../src/eval/report.ts';
 import { runEval, type EvalOptions } from '../../src/eval/run.ts';
 import { mapsFolder, patchcoreSource, savingMaps } from '../../src/eval/scoreSource.ts';
@@ -260,6 +260,10 @@ describe('ttt eval on a synthetic dataset', () => {
       'classifier.balanced': false,
       'features.extractor': 'filterbank',
     });
+    expect(o.ttt4as!['pseudoLabels.seedFloor']).toBe('off');
+    expect(o.ttt4as!['mask.scoreFloor']).toBe('off');
+    // Every option is pinned, so that the project's defaults never leak into the paper's configuration.
+    expect(Object.keys(ttt4asOverrides(0)).sort()).toEqual(OPTION_SPECS.map((spec) => spec.key).sort());
     expect(TTT4AS_LAMBDA).toBeCloseTo(1 / (0.001 * 600), 12);
     expect(o.ttt).toEqual(flattenOptions(defaultOptions()));
     expect(o.ttt!['gate.mode']).not.toBe('off');
