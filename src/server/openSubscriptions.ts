@@ -78,7 +78,13 @@ export class OpenSubscriptions {
         const pending = it.next();
         // Left behind when the stream stops first; its failure then concerns no one.
         pending.catch(() => undefined);
-        const r = await Promise.race([pending, stopped.then(() => null)]);
+        let r: IteratorResult<ExecutionResult> | null;
+        try {
+          r = await Promise.race([pending, stopped.then(() => null)]);
+        } catch (error) {
+          finish();
+          throw error;
+        }
         // A revocation wins over an event that arrives with it.
         if (r === null || final) return finished ? done() : ending();
         if (r.done) finish();
