@@ -6,11 +6,14 @@ import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
 import type PrismaTypes from './generated/pothos-types.ts';
 import { getDatamodel } from './generated/pothos-types.ts';
+import type { OpenSubscriptions } from './server/openSubscriptions.ts';
 import type { ServiceContext } from './service/context.ts';
 
 export interface Context extends ServiceContext {
   /** Origin of the file URLs (the configured public URL, or the request's origin). */
   baseUrl: string;
+  /** The process's open subscriptions, ended when their key is revoked. */
+  subscriptions: OpenSubscriptions;
 }
 
 export const builder = new SchemaBuilder<{

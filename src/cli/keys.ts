@@ -6,7 +6,7 @@ import { TttError } from '../core/errors.ts';
 import { databaseOptionsFromEnv, openDatabase, type PrismaClient } from '../db.ts';
 import type { ApiKeyRole } from '../generated/prisma/enums.ts';
 import { migrate } from '../migrate.ts';
-import { createApiKey, listApiKeys, revokeApiKey, ROLES, type ApiKeyInfo } from '../service/keys.ts';
+import { checkKeyInput, createApiKey, keyReference, listApiKeys, revokeApiKey, ROLES, type ApiKeyInfo } from '../service/keys.ts';
 import { parse } from './args.ts';
 
 const HELP = `usage: ttt keys create --role admin|station|viewer [--product P ...] [--name TEXT]
@@ -59,6 +59,13 @@ export const command = {
     const v = parse(rest, { role: { type: 'string' }, product: { type: 'string', multiple: true }, name: { type: 'string' }, json: { type: 'boolean' } }, HELP);
     if (action === 'revoke' && !positional) throw new TttError('INVALID_OPTION', `ttt keys revoke needs the key's id or prefix\n\n${HELP}`);
     if (action === 'create' && !v.role) throw new TttError('INVALID_OPTION', `--role is required (${ROLES.map((r) => r.toLowerCase()).join(', ')})`);
+    const role = v.role?.toUpperCase() as ApiKeyRole;
+    // Refused before the database is opened (PGlite's takes seconds, and may be in use).
+    if (action === 'create') {
+      if (!ROLES.includes(role)) throw new TttError('INVALID_OPTION', `--role must be one of ${ROLES.map((r) => r.toLowerCase()).join(', ')}, got ${JSON.stringify(v.role)}`);
+      checkKeyInput({ role, limited: (v.product ?? []).length > 0, name: v.name });
+    }
+    if (action === 'revoke') keyReference(positional!);
 
     const db = await openDatabase(databaseOptionsFromEnv());
     try {
@@ -66,8 +73,6 @@ export const command = {
       const prisma = db.prisma;
       const names = new Map((await prisma.product.findMany({ select: { id: true, name: true } })).map((p) => [p.id, p.name]));
       if (action === 'create') {
-        const role = v.role!.toUpperCase() as ApiKeyRole;
-        if (!ROLES.includes(role)) throw new TttError('INVALID_OPTION', `--role must be one of ${ROLES.map((r) => r.toLowerCase()).join(', ')}, got ${JSON.stringify(v.role)}`);
         const productIds = [];
         for (const ref of v.product ?? []) productIds.push(await productId(prisma, ref));
         const { key, secret } = await createApiKey(prisma, { role, productIds, name: v.name });

@@ -84,9 +84,14 @@ builder.mutationFields((t) => ({
   }),
   revokeApiKey: t.field({
     type: RevokedApiKey,
-    description: 'Revokes an API key, by its id or its first characters; requests with it fail from then on (ADMIN).',
+    description:
+      'Revokes an API key, by its id or its first characters; requests with it fail from then on, and its open subscriptions end (at once on this server, within SUBSCRIPTION_KEY_CHECK_SECONDS on others) (ADMIN).',
     errors: { types: EXPECTED_ERRORS, directResult: true, union: { name: 'RevokeApiKeyResult' } },
     args: { id: t.arg.string({ required: true, description: 'The key\'s id, or its prefix ("ttt_" and at least 4 more characters).' }) },
-    resolve: (_root, { id }, ctx) => revokeApiKey(ctx.db, id),
+    resolve: async (_root, { id }, ctx) => {
+      const key = await revokeApiKey(ctx.db, id);
+      ctx.subscriptions.revoked(key.id);
+      return key;
+    },
   }),
 }));

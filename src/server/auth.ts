@@ -1,15 +1,17 @@
 // Access control at the HTTP edge: every request (GraphQL, SSE subscriptions, file routes) must carry
 // `Authorization: Bearer <key>` of a live API key (401 otherwise), stays within that key's rate (429),
-// and each operation's root fields must be allowed to the key's role (403 FORBIDDEN). Product scope is
+// comes from an address that has not failed too many authentications (429), and each operation's root
+// fields must be allowed to the key's role (403 FORBIDDEN); subscriptions end when their key does. Product scope is
 // enforced deeper, where the data is read (service/auth.ts). GraphiQL's page, yoga's health check and CORS
 // preflights are answered before this runs and carry no data.
 
 import { getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, type DocumentNode, type GraphQLSchema, type SelectionSetNode } from 'graphql';
-import type { Plugin } from 'graphql-yoga';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { PrismaClient } from '../db.ts';
 import { hasRole, OPERATION_ROLES, type Principal } from '../service/auth.ts';
 import { authenticate } from '../service/keys.ts';
 import type { Logger } from './log.ts';
+import type { OpenSubscriptions } from './openSubscriptions.ts';
 
 const principals = new WeakMap<Request, Principal>();
 
@@ -26,12 +28,14 @@ function jsonError(status: number, code: string, message: string, headers: Recor
 }
 
 /**
- * A token bucket per key: `burst` requests at once, refilled at `perMinute` per minute. In memory, per
- * process: N processes behind a balancer allow N times the rate.
+ * Token buckets by name (an API key's id, a client address): `burst` at once, refilled at `perMinute` per
+ * minute. In memory, per process: N processes behind a balancer allow N times the rate. Full buckets are
+ * forgotten when the map grows, so that many names (addresses) cannot grow it without bound.
  */
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private readonly perMs: number;
+  private pruneAt = 1024;
   constructor(
     readonly perMinute: number,
     readonly burst: number,
@@ -40,29 +44,102 @@ export class RateLimiter {
     this.perMs = perMinute / 60_000;
   }
 
-  /** Takes a token; returns 0 when allowed, else the milliseconds until one is available. */
-  take(key: string): number {
-    const t = this.now();
+  /** Buckets held (tests). */
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  private refilled(key: string, t: number): { tokens: number; at: number } {
     const b = this.buckets.get(key) ?? { tokens: this.burst, at: t };
     b.tokens = Math.min(this.burst, b.tokens + (t - b.at) * this.perMs);
     b.at = t;
+    return b;
+  }
+
+  /** The milliseconds until a token is available (0: now), taking none. */
+  wait(key: string): number {
+    const b = this.buckets.get(key);
+    if (!b) return 0;
+    const tokens = Math.min(this.burst, b.tokens + (this.now() - b.at) * this.perMs);
+    return tokens >= 1 ? 0 : Math.ceil((1 - tokens) / this.perMs);
+  }
+
+  /** Takes a token; returns 0 when allowed, else the milliseconds until one is available. */
+  take(key: string): number {
+    const t = this.now();
+    const b = this.refilled(key, t);
     this.buckets.set(key, b);
+    if (this.buckets.size > this.pruneAt) this.prune(t);
     if (b.tokens >= 1) {
       b.tokens -= 1;
       return 0;
     }
     return Math.ceil((1 - b.tokens) / this.perMs);
   }
+
+  private prune(t: number): void {
+    for (const [key, b] of this.buckets) if (b.tokens + (t - b.at) * this.perMs >= this.burst) this.buckets.delete(key);
+    // Amortized: the next sweep waits until the map has doubled.
+    this.pruneAt = Math.max(1024, 2 * this.buckets.size);
+  }
 }
 
-export function authPlugin(db: PrismaClient, limiter: RateLimiter, logger: Logger): Plugin {
+/** Node's http server context (yoga passes `{ req, res }`); absent under `yoga.fetch`. */
+export interface NodeServerContext {
+  req?: { socket?: { remoteAddress?: string } };
+}
+
+/**
+ * The bucket of a client address for failed authentications: an IPv4 address (IPv4-mapped IPv6 too) as it
+ * is, an IPv6 address by its /64 (one host usually holds a whole /64), and one shared bucket when the
+ * address is unknown. X-Forwarded-For is read only when the proxy in front is trusted to set it: its last
+ * entry is the address the nearest proxy saw.
+ */
+export function clientAddress(request: Request, serverContext: NodeServerContext | undefined, trustProxy: boolean): string {
+  let address = serverContext?.req?.socket?.remoteAddress;
+  if (trustProxy) {
+    const forwarded = request.headers.get('x-forwarded-for')?.split(',').at(-1)?.trim();
+    if (forwarded) address = forwarded;
+  }
+  if (!address) return 'unknown';
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1];
+  if (!address.includes(':')) return address;
+  const [head, tail] = address.toLowerCase().split('%')[0].split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
+export interface AuthLimits {
+  /** Requests per key. */
+  keys: RateLimiter;
+  /** Failed authentications per client address. */
+  failures: RateLimiter;
+  trustProxy: boolean;
+}
+
+export function authPlugin(db: PrismaClient, limits: AuthLimits, logger: Logger): Plugin<Record<string, unknown>, NodeServerContext> {
   return {
-    async onRequest({ request, endResponse }) {
+    async onRequest({ request, serverContext, endResponse }) {
       const header = request.headers.get('authorization') ?? '';
       const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
       const challenge = { 'www-authenticate': 'Bearer realm="ttt-inspect"' };
       if (!m) {
         endResponse(jsonError(401, 'UNAUTHENTICATED', 'an API key is required: send "Authorization: Bearer <key>"', challenge));
+        return;
+      }
+      // An address that keeps presenting bad keys is refused before its keys are looked up.
+      const address = clientAddress(request, serverContext, limits.trustProxy);
+      const blockedMs = limits.failures.wait(address);
+      if (blockedMs > 0) {
+        const seconds = Math.max(1, Math.ceil(blockedMs / 1000));
+        endResponse(
+          jsonError(429, 'RATE_LIMITED', `too many failed authentications from this address (more than ${limits.failures.perMinute} per minute); retry in ${seconds} s`, {
+            'retry-after': String(seconds),
+          }),
+        );
         return;
       }
       let principal: Principal | null;
@@ -74,15 +151,16 @@ export function authPlugin(db: PrismaClient, limiter: RateLimiter, logger: Logge
         return;
       }
       if (!principal) {
-        logger.log('warn', 'authentication failed', { path: new URL(request.url).pathname });
+        limits.failures.take(address);
+        logger.log('warn', 'authentication failed', { path: new URL(request.url).pathname, address });
         endResponse(jsonError(401, 'UNAUTHENTICATED', 'the API key is invalid or revoked', { ...challenge, 'www-authenticate': 'Bearer realm="ttt-inspect", error="invalid_token"' }));
         return;
       }
-      const waitMs = limiter.take(principal.keyId);
+      const waitMs = limits.keys.take(principal.keyId);
       if (waitMs > 0) {
         const seconds = Math.max(1, Math.ceil(waitMs / 1000));
         endResponse(
-          jsonError(429, 'RATE_LIMITED', `rate limit of ${limiter.perMinute} requests per minute (bursts of ${limiter.burst}) exceeded for this key; retry in ${seconds} s`, {
+          jsonError(429, 'RATE_LIMITED', `rate limit of ${limits.keys.perMinute} requests per minute (bursts of ${limits.keys.burst}) exceeded for this key; retry in ${seconds} s`, {
             'retry-after': String(seconds),
           }),
         );
@@ -142,6 +220,19 @@ export function operationRolesPlugin(): Plugin<{ auth: Principal }> {
     onSubscribe({ args, setResultAndStopExecution }) {
       const reason = forbiddenReason(args.contextValue.auth, args.document, args.operationName);
       if (reason) setResultAndStopExecution(forbidden(reason));
+    },
+  };
+}
+
+/** Each subscription's stream ends when its key is revoked or its role or products change (see openSubscriptions.ts). */
+export function subscriptionKeysPlugin(open: OpenSubscriptions): Plugin<{ auth: Principal }> {
+  return {
+    onSubscribe() {
+      return {
+        onSubscribeResult({ args, result, setResult }) {
+          if (isAsyncIterable(result)) setResult(open.guard(args.contextValue.auth, result));
+        },
+      };
     },
   };
 }

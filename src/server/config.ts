@@ -29,6 +29,12 @@ export interface ServiceConfig {
   rateLimitPerMinute: number;
   /** Requests a key may make at once above the steady rate (the bucket's size). */
   rateLimitBurst: number;
+  /** Failed authentications per minute per client address (token bucket of the same size, per process). */
+  authFailuresPerMinute: number;
+  /** Take the client address from X-Forwarded-For (its last entry) instead of the socket: only behind a proxy that sets it. */
+  trustProxy: boolean;
+  /** How often the keys of open subscriptions are checked, in milliseconds (a key revoked elsewhere ends its streams within this). */
+  subscriptionKeyCheckMs: number;
 }
 
 export interface QueueSettings {
@@ -104,6 +110,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
     },
     rateLimitPerMinute: positiveInt(env, 'RATE_LIMIT_PER_MINUTE', 1200),
     rateLimitBurst: positiveInt(env, 'RATE_LIMIT_BURST', 200),
+    authFailuresPerMinute: positiveInt(env, 'AUTH_FAILURES_PER_MINUTE', 120),
+    trustProxy: onOff(env, 'TRUST_PROXY', false),
+    subscriptionKeyCheckMs: 1000 * positiveInt(env, 'SUBSCRIPTION_KEY_CHECK_SECONDS', 5),
   };
 }
 

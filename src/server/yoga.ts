@@ -13,10 +13,11 @@ import { schema } from '../schema/index.ts';
 import { FILE_ROLE, hasRole } from '../service/auth.ts';
 import type { Faults } from '../service/faults.ts';
 import { FILE_KINDS, renderFile, type FileKind } from '../service/files.ts';
-import { authPlugin, checkOperationRoles, disableIntrospectionPlugin, operationRolesPlugin, principalOf, RateLimiter } from './auth.ts';
+import { authPlugin, checkOperationRoles, disableIntrospectionPlugin, operationRolesPlugin, principalOf, RateLimiter, subscriptionKeysPlugin } from './auth.ts';
 import { defaultConfig, type GraphqlLimits, type ServiceConfig } from './config.ts';
 import { createInspectionEvents, type InspectionEvents } from './events.ts';
 import { jsonLogger, type Logger } from './log.ts';
+import { OpenSubscriptions } from './openSubscriptions.ts';
 
 export interface AppOptions {
   db: PrismaClient;
@@ -32,6 +33,7 @@ export interface App {
   yoga: YogaServerInstance<Record<string, unknown>, Context>;
   events: InspectionEvents;
   config: ServiceConfig;
+  subscriptions: OpenSubscriptions;
 }
 
 /** Codes whose messages are meant for the client; anything else is masked. */
@@ -156,7 +158,12 @@ export function createApp(options: AppOptions): App {
   const events = options.events ?? createInspectionEvents();
   const { db, processor, faults } = options;
   checkOperationRoles(schema);
-  const limiter = new RateLimiter(config.rateLimitPerMinute, config.rateLimitBurst);
+  const limits = {
+    keys: new RateLimiter(config.rateLimitPerMinute, config.rateLimitBurst),
+    failures: new RateLimiter(config.authFailuresPerMinute, config.authFailuresPerMinute),
+    trustProxy: config.trustProxy,
+  };
+  const subscriptions = new OpenSubscriptions(db, config.subscriptionKeyCheckMs, logger);
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -169,7 +176,7 @@ export function createApp(options: AppOptions): App {
       const auth = principalOf(request);
       // The auth plugin ends every request without a principal before GraphQL runs.
       if (!auth) throw new Error('no principal for the request');
-      return { db, processor, events, config, logger, auth, faults, baseUrl: config.publicUrl ?? new URL(request.url).origin };
+      return { db, processor, events, config, logger, auth, faults, subscriptions, baseUrl: config.publicUrl ?? new URL(request.url).origin };
     },
     maskedErrors: {
       maskError(error, message, isDev) {
@@ -187,12 +194,13 @@ export function createApp(options: AppOptions): App {
     plugins: [
       requestLogPlugin(logger),
       bodyLimitPlugin(config.maxRequestBytes),
-      authPlugin(db, limiter, logger),
+      authPlugin(db, limits, logger),
       filesPlugin(db, config.maxImagePixels),
       armorPlugin(config.graphqlLimits),
       ...(config.introspection ? [] : [disableIntrospectionPlugin()]),
       operationRolesPlugin(),
+      subscriptionKeysPlugin(subscriptions),
     ],
   });
-  return { yoga, events, config };
+  return { yoga, events, config, subscriptions };
 }

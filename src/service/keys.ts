@@ -69,14 +69,20 @@ export interface CreateKeyInput {
 }
 
 /** Creates a key; the secret is returned here and never again. */
-export async function createApiKey(db: PrismaClient, input: CreateKeyInput): Promise<{ key: ApiKeyInfo; secret: string }> {
+/** What can be refused without the database: the role, an ADMIN key limited to products, the name's length. */
+export function checkKeyInput(input: { role: ApiKeyRole; limited: boolean; name?: string | null }): void {
   if (!ROLES.includes(input.role)) throw new TttError('INVALID_INPUT', `role must be one of ${ROLES.join(', ')}, got ${JSON.stringify(input.role)}`);
-  const productIds = [...new Set(input.productIds ?? [])];
-  if (input.role === 'ADMIN' && productIds.length > 0) {
+  if (input.role === 'ADMIN' && input.limited) {
     throw new TttError('INVALID_INPUT', 'an ADMIN key cannot be limited to products (it manages products and keys); give products to STATION or VIEWER keys');
   }
   const name = input.name?.trim() || null;
   if (name !== null && name.length > MAX_NAME) throw new TttError('INVALID_INPUT', `name must have at most ${MAX_NAME} characters`);
+}
+
+export async function createApiKey(db: PrismaClient, input: CreateKeyInput): Promise<{ key: ApiKeyInfo; secret: string }> {
+  const productIds = [...new Set(input.productIds ?? [])];
+  checkKeyInput({ role: input.role, limited: productIds.length > 0, name: input.name });
+  const name = input.name?.trim() || null;
   if (productIds.length > 0) {
     const found = await db.product.findMany({ where: { id: { in: productIds } }, select: { id: true } });
     const missing = productIds.filter((id) => !found.some((f) => f.id === id));
@@ -99,12 +105,16 @@ export async function createApiKey(db: PrismaClient, input: CreateKeyInput): Pro
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** The key a revocation names: its id, or its secret's first characters (at least "ttt_" + 4). */
+export function keyReference(idOrPrefix: string): { id: string } | { prefix: { startsWith: string } } {
+  if (UUID.test(idOrPrefix)) return { id: idOrPrefix.toLowerCase() };
+  if (idOrPrefix.startsWith(KEY_PREFIX) && idOrPrefix.length >= KEY_PREFIX.length + 4) return { prefix: { startsWith: idOrPrefix.slice(0, SHOWN) } };
+  throw new TttError('INVALID_INPUT', `expected a key id (UUID) or the key's first characters ("ttt_" and at least 4 more), got ${JSON.stringify(idOrPrefix)}`);
+}
+
 /** Revokes the key with this id, or the one key whose secret starts with this prefix (at least "ttt_" + 4). */
 export async function revokeApiKey(db: PrismaClient, idOrPrefix: string): Promise<ApiKeyInfo> {
-  let where: { id: string } | { prefix: { startsWith: string } };
-  if (UUID.test(idOrPrefix)) where = { id: idOrPrefix.toLowerCase() };
-  else if (idOrPrefix.startsWith(KEY_PREFIX) && idOrPrefix.length >= KEY_PREFIX.length + 4) where = { prefix: { startsWith: idOrPrefix.slice(0, SHOWN) } };
-  else throw new TttError('INVALID_INPUT', `expected a key id (UUID) or the key's first characters ("ttt_" and at least 4 more), got ${JSON.stringify(idOrPrefix)}`);
+  const where = keyReference(idOrPrefix);
   const matches = await db.apiKey.findMany({ where, select: { id: true }, take: 2 });
   if (matches.length === 0) throw new TttError('NOT_FOUND', `no API key ${idOrPrefix}`);
   if (matches.length > 1) throw new TttError('INVALID_INPUT', `${JSON.stringify(idOrPrefix)} matches several keys: give more characters or the id`);

@@ -4,7 +4,9 @@
 
 import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RateLimiter } from '../../src/server/auth.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { clientAddress, RateLimiter } from '../../src/server/auth.ts';
 import { defaultConfig } from '../../src/server/config.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -183,6 +185,113 @@ describe.each(BACKENDS)('rate limit on %s', (backend) => {
   });
 });
 
+describe.each(BACKENDS)('failed authentications on %s', (backend) => {
+  let s: TestService;
+  let proxied: TestService;
+  beforeAll(async () => {
+    s = await startService(backend, { config: { authFailuresPerMinute: 3 } });
+    proxied = await startService(backend, { config: { authFailuresPerMinute: 3, trustProxy: true } });
+  });
+  afterAll(async () => {
+    await s?.close();
+    await proxied?.close();
+  });
+
+  const BAD = `ttt_${'B'.repeat(43)}`;
+  /** A request as node's http server hands it over: the socket's address in the server context. */
+  const from = (t: TestService, address: string | null, key: string | null, headers: Record<string, string> = {}) =>
+    t.yoga.fetch(
+      `${ORIGIN}/graphql?query=%7B__typename%7D`,
+      { headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers } },
+      address === null ? {} : { req: { socket: { remoteAddress: address } } },
+    );
+  const lookups = (t: TestService) => t.database.queries.filter((q) => q.includes('FROM "ApiKey" k')).length;
+
+  it('an address beyond AUTH_FAILURES_PER_MINUTE bad keys gets 429 before any lookup, even with a good key; other addresses are unaffected', async () => {
+    const { secret } = await s.createKey('VIEWER');
+    for (const key of [BAD, 'not-a-key', BAD]) expect((await from(s, '10.0.0.1', key)).status).toBe(401);
+    // A request without a key costs nothing and is not counted.
+    expect((await from(s, '10.0.0.1', null)).status).toBe(401);
+    const before = lookups(s);
+    for (const key of [BAD, secret]) {
+      const res = await from(s, '10.0.0.1', key);
+      expect(res.status).toBe(429);
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(20);
+      const body = await res.json();
+      expect(body.errors[0]).toMatchObject({ extensions: { code: 'RATE_LIMITED' } });
+      expect(body.errors[0].message).toMatch(/too many failed authentications from this address \(more than 3 per minute\)/);
+    }
+    expect(lookups(s)).toBe(before);
+    // The same address as IPv4-mapped IPv6 is the same client.
+    expect((await from(s, '::ffff:10.0.0.1', secret)).status).toBe(429);
+    expect((await from(s, '10.0.0.2', secret)).status).toBe(200);
+    expect((await from(s, '10.0.0.2', BAD)).status).toBe(401);
+    // X-Forwarded-For is not trusted by default: it does not let 10.0.0.1 out.
+    expect((await from(s, '10.0.0.1', secret, { 'x-forwarded-for': '192.0.2.9' })).status).toBe(429);
+    const warning = s.logger.entries.find((e) => e.msg === 'authentication failed')!;
+    expect(warning.fields).toMatchObject({ address: '10.0.0.1', path: '/graphql' });
+    expect(JSON.stringify(s.logger.entries)).not.toContain(BAD);
+  });
+
+  it('with TRUST_PROXY=on the last X-Forwarded-For entry is the client; an IPv6 client counts by its /64', async () => {
+    for (let k = 0; k < 3; k++) expect((await from(proxied, '10.1.0.1', BAD, { 'x-forwarded-for': `198.51.100.${k}, 192.0.2.7` })).status).toBe(401);
+    expect((await from(proxied, '10.1.0.1', BAD, { 'x-forwarded-for': '192.0.2.7' })).status).toBe(429);
+    // The same proxy, another client behind it.
+    expect((await from(proxied, '10.1.0.1', BAD, { 'x-forwarded-for': '192.0.2.8' })).status).toBe(401);
+    for (const a of ['2001:db8:1:2::5', '2001:db8:1:2:aa::1', '2001:0db8:0001:0002:ffff::9']) expect((await from(proxied, a, BAD)).status).toBe(401);
+    expect((await from(proxied, '2001:db8:1:2::77', BAD)).status).toBe(429);
+    expect((await from(proxied, '2001:db8:1:3::5', BAD)).status).toBe(401);
+  });
+
+  it('requests without a known address share one bucket', async () => {
+    const { secret } = await proxied.createKey('VIEWER');
+    for (let k = 0; k < 3; k++) expect((await from(proxied, null, BAD)).status).toBe(401);
+    expect((await from(proxied, null, secret)).status).toBe(429);
+    expect((await from(proxied, '10.1.0.9', secret)).status).toBe(200);
+  });
+
+  it('behind node\'s http server the socket\'s address is the client', async () => {
+    const server = createServer(s.yoga);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql?query=%7B__typename%7D`;
+      const statuses: number[] = [];
+      for (let k = 0; k < 4; k++) statuses.push((await fetch(url, { headers: { authorization: `Bearer ${BAD}` } })).status);
+      expect(statuses).toEqual([401, 401, 401, 429]);
+      expect(s.logger.entries.filter((e) => e.msg === 'authentication failed').at(-1)!.fields.address).toBe('127.0.0.1');
+      expect((await from(s, '10.0.0.3', s.adminKey)).status).toBe(200);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('client addresses', () => {
+    const req = (xff?: string) => new Request(ORIGIN, { headers: xff ? { 'x-forwarded-for': xff } : {} });
+    const at = (a: string) => ({ req: { socket: { remoteAddress: a } } });
+    expect(clientAddress(req(), at('10.0.0.1'), false)).toBe('10.0.0.1');
+    expect(clientAddress(req(), at('::ffff:10.0.0.1'), false)).toBe('10.0.0.1');
+    expect(clientAddress(req(), at('::1'), false)).toBe('0:0:0:0::/64');
+    expect(clientAddress(req(), at('fe80::1%eth0'), false)).toBe('fe80:0:0:0::/64');
+    expect(clientAddress(req(), at('2001:db8:85a3:8d3:1319:8a2e:370:7348'), false)).toBe('2001:db8:85a3:8d3::/64');
+    expect(clientAddress(req('1.2.3.4'), at('10.0.0.1'), false)).toBe('10.0.0.1');
+    expect(clientAddress(req('1.2.3.4 , 5.6.7.8'), at('10.0.0.1'), true)).toBe('5.6.7.8');
+    expect(clientAddress(req(), at('10.0.0.1'), true)).toBe('10.0.0.1');
+    expect(clientAddress(req(), undefined, false)).toBe('unknown');
+  });
+
+  it('full buckets are forgotten when many addresses have been seen', () => {
+    let now = 0;
+    const limiter = new RateLimiter(60, 2, () => now);
+    for (let k = 0; k < 1000; k++) limiter.take(`a${k}`);
+    expect(limiter.size).toBe(1000);
+    now = 10_000; // every bucket is full again
+    for (let k = 0; k < 100; k++) limiter.take(`b${k}`);
+    expect(limiter.size).toBeLessThan(1100);
+    expect(limiter.wait('b0')).toBe(0);
+  });
+});
+
 describe('configuration', () => {
   it('GRAPHIQL and INTROSPECTION default to on, off under NODE_ENV=production, and take on/off', async () => {
     const { configFromEnv } = await import('../../src/server/config.ts');
@@ -192,5 +301,12 @@ describe('configuration', () => {
     expect(() => configFromEnv({ INTROSPECTION: 'maybe' })).toThrow(/INTROSPECTION must be on\/off or true\/false/);
     expect(configFromEnv({ GRAPHQL_MAX_DEPTH: '7', RATE_LIMIT_PER_MINUTE: '30' })).toMatchObject({ graphqlLimits: { maxDepth: 7 }, rateLimitPerMinute: 30 });
     expect(defaultConfig().graphqlLimits).toEqual({ maxDepth: 10, maxAliases: 15, maxCost: 5000, maxTokens: 1000, maxDirectives: 50 });
+    expect(defaultConfig()).toMatchObject({ authFailuresPerMinute: 120, trustProxy: false, subscriptionKeyCheckMs: 5000 });
+    expect(configFromEnv({ AUTH_FAILURES_PER_MINUTE: '10', TRUST_PROXY: 'on', SUBSCRIPTION_KEY_CHECK_SECONDS: '2' })).toMatchObject({
+      authFailuresPerMinute: 10,
+      trustProxy: true,
+      subscriptionKeyCheckMs: 2000,
+    });
+    expect(() => configFromEnv({ AUTH_FAILURES_PER_MINUTE: '0' })).toThrow(/AUTH_FAILURES_PER_MINUTE must be a positive integer/);
   });
 });
