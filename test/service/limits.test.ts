@@ -193,4 +193,11 @@ describe('configuration', () => {
     expect(configFromEnv({ GRAPHQL_MAX_DEPTH: '7', RATE_LIMIT_PER_MINUTE: '30' })).toMatchObject({ graphqlLimits: { maxDepth: 7 }, rateLimitPerMinute: 30 });
     expect(defaultConfig().graphqlLimits).toEqual({ maxDepth: 10, maxAliases: 15, maxCost: 5000, maxTokens: 1000, maxDirectives: 50 });
   });
+
+  it('the queue settings default as documented and take positive whole seconds', async () => {
+    const { configFromEnv } = await import('../../src/server/config.ts');
+    expect(configFromEnv({}).queue).toEqual({ jobTimeoutSeconds: 300, retryLimit: 3, retryDelaySeconds: 5, shutdownTimeoutSeconds: 30 });
+    expect(configFromEnv({ SHUTDOWN_TIMEOUT_SECONDS: '5', JOB_RETRY_LIMIT: '0' }).queue).toMatchObject({ shutdownTimeoutSeconds: 5, retryLimit: 0 });
+    expect(() => configFromEnv({ SHUTDOWN_TIMEOUT_SECONDS: '0' })).toThrow('SHUTDOWN_TIMEOUT_SECONDS must be a positive integer, got "0"');
+  });
 });
