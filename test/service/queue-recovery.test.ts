@@ -144,8 +144,6 @@ describe.skipIf(!POSTGRES_URL)('worker shutdown, lost sends and dead letters on 
 
   // Left QUEUED by the first case for the second.
   let leftover = '';
-  // Started by the second case for the fourth.
-  let spares: Promise<Worker[]> | null = null;
 
   it('SIGTERM: the worker takes no further job, finishes the running one and exits 0', async () => {
     const ids = [localId(await submit(s, 1)), localId(await submit(s, 2))];
@@ -179,9 +177,11 @@ describe.skipIf(!POSTGRES_URL)('worker shutdown, lost sends and dead letters on 
 
   it('SIGTERM past SHUTDOWN_TIMEOUT_SECONDS: the running job is released, redelivered and completed by another worker', async () => {
     const hold = await holdInputs();
-    const pair = await Promise.all([startWorker({ SHUTDOWN_TIMEOUT_SECONDS: '1' }), startWorker({ SHUTDOWN_TIMEOUT_SECONDS: '1' })]);
+    // Four workers, whichever takes the job is stopped; the others stay for the next cases (the dead-letter
+    // case needs three). All are ready before any job runs, so that no job competes with a start-up.
+    const started = await Promise.all([1, 2, 3, 4].map(() => startWorker({ SHUTDOWN_TIMEOUT_SECONDS: '1' })));
     const running = await claimed([leftover]);
-    const victim = pair.find((w) => w.pid === running.pid)!;
+    const victim = started.find((w) => w.pid === running.pid)!;
     expect(victim).toBeDefined();
     const t = Date.now();
     process.kill(victim.pid, 'SIGTERM');
@@ -193,8 +193,6 @@ describe.skipIf(!POSTGRES_URL)('worker shutdown, lost sends and dead letters on 
     expect(victim.text()).toMatch(new RegExp(`"inspection":"${leftover}","status":"RELEASED"`));
     expect(victim.text()).toMatch(/"worker stopped".*"released":1/);
     expect((await attemptsOf(leftover))[0]).toEqual({ outcome: 'RELEASED', pid: victim.pid });
-    // Two more for the dead-letter case, which needs three live workers: they may take the redelivery too.
-    spares = Promise.all([startWorker(), startWorker()]);
     await hold.release();
 
     await finished(leftover);
@@ -210,7 +208,6 @@ describe.skipIf(!POSTGRES_URL)('worker shutdown, lost sends and dead letters on 
   });
 
   it('repair() re-sends the job of an inspection stored QUEUED without one (the send was lost), and it completes', async () => {
-    await spares; // their start-up repair must not be the one that finds it
     const id = localId(await submit(unsent, 3));
     expect(await s.prisma.inspection.findUniqueOrThrow({ where: { id }, select: { status: true, jobId: true } })).toEqual({ status: 'QUEUED', jobId: null });
     expect(await jobsOf(id)).toEqual([]);
@@ -227,7 +224,6 @@ describe.skipIf(!POSTGRES_URL)('worker shutdown, lost sends and dead letters on 
   });
 
   it('a job whose worker dies on every attempt ends FAILED after 1 + JOB_RETRY_LIMIT attempts, announced to subscribers', async () => {
-    await spares;
     const alive = workers.filter((w) => w.proc.child.exitCode === null);
     expect(alive).toHaveLength(3);
     const gid = await submit(unsent, 4);
