@@ -19,8 +19,12 @@ export interface InspectionProcessor {
   enqueue(id: string): void | Promise<void>;
   /** Resolves once every scheduled inspection has been processed. */
   drain(): Promise<void>;
-  /** Stops taking work and waits for the jobs in progress. */
-  close(): Promise<void>;
+  /**
+   * Stops taking work and waits for the jobs in progress. Resolves with the number of jobs released
+   * unfinished instead (the durable queue's shutdown timeout): their handlers may still run and hold
+   * database connections, so the process should then exit rather than wait for them.
+   */
+  close(): Promise<{ released: number }>;
   /**
    * Runs `fn` with exclusive use of the device the jobs run on: the service builds the built-in scorer's
    * memory banks there, between jobs' GPU stages.
@@ -158,6 +162,7 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
       // After the device's last user, without acquiring a device just for this.
       await idle();
       scorers.clear();
+      return { released: 0 };
     },
     withGpu,
   };

@@ -41,8 +41,6 @@ export interface QueueProcessorOptions {
   concurrency?: number;
   /** Provides the device; called again after a device loss (see processor.ts). */
   acquireGpu?: () => Promise<Gpu>;
-  /** How long close() lets the running jobs finish before releasing them to other workers. */
-  shutdownTimeoutSeconds?: number;
 }
 
 export interface QueueProcessor extends InspectionProcessor {
@@ -105,6 +103,8 @@ export async function createQueueProcessor(options: QueueProcessorOptions): Prom
   const lane = createGpuLane(options.acquireGpu ?? defaultAcquire(), logger);
   const ctx: JobContext = { db, events, logger, withGpu: lane.withGpu, scorers, worker };
   const workerIds: string[] = [];
+  /** The inspection jobs whose handler is running in this process: job id -> inspection id. */
+  const running = new Map<string, string>();
   let closed = false;
 
   const wake = () => {
@@ -136,23 +136,58 @@ export async function createQueueProcessor(options: QueueProcessorOptions): Prom
     return lost.length;
   };
 
+  /**
+   * Gives up this process's leases of jobs still running at shutdown: the inspection goes back to QUEUED
+   * (attempt RELEASED), so the redelivery claims it as a fresh one and whatever the abandoned handler
+   * might still write is refused by the lease check.
+   */
+  const release = async (jobs: [jobId: string, inspectionId: string][]): Promise<void> => {
+    const finishedAt = new Date();
+    const giveUpLease = (jobId: string, inspectionId: string) =>
+      db.$transaction(async (tx) => {
+        const attempt = await tx.inspectionAttempt.findFirst({ where: { inspectionId, jobId, worker, outcome: null }, select: { leaseId: true } });
+        if (!attempt) return null; // not claimed yet, or already finished
+        const r = await tx.inspection.updateMany({
+          where: { id: inspectionId, status: 'RUNNING', leaseId: attempt.leaseId },
+          data: { status: 'QUEUED', leaseId: null, startedAt: null },
+        });
+        if (r.count === 0) return null;
+        await tx.inspectionAttempt.updateMany({ where: { inspectionId, leaseId: attempt.leaseId }, data: { outcome: 'RELEASED', finishedAt } });
+        return (await tx.inspection.findUniqueOrThrow({ where: { id: inspectionId }, select: { productId: true } })).productId;
+      });
+    for (const [jobId, inspectionId] of jobs) {
+      const productId = await giveUpLease(jobId, inspectionId).catch((error: unknown) => {
+        // The job is redelivered all the same: its next claim takes the lease over.
+        logger.log('warn', 'could not give up the lease of a released job', { inspection: inspectionId, error });
+        return null;
+      });
+      logger.log('warn', 'inspection', { inspection: inspectionId, status: 'RELEASED', reason: `still running ${settings.shutdownTimeoutSeconds} s after the shutdown began` });
+      if (productId) events.publish({ id: inspectionId, productId, status: 'QUEUED' });
+    }
+  };
+
   if (options.work) {
     for (let i = 0; i < concurrency; i++) {
       let loopId = '';
       loopId = await boss.work<JobData>(INSPECTION_QUEUE, { batchSize: 1, includeMetadata: true, pollingIntervalSeconds: 0.5 }, async ([job]) => {
+        running.set(job.id, job.data.inspectionId);
         try {
           const outcome = await runInspection(ctx, job.data.inspectionId, { jobId: job.id, retriesLeft: job.retryCount < job.retryLimit });
           // pg-boss retries a job whose handler throws, after the back-off delay.
           if (outcome === 'RETRY') throw new Error(`inspection ${job.data.inspectionId}: transient failure (attempt ${job.retryCount + 1} of ${job.retryLimit + 1})`);
           return { outcome };
         } finally {
+          running.delete(job.id);
           // Fetch the next job now rather than after the polling interval.
           boss.notifyWorker(loopId);
         }
       });
       workerIds.push(loopId);
     }
-    await boss.work<JobData>(DEAD_LETTER_QUEUE, { batchSize: 1, pollingIntervalSeconds: 5 }, async ([job]) => {
+    // Dead letters come from expired jobs, which the maintenance finds (or from jobs released on their last
+    // delivery): polled as often as the maintenance runs, at most every 5 s.
+    const deadLetterPolling = Math.min(5, maintenanceSeconds(settings));
+    await boss.work<JobData>(DEAD_LETTER_QUEUE, { batchSize: 1, pollingIntervalSeconds: deadLetterPolling }, async ([job]) => {
       const { inspectionId, jobId } = job.data;
       const finishedAt = new Date();
       const failed = await db.$transaction(async (tx) => {
@@ -190,14 +225,18 @@ export async function createQueueProcessor(options: QueueProcessorOptions): Prom
       while (await busy()) await new Promise((r) => setTimeout(r, 100));
     },
     async close() {
-      if (closed) return;
+      if (closed) return { released: 0 };
       closed = true;
       clearInterval(repairTimer);
-      // Stops fetching, waits for the running jobs, and fails (= releases for redelivery) what is still
-      // running after the timeout.
-      await boss.stop({ graceful: true, wait: true, timeout: (options.shutdownTimeoutSeconds ?? 30) * 1000 });
-      await lane.idle();
+      // Stops fetching and waits for the running jobs; after the timeout pg-boss fails what is still active,
+      // so that the queue redelivers it (after the retry delay; it counts as one of the job's retries).
+      await boss.stop({ graceful: true, wait: true, timeout: settings.shutdownTimeoutSeconds * 1000 });
+      const left = [...running];
+      if (left.length > 0) await release(left);
+      // A released job may still be in the GPU stage: waiting for it would defeat the timeout.
+      else await lane.idle();
       scorers.clear();
+      return { released: left.length };
     },
     withGpu: lane.withGpu,
   };

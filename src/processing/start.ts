@@ -14,7 +14,8 @@ export interface Processing {
   events: InspectionEvents;
   /** What start-up re-queued (PGlite) or repaired (PostgreSQL). */
   requeued: number;
-  close(): Promise<void>;
+  /** Stops processing; see InspectionProcessor.close for `released`. */
+  close(): Promise<{ released: number }>;
 }
 
 export async function startProcessing(db: Database, config: ServiceConfig, logger: Logger, options: { work: boolean; url?: string }): Promise<Processing> {
@@ -44,8 +45,9 @@ export async function startProcessing(db: Database, config: ServiceConfig, logge
     events,
     requeued: 0,
     async close() {
-      await processor.close();
+      const closed = await processor.close();
       await events.close();
+      return closed;
     },
   };
 }

@@ -47,6 +47,11 @@ export interface QueueSettings {
   retryLimit: number;
   /** First retry delay; doubled (with jitter) on each further retry. */
   retryDelaySeconds: number;
+  /**
+   * On SIGTERM: how long the running jobs may finish before they are released (their leases given up,
+   * their jobs failed back to the queue, which redelivers them after the retry delay).
+   */
+  shutdownTimeoutSeconds: number;
 }
 
 export interface GraphqlLimits {
@@ -98,6 +103,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
       jobTimeoutSeconds: positiveInt(env, 'JOB_TIMEOUT_SECONDS', 300),
       retryLimit: nonNegativeInt(env, 'JOB_RETRY_LIMIT', 3),
       retryDelaySeconds: positiveInt(env, 'JOB_RETRY_DELAY_SECONDS', 5),
+      shutdownTimeoutSeconds: positiveInt(env, 'SHUTDOWN_TIMEOUT_SECONDS', 30),
     },
     graphiql: onOff(env, 'GRAPHIQL', development),
     introspection: onOff(env, 'INTROSPECTION', development),

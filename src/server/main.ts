@@ -38,8 +38,10 @@ async function main(): Promise<void> {
     logger.log('info', 'stopping', { signal });
     server.close();
     server.closeAllConnections();
-    await processing.close();
-    await db.close();
+    const { released } = await processing.close();
+    // A released job's handler may still hold a connection, which the pool's end would wait for: exiting closes it.
+    if (released === 0) await db.close();
+    logger.log('info', 'stopped', { signal, released });
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));

@@ -1,7 +1,8 @@
 // `npm run worker`: a processing process for the PostgreSQL job queue. It holds one GPU device, takes
 // inspection jobs (PROCESSING_CONCURRENCY at a time, the GPU stage serialized) and stores the results in
 // the shared database; run any number of them, on any number of machines, next to the server(s).
-// SIGTERM/SIGINT: stop taking jobs, let the running ones finish (or release them after 30 s), exit 0.
+// SIGTERM/SIGINT: stop taking jobs, let the running ones finish (or, after SHUTDOWN_TIMEOUT_SECONDS, release
+// them to the other workers), exit 0.
 
 import { databaseOptionsFromEnv, openDatabase } from '../db.ts';
 import { migrate } from '../migrate.ts';
@@ -28,9 +29,10 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.log('info', 'worker stopping', { signal });
-    await processing.close();
-    await db.close();
-    logger.log('info', 'worker stopped', { signal });
+    const { released } = await processing.close();
+    // A released job's handler may still hold a connection, which the pool's end would wait for: exiting closes it.
+    if (released === 0) await db.close();
+    logger.log('info', 'worker stopped', { signal, released });
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));

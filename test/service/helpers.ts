@@ -135,7 +135,7 @@ export async function startService(
       url: database.url,
       events,
       logger,
-      settings: { jobTimeoutSeconds: 60, retryLimit: 2, retryDelaySeconds: 1, ...options.queue.settings },
+      settings: { jobTimeoutSeconds: 60, retryLimit: 2, retryDelaySeconds: 1, shutdownTimeoutSeconds: 30, ...options.queue.settings },
       work: options.queue.work,
       concurrency: options.concurrency ?? 2,
       acquireGpu: options.acquireGpu,
@@ -199,6 +199,55 @@ export function client(app: App, secret: string | null): Client {
     },
     get: (path) => Promise.resolve(app.yoga.fetch(`${ORIGIN}${path}`, { headers })),
   };
+}
+
+/** A subscription's server-sent events. */
+export interface Sse {
+  /** Waits for the next `next` event's data. */
+  next(): Promise<Record<string, any>>;
+  close(): void;
+}
+
+/** Reads the `next` events of an SSE response (`abort` is the request's, to end it). */
+export function eventStream(res: Response, abort: AbortController): Sse {
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  return {
+    async next() {
+      for (;;) {
+        const end = buffer.indexOf('\n\n');
+        if (end >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const lines = block.split('\n');
+          const event = lines.find((l) => l.startsWith('event:'))?.slice(6).trim();
+          const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
+          if (event === 'next') return JSON.parse(data);
+          if (event === 'complete') throw new Error('the subscription completed');
+          continue; // keep-alive comments
+        }
+        const { value, done } = await reader.read();
+        if (done) throw new Error('the stream ended');
+        buffer += value;
+      }
+    },
+    close: () => abort.abort(),
+  };
+}
+
+/** Subscribes through the app (SSE), with the service's ADMIN key. */
+export async function subscribe(s: TestService, query: string, variables: Record<string, unknown>): Promise<Sse> {
+  const abort = new AbortController();
+  const res = await s.yoga.fetch(`${ORIGIN}/graphql`, {
+    method: 'POST',
+    headers: { ...s.headers, 'content-type': 'application/json', accept: 'text/event-stream' },
+    body: JSON.stringify({ query, variables }),
+    signal: abort.signal,
+  });
+  if (res.status !== 200 || !/^text\/event-stream/.test(res.headers.get('content-type') ?? '')) {
+    throw new Error(`the subscription was answered ${res.status} ${res.headers.get('content-type')}: ${await res.text()}`);
+  }
+  return eventStream(res, abort);
 }
 
 // ---- files from synthetic samples ----

@@ -309,4 +309,11 @@ describe('configuration', () => {
     });
     expect(() => configFromEnv({ AUTH_FAILURES_PER_MINUTE: '0' })).toThrow(/AUTH_FAILURES_PER_MINUTE must be a positive integer/);
   });
+
+  it('the queue settings default as documented and take positive whole seconds', async () => {
+    const { configFromEnv } = await import('../../src/server/config.ts');
+    expect(configFromEnv({}).queue).toEqual({ jobTimeoutSeconds: 300, retryLimit: 3, retryDelaySeconds: 5, shutdownTimeoutSeconds: 30 });
+    expect(configFromEnv({ SHUTDOWN_TIMEOUT_SECONDS: '5', JOB_RETRY_LIMIT: '0' }).queue).toMatchObject({ shutdownTimeoutSeconds: 5, retryLimit: 0 });
+    expect(() => configFromEnv({ SHUTDOWN_TIMEOUT_SECONDS: '0' })).toThrow('SHUTDOWN_TIMEOUT_SECONDS must be a positive integer, got "0"');
+  });
 });

@@ -1,24 +1,15 @@
 // Crash recovery across processes, on the PostgreSQL server: one server (no embedded worker) and two
 // worker processes (`src/worker/main.ts`) share a database; a worker is SIGKILLed while it runs a job; the
 // job is redelivered after the visibility timeout and every inspection ends SUCCEEDED exactly once (one
-// SUCCEEDED attempt each, regions not duplicated); SIGTERM then stops the others with exit code 0.
+// SUCCEEDED attempt each, regions not duplicated); SIGTERM then stops the others with exit code 0. A
+// subscription on the server (SSE over HTTP) sees every completion, which the workers announce by NOTIFY.
 
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/service/keys.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
-import { freePort, startProcess as start, type Proc } from '../helpers/processes.ts';
-import { CREATE_PRODUCT, POSTGRES_URL, SUBMIT, openTestDatabase, sampleFiles, type TestDatabase } from './helpers.ts';
-
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs: number, everyMs = 50): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+import { freePort, startProcess as start, until, type Proc } from '../helpers/processes.ts';
+import { CREATE_PRODUCT, POSTGRES_URL, SUBMIT, eventStream, openTestDatabase, sampleFiles, type TestDatabase } from './helpers.ts';
 
 describe.skipIf(!POSTGRES_URL)('two workers and a server on PostgreSQL', () => {
   let database: TestDatabase;
@@ -59,6 +50,16 @@ describe.skipIf(!POSTGRES_URL)('two workers and a server on PostgreSQL', () => {
       'content-type': 'application/json',
     });
     const productId = product.data.createProduct.product.id;
+    const abort = new AbortController();
+    const stream = await fetch(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({ query: 'subscription($p: ID!) { inspectionCompleted(productId: $p) { id status regionCount } }', variables: { p: productId } }),
+      signal: abort.signal,
+    });
+    expect(stream.status).toBe(200);
+    const completions = eventStream(stream, abort);
+    const globalIds: string[] = [];
     const ids: string[] = [];
     for (let k = 0; k < N; k++) {
       const files = await sampleFiles(syntheticSample({ width: 64, height: 64, seed: 100 + k }));
@@ -69,6 +70,7 @@ describe.skipIf(!POSTGRES_URL)('two workers and a server on PostgreSQL', () => {
       form.set('1', files['input.scoreMap']);
       const r = await gql(form);
       expect(r.data.submitInspection.inspection.status).toBe('QUEUED');
+      globalIds.push(r.data.submitInspection.inspection.id);
       ids.push(decodeGlobalID(r.data.submitInspection.inspection.id).id);
     }
     const db = database.db.prisma;
@@ -104,6 +106,13 @@ describe.skipIf(!POSTGRES_URL)('two workers and a server on PostgreSQL', () => {
       `SELECT state::text, count(*)::int AS n FROM pgboss.job WHERE name = 'inspection' GROUP BY state`,
     );
     expect(jobs).toEqual([{ state: 'completed', n: N }]);
+
+    // The server's subscriber saw each inspection complete, once, with the stored result.
+    const seen = [];
+    for (let k = 0; k < N; k++) seen.push((await completions.next()).data.inspectionCompleted);
+    completions.close();
+    expect(seen.map((e) => e.id).sort()).toEqual([...globalIds].sort());
+    for (const e of seen) expect(e).toMatchObject({ status: 'SUCCEEDED', regionCount: rows.find((r) => r.id === decodeGlobalID(e.id).id)!.regionCount });
 
     // Graceful shutdown of the survivors.
     for (const p of procs.filter((p) => p !== victim)) p.child.kill('SIGTERM');

@@ -2,48 +2,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticSample } from '../../src/synthetic.ts';
-import { BACKENDS, ORIGIN, REPROCESS, SUBMIT, createProduct, sampleFiles, startService, type TestService } from './helpers.ts';
-
-interface Sse {
-  /** Waits for the next `next` event's data. */
-  next(): Promise<Record<string, any>>;
-  close(): void;
-}
-
-async function subscribe(s: TestService, query: string, variables: Record<string, unknown>): Promise<Sse> {
-  const abort = new AbortController();
-  const res = await s.yoga.fetch(`${ORIGIN}/graphql`, {
-    method: 'POST',
-    headers: { ...s.headers, 'content-type': 'application/json', accept: 'text/event-stream' },
-    body: JSON.stringify({ query, variables }),
-    signal: abort.signal,
-  });
-  expect(res.status).toBe(200);
-  expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  return {
-    async next() {
-      for (;;) {
-        const end = buffer.indexOf('\n\n');
-        if (end >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const lines = block.split('\n');
-          const event = lines.find((l) => l.startsWith('event:'))?.slice(6).trim();
-          const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
-          if (event === 'next') return JSON.parse(data);
-          if (event === 'complete') throw new Error('the subscription completed');
-          continue; // keep-alive comments
-        }
-        const { value, done } = await reader.read();
-        if (done) throw new Error('the stream ended');
-        buffer += value;
-      }
-    },
-    close: () => abort.abort(),
-  };
-}
+import { BACKENDS, REPROCESS, SUBMIT, createProduct, sampleFiles, startService, subscribe, type TestService } from './helpers.ts';
 
 describe.each(BACKENDS)('subscriptions on %s', (backend) => {
   let s: TestService;
