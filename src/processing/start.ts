@@ -51,3 +51,26 @@ export async function startProcessing(db: Database, config: ServiceConfig, logge
     },
   };
 }
+
+/**
+ * On SIGINT or SIGTERM: `before` (the server stops accepting requests), stop processing (finish or
+ * release the running jobs), close the database, exit 0. `name` prefixes the log lines ("worker stopping").
+ */
+export function stopOnSignals(options: { processing: Processing; db: Database; logger: Logger; name?: string; before?: () => void }): void {
+  const { processing, db, logger } = options;
+  const prefix = options.name ? `${options.name} ` : '';
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.log('info', `${prefix}stopping`, { signal });
+    options.before?.();
+    const { released } = await processing.close();
+    // A released job's handler may still hold a connection, which the pool's end would wait for: exiting closes it.
+    if (released === 0) await db.close();
+    logger.log('info', `${prefix}stopped`, { signal, released });
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}

@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import { databaseOptionsFromEnv, openDatabase } from '../db.ts';
 import { migrate } from '../migrate.ts';
 import { registerMobileNet } from '../models/nsfwjs.ts';
-import { startProcessing } from '../processing/start.ts';
+import { startProcessing, stopOnSignals } from '../processing/start.ts';
 import { configFromEnv } from './config.ts';
 import { jsonLogger } from './log.ts';
 import { createApp } from './yoga.ts';
@@ -31,21 +31,15 @@ async function main(): Promise<void> {
     requeued: processing.requeued,
   });
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.log('info', 'stopping', { signal });
-    server.close();
-    server.closeAllConnections();
-    const { released } = await processing.close();
-    // A released job's handler may still hold a connection, which the pool's end would wait for: exiting closes it.
-    if (released === 0) await db.close();
-    logger.log('info', 'stopped', { signal, released });
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  stopOnSignals({
+    processing,
+    db,
+    logger,
+    before: () => {
+      server.close();
+      server.closeAllConnections();
+    },
+  });
 }
 
 main().catch((e: unknown) => {

@@ -7,7 +7,7 @@
 import { databaseOptionsFromEnv, openDatabase } from '../db.ts';
 import { migrate } from '../migrate.ts';
 import { registerMobileNet } from '../models/nsfwjs.ts';
-import { startProcessing } from '../processing/start.ts';
+import { startProcessing, stopOnSignals } from '../processing/start.ts';
 import { configFromEnv } from '../server/config.ts';
 import { jsonLogger } from '../server/log.ts';
 
@@ -24,19 +24,7 @@ async function main(): Promise<void> {
   const processing = await startProcessing(db, config, logger, { work: true, url: dbOptions.url });
   logger.log('info', 'worker ready', { database: db.location, concurrency: config.concurrency, pid: process.pid });
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.log('info', 'worker stopping', { signal });
-    const { released } = await processing.close();
-    // A released job's handler may still hold a connection, which the pool's end would wait for: exiting closes it.
-    if (released === 0) await db.close();
-    logger.log('info', 'worker stopped', { signal, released });
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  stopOnSignals({ processing, db, logger, name: 'worker' });
 }
 
 main().catch((e: unknown) => {

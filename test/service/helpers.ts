@@ -208,6 +208,16 @@ export interface Sse {
   close(): void;
 }
 
+/** Splits the first complete event off an SSE buffer: its name, its JSON data (null without), the rest. */
+export function takeSseEvent(buffer: string): { event: string | undefined; data: any; rest: string } | null {
+  const end = buffer.indexOf('\n\n');
+  if (end < 0) return null;
+  const lines = buffer.slice(0, end).split('\n');
+  const event = lines.find((l) => l.startsWith('event:'))?.slice(6).trim();
+  const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
+  return { event, data: data ? JSON.parse(data) : null, rest: buffer.slice(end + 2) };
+}
+
 /** Reads the `next` events of an SSE response (`abort` is the request's, to end it). */
 export function eventStream(res: Response, abort: AbortController): Sse {
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
@@ -215,15 +225,11 @@ export function eventStream(res: Response, abort: AbortController): Sse {
   return {
     async next() {
       for (;;) {
-        const end = buffer.indexOf('\n\n');
-        if (end >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const lines = block.split('\n');
-          const event = lines.find((l) => l.startsWith('event:'))?.slice(6).trim();
-          const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
-          if (event === 'next') return JSON.parse(data);
-          if (event === 'complete') throw new Error('the subscription completed');
+        const taken = takeSseEvent(buffer);
+        if (taken) {
+          buffer = taken.rest;
+          if (taken.event === 'next') return taken.data;
+          if (taken.event === 'complete') throw new Error('the subscription completed');
           continue; // keep-alive comments
         }
         const { value, done } = await reader.read();

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db.ts';
 import { revokeApiKey } from '../../src/service/keys.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
-import { BACKENDS, ORIGIN, SUBMIT, createProduct, sampleFiles, startService, type Client, type TestService } from './helpers.ts';
+import { BACKENDS, ORIGIN, SUBMIT, createProduct, sampleFiles, startService, takeSseEvent, type Client, type TestService } from './helpers.ts';
 
 type SseEvent = { event: 'next'; data: { data?: Record<string, any> | null; errors?: { message: string; extensions?: { code?: string } }[] } } | { event: 'complete' } | { event: 'closed' };
 
@@ -35,14 +35,11 @@ async function subscribe(s: TestService, c: Client, query: string, variables: Re
     async read(ms = 10_000) {
       const deadline = Date.now() + ms;
       for (;;) {
-        const end = buffer.indexOf('\n\n');
-        if (end >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const lines = block.split('\n');
-          const event = lines.find((l) => l.startsWith('event:'))?.slice(6).trim();
-          if (event === 'complete') return { event };
-          if (event === 'next') return { event, data: JSON.parse(lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n')) };
+        const taken = takeSseEvent(buffer);
+        if (taken) {
+          buffer = taken.rest;
+          if (taken.event === 'complete') return { event: taken.event };
+          if (taken.event === 'next') return { event: taken.event, data: taken.data };
           continue;
         }
         pending ??= reader.read();
