@@ -2,16 +2,19 @@
 // after 3 warm-up runs. Usage: npx tsx bench/profile.ts [size]
 import { nodeGpu } from '../src/gpu/node.ts';
 import { segment } from '../src/core/pipeline.ts';
+import { resolveOptions } from '../src/core/options.ts';
 import { syntheticSample } from '../src/synthetic.ts';
 import { median } from './ttt.ts';
 const { gpu } = await nodeGpu();
 if (!gpu.enableProfiling()) throw new Error('this device has no timestamp queries');
 const size = Number(process.argv[2] ?? 1024);
+// The filterbank, as `ttt bench` times it (the network's features are timed on their own).
+const options = resolveOptions({ 'features.extractor': 'filterbank' });
 const s = syntheticSample({ width: size, height: size, seed: 42, defects: 3, mapStride: 1 });
-for (let k = 0; k < 3; k++) { await segment(gpu, s); await gpu.takeProfile(); }
+for (let k = 0; k < 3; k++) { await segment(gpu, s, options); await gpu.takeProfile(); }
 const acc = new Map<string, number[]>(); const tim: Record<string, number[]> = {};
 for (let k = 0; k < 7; k++) {
-  const r = await segment(gpu, s);
+  const r = await segment(gpu, s, options);
   for (const [a, b] of Object.entries(r.timings)) (tim[a] ??= []).push(b!);
   for (const [a, b] of await gpu.takeProfile()) { const l = acc.get(a) ?? []; l.push(b); acc.set(a, l); }
 }
