@@ -7,7 +7,7 @@ import type { TttOptions } from './options.ts';
 import { sgdSeed } from './rng.ts';
 import type { ClassifierReport, GpuFeatures } from './types.ts';
 import type { GpuTrainingSet } from './gather.ts';
-import { maskedSpec, uploadValidity, type GpuValidity } from './validity.ts';
+import { maskedSpec, noValidity, type GpuValidity } from './validity.ts';
 
 /** Class weights: balanced gives each class half of the total weight. */
 export function classWeights(positives: number, negatives: number, balanced: boolean): { wPos: number; wNeg: number } {
@@ -79,7 +79,7 @@ export function predict(
   const pixels = features.width * features.height;
   const decision = gpu.alloc(features.chunks.length > 1 ? pixels : 1);
   const mask = gpu.alloc(Math.ceil(pixels / 4));
-  const v = validity ?? uploadValidity(gpu, null);
+  const v = validity ?? noValidity(gpu);
   const kernel = maskedSpec(pixels % 4 === 0 ? kernels.predictVec4 : kernels.predict, v);
   let offset = 0;
   features.chunks.forEach((chunk, i) => {
@@ -100,6 +100,5 @@ export function predict(
     );
     offset += chunk.channels;
   });
-  if (!validity) gpu.release(v.data);
   return { decision, mask };
 }

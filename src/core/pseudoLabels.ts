@@ -8,7 +8,7 @@ import type { Calibration } from './calibration.ts';
 import type { TttOptions } from './options.ts';
 import { nominalSeedKey } from './rng.ts';
 import type { GpuScoreMap, PseudoLabelCounts } from './types.ts';
-import { maskedSpec, uploadValidity, type GpuValidity } from './validity.ts';
+import { maskedSpec, noValidity, type GpuValidity } from './validity.ts';
 
 export const LABEL_NONE = 0;
 export const LABEL_ANOMALOUS = 1;
@@ -78,7 +78,7 @@ export async function pseudoLabels(
   const scores = map.data;
   const image = imageGroups(width, height);
   const chunks = Math.ceil(n / KEY_CHUNK);
-  const v = validity ?? uploadValidity(gpu, null);
+  const v = validity ?? noValidity(gpu);
   const valid = v.data;
   gpu.run(maskedSpec(kernels.anomalousSeeds, v), params, { scores, qbins, labels, sel, blockCounts, valid }, image);
   const levels = [
@@ -93,7 +93,6 @@ export async function pseudoLabels(
   gpu.run(maskedSpec(kernels.markNominal, v), params, { scores, qbins, labels, sel, blockCounts, valid }, chunks);
   const s = await gpu.readU32(sel, 2);
   gpu.release(hist, sel);
-  if (!validity) gpu.release(valid);
   const anomalous = s[0];
   const eligible = s[1];
   return { labels, blockCounts, counts: { anomalous, eligible, nominal: Math.min(o.nominalCount, eligible) } };

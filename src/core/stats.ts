@@ -5,7 +5,7 @@ import { type Gpu, type GpuArray } from './gpu.ts';
 import { HISTOGRAM_BINS, HISTOGRAM_CHUNK, REDUCE_CHUNK, groupsFor, kernels } from './kernels.ts';
 import { TttError } from './errors.ts';
 import type { GpuScoreMap, ScoreMapStats } from './types.ts';
-import { maskedSpec, uploadValidity, type GpuValidity } from './validity.ts';
+import { maskedSpec, noValidity, type GpuValidity } from './validity.ts';
 
 /** 1-based rank of percentile q (0..100) among n values. */
 export const percentileRank = (q: number, n: number): number => Math.min(n, Math.max(1, Math.ceil((q / 100) * n)));
@@ -28,19 +28,17 @@ export function moments(gpu: Gpu, values: GpuArray, segments: number, len: numbe
   const parts = gpu.alloc(nparts * 8);
   const out = gpu.alloc(segments * 8);
   const params = { len, chunk: REDUCE_CHUNK, pps, nparts };
-  const valid = validity ?? uploadValidity(gpu, null);
+  const valid = validity ?? noValidity(gpu);
   gpu.run(maskedSpec(kernels.reducePartial, valid), params, { values, parts, valid: valid.data }, nparts);
   gpu.run(kernels.reduceFinal, params, { parts, out }, [segments, 1, 1]);
   gpu.release(parts);
-  if (!validity) gpu.release(valid.data);
   return out;
 }
 
 /** Adds the values (the valid ones, with a mask) to a histogram of HISTOGRAM_BINS bins over [min, ...). */
 export function histogramInto(gpu: Gpu, values: GpuArray, n: number, min: number, scale: number, bins: GpuArray, validity?: GpuValidity | null): void {
-  const valid = validity ?? uploadValidity(gpu, null);
+  const valid = validity ?? noValidity(gpu);
   gpu.run(maskedSpec(kernels.histogram, valid), { n, nq: 0, mn: min, scale }, { values, bins, valid: valid.data }, groupsFor(n, HISTOGRAM_CHUNK));
-  if (!validity) gpu.release(valid.data);
 }
 
 export interface Moments {

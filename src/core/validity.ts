@@ -57,19 +57,35 @@ export function countValid(valid: Uint8Array): number {
 
 /**
  * The validity on the GPU: one byte per pixel (0 or 1), 4 pixels per u32, as the packed masks. Kernels
- * read it only when compiled with MASKED = 1; without a mask they get a 1-element placeholder.
+ * read it only when compiled with MASKED = 1; unmasked runs bind the device's one-element `noValidity`
+ * buffer, which those kernels never read.
  */
 export interface GpuValidity {
   readonly data: GpuArray;
   readonly masked: boolean;
 }
 
+const unmasked = new WeakMap<Gpu, GpuValidity>();
+
+/** The validity of a run without holes: one buffer per device, shared and never released. */
+export function noValidity(gpu: Gpu): GpuValidity {
+  let v = unmasked.get(gpu);
+  if (!v) unmasked.set(gpu, (v = { data: gpu.alloc(1), masked: false }));
+  return v;
+}
+
+/** Uploads a validity mask (null: `noValidity`); give it back with `releaseValidity`. */
 export function uploadValidity(gpu: Gpu, valid: Uint8Array | null | undefined): GpuValidity {
-  if (!valid) return { data: gpu.alloc(1), masked: false };
+  if (!valid) return noValidity(gpu);
   const words = new Uint32Array(Math.ceil(valid.length / 4));
   const bytes = new Uint8Array(words.buffer);
   for (let i = 0; i < valid.length; i++) bytes[i] = valid[i] ? 1 : 0;
   return { data: gpu.upload(words), masked: true };
+}
+
+/** Releases an uploaded mask (the shared `noValidity` buffer stays). */
+export function releaseValidity(gpu: Gpu, v: GpuValidity): void {
+  if (v.masked) gpu.release(v.data);
 }
 
 /** The masked or unmasked variant of a kernel (a compile-time constant: two pipelines). */

@@ -8,7 +8,7 @@ import { TttError } from '../errors.ts';
 import type { Gpu, GpuArray } from '../gpu.ts';
 import { PLANE_CHUNK, imageGroups, kernels } from '../kernels.ts';
 import type { GpuFeatures, PointCloud } from '../types.ts';
-import { pointValidity, uploadValidity, type GpuValidity } from '../validity.ts';
+import { pointValidity, releaseValidity, uploadValidity, type GpuValidity } from '../validity.ts';
 import { resampleBilinear } from './resample.ts';
 import { standardizeFeatures } from './standardize.ts';
 
@@ -161,7 +161,8 @@ export async function geometryChannelsRaw(
     });
     return { data: feat, plane };
   } finally {
-    gpu.release(points, valid.data);
+    gpu.release(points);
+    releaseValidity(gpu, valid);
   }
 }
 

@@ -4,15 +4,14 @@ import type { Gpu, GpuArray } from '../gpu.ts';
 import { kernels } from '../kernels.ts';
 import { moments } from '../stats.ts';
 import type { GpuFeatures } from '../types.ts';
-import { maskedSpec, uploadValidity, type GpuValidity } from '../validity.ts';
+import { maskedSpec, noValidity, type GpuValidity } from '../validity.ts';
 
 /** With a validity mask, the moments are taken over the valid pixels and the others are set to 0. */
 export function standardizeChunk(gpu: Gpu, feat: GpuArray, channels: number, plane: number, validity?: GpuValidity | null): void {
-  const valid = validity ?? uploadValidity(gpu, null);
+  const valid = validity ?? noValidity(gpu);
   const m = moments(gpu, feat, channels, plane, valid);
   gpu.run(maskedSpec(kernels.standardize, valid), { plane, planes: channels, pad0: 0, pad1: 0 }, { feat, moments: m, valid: valid.data }, [Math.ceil(plane / (256 * 64)), channels, 1]);
   gpu.release(m);
-  if (!validity) gpu.release(valid.data);
 }
 
 export function standardizeFeatures(gpu: Gpu, features: GpuFeatures, validity?: GpuValidity | null): void {

@@ -8,7 +8,7 @@ import { geometryChannels, geometryChannelsRaw, preparePointCloud } from '../fea
 import type { Shape } from '../features/mobilenet/graph.ts';
 import { groupsFor, kernels } from '../kernels.ts';
 import type { PointCloud } from '../types.ts';
-import { uploadValidity } from '../validity.ts';
+import { releaseValidity, uploadValidity } from '../validity.ts';
 
 /** The source box of grid cell i along one axis: [start, end), at least one pixel. */
 export function poolBox(i: number, size: number, grid: number): [number, number] {
@@ -44,7 +44,7 @@ export function poolBoxes(gpu: Gpu, src: GpuArray, channels: number, from: Shape
     { src, valid: v.data, dst },
     [groupsFor(cells), channels, 1],
   );
-  gpu.release(v.data);
+  releaseValidity(gpu, v);
 }
 
 export interface GeometryPatches {

@@ -19,7 +19,7 @@ import { geometryChannels } from '../features/geometry.ts';
 import { kernels } from '../kernels.ts';
 import type { ImageTensor, PointCloud, ScoreMap } from '../types.ts';
 import { validatePointCloud } from '../validate.ts';
-import { maskedSpec, uploadValidity } from '../validity.ts';
+import { maskedSpec, releaseValidity, uploadValidity } from '../validity.ts';
 import { BANK_VERSION, type BankHeader, type BankModality, type BankNormalization, type MemoryBank } from './bank.ts';
 import { greedyCoreset } from './coreset.ts';
 import { geometryPatchFeatures } from './geometry.ts';
@@ -195,7 +195,8 @@ function normalizePatches(gpu: Gpu, q: ModalPatches, normalization: BankNormaliz
     q.channels,
     1,
   ]);
-  gpu.release(moments, valid.data);
+  gpu.release(moments);
+  releaseValidity(gpu, valid);
 }
 
 export interface BuildProgress {
