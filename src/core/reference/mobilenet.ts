@@ -3,33 +3,16 @@
 
 import { type NetworkGraph, type Shape, tensorShapes, windowGeometry } from '../features/mobilenet/graph.ts';
 import type { FeatureTensor, ImageTensor } from '../types.ts';
+import { referenceBilinear } from './features.ts';
 
 /** The image resized (bilinear, half-pixel centres) to `size`, as 3 planes scaled to [-1, 1]. */
 export function referencePreprocess(image: ImageTensor, size: Shape): Float32Array {
-  const { width: sw, height: sh } = image;
-  const { width: dw, height: dh } = size;
-  const out = new Float32Array(3 * dw * dh);
-  const scaleX = Math.fround(sw / dw);
-  const scaleY = Math.fround(sh / dh);
-  for (let k = 0; k < 3; k++) {
-    const base = (image.channels === 3 ? k : 0) * sw * sh;
-    for (let y = 0; y < dh; y++) {
-      const sy = Math.max((y + 0.5) * scaleY - 0.5, 0);
-      const y0 = Math.min(Math.floor(sy), sh - 1);
-      const y1 = Math.min(y0 + 1, sh - 1);
-      const fy = sy - y0;
-      for (let x = 0; x < dw; x++) {
-        const sx = Math.max((x + 0.5) * scaleX - 0.5, 0);
-        const x0 = Math.min(Math.floor(sx), sw - 1);
-        const x1 = Math.min(x0 + 1, sw - 1);
-        const fx = sx - x0;
-        const d = image.data;
-        const top = d[base + y0 * sw + x0] + (d[base + y0 * sw + x1] - d[base + y0 * sw + x0]) * fx;
-        const bottom = d[base + y1 * sw + x0] + (d[base + y1 * sw + x1] - d[base + y1 * sw + x0]) * fx;
-        out[k * dw * dh + y * dw + x] = 2 * (top + (bottom - top) * fy) - 1;
-      }
-    }
-  }
+  const planes = image.channels === 3 ? 3 : 1;
+  const resized = referenceBilinear(image.data.subarray(0, planes * image.width * image.height), planes, image, size);
+  const n = size.width * size.height;
+  const out = new Float32Array(3 * n);
+  // A grey image feeds its one plane to all three input channels.
+  for (let k = 0; k < 3; k++) for (let i = 0; i < n; i++) out[k * n + i] = 2 * resized[(planes === 3 ? k : 0) * n + i] - 1;
   return out;
 }
 
