@@ -22,28 +22,29 @@ export interface GpuPseudoLabels {
   counts: PseudoLabelCounts;
 }
 
+/** Nominal global mean + sigmas x std of the calibration (f32), or -Infinity without one or when off. */
+function calibratedFloor(calibration: Calibration | null | undefined, mode: 'off' | 'sigma', sigmas: number): number {
+  if (!calibration || mode === 'off') return -Infinity;
+  return Math.fround(calibration.globalMean + sigmas * calibration.globalStd);
+}
+
+/**
+ * The lowest score a seed may have (pseudoLabels.seedFloor): a seed must look anomalous against
+ * defect-free parts too.
+ */
+export function seedFloor(calibration: Calibration | null | undefined, options: TttOptions): number {
+  return calibratedFloor(calibration, options.pseudoLabels.seedFloor, options.pseudoLabels.seedFloorSigmas);
+}
+
+/** The score a defective pixel must exceed (mask.scoreFloor). */
+export function maskScoreFloor(calibration: Calibration | null | undefined, options: TttOptions): number {
+  return calibratedFloor(calibration, options.mask.scoreFloor, options.mask.scoreFloorSigmas);
+}
+
 /**
  * `qbins` holds the histogram bins of [anomalous percentile, nominal percentile]; `mn` and `scale` are
  * the histogram's, so bins are compared exactly as the histogram counted them.
  */
-/**
- * The lowest score a seed may have: with a calibration and pseudoLabels.seedFloor = sigma, the nominal
- * global mean + seedFloorSigmas x std (a seed must look anomalous against defect-free parts too);
- * otherwise -Infinity.
- */
-export function seedFloor(calibration: Calibration | null | undefined, options: TttOptions): number {
-  const o = options.pseudoLabels;
-  if (!calibration || o.seedFloor === 'off') return -Infinity;
-  return Math.fround(calibration.globalMean + o.seedFloorSigmas * calibration.globalStd);
-}
-
-/** The score a defective pixel must exceed (mask.scoreFloor), or -Infinity. */
-export function maskScoreFloor(calibration: Calibration | null | undefined, options: TttOptions): number {
-  const o = options.mask;
-  if (!calibration || o.scoreFloor === 'off') return -Infinity;
-  return Math.fround(calibration.globalMean + o.scoreFloorSigmas * calibration.globalStd);
-}
-
 export async function pseudoLabels(
   gpu: Gpu,
   map: GpuScoreMap,

@@ -27,10 +27,7 @@ export function chooseExtractor(options: TttOptions, supplied?: FeatureTensor): 
 
 export async function extractFeatures(gpu: Gpu, image: ImageTensor, extractor: FeatureExtractor): Promise<GpuFeatures> {
   const features = await extractor.extract(gpu, image);
-  if (features.channels > MAX_CHANNELS) {
-    for (const c of features.chunks) gpu.release(c.data);
-    throw new TttError('TOO_LARGE', `${features.channels} feature channels exceed the classifier's limit of ${MAX_CHANNELS}`);
-  }
+  checkChannelLimit(gpu, features);
   standardizeFeatures(gpu, features);
   return features;
 }

@@ -10,7 +10,8 @@
 
 import { TttError, withSubjectAsync } from '../errors.ts';
 import { gaussianSmooth } from '../features/filterbank.ts';
-import { networkFeatureMaps, networkInputSize } from '../features/mobilenet/extractor.ts';
+import { DEFAULT_LAYERS, networkFeatureMaps, networkInputSize } from '../features/mobilenet/extractor.ts';
+import { defaultOptions } from '../options.ts';
 import type { NetworkGraph, Shape } from '../features/mobilenet/graph.ts';
 import { mobileNetGraph } from '../features/mobilenet/registry.ts';
 import { resampleBilinear } from '../features/resample.ts';
@@ -44,8 +45,8 @@ export interface PatchCoreConfig {
 /** Layers measured on Magnetic Tile (docs/benchmarks.md): block_12_add adds 0.03 pixel AUROC. */
 export const PATCHCORE_DEFAULTS: PatchCoreConfig = {
   modality: 'rgb',
-  layers: ['block_2_add', 'block_5_add', 'block_12_add'],
-  geometryScales: [2, 4],
+  layers: [...DEFAULT_LAYERS],
+  geometryScales: defaultOptions().features.geometryScales,
   size: 256,
   stride: 8,
   coresetRatio: 0.1,
@@ -180,22 +181,26 @@ export function normalizeRows(rows: Float32Array, normalization: BankNormalizati
   }
 }
 
-/** Normalizes dimension-major patches on the GPU in place (features.wgsl standardize); hole patches become 0. */
-function normalizePatches(gpu: Gpu, q: ModalPatches, normalization: BankNormalization): void {
-  const stride = Math.ceil(q.patches / 4) * 4;
-  const m = new Float32Array(q.channels * 8);
-  for (let c = 0; c < q.channels; c++) {
+/** A bank's normalization as the standardize kernel's moments (mean at 2, divisor at 3 of 8 per channel). */
+function uploadNormalization(gpu: Gpu, normalization: BankNormalization): GpuArray {
+  const channels = normalization.mean.length;
+  const m = new Float32Array(channels * 8);
+  for (let c = 0; c < channels; c++) {
     m[c * 8 + 2] = normalization.mean[c];
     m[c * 8 + 3] = normalization.divisor[c];
   }
-  const moments = gpu.upload(m);
+  return gpu.upload(m);
+}
+
+/** Normalizes dimension-major patches on the GPU in place (features.wgsl standardize); hole patches become 0. */
+function normalizePatches(gpu: Gpu, q: ModalPatches, moments: GpuArray): void {
+  const stride = Math.ceil(q.patches / 4) * 4;
   const valid = uploadValidity(gpu, q.valid);
   gpu.run(maskedSpec(kernels.standardize, valid), { plane: stride, planes: q.channels, pad0: 0, pad1: 0 }, { feat: q.data, moments, valid: valid.data }, [
     Math.ceil(stride / (256 * 64)),
     q.channels,
     1,
   ]);
-  gpu.release(moments);
   releaseValidity(gpu, valid);
 }
 
@@ -287,6 +292,8 @@ export class PatchCoreScorer {
     readonly header: BankHeader,
     private readonly graph: NetworkGraph | null,
     private readonly bank: GpuBank,
+    /** The bank's normalization, uploaded once (null for an rgb bank). */
+    private readonly normalization: GpuArray | null,
   ) {}
 
   static async load(gpu: Gpu, bank: MemoryBank): Promise<PatchCoreScorer> {
@@ -300,12 +307,8 @@ export class PatchCoreScorer {
     if (geo !== header.geometryChannels) {
       throw new TttError('SIZE_MISMATCH', `the memory bank has ${header.geometryChannels} 3-D channels but scales ${header.geometryScales.join(', ')} give ${geo}`);
     }
-    return new PatchCoreScorer(gpu, header, graph, uploadBank(gpu, bank.features, header.channels));
-  }
-
-  /** Whether score() needs the image's point cloud (modalities 3d and both). */
-  get needsPointCloud(): boolean {
-    return this.header.modality !== 'rgb';
+    const normalization = header.normalization ? uploadNormalization(gpu, header.normalization) : null;
+    return new PatchCoreScorer(gpu, header, graph, uploadBank(gpu, bank.features, header.channels), normalization);
   }
 
   get config(): PatchCoreConfig {
@@ -320,7 +323,7 @@ export class PatchCoreScorer {
     const gpu = this.gpu;
     const q = await modalPatchFeatures(gpu, this.graph, image, pointCloud, this.config);
     const { working, grid } = q;
-    if (this.header.normalization) normalizePatches(gpu, q, this.header.normalization);
+    if (this.normalization) normalizePatches(gpu, q, this.normalization);
     const nearest = nearestDistances(gpu, this.bank, q.data, q.patches);
     gpu.release(q.data, nearest.index);
     const distance = q.valid ? await fillHolePatches(gpu, nearest.distance, q.valid) : nearest.distance;
@@ -340,6 +343,7 @@ export class PatchCoreScorer {
 
   release(): void {
     releaseBank(this.gpu, this.bank);
+    this.gpu.release(this.normalization);
   }
 }
 

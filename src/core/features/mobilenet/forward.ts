@@ -64,14 +64,6 @@ function uploaded(gpu: Gpu, graph: NetworkGraph): (Uploaded | null)[] {
   return list;
 }
 
-/** Releases a graph's weights from a device (they are otherwise kept for the life of the Gpu). */
-export function releaseNetworkWeights(gpu: Gpu, graph: NetworkGraph): void {
-  const list = uploads.get(gpu)?.get(graph);
-  if (!list) return;
-  for (const u of list) if (u) gpu.release(u.weights, u.bias);
-  uploads.get(gpu)!.delete(graph);
-}
-
 /** The network's input: the image resized to `size`, grey replicated to RGB, scaled from [0, 1] to [-1, 1]. */
 export function preprocessImage(gpu: Gpu, image: ImageTensor, size: Shape, uploadedImage?: GpuArray): GpuTensor {
   if (Math.max(size.width, size.height) > MAX_NETWORK_SIDE) {
