@@ -14,6 +14,9 @@ export type ErrorCode =
   | 'NO_ADAPTER'
   | 'INTERNAL';
 
+/** Failures of the inputs themselves: the same inputs fail the same way every time. */
+export const INPUT_ERROR_CODES: readonly ErrorCode[] = ['INVALID_INPUT', 'UNSUPPORTED_FORMAT', 'SIZE_MISMATCH', 'NON_FINITE', 'CONSTANT_MAP', 'TOO_LARGE', 'INVALID_OPTION', 'NOT_FOUND'];
+
 export class TttError extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string) {

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { calibrationFromJson, type CalibrationJson } from '../core/calibration.ts';
-import { TttError } from '../core/errors.ts';
+import { INPUT_ERROR_CODES, TttError } from '../core/errors.ts';
 import type { Gpu } from '../core/gpu.ts';
 import { confusion, pixelMetrics, type PixelMetrics } from '../core/metrics.ts';
 import { resolveOptions } from '../core/options.ts';
@@ -53,7 +53,7 @@ export type JobOutcome = 'SUCCEEDED' | 'FAILED' | 'SKIPPED' | 'RETRY';
  * Failures that the same inputs reproduce every time (the typed input errors): retrying cannot help, so
  * they are final at once. Device losses, unexpected errors and crashes are retried by a durable queue.
  */
-const DETERMINISTIC = new Set(['INVALID_INPUT', 'UNSUPPORTED_FORMAT', 'SIZE_MISMATCH', 'NON_FINITE', 'CONSTANT_MAP', 'TOO_LARGE', 'INVALID_OPTION', 'NOT_FOUND']);
+const DETERMINISTIC = new Set(INPUT_ERROR_CODES);
 
 export function isDeterministicFailure(e: unknown): boolean {
   return e instanceof TttError && DETERMINISTIC.has(e.code);

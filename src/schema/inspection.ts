@@ -5,6 +5,7 @@ import { builder, type Context } from '../builder.ts';
 import { InspectionStatus, ScoreSource, Verdict } from '../generated/prisma/enums.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { inspectionScope } from '../service/auth.ts';
+import type { FileKind } from '../service/files.ts';
 import { localId, tryLocalId } from '../service/ids.ts';
 import { deleteInspection, reprocessInspection, submitInspection } from '../service/inspections.ts';
 import { optionPairs } from '../service/options.ts';
@@ -66,8 +67,6 @@ const PixelMetrics = builder.objectRef<{ precision: number; recall: number; f1: 
     iou: t.exposeFloat('iou'),
   }),
 });
-
-type FileKind = 'image' | 'score-map' | 'mask' | 'overlay';
 
 /** Processing order of the stages (jsonb does not keep the stored key order). */
 const STAGE_ORDER = ['decode', 'score', 'upload', 'stats', 'pseudoLabels', 'features', 'gather', 'classifier', 'predict', 'regions', 'encode'];

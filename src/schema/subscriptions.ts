@@ -1,7 +1,8 @@
 // Live updates over SSE: one inspection's every change, or a product's completed inspections.
 
 import { TttError } from '../core/errors.ts';
-import { builder } from '../builder.ts';
+import { builder, type Context } from '../builder.ts';
+import type { InspectionStatus } from '../generated/prisma/enums.ts';
 import type { InspectionEvent } from '../server/events.ts';
 import { inScope } from '../service/auth.ts';
 import { localId, notFound } from '../service/ids.ts';
@@ -28,6 +29,16 @@ async function* completed(events: AsyncIterable<InspectionEvent>): AsyncGenerato
   for await (const e of events) if (e.status === 'SUCCEEDED' || e.status === 'FAILED') yield e;
 }
 
+/**
+ * The inspection of an event, with the event's status: each delivery reports its own transition even if
+ * the row has moved on (both streams end before a DELETED event).
+ */
+async function resolveEvent(query: { select?: object; include?: object }, event: unknown, _args: unknown, ctx: Context) {
+  const { id, status } = event as InspectionEvent;
+  const row = await ctx.db.inspection.findUniqueOrThrow({ ...withId(query), where: { id } });
+  return Object.assign(row, { status: status as InspectionStatus });
+}
+
 builder.subscriptionType({
   fields: (t) => ({
     inspectionUpdated: t.prismaField({
@@ -46,12 +57,7 @@ builder.subscriptionType({
         }
         return watchInspection(it, pending, current);
       },
-      // The status is the event's: each delivery reports its own transition even if the row has moved on.
-      resolve: async (query, event, _args, ctx) => {
-        const { id, status } = event as InspectionEvent;
-        const row = await ctx.db.inspection.findUniqueOrThrow({ ...withId(query), where: { id } });
-        return status === 'DELETED' ? row : Object.assign(row, { status });
-      },
+      resolve: resolveEvent,
     }),
     inspectionCompleted: t.prismaField({
       type: 'Inspection',
@@ -62,11 +68,7 @@ builder.subscriptionType({
         if (!inScope(ctx.auth, id) || (await ctx.db.product.count({ where: { id } })) === 0) throw notFound('Product', String(productId));
         return completed(ctx.events.ofProduct(id));
       },
-      resolve: async (query, event, _args, ctx) => {
-        const { id, status } = event as InspectionEvent;
-        const row = await ctx.db.inspection.findUniqueOrThrow({ ...withId(query), where: { id } });
-        return status === 'DELETED' ? row : Object.assign(row, { status });
-      },
+      resolve: resolveEvent,
     }),
   }),
 });

@@ -20,7 +20,7 @@ export function principalOf(request: Request): Principal | undefined {
   return principals.get(request);
 }
 
-function jsonError(status: number, code: string, message: string, headers: Record<string, string> = {}): Response {
+export function jsonError(status: number, code: string, message: string, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify({ errors: [{ message, extensions: { code } }] }), {
     status,
     headers: { 'content-type': 'application/json; charset=utf-8', ...headers },

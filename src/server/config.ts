@@ -62,21 +62,19 @@ export interface GraphqlLimits {
   maxDirectives: number;
 }
 
-function positiveInt(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
+function integer(env: NodeJS.ProcessEnv, key: string, fallback: number, min: 0 | 1): number {
   const raw = env[key];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${key} must be a positive integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${key} must be a ${min === 1 ? 'positive' : 'non-negative'} integer, got ${JSON.stringify(raw)}`);
   return n;
 }
 
-function nonNegativeInt(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${key} must be a non-negative integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
+const positiveInt = (env: NodeJS.ProcessEnv, key: string, fallback: number) => integer(env, key, fallback, 1);
+const nonNegativeInt = (env: NodeJS.ProcessEnv, key: string, fallback: number) => integer(env, key, fallback, 0);
+
+/** Room for the four files of a submission at the per-file limit, plus the form's fields. */
+const requestLimitFor = (maxUploadBytes: number) => 4 * maxUploadBytes + 1024 * 1024;
 
 function onOff(env: NodeJS.ProcessEnv, key: string, fallback: boolean): boolean {
   const raw = env[key];
@@ -92,8 +90,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
   return {
     port: positiveInt(env, 'PORT', 4000),
     maxUploadBytes,
-    // Room for the four files of a submission at the per-file limit, plus the form's fields.
-    maxRequestBytes: positiveInt(env, 'MAX_REQUEST_BYTES', 4 * maxUploadBytes + 1024 * 1024),
+    maxRequestBytes: positiveInt(env, 'MAX_REQUEST_BYTES', requestLimitFor(maxUploadBytes)),
     maxImagePixels: positiveInt(env, 'MAX_IMAGE_PIXELS', 64 * 1024 * 1024),
     concurrency: positiveInt(env, 'PROCESSING_CONCURRENCY', 2),
     publicUrl: env.PUBLIC_URL ? env.PUBLIC_URL.replace(/\/+$/, '') : null,
@@ -125,5 +122,5 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
 export function defaultConfig(overrides: Partial<ServiceConfig> = {}): ServiceConfig {
   const base = configFromEnv({});
   const maxUploadBytes = overrides.maxUploadBytes ?? base.maxUploadBytes;
-  return { ...base, maxRequestBytes: 4 * maxUploadBytes + 1024 * 1024, ...overrides };
+  return { ...base, maxRequestBytes: requestLimitFor(maxUploadBytes), ...overrides };
 }

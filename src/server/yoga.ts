@@ -6,14 +6,14 @@ import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { GraphQLError } from 'graphql';
 import { createYoga, maskError as defaultMaskError, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Context } from '../builder.ts';
-import { TttError } from '../core/errors.ts';
+import { INPUT_ERROR_CODES, TttError, type ErrorCode } from '../core/errors.ts';
 import type { PrismaClient } from '../db.ts';
 import type { InspectionProcessor } from '../processing/processor.ts';
 import { schema } from '../schema/index.ts';
 import { FILE_ROLE, hasRole } from '../service/auth.ts';
 import type { Faults } from '../service/faults.ts';
 import { FILE_KINDS, renderFile, type FileKind } from '../service/files.ts';
-import { authPlugin, checkOperationRoles, disableIntrospectionPlugin, operationRolesPlugin, principalOf, RateLimiter, subscriptionKeysPlugin } from './auth.ts';
+import { authPlugin, checkOperationRoles, disableIntrospectionPlugin, jsonError, operationRolesPlugin, principalOf, RateLimiter, subscriptionKeysPlugin } from './auth.ts';
 import { defaultConfig, type GraphqlLimits, type ServiceConfig } from './config.ts';
 import { createInspectionEvents, type InspectionEvents } from './events.ts';
 import { jsonLogger, type Logger } from './log.ts';
@@ -37,7 +37,7 @@ export interface App {
 }
 
 /** Codes whose messages are meant for the client; anything else is masked. */
-const EXPECTED = new Set(['NOT_FOUND', 'INVALID_INPUT', 'INVALID_OPTION', 'UNSUPPORTED_FORMAT', 'SIZE_MISMATCH', 'NON_FINITE', 'CONSTANT_MAP', 'TOO_LARGE', 'QUEUE_FULL']);
+const EXPECTED = new Set<ErrorCode>([...INPUT_ERROR_CODES, 'QUEUE_FULL']);
 
 const FILE_ROUTE = new RegExp(`^/files/inspections/([0-9a-f-]{36})/(${FILE_KINDS.join('|')})\\.png$`, 'i');
 
@@ -71,10 +71,7 @@ function filesPlugin(db: PrismaClient, maxImagePixels: number): Plugin {
 }
 
 function tooLarge(message: string): Response {
-  return new Response(JSON.stringify({ errors: [{ message, extensions: { code: 'TOO_LARGE' } }] }), {
-    status: 413,
-    headers: { 'content-type': 'application/json; charset=utf-8', connection: 'close' },
-  });
+  return jsonError(413, 'TOO_LARGE', message, { connection: 'close' });
 }
 
 /**

@@ -1,11 +1,11 @@
 // The PNGs behind an inspection's file URLs: the uploaded image, its score map, the predicted mask and
 // an overlay of mask and region boxes on the image. Rendered on request from the stored blobs.
 
-import sharp from 'sharp';
 import type { Region } from '../core/types.ts';
 import type { PrismaClient } from '../db.ts';
 import type { BlobKind } from '../generated/prisma/enums.ts';
-import { decodeImage, decodeMask, encodeOverlayPng, encodeScoreMapPng } from '../io/image.ts';
+import { decodeImage, decodeMask, encodeOverlayPng, encodeScoreMapPng, sharpInput } from '../io/image.ts';
+import { sniff } from '../io/sniff.ts';
 import { decodeScoreMap } from '../io/scoremap.ts';
 import { inScope, type Principal } from './auth.ts';
 
@@ -13,10 +13,6 @@ export const FILE_KINDS = ['image', 'score-map', 'mask', 'overlay'] as const;
 export type FileKind = (typeof FILE_KINDS)[number];
 
 export type FileResult = { ok: true; png: Uint8Array } | { ok: false; status: 404; reason: string };
-
-const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47];
-
-const isPng = (b: Uint8Array) => PNG_MAGIC.every((v, i) => b[i] === v);
 
 async function blob(db: PrismaClient, inspectionId: string, kind: BlobKind) {
   return db.inspectionBlob.findUnique({ where: { inspectionId_kind: { inspectionId, kind } }, select: { name: true, data: true } });
@@ -30,8 +26,8 @@ export async function renderFile(db: PrismaClient, inspectionId: string, kind: F
     case 'image': {
       const b = await blob(db, inspectionId, 'IMAGE');
       if (!b) return { ok: false, status: 404, reason: 'the inspection has no image' };
-      if (isPng(b.data)) return { ok: true, png: b.data };
-      return { ok: true, png: new Uint8Array(await sharp(b.data, { limitInputPixels: maxImagePixels }).png().toBuffer()) };
+      if (sniff(b.data) === 'png') return { ok: true, png: b.data };
+      return { ok: true, png: new Uint8Array(await sharpInput(b.data, maxImagePixels).png().toBuffer()) };
     }
     case 'score-map': {
       const b = await blob(db, inspectionId, 'SCORE_MAP');

@@ -6,7 +6,7 @@ import { TttError } from '../core/errors.ts';
 
 export type NodeType = 'Product' | 'Inspection';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function localId(type: NodeType, globalId: string): string {
   let decoded: { typename: string; id: string } | null = null;

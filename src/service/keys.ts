@@ -8,6 +8,7 @@ import { TttError } from '../core/errors.ts';
 import type { PrismaClient } from '../db.ts';
 import type { ApiKeyRole } from '../generated/prisma/enums.ts';
 import type { Principal } from './auth.ts';
+import { UUID } from './ids.ts';
 
 export const KEY_PREFIX = 'ttt_';
 /** "ttt_" + 43 base64url characters (32 bytes). */
@@ -68,21 +69,24 @@ export interface CreateKeyInput {
   name?: string | null;
 }
 
-/** Creates a key; the secret is returned here and never again. */
-/** What can be refused without the database: the role, an ADMIN key limited to products, the name's length. */
-export function checkKeyInput(input: { role: ApiKeyRole; limited: boolean; name?: string | null }): void {
+/**
+ * What can be refused without the database: the role, an ADMIN key limited to products, the name's
+ * length. Returns the trimmed name (null when empty).
+ */
+export function checkKeyInput(input: { role: ApiKeyRole; limited: boolean; name?: string | null }): string | null {
   if (!ROLES.includes(input.role)) throw new TttError('INVALID_INPUT', `role must be one of ${ROLES.join(', ')}, got ${JSON.stringify(input.role)}`);
   if (input.role === 'ADMIN' && input.limited) {
     throw new TttError('INVALID_INPUT', 'an ADMIN key cannot be limited to products (it manages products and keys); give products to STATION or VIEWER keys');
   }
   const name = input.name?.trim() || null;
   if (name !== null && name.length > MAX_NAME) throw new TttError('INVALID_INPUT', `name must have at most ${MAX_NAME} characters`);
+  return name;
 }
 
+/** Creates a key; the secret is returned here and never again. */
 export async function createApiKey(db: PrismaClient, input: CreateKeyInput): Promise<{ key: ApiKeyInfo; secret: string }> {
   const productIds = [...new Set(input.productIds ?? [])];
-  checkKeyInput({ role: input.role, limited: productIds.length > 0, name: input.name });
-  const name = input.name?.trim() || null;
+  const name = checkKeyInput({ role: input.role, limited: productIds.length > 0, name: input.name });
   if (productIds.length > 0) {
     const found = await db.product.findMany({ where: { id: { in: productIds } }, select: { id: true } });
     const missing = productIds.filter((id) => !found.some((f) => f.id === id));
@@ -103,7 +107,6 @@ export async function createApiKey(db: PrismaClient, input: CreateKeyInput): Pro
   return { key: info(row), secret };
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The key a revocation names: its id, or its secret's first characters (at least "ttt_" + 4). */
 export function keyReference(idOrPrefix: string): { id: string } | { prefix: { startsWith: string } } {
