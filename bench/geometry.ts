@@ -17,7 +17,7 @@ import { referencePoolBoxes } from '../src/core/reference/patchcore.ts';
 import { uploadValidity } from '../src/core/validity.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
 import { synthetic3dSample } from '../src/synthetic3d.ts';
-import { median } from './ttt.ts';
+import { timeRuns } from './ttt.ts';
 
 const { values: v } = parseArgs({ options: { sizes: { type: 'string' }, runs: { type: 'string' }, 'ref-runs': { type: 'string' }, json: { type: 'boolean' } } });
 const sizes = (v.sizes ?? '256,800').split(',').map(Number);
@@ -26,43 +26,37 @@ const refRuns = Number(v['ref-runs'] ?? 3);
 const scales = [2, 4]; // features.geometryScales default
 const { gpu, adapterName } = await nodeGpu();
 
-async function time(n: number, warmup: number, fn: () => Promise<unknown> | unknown): Promise<number> {
-  for (let i = 0; i < warmup; i++) await fn();
-  const ms: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await fn();
-    ms.push(performance.now() - t0);
-  }
-  return median(ms);
-}
 
 const rows: { size: number; ttt: { gpuMs: number; cpuMs: number }; patches: { gpuMs: number; cpuMs: number; grid: string } }[] = [];
 for (const size of sizes) {
   const s = synthetic3dSample({ width: size, height: size, seed: 1, defects: 2 });
   const pc = preparePointCloud(s.pointCloud);
   const working = { width: size, height: size };
-  const tttGpu = await time(runs, 2, async () => {
+  const tttGpu = await timeRuns(runs, async () => {
     const valid = uploadValidity(gpu, pc.valid);
     const f = await geometryFeatures(gpu, pc, working, scales, valid);
     await gpu.readF32(f.chunks[0].data, 1);
     releaseFeatures(gpu, f);
     gpu.release(valid.data);
   });
-  const tttCpu = await time(refRuns, 0, () => referenceGeometryFeatures(pc, working, scales));
+  const tttCpu = await timeRuns(refRuns, () => referenceGeometryFeatures(pc, working, scales), 0);
   const patchWorking = workingShape(s.image, PATCHCORE_DEFAULTS.size);
   const grid = patchGrid(patchWorking, PATCHCORE_DEFAULTS.stride);
   const stride = Math.ceil((grid.width * grid.height) / 4) * 4;
-  const patchGpu = await time(runs, 2, async () => {
+  const patchGpu = await timeRuns(runs, async () => {
     const g = await geometryPatchFeatures(gpu, s.pointCloud, patchWorking, grid, scales);
     await gpu.readF32(g.data, 1);
     gpu.release(g.data);
   });
-  const patchCpu = await time(refRuns, 0, () => {
-    const p = preparePointCloud(s.pointCloud);
-    const raw = referenceGeometryRaw(p, scales, patchWorking);
-    return referencePoolBoxes(raw.data, raw.channels, p, p.valid, grid, stride);
-  });
+  const patchCpu = await timeRuns(
+    refRuns,
+    () => {
+      const p = preparePointCloud(s.pointCloud);
+      const raw = referenceGeometryRaw(p, scales, patchWorking);
+      return referencePoolBoxes(raw.data, raw.channels, p, p.valid, grid, stride);
+    },
+    0,
+  );
   rows.push({ size, ttt: { gpuMs: tttGpu, cpuMs: tttCpu }, patches: { gpuMs: patchGpu, cpuMs: patchCpu, grid: `${grid.width}x${grid.height}` } });
 }
 if (v.json) {

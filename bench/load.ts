@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import sharp from 'sharp';
+import { encodeImagePng } from '../src/io/image.ts';
 import { encodeNpy } from '../src/io/npy.ts';
 import { syntheticSample } from '../src/synthetic.ts';
 import { ROOT, TSX, freePort, startProcess as start } from '../test/helpers/processes.ts';
@@ -39,12 +39,7 @@ async function samples(n: number): Promise<{ png: Uint8Array; npy: Uint8Array }[
   const out = [];
   for (let k = 0; k < n; k++) {
     const s = syntheticSample({ width: SIZE, height: SIZE, seed: 1000 + k });
-    const { width, height, channels, data } = s.image;
-    const px = new Uint8Array(width * height * channels);
-    for (let i = 0; i < width * height; i++) for (let c = 0; c < channels; c++) px[i * channels + c] = Math.round(data[c * width * height + i] * 255);
-    let img = sharp(px, { raw: { width, height, channels } });
-    if (channels === 1) img = img.toColourspace('b-w');
-    out.push({ png: new Uint8Array(await img.png().toBuffer()), npy: encodeNpy(s.scoreMap.data, [height, width]) });
+    out.push({ png: await encodeImagePng(s.image), npy: encodeNpy(s.scoreMap.data, [s.image.height, s.image.width]) });
   }
   return out;
 }

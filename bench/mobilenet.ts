@@ -9,10 +9,9 @@ import { PATCHCORE_DEFAULTS, PatchCoreScorer } from '../src/core/patchcore/patch
 import { pcgHash } from '../src/core/rng.ts';
 import type { ImageTensor } from '../src/core/types.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
-import { median } from './ttt.ts';
+import { timeRuns } from './ttt.ts';
 import { loadMobileNetArtifacts, registerMobileNet } from '../src/models/nsfwjs.ts';
 
-const WARMUP = 2;
 
 
 /** A grey test texture (the timings do not depend on the content). */
@@ -22,16 +21,6 @@ export function benchImage(width: number, height: number): ImageTensor {
   return { data, width, height, channels: 1 };
 }
 
-async function timeRuns(runs: number, fn: () => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < WARMUP; i++) await fn();
-  const ms: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await fn();
-    ms.push(performance.now() - t0);
-  }
-  return median(ms);
-}
 
 export interface FeatureBench {
   /** Input side (size x size). */

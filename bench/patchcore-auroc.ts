@@ -17,6 +17,17 @@ import { buildBank, PATCHCORE_DEFAULTS, PatchCoreScorer } from '../src/core/patc
 import { nodeGpu } from '../src/gpu/node.ts';
 import { registerMobileNet } from '../src/models/nsfwjs.ts';
 
+/** The arrays end to end (AUROC sorts its inputs in place; their order does not matter to it). */
+function concat32(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
 const { values: v, positionals } = parseArgs({
   allowPositionals: true,
   options: {
@@ -79,32 +90,14 @@ for (const cat of categories) {
     neg.push(split.negatives);
     imageScores.push({ score: predScore, defective: cat !== 'good' });
   }
-  const join32 = (parts: Float32Array[]) => {
-    const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-    let o = 0;
-    for (const p of parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
-  };
-  const p = join32(pos);
-  const n = join32(neg);
+  const p = concat32(pos);
+  const n = concat32(neg);
   allPos.push(p);
   allNeg.push(n);
-  if (cat !== 'good') perType[cat] = { pixel: +auroc(p.slice(), n.slice()).toFixed(4), images: files.length };
+  if (cat !== 'good') perType[cat] = { pixel: +auroc(p, n).toFixed(4), images: files.length };
   process.stderr.write(`${cat}: ${files.length} images${cat !== 'good' ? `, pixel AUROC ${perType[cat].pixel}` : ''}\n`);
 }
-const cat32 = (parts: Float32Array[]) => {
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
-const overall = auroc(cat32(allPos), cat32(allNeg));
+const overall = auroc(concat32(allPos), concat32(allNeg));
 const image = auroc(
   Float32Array.from(imageScores.filter((s) => s.defective).map((s) => s.score)),
   Float32Array.from(imageScores.filter((s) => !s.defective).map((s) => s.score)),

@@ -18,7 +18,6 @@ for (let k = 0; k < 7; k++) {
   for (const [a, b] of Object.entries(r.timings)) (tim[a] ??= []).push(b!);
   for (const [a, b] of await gpu.takeProfile()) { const l = acc.get(a) ?? []; l.push(b); acc.set(a, l); }
 }
-const med = median;
-console.log(JSON.stringify(Object.fromEntries(Object.entries(tim).map(([a, b]) => [a, +med(b).toFixed(1)]))));
-for (const [k, v] of [...acc].sort((a, b) => med(b[1]) - med(a[1]))) console.log(k.padEnd(32), med(v).toFixed(2));
+console.log(JSON.stringify(Object.fromEntries(Object.entries(tim).map(([a, b]) => [a, +median(b).toFixed(1)]))));
+for (const [k, v] of [...acc].sort((a, b) => median(b[1]) - median(a[1]))) console.log(k.padEnd(32), median(v).toFixed(2));
 process.exit(0);

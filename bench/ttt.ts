@@ -18,6 +18,18 @@ export const median = (xs: readonly number[]): number => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
+/** Median milliseconds of `runs` calls of `fn` after `warmup` untimed ones. */
+export async function timeRuns(runs: number, fn: () => Promise<unknown> | unknown, warmup = 2): Promise<number> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const ms: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();
+    ms.push(performance.now() - t0);
+  }
+  return median(ms);
+}
+
 export interface StageMedians {
   /** Median of the per-run sums over TEST_TIME_STAGES. */
   testTimeMs: number;

@@ -7,7 +7,7 @@ import pg from 'pg';
 import sharp from 'sharp';
 import type { Gpu } from '../../src/core/gpu.ts';
 import { openDatabase, type Database } from '../../src/db.ts';
-import { encodeMaskPng } from '../../src/io/image.ts';
+import { encodeImagePng, encodeMaskPng } from '../../src/io/image.ts';
 import { encodeNpy } from '../../src/io/npy.ts';
 import { migrate } from '../../src/migrate.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
@@ -258,14 +258,8 @@ export async function subscribe(s: TestService, query: string, variables: Record
 
 // ---- files from synthetic samples ----
 
-export async function imagePng(sample: SyntheticSample): Promise<Uint8Array> {
-  const { width, height, channels, data } = sample.image;
-  const n = width * height;
-  const px = new Uint8Array(n * channels);
-  for (let i = 0; i < n; i++) for (let c = 0; c < channels; c++) px[i * channels + c] = Math.round(data[c * n + i] * 255);
-  let p = sharp(px, { raw: { width, height, channels } });
-  if (channels === 1) p = p.toColourspace('b-w');
-  return new Uint8Array(await p.png().toBuffer());
+export function imagePng(sample: SyntheticSample): Promise<Uint8Array> {
+  return encodeImagePng(sample.image);
 }
 
 export function scoreMapNpy(map: { data: Float32Array; width: number; height: number }): Uint8Array {
