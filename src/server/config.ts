@@ -73,8 +73,11 @@ function integer(env: NodeJS.ProcessEnv, key: string, fallback: number, min: 0 |
 const positiveInt = (env: NodeJS.ProcessEnv, key: string, fallback: number) => integer(env, key, fallback, 1);
 const nonNegativeInt = (env: NodeJS.ProcessEnv, key: string, fallback: number) => integer(env, key, fallback, 0);
 
-/** Room for the four files of a submission at the per-file limit, plus the form's fields. */
-const requestLimitFor = (maxUploadBytes: number) => 4 * maxUploadBytes + 1024 * 1024;
+/** Files a submission can carry: image, scoreMap, features, groundTruth and pointCloud. */
+export const SUBMISSION_FILES = 5;
+
+/** Room for every file of a submission at the per-file limit, plus the form's fields. */
+const requestLimitFor = (maxUploadBytes: number) => SUBMISSION_FILES * maxUploadBytes + 1024 * 1024;
 
 function onOff(env: NodeJS.ProcessEnv, key: string, fallback: boolean): boolean {
   const raw = env[key];

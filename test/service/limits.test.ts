@@ -293,6 +293,16 @@ describe.each(BACKENDS)('failed authentications on %s', (backend) => {
 });
 
 describe('configuration', () => {
+  it('the default request limit holds every file of a submission at the per-file limit', async () => {
+    const { configFromEnv, SUBMISSION_FILES } = await import('../../src/server/config.ts');
+    const { readFileSync } = await import('node:fs');
+    const sdl = readFileSync(new URL('../../schema.graphql', import.meta.url), 'utf8');
+    const input = /input SubmitInspectionInput \{([^}]*)\}/.exec(sdl)?.[1] ?? '';
+    expect(input.match(/: File!?$/gm)?.length).toBe(SUBMISSION_FILES);
+    const c = configFromEnv({ MAX_UPLOAD_BYTES: '1000000' });
+    expect(c.maxRequestBytes).toBeGreaterThanOrEqual(SUBMISSION_FILES * 1000000);
+    expect(configFromEnv({ MAX_UPLOAD_BYTES: '1000000', MAX_REQUEST_BYTES: '123' }).maxRequestBytes).toBe(123);
+  });
   it('GRAPHIQL and INTROSPECTION default to on, off under NODE_ENV=production, and take on/off', async () => {
     const { configFromEnv } = await import('../../src/server/config.ts');
     expect([configFromEnv({}).graphiql, configFromEnv({}).introspection]).toEqual([true, true]);
