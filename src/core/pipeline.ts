@@ -14,7 +14,7 @@ import type { Gpu } from './gpu.ts';
 import { readMask } from './binarize.ts';
 import { defaultOptions, type TttOptions } from './options.ts';
 import { maskScoreFloor, pseudoLabels, seedFloor } from './pseudoLabels.ts';
-import { connectedComponents } from './regions.ts';
+import { closeMask, connectedComponents, fillHoles } from './regions.ts';
 import { analyzeScoreMap } from './stats.ts';
 import type {
   ClassifierReport,
@@ -74,7 +74,10 @@ export const missingLabelsReason = (counts: PseudoLabelCounts): string =>
     ? 'no anomalous pseudo-labels: no local maximum of the map reaches the anomalous percentile (and the seed floor, when set)'
     : 'no nominal pseudo-labels: every pixel is anomalous or above the nominal percentile';
 
-/** The result of a run that trained a classifier: regions are measured on (and may trim) the mask. */
+/**
+ * The result of a run that trained a classifier: the mask is closed and its holes filled (mask.closeRadius,
+ * mask.fillHoles; never onto invalid pixels), then regions are measured on (and may trim) it.
+ */
 export function trainedResult(
   base: Pick<SegmentationResult, 'predScore' | 'anomalyMap' | 'gate' | 'timings'>,
   predMask: Uint8Array,
@@ -82,8 +85,14 @@ export function trainedResult(
   size: { width: number; height: number },
   run: { pseudoLabels: PseudoLabelCounts; classifier: ClassifierReport; featureChannels: number },
   options: TttOptions,
+  valid: Uint8Array | null = null,
 ): SegmentationResult {
   const { width, height } = size;
+  if (options.mask.closeRadius > 0 || options.mask.fillHoles) {
+    closeMask(predMask, width, height, options.mask.closeRadius);
+    if (options.mask.fillHoles) fillHoles(predMask, width, height);
+    if (valid) for (let i = 0; i < predMask.length; i++) predMask[i] &= valid[i];
+  }
   const regions = connectedComponents(predMask, width, height, scores, options.regions.connectivity, options.regions.minArea);
   const area = regions.reduce((a, r) => a + r.area, 0);
   return { ...base, ...run, width, height, predMask, predLabel: area > 0, defectFraction: area / (width * height), regions, emptyReason: null };
@@ -183,7 +192,7 @@ export async function segment(
       const predMask = await readMask(gpu, mask, n);
       const scoresHost = resampled ? await gpu.readF32(mapData, n) : scoreMap.data;
       await lap('predict');
-      const result = trainedResult(base, predMask, scoresHost, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options);
+      const result = trainedResult(base, predMask, scoresHost, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, points?.valid ?? null);
       timings.regions = performance.now() - t;
       return result;
     } finally {

@@ -94,6 +94,8 @@ export function ttt4asOverrides(seed: number): Record<string, unknown> {
     'gate.sigmas': 0,
     'mask.scoreFloor': 'off',
     'mask.scoreFloorSigmas': 1.5,
+    'mask.closeRadius': 0,
+    'mask.fillHoles': false,
     'regions.connectivity': 8,
     'regions.minArea': 0,
   };

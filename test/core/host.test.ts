@@ -5,7 +5,7 @@ import { imageGate } from '../../src/core/gate.ts';
 import { confusion, meanMetrics, pixelMetrics } from '../../src/core/metrics.ts';
 import { OPTION_SPECS, defaultOptions, parseAssignments, resolveOptions } from '../../src/core/options.ts';
 import { validateInput } from '../../src/core/pipeline.ts';
-import { connectedComponents } from '../../src/core/regions.ts';
+import { closeMask, connectedComponents, fillHoles } from '../../src/core/regions.ts';
 import { pcgHash } from '../../src/core/rng.ts';
 
 describe('options', () => {
@@ -120,6 +120,55 @@ describe('connected components', () => {
       }
       expect(regions.map((r) => r.area)).toEqual(areas);
     }
+  });
+});
+
+describe('mask post-processing', () => {
+  // Brute-force closing: a max then a min over the clipped (2r+1)^2 window of every pixel.
+  const window = (m: Uint8Array, w: number, h: number, r: number, pick: (a: number, b: number) => number): Uint8Array =>
+    Uint8Array.from({ length: w * h }, (_, i) => {
+      const x = i % w;
+      const y = (i - x) / w;
+      let v = m[i];
+      for (let yy = Math.max(y - r, 0); yy <= Math.min(y + r, h - 1); yy++)
+        for (let xx = Math.max(x - r, 0); xx <= Math.min(x + r, w - 1); xx++) v = pick(v, m[yy * w + xx]);
+      return v;
+    });
+  it('closing agrees with a brute-force dilation then erosion on random masks', () => {
+    for (const [seed, r] of [[0, 1], [1, 2], [2, 3], [3, 1]]) {
+      const w = 23;
+      const h = 17;
+      const m = Uint8Array.from({ length: w * h }, (_, i) => (pcgHash(i + seed * 104729) % 100 < 30 ? 1 : 0));
+      const expected = window(window(m, w, h, r, Math.max), w, h, r, Math.min);
+      const got = m.slice();
+      closeMask(got, w, h, r);
+      expect(Array.from(got)).toEqual(Array.from(expected));
+      expect(got.reduce((a, b) => a + b, 0)).toBeGreaterThan(m.reduce((a, b) => a + b, 0));
+    }
+  });
+  it('closing joins a one-pixel gap, keeps an isolated pixel, and radius 0 changes nothing', () => {
+    const w = 13;
+    const m = new Uint8Array(w * 5);
+    for (const x of [2, 3, 5, 6]) m[2 * w + x] = 1;
+    m[2 * w + 10] = 1;
+    const closed = m.slice();
+    closeMask(closed, w, 5, 1);
+    const want = new Uint8Array(w * 5);
+    for (const x of [2, 3, 4, 5, 6, 10]) want[2 * w + x] = 1;
+    expect(Array.from(closed)).toEqual(Array.from(want));
+    const same = m.slice();
+    closeMask(same, w, 5, 0);
+    expect(same).toEqual(m);
+  });
+  it('fills enclosed holes but not background that reaches the border', () => {
+    // A ring with a hole at (2,2), and a U open to the bottom border.
+    const rows = ['11111000', '10001011', '10101010', '10001010', '11111010'];
+    const w = 8;
+    const h = rows.length;
+    const m = Uint8Array.from(rows.join(''), (c) => Number(c));
+    fillHoles(m, w, h);
+    const want = ['11111000', '11111011', '11111010', '11111010', '11111010'];
+    expect(Array.from(m).join('')).toBe(want.join(''));
   });
 });
 

@@ -96,7 +96,7 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
   lap('classifier');
   const { mask } = referencePredict(report.weights, features, data, maskScoreFloor(input.calibration, options), valid);
   lap('predict');
-  const result = trainedResult(base, mask, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options);
+  const result = trainedResult(base, mask, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, valid);
   lap('regions');
   return result;
 }
