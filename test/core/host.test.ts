@@ -4,7 +4,7 @@ import { calibrate, calibrationFromJson, calibrationToJson } from '../../src/cor
 import { imageGate } from '../../src/core/gate.ts';
 import { confusion, meanMetrics, pixelMetrics } from '../../src/core/metrics.ts';
 import { OPTION_SPECS, defaultOptions, parseAssignments, resolveOptions } from '../../src/core/options.ts';
-import { validateInput } from '../../src/core/pipeline.ts';
+import { trainedResult, validateInput } from '../../src/core/pipeline.ts';
 import { closeMask, connectedComponents, fillHoles } from '../../src/core/regions.ts';
 import { pcgHash } from '../../src/core/rng.ts';
 
@@ -169,6 +169,27 @@ describe('mask post-processing', () => {
     fillHoles(m, w, h);
     const want = ['11111000', '11111011', '11111010', '11111010', '11111010'];
     expect(Array.from(m).join('')).toBe(want.join(''));
+  });
+});
+
+describe('trainedResult', () => {
+  it('closes and fills the mask before measuring regions, never onto invalid pixels', () => {
+    // A ring around a 2x2 hole; the middle column of the hole has no valid measurement.
+    const w = 6;
+    const h = 6;
+    const rows = ['000000', '011110', '010010', '010010', '011110', '000000'];
+    const mask = () => Uint8Array.from(rows.join(''), (c) => Number(c));
+    const valid = new Uint8Array(w * h).fill(1);
+    valid[2 * w + 2] = valid[3 * w + 2] = 0;
+    const base = { predScore: 1, anomalyMap: null as never, gate: null, timings: {} };
+    const run = { pseudoLabels: { anomalous: 1, nominal: 1, eligible: 1 }, classifier: null as never, featureChannels: 1 };
+    const opts = (set: Record<string, unknown>) => resolveOptions(set);
+    const plain = trainedResult(base, mask(), new Float32Array(w * h), { width: w, height: h }, run, opts({ 'mask.fillHoles': false }), valid);
+    expect(plain.regions.map((r) => r.area)).toEqual([12]);
+    const filled = trainedResult(base, mask(), new Float32Array(w * h), { width: w, height: h }, run, opts({ 'mask.fillHoles': true }), valid);
+    expect(filled.regions.map((r) => r.area)).toEqual([14]);
+    expect([filled.predMask[2 * w + 2], filled.predMask[2 * w + 3], filled.predMask[3 * w + 2], filled.predMask[3 * w + 3]]).toEqual([0, 1, 0, 1]);
+    expect(filled.defectFraction).toBeCloseTo(14 / 36);
   });
 });
 
