@@ -79,7 +79,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'mask.scoreFloor', kind: { type: 'enum', values: ['off', 'sigma'] }, default: 'sigma', doc: 'With a calibration, sigma: a pixel the classifier calls defective stays in the mask only where its score is above the nominal global mean + scoreFloorSigmas x std; off: the classifier alone.' },
   { key: 'mask.scoreFloorSigmas', kind: { type: 'number', min: 0, max: 100 }, default: 1.5, doc: 'Standard deviations above the nominal mean for mask.scoreFloor=sigma.' },
   { key: 'mask.closeRadius', kind: { type: 'int', min: 0, max: 16 }, default: 0, doc: 'Morphological closing of the classifier\'s mask by a square of this radius (a dilation then an erosion, window clipped at the border), before the holes are filled and the regions measured; 0: none.' },
-  { key: 'mask.fillHoles', kind: { type: 'bool' }, default: false, doc: 'Fill the holes of the mask (clear pixels not connected to the image border), after the closing.' },
+  { key: 'mask.fillHoles', kind: { type: 'bool' }, default: true, doc: 'Fill the holes of the mask (clear pixels not connected to the image border), after the closing.' },
   { key: 'regions.connectivity', kind: { type: 'enum', values: ['4', '8'] }, default: 8, doc: 'Pixel connectivity of the mask regions.' },
   { key: 'regions.minArea', kind: { type: 'int', min: 0, max: 1 << 30 }, default: 0, doc: 'Regions smaller than this many pixels are removed from the mask.' },
 ];

@@ -13,6 +13,7 @@ describe('options', () => {
     const d = defaultOptions();
     expect(d.pseudoLabels).toMatchObject({ anomalousPercentile: 99, radius: 1, nominalCount: 500 });
     expect(d.classifier.loss).toBe('hinge');
+    expect(d.mask).toMatchObject({ fillHoles: true, closeRadius: 0 });
     for (const s of OPTION_SPECS) expect(s.doc.length).toBeGreaterThan(10);
   });
   it('parses --set assignments with types and ranges', () => {
