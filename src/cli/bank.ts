@@ -7,10 +7,10 @@ import { TttError, withSubjectAsync } from '../core/errors.ts';
 import { BANK_MODALITIES, encodeBank, type BankModality } from '../core/patchcore/bank.ts';
 import { buildBank, PATCHCORE_DEFAULTS, type BankSample, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
 import type { ImageTensor } from '../core/types.ts';
-import { decodePointCloud } from '../io/pointcloud.ts';
+import { POINT_CLOUD_EXTENSIONS, decodePointCloud } from '../io/pointcloud.ts';
 import { nodeGpu } from '../gpu/node.ts';
 import { intArg, parse } from './args.ts';
-import { readInputFile, writeFileAtomic } from '../io/files.ts';
+import { findOneFile, readInputFile, writeFileAtomic } from '../io/files.ts';
 import { decodeImage } from '../io/image.ts';
 
 const HELP = `usage: ttt bank build --images DIR --out bank.bin [options]
@@ -53,17 +53,11 @@ export async function* readImages(paths: readonly string[]): AsyncGenerator<Imag
   for (const p of paths) yield await decodeImage(await readInputFile(p, 'image'), p);
 }
 
-const POINT_CLOUD_EXT = ['.tiff', '.tif', '.npy'];
-
 /** The point cloud of each image: <cloudDir>/<stem>.{tiff,tif,npy}, exactly one; every one must exist. */
-export function pointCloudPaths(images: readonly string[], cloudDir: string): string[] {
-  return images.map((image) => {
-    const stem = basename(image, extname(image));
-    const found = POINT_CLOUD_EXT.map((e) => join(cloudDir, stem + e)).filter((p) => statSync(p, { throwIfNoEntry: false })?.isFile());
-    if (found.length === 0) throw new TttError('NOT_FOUND', `${join(cloudDir, stem)}.tiff: the point cloud of ${image} does not exist`);
-    if (found.length > 1) throw new TttError('INVALID_INPUT', `${found[0]}: ${image} has more than one point cloud (${found.join(', ')}); keep one`);
-    return found[0];
-  });
+export async function pointCloudPaths(images: readonly string[], cloudDir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const image of images) out.push(await findOneFile(join(cloudDir, basename(image, extname(image))), POINT_CLOUD_EXTENSIONS, 'point cloud', image));
+  return out;
 }
 
 async function* readSamples(paths: readonly string[], clouds: readonly string[] | null): AsyncGenerator<BankSample> {
@@ -136,7 +130,7 @@ export const command = {
     }
     if (v['point-clouds'] && !isDir(v['point-clouds'])) throw new TttError('NOT_FOUND', `${v['point-clouds']} is not a folder`);
     const paths = listImages(imageDir, v.limit === undefined ? undefined : intArg('limit', v.limit, 0));
-    const clouds = config.modality !== 'rgb' && cloudDir ? pointCloudPaths(paths, cloudDir) : null;
+    const clouds = config.modality !== 'rgb' && cloudDir ? await pointCloudPaths(paths, cloudDir) : null;
     const { gpu } = await nodeGpu();
     const t0 = performance.now();
     const bank = await buildBank(gpu, readSamples(paths, clouds), config, {

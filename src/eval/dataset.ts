@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { TttError, withSubjectAsync } from '../core/errors.ts';
 import { pcgHash } from '../core/rng.ts';
 import type { ImageTensor, PointCloud } from '../core/types.ts';
-import { readInputFile } from '../io/files.ts';
-import { decodePointCloud } from '../io/pointcloud.ts';
+import { findOneFile, readInputFile } from '../io/files.ts';
+import { POINT_CLOUD_EXTENSIONS, decodePointCloud } from '../io/pointcloud.ts';
 import { decodeImage, decodeMask, fitSize, inspectRaster } from '../io/image.ts';
 
 /** The type of defect-free images (MVTec's folder name). */
@@ -21,7 +21,6 @@ export const VALIDATION_SHARE = 0.2;
 
 const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.tif', '.tiff'];
 /** Point-cloud files of the MVTec 3D-AD layout (xyz/<stem>.tiff there; .npy (H, W, 3) accepted too). */
-const POINT_CLOUD_EXTENSIONS = ['.tiff', '.tif', '.npy'];
 
 export type Split = 'train' | 'validation' | 'test';
 
@@ -128,15 +127,6 @@ function limited<T extends { id: string }>(items: readonly T[], limit: number | 
   return limit === undefined || items.length <= limit ? [...items] : draw(items, limit, seed, SALT_LIMIT).chosen;
 }
 
-/** The point cloud of `stem` in an xyz folder: exactly one of <stem>.tiff, .tif, .npy. */
-async function findPointCloud(dir: string, stem: string, imageId: string): Promise<string> {
-  const found: string[] = [];
-  for (const ext of POINT_CLOUD_EXTENSIONS) if ((await stat(join(dir, stem + ext)).catch(() => null))?.isFile()) found.push(join(dir, stem + ext));
-  if (found.length === 0) throw new TttError('NOT_FOUND', `${join(dir, stem)}.tiff: the point cloud of ${imageId} does not exist`);
-  if (found.length > 1) throw new TttError('INVALID_INPUT', `${found[0]}: ${imageId} has more than one point cloud (${found.join(', ')}); keep one`);
-  return found[0];
-}
-
 /** MVTec 3D-AD: images in <split>/<type>/rgb/ rather than <split>/<type>/. */
 async function isMvtec3d(root: string): Promise<boolean> {
   for (const split of ['train', 'validation']) if (await isDirectory(join(root, split, NOMINAL_TYPE, 'rgb'))) return true;
@@ -220,7 +210,7 @@ export async function openDataset(root: string, opts: OpenDatasetOptions): Promi
   const withCloud = async (items: DatasetImage[]) => {
     if (layout !== 'mvtec3d') return items;
     const out: DatasetImage[] = [];
-    for (const item of items) out.push({ ...item, pointCloudPath: await findPointCloud(item.pointCloudPath!, item.stem, item.id) });
+    for (const item of items) out.push({ ...item, pointCloudPath: await findOneFile(join(item.pointCloudPath!, item.stem), POINT_CLOUD_EXTENSIONS, 'point cloud', item.id) });
     return out;
   };
   return {

@@ -8,7 +8,7 @@ import type { Gpu } from '../core/gpu.ts';
 import type { BankModality, MemoryBank } from '../core/patchcore/bank.ts';
 import { PATCHCORE_DEFAULTS, PatchCoreScorer, buildBank, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
 import type { ImageTensor, PointCloud, ScoreMap } from '../core/types.ts';
-import { readInputFile, writeFileAtomic } from '../io/files.ts';
+import { findOneFile, readInputFile, writeFileAtomic } from '../io/files.ts';
 import { encodeNpy } from '../io/npy.ts';
 import { decodeScoreMap } from '../io/scoremap.ts';
 import { NOMINAL_TYPE, loadPointCloud, type Dataset, type DatasetImage } from './dataset.ts';
@@ -51,21 +51,8 @@ export function mapBase(dir: string, item: DatasetImage): string {
   return join(dir, item.split, NOMINAL_TYPE, item.stem);
 }
 
-async function isFile(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => null))?.isFile() ?? false;
-}
-
 /** The one map file of an item: exactly one of <base>.npy, .tiff, .tif must exist. */
-async function findMap(dir: string, item: DatasetImage): Promise<string> {
-  const base = mapBase(dir, item);
-  const found: string[] = [];
-  for (const ext of MAP_EXTENSIONS) if (await isFile(base + ext)) found.push(base + ext);
-  if (found.length === 0) {
-    throw new TttError('NOT_FOUND', `${base}.npy: the score map of ${item.id} does not exist (looked for ${MAP_EXTENSIONS.map((e) => base + e).join(', ')})`);
-  }
-  if (found.length > 1) throw new TttError('INVALID_INPUT', `${found[0]}: ${item.id} has more than one score map (${found.join(', ')}); keep one`);
-  return found[0];
-}
+const findMap = (dir: string, item: DatasetImage): Promise<string> => findOneFile(mapBase(dir, item), MAP_EXTENSIONS, 'score map', item.id);
 
 /** Score maps exported by any detector: `.npy` (h x w) or one-channel float TIFF, laid out as mapBase says. */
 export function mapsFolder(dir: string): ScoreSource {

@@ -8,6 +8,20 @@ import { TttError } from '../core/errors.ts';
 
 export const DEFAULT_MAX_INPUT_BYTES = 200 * 1024 * 1024;
 
+/**
+ * The one file `<base><ext>` of `extensions` that exists (a score map, a point cloud): NOT_FOUND naming the
+ * paths looked for when none does, INVALID_INPUT when several do (which one was meant is not guessed).
+ */
+export async function findOneFile(base: string, extensions: readonly string[], what: string, owner: string): Promise<string> {
+  const found: string[] = [];
+  for (const ext of extensions) if ((await stat(base + ext).catch(() => null))?.isFile()) found.push(base + ext);
+  if (found.length === 0) {
+    throw new TttError('NOT_FOUND', `${base}${extensions[0]}: the ${what} of ${owner} does not exist (looked for ${extensions.map((e) => base + e).join(', ')})`);
+  }
+  if (found.length > 1) throw new TttError('INVALID_INPUT', `${found[0]}: ${owner} has more than one ${what} (${found.join(', ')}); keep one`);
+  return found[0];
+}
+
 function fsError(path: string, action: string, e: unknown): TttError {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return new TttError('NOT_FOUND', `${path}: ${action}: no such file or directory`);

@@ -11,6 +11,9 @@ import { parseNpy } from './npy.ts';
 import { requireFormat } from './sniff.ts';
 import { decodeFloatTiff } from './tiff.ts';
 
+/** File extensions of a point cloud on disk (float TIFF, or .npy h x w x 3). */
+export const POINT_CLOUD_EXTENSIONS: readonly string[] = ['.tiff', '.tif', '.npy'];
+
 const shapeText = (shape: readonly number[]) => `(${shape.join(', ')})`;
 
 /** A point cloud from .npy (H, W, 3) float32/float64 or a 3-sample float TIFF. */

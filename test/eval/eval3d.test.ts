@@ -108,7 +108,7 @@ describe('ttt eval on the MVTec 3D-AD layout', () => {
     const copy = join(dir, 'copy');
     await cp(synth.dataset, copy, { recursive: true });
     await unlink(join(copy, 'test/dent/xyz/001.tiff'));
-    await expect(openDataset(copy, { seed: 0 })).rejects.toMatchObject({ code: 'NOT_FOUND', message: `${join(copy, 'test/dent/xyz/001')}.tiff: the point cloud of test/dent/rgb/001.png does not exist` });
+    await expect(openDataset(copy, { seed: 0 })).rejects.toMatchObject({ code: 'NOT_FOUND', message: `${join(copy, 'test/dent/xyz/001')}.tiff: the point cloud of test/dent/rgb/001.png does not exist (looked for ${['.tiff', '.tif', '.npy'].map((e) => join(copy, 'test/dent/xyz/001') + e).join(', ')})` });
     const flat = await writeSyntheticDataset(join(dir, 'flat'), { width: 32, count: 2 });
     await expect(runEval({ gpu: await testGpu(), dataset: flat.dataset, source: mapsFolder(flat.maps), methods: ['ttt_3d'], size: null, seed: 0 })).rejects.toMatchObject({
       code: 'INVALID_OPTION',

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkOutputPath, readInputFile, writeFileAtomic, writeFilesAtomic } from '../../src/io/files.ts';
+import { checkOutputPath, findOneFile, readInputFile, writeFileAtomic, writeFilesAtomic } from '../../src/io/files.ts';
 import { expectTttError } from '../helpers/files.ts';
 
 let dir: string;
@@ -11,6 +11,21 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
+});
+
+describe('findOneFile', () => {
+  it('finds the one file of the extensions; none -> NOT_FOUND listing them; two -> INVALID_INPUT; folders do not count', async () => {
+    const sub = join(dir, 'one');
+    await mkdir(sub);
+    const base = join(sub, '001');
+    const exts = ['.npy', '.tiff', '.tif'];
+    await expectTttError(() => findOneFile(base, exts, 'score map', 'test/x/001.png'), 'NOT_FOUND', `${base}.npy`, new RegExp(`the score map of test/x/001.png does not exist \\(looked for ${base}.npy, ${base}.tiff, ${base}.tif\\)`));
+    await mkdir(`${base}.npy`);
+    await writeFile(`${base}.tif`, 'x');
+    expect(await findOneFile(base, exts, 'score map', 'test/x/001.png')).toBe(`${base}.tif`);
+    await writeFile(`${base}.tiff`, 'x');
+    await expectTttError(() => findOneFile(base, exts, 'score map', 'test/x/001.png'), 'INVALID_INPUT', `${base}.tiff`, /test\/x\/001.png has more than one score map .*; keep one/);
+  });
 });
 
 describe('readInputFile', () => {

@@ -255,7 +255,7 @@ describe('ttt bank build --modality / ttt score --point-cloud', () => {
     await expect(bankCommand.run(['build', '--images', join(root, 'train/good'), '--out', out, '--modality', 'xyz'])).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     await expect(bankCommand.run(['build', '--images', join(root, 'train/good/rgb'), '--point-clouds', join(root, 'test/good/rgb'), '--out', out, '--modality', 'both'])).rejects.toMatchObject({
       code: 'NOT_FOUND',
-      message: `${join(root, 'test/good/rgb/000')}.tiff: the point cloud of ${join(root, 'train/good/rgb/000.png')} does not exist`,
+      message: `${join(root, 'test/good/rgb/000')}.tiff: the point cloud of ${join(root, 'train/good/rgb/000.png')} does not exist (looked for ${['.tiff', '.tif', '.npy'].map((e) => join(root, 'test/good/rgb/000') + e).join(', ')})`,
     });
   });
 });
