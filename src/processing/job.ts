@@ -37,9 +37,12 @@ export interface JobContext {
 
 /** A delivery of a durable queue's job (src/processing/queue.ts); absent for the in-process processor. */
 export interface JobDelivery {
-  /** The queue's job id: only the job that owns the inspection (Inspection.jobId) may run it. */
-  jobId: string;
-  /** Whether the queue retries the job if this attempt fails; on the last attempt a failure is final. */
+  /**
+   * The queue's job id: only the job that owns the inspection (Inspection.jobId) may run it. Absent for the
+   * in-process processor, which claims a QUEUED inspection as a first attempt does.
+   */
+  jobId?: string;
+  /** Whether the job is retried if this attempt fails; on the last attempt a failure is final. */
   retriesLeft: boolean;
 }
 
@@ -79,7 +82,7 @@ async function claim(ctx: JobContext, id: string, startedAt: Date, delivery?: Jo
   const leaseId = randomUUID();
   const worker = ctx.worker ?? `${hostname()}:${process.pid}`;
   return ctx.db.$transaction(async (tx) => {
-    const where = delivery ? { id, jobId: delivery.jobId, status: { in: ['QUEUED' as const, 'RUNNING' as const] } } : { id, status: 'QUEUED' as const };
+    const where = delivery?.jobId ? { id, jobId: delivery.jobId, status: { in: ['QUEUED' as const, 'RUNNING' as const] } } : { id, status: 'QUEUED' as const };
     const claimed = await tx.inspection.updateMany({
       where,
       data: { status: 'RUNNING', leaseId, attempts: { increment: 1 }, startedAt, finishedAt: null, errorCode: null, errorMessage: null },

@@ -43,6 +43,13 @@ export interface InProcessOptions {
    * by default the process's shared device first, new ones after a loss.
    */
   acquireGpu?: () => Promise<Gpu>;
+  /**
+   * Retries of a job after a transient failure (a lost device, a database error; not bad input), as the
+   * durable queue's JOB_RETRY_LIMIT; default 0.
+   */
+  retryLimit?: number;
+  /** Delay before the first retry, doubled for each further one (JOB_RETRY_DELAY_SECONDS); default 1 s. */
+  retryDelayMs?: number;
 }
 
 export function defaultAcquire(): () => Promise<Gpu> {
@@ -118,6 +125,33 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
   let idleWaiters: (() => void)[] = [];
   const scorers = createScorerCache();
   const { withGpu, idle } = createGpuLane(options.acquireGpu ?? defaultAcquire(), logger);
+  const retryLimit = Math.max(0, options.retryLimit ?? 0);
+  const retryDelayMs = Math.max(0, options.retryDelayMs ?? 1000);
+  /** Wakes the jobs waiting to retry when the processor closes. */
+  const waking = new Set<() => void>();
+  const backOff = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        waking.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      waking.add(wake);
+    });
+
+  /**
+   * Attempts until the job succeeds, fails for good or runs out of retries; a retry waits with the job's
+   * slot held. A job still waiting when the processor closes stays QUEUED for the next start's recovery.
+   */
+  const run = async (id: string): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      const outcome = await runInspection({ db, events, logger, withGpu, scorers }, id, { retriesLeft: attempt < retryLimit });
+      if (outcome !== 'RETRY' || closed) return;
+      await backOff(retryDelayMs * 2 ** attempt);
+      if (closed) return;
+    }
+  };
 
   const settleIfIdle = () => {
     if (running === 0 && queue.length === 0) {
@@ -132,7 +166,7 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
       const id = queue.shift()!;
       queued.delete(id);
       running++;
-      runInspection({ db, events, logger, withGpu, scorers }, id)
+      run(id)
         .catch((e: unknown) => logger.log('error', 'inspection job crashed', { inspection: id, error: e }))
         .finally(() => {
           running--;
@@ -158,6 +192,7 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
       closed = true;
       queue.length = 0;
       queued.clear();
+      for (const wake of [...waking]) wake();
       await this.drain();
       // After the device's last user, without acquiring a device just for this.
       await idle();

@@ -21,7 +21,14 @@ export interface Processing {
 export async function startProcessing(db: Database, config: ServiceConfig, logger: Logger, options: { work: boolean; url?: string }): Promise<Processing> {
   if (db.kind === 'pglite') {
     const events = createInspectionEvents();
-    const processor = createInProcessProcessor({ db: db.prisma, events, logger, concurrency: config.concurrency });
+    const processor = createInProcessProcessor({
+      db: db.prisma,
+      events,
+      logger,
+      concurrency: config.concurrency,
+      retryLimit: config.queue.retryLimit,
+      retryDelayMs: config.queue.retryDelaySeconds * 1000,
+    });
     return { processor, events, requeued: await recoverUnfinished(db.prisma, processor), close: () => processor.close() };
   }
   let queue: QueueProcessor | null = null;

@@ -1,5 +1,6 @@
 // A processing failure (a real one: the Dawn device is destroyed, as on a driver reset) leaves the
-// inspection FAILED with its inputs kept; reprocessInspection then redoes it on a fresh device.
+// inspection FAILED with its inputs kept; reprocessInspection then redoes it on a fresh device. With
+// retries (the server's JOB_RETRY_LIMIT), the in-process processor retries it on a fresh device first.
 
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -70,5 +71,106 @@ describe.each(BACKENDS)('processing failure on %s', (backend) => {
     expect(done.regions.length).toBeGreaterThan(0);
     expect(devices).toHaveLength(3);
     expect(devices[2].lost).toBeNull();
+  });
+});
+
+describe.each(BACKENDS)('in-process retries on %s', (backend) => {
+  let s: TestService;
+  let productId: string;
+  const devices: Gpu[] = [];
+  /** Devices (1-based acquisition order) destroyed after a few submissions of the job's GPU work. */
+  let dying = new Set<number>([1]);
+
+  beforeAll(async () => {
+    s = await startService(backend, {
+      concurrency: 1,
+      inProcessRetries: { retryLimit: 2, retryDelayMs: 20 },
+      acquireGpu: async () => {
+        const { gpu } = await createNodeGpu();
+        devices.push(gpu);
+        if (dying.has(devices.length)) {
+          const queue = gpu.device.queue;
+          const submit = queue.submit.bind(queue);
+          let n = 0;
+          queue.submit = (buffers) => {
+            if (++n === 3) gpu.device.destroy();
+            return submit(buffers);
+          };
+        }
+        return gpu;
+      },
+    });
+    productId = await createProduct(s, 'washer');
+  });
+  afterAll(async () => s?.close());
+
+  const attempts = (id: string) =>
+    s.prisma.inspectionAttempt.findMany({ where: { inspectionId: id }, orderBy: { attempt: 'asc' }, select: { attempt: true, outcome: true, errorCode: true } });
+
+  it('a device lost mid-run: the job is retried on a new device and succeeds; when every attempt loses its device, FAILED after 1 + retryLimit', async () => {
+    const sample = syntheticSample({ width: 48, height: 48, seed: 8 });
+    const r = await s.upload(SUBMIT, { input: { productId, image: null, scoreMap: null } }, await sampleFiles(sample));
+    const id = decodeGlobalID(r.data!.submitInspection.inspection.id).id;
+    await s.processor.drain();
+    const row = await s.prisma.inspection.findUniqueOrThrow({ where: { id }, select: { status: true, attempts: true, regionCount: true } });
+    expect(row).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
+    expect(await attempts(id)).toEqual([
+      { attempt: 1, outcome: 'RETRY', errorCode: 'DEVICE_LOST' },
+      { attempt: 2, outcome: 'SUCCEEDED', errorCode: null },
+    ]);
+    expect(await s.prisma.region.count({ where: { inspectionId: id } })).toBe(row.regionCount);
+    expect(devices).toHaveLength(2);
+    expect(devices[1].lost).toBeNull();
+
+    // The second device is lost between jobs, and each of the next three dies mid-run.
+    dying = new Set([3, 4, 5]);
+    devices[1].device.destroy();
+    await devices[1].device.lost;
+    const again = await s.upload(SUBMIT, { input: { productId, image: null, scoreMap: null } }, await sampleFiles(syntheticSample({ width: 48, height: 48, seed: 9 })));
+    const failedId = decodeGlobalID(again.data!.submitInspection.inspection.id).id;
+    await s.processor.drain();
+    const failed = await s.prisma.inspection.findUniqueOrThrow({ where: { id: failedId }, select: { status: true, attempts: true, errorCode: true } });
+    expect(failed).toEqual({ status: 'FAILED', attempts: 3, errorCode: 'DEVICE_LOST' });
+    expect((await attempts(failedId)).map((a) => a.outcome)).toEqual(['RETRY', 'RETRY', 'FAILED']);
+    expect(await s.prisma.region.count({ where: { inspectionId: failedId } })).toBe(0);
+    expect(devices).toHaveLength(5);
+  });
+});
+
+describe('in-process retries and shutdown', () => {
+  it('close() does not wait out a retry back-off: the inspection stays QUEUED for the next start', async () => {
+    let acquired = 0;
+    const s = await startService('pglite', {
+      inProcessRetries: { retryLimit: 2, retryDelayMs: 600_000 },
+      acquireGpu: async () => {
+        const { gpu } = await createNodeGpu();
+        if (++acquired === 1) {
+          const queue = gpu.device.queue;
+          const submit = queue.submit.bind(queue);
+          let n = 0;
+          queue.submit = (buffers) => {
+            if (++n === 3) gpu.device.destroy();
+            return submit(buffers);
+          };
+        }
+        return gpu;
+      },
+    });
+    try {
+      const productId = await createProduct(s, 'bolt');
+      const r = await s.upload(SUBMIT, { input: { productId, image: null, scoreMap: null } }, await sampleFiles(syntheticSample({ width: 48, height: 48, seed: 8 })));
+      const id = decodeGlobalID(r.data!.submitInspection.inspection.id).id;
+      const deadline = Date.now() + 30_000;
+      while ((await s.prisma.inspectionAttempt.count({ where: { inspectionId: id, outcome: 'RETRY' } })) === 0) {
+        if (Date.now() > deadline) throw new Error('no retry was scheduled');
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      // Waiting out the 10-minute back-off would run past the test's timeout.
+      await s.processor.close();
+      expect((await s.prisma.inspection.findUniqueOrThrow({ where: { id }, select: { status: true } })).status).toBe('QUEUED');
+      expect(acquired).toBe(1);
+    } finally {
+      await s.close();
+    }
   });
 });

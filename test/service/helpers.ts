@@ -116,6 +116,8 @@ export async function startService(
     faults?: Faults;
     /** The durable PostgreSQL queue (postgres only) instead of the in-process processor; `work`: take jobs. */
     queue?: { work: boolean; settings?: Partial<QueueSettings> };
+    /** Retries of the in-process processor (default: none, every failure is final). */
+    inProcessRetries?: { retryLimit: number; retryDelayMs: number };
   } = {},
 ): Promise<TestService> {
   const database = await openTestDatabase(backend);
@@ -147,6 +149,7 @@ export async function startService(
       logger,
       concurrency: options.concurrency ?? 2,
       acquireGpu: options.acquireGpu,
+      ...options.inProcessRetries,
     });
   }
   const app = createApp({ db: database.db.prisma, processor, events, config: defaultConfig(options.config), logger, faults: options.faults });
