@@ -7,7 +7,7 @@
 import { calibrate, calibrationToJson, type Calibration } from '../core/calibration.ts';
 import { TttError, withSubjectAsync } from '../core/errors.ts';
 import { encodeBank, type MemoryBank } from '../core/patchcore/bank.ts';
-import { buildBank, PatchCoreScorer, PATCHCORE_DEFAULTS, type BankSample, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
+import { bankFromRows, bankRows, PatchCoreScorer, PATCHCORE_DEFAULTS, type BankSample, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
 import type { ScoreMap } from '../core/types.ts';
 import { checkAspect, validateImage, validatePointCloud } from '../core/validate.ts';
 import { Prisma } from '../generated/prisma/client.ts';
@@ -99,14 +99,20 @@ async function* decodeAll(ctx: ServiceContext, files: readonly NominalFile[]): A
   }
 }
 
-/** The bank of all images, and the calibration from the held-out images' maps (null for a single image). */
+/**
+ * The bank of all images, and the calibration from the held-out images' maps (null for a single image).
+ * Each image is decoded and its patch features extracted once for both banks; the held-out ones are decoded
+ * once more to be scored.
+ */
 async function rebuild(ctx: ServiceContext, files: readonly NominalFile[]): Promise<{ bank: MemoryBank; calibration: Calibration | null }> {
   const { processor } = ctx;
+  const config = bankConfig(files);
   const held = new Set(heldOutPositions(files.length));
+  const rows = await processor.withGpu((gpu) => bankRows(gpu, decodeAll(ctx, files), config));
   let calibration: Calibration | null = null;
   if (held.size > 0) {
-    const rest = files.filter((_, p) => !held.has(p));
-    const calibrationBank = await processor.withGpu((gpu) => buildBank(gpu, decodeAll(ctx, rest), bankConfig(files)));
+    const rest = { ...rows, perImage: rows.perImage.filter((_, p) => !held.has(p)) };
+    const calibrationBank = await processor.withGpu((gpu) => bankFromRows(gpu, rest, config));
     const maps = await processor.withGpu(async (gpu) => {
       const scorer = await PatchCoreScorer.load(gpu, calibrationBank);
       try {
@@ -119,7 +125,7 @@ async function rebuild(ctx: ServiceContext, files: readonly NominalFile[]): Prom
     });
     calibration = calibrate(maps);
   }
-  const bank = await processor.withGpu((gpu) => buildBank(gpu, decodeAll(ctx, files), bankConfig(files)));
+  const bank = await processor.withGpu((gpu) => bankFromRows(gpu, rows, config, {}, true));
   return { bank, calibration };
 }
 

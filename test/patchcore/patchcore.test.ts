@@ -12,7 +12,7 @@ import { auroc } from '../../src/core/patchcore/auroc.ts';
 import { BANK_VERSION, decodeBank, encodeBank, type MemoryBank } from '../../src/core/patchcore/bank.ts';
 import { greedyCoreset } from '../../src/core/patchcore/coreset.ts';
 import { nearestDistances, uploadBank, releaseBank } from '../../src/core/patchcore/knn.ts';
-import { buildBank, patchFeatures, PatchCoreScorer, PATCHCORE_DEFAULTS, smoothingSigma } from '../../src/core/patchcore/patchcore.ts';
+import { bankFromRows, bankRows, buildBank, patchFeatures, PatchCoreScorer, PATCHCORE_DEFAULTS, smoothingSigma } from '../../src/core/patchcore/patchcore.ts';
 import { mobileNetGraph } from '../../src/core/features/mobilenet/registry.ts';
 import { coveringRadius, referenceCoreset, referenceNearest, referenceScoreMap } from '../../src/core/reference/patchcore.ts';
 import { pcgHash } from '../../src/core/rng.ts';
@@ -201,6 +201,19 @@ describe('scoring', () => {
     });
     expect(inside / n).toBeGreaterThan(1.2 * (outside / (anomalyMap.data.length - n)));
     scorer.release();
+  });
+
+  it('banks of subsets of one bankRows pass equal buildBank of the same images', async () => {
+    const images = [texture(64, 64, 1), texture(64, 48, 2), texture(48, 64, 4)];
+    const rows = await bankRows(gpu, images, config);
+    expect(rows.perImage.map((r) => r.length / rows.channels)).toEqual([64, 48, 48]);
+    for (const pick of [[0, 2], [0, 1, 2]]) {
+      const direct = await buildBank(gpu, pick.map((k) => images[k]), config);
+      const fromRows = await bankFromRows(gpu, { ...rows, perImage: pick.map((k) => rows.perImage[k]) }, config);
+      expect(fromRows.header).toEqual(direct.header);
+      expect(Buffer.from(fromRows.features.buffer).equals(Buffer.from(direct.features.buffer))).toBe(true);
+    }
+    expect(rows.perImage).toHaveLength(3); // not consumed
   });
 
   it('refuses a bank whose channels do not match its layers', async () => {

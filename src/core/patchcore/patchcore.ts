@@ -210,24 +210,33 @@ export interface BuildProgress {
   readonly onCoreset?: (done: number, total: number) => void;
 }
 
+/** The patch rows of nominal images, one array per image (patches x channels, holes left out). */
+export interface BankRows {
+  readonly perImage: Float32Array[];
+  readonly channels: number;
+  readonly rgbChannels: number;
+  /** The network's weights source ('' without image features). */
+  readonly weights: string;
+}
+
 /**
- * A memory bank from nominal images (any sizes; each is resized to the working size), with their point
- * clouds for modalities 3d and both (hole patches are left out).
+ * The patch features of nominal images (any sizes; each is resized to the working size), with their point
+ * clouds for modalities 3d and both (hole patches are left out): the input of bankFromRows, so that banks
+ * of several subsets of the same images need each image's features once.
  */
-export async function buildBank(
+export async function bankRows(
   gpu: Gpu,
   samples: Iterable<ImageTensor | BankSample> | AsyncIterable<ImageTensor | BankSample>,
   config: PatchCoreConfig,
   progress: BuildProgress = {},
-): Promise<MemoryBank> {
+): Promise<BankRows> {
   const graph = config.modality === '3d' ? null : await mobileNetGraph(config.layers);
   const perImage: Float32Array[] = [];
   let channels = 0;
   let rgbChannels = 0;
-  let imageCount = 0;
   for await (const s of samples) {
     const { image, pointCloud } = sampleOf(s);
-    const p = await withSubjectAsync(`nominal image ${imageCount + 1}`, () => modalPatchFeatures(gpu, graph, image, pointCloud, config));
+    const p = await withSubjectAsync(`nominal image ${perImage.length + 1}`, () => modalPatchFeatures(gpu, graph, image, pointCloud, config));
     const stride = Math.ceil(p.patches / 4) * 4;
     const planar = await gpu.readF32(p.data, p.channels * stride);
     gpu.release(p.data);
@@ -238,13 +247,22 @@ export async function buildBank(
     const rows = new Float32Array(kept.length * channels);
     for (let c = 0; c < channels; c++) kept.forEach((i, r) => (rows[r * channels + c] = planar[c * stride + i]));
     perImage.push(rows);
-    imageCount++;
-    progress.onImage?.(imageCount);
+    progress.onImage?.(perImage.length);
   }
+  return { perImage, channels, rgbChannels, weights: graph?.source ?? '' };
+}
+
+/**
+ * A memory bank from the rows of some of the images bankRows read: normalization and greedy coreset.
+ * `consume`: the rows' arrays are dropped from `perImage` as they are copied (one copy in memory, not two).
+ */
+export async function bankFromRows(gpu: Gpu, rows: BankRows, config: PatchCoreConfig, progress: BuildProgress = {}, consume = false): Promise<MemoryBank> {
+  const { perImage, channels, rgbChannels } = rows;
+  const imageCount = perImage.length;
   if (imageCount === 0) throw new TttError('INVALID_INPUT', 'a memory bank needs at least one nominal image');
   const all = new Float32Array(perImage.reduce((a, r) => a + r.length, 0));
   let o = 0;
-  for (const r of perImage.splice(0)) {
+  for (const r of consume ? perImage.splice(0) : perImage) {
     all.set(r, o);
     o += r.length;
   }
@@ -259,8 +277,8 @@ export async function buildBank(
     version: BANK_VERSION,
     modality: config.modality,
     extractor: 'mobilenetv2',
-    weights: graph?.source ?? '',
-    layers: graph ? [...config.layers] : [],
+    weights: rows.weights,
+    layers: config.modality === '3d' ? [] : [...config.layers],
     geometryScales: config.modality === 'rgb' ? [] : [...config.geometryScales],
     rgbChannels,
     geometryChannels: channels - rgbChannels,
@@ -276,6 +294,19 @@ export async function buildBank(
     sourcePatches,
   };
   return { header, features };
+}
+
+/**
+ * A memory bank from nominal images (any sizes; each is resized to the working size), with their point
+ * clouds for modalities 3d and both (hole patches are left out).
+ */
+export async function buildBank(
+  gpu: Gpu,
+  samples: Iterable<ImageTensor | BankSample> | AsyncIterable<ImageTensor | BankSample>,
+  config: PatchCoreConfig,
+  progress: BuildProgress = {},
+): Promise<MemoryBank> {
+  return bankFromRows(gpu, await bankRows(gpu, samples, config, progress), config, progress, true);
 }
 
 export interface PatchCoreScore {
