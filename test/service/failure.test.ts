@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/core/gpu.ts';
 import { createNodeGpu } from '../../src/gpu/node.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
-import { BACKENDS, INSPECTION, REPROCESS, SUBMIT, createProduct, sampleFiles, startService, type TestService } from './helpers.ts';
+import { BACKENDS, INSPECTION, REPROCESS, SUBMIT, createProduct, destroyMidRun, sampleFiles, startService, type TestService } from './helpers.ts';
 
 describe.each(BACKENDS)('processing failure on %s', (backend) => {
   let s: TestService;
@@ -88,15 +88,7 @@ describe.each(BACKENDS)('in-process retries on %s', (backend) => {
       acquireGpu: async () => {
         const { gpu } = await createNodeGpu();
         devices.push(gpu);
-        if (dying.has(devices.length)) {
-          const queue = gpu.device.queue;
-          const submit = queue.submit.bind(queue);
-          let n = 0;
-          queue.submit = (buffers) => {
-            if (++n === 3) gpu.device.destroy();
-            return submit(buffers);
-          };
-        }
+        if (dying.has(devices.length)) destroyMidRun(gpu);
         return gpu;
       },
     });
@@ -144,15 +136,7 @@ describe('in-process retries and shutdown', () => {
       inProcessRetries: { retryLimit: 2, retryDelayMs: 600_000 },
       acquireGpu: async () => {
         const { gpu } = await createNodeGpu();
-        if (++acquired === 1) {
-          const queue = gpu.device.queue;
-          const submit = queue.submit.bind(queue);
-          let n = 0;
-          queue.submit = (buffers) => {
-            if (++n === 3) gpu.device.destroy();
-            return submit(buffers);
-          };
-        }
+        if (++acquired === 1) destroyMidRun(gpu);
         return gpu;
       },
     });

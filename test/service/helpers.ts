@@ -107,6 +107,17 @@ export interface TestService extends Client {
 
 export const ORIGIN = 'http://ttt.test';
 
+/** Destroys the device at its `afterSubmits`-th queue submission: a device lost in the middle of a job's GPU work. */
+export function destroyMidRun(gpu: Gpu, afterSubmits = 3): void {
+  const queue = gpu.device.queue;
+  const submit = queue.submit.bind(queue);
+  let n = 0;
+  queue.submit = (buffers) => {
+    if (++n === afterSubmits) gpu.device.destroy();
+    return submit(buffers);
+  };
+}
+
 export async function startService(
   backend: Backend,
   options: {

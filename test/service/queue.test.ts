@@ -10,7 +10,7 @@ import { createNodeGpu } from '../../src/gpu/node.ts';
 import { runInspection, type JobContext } from '../../src/processing/job.ts';
 import { createScorerCache } from '../../src/processing/scorers.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
-import { BACKENDS, INSPECTION, POSTGRES_URL, REPROCESS, SUBMIT, createProduct, rowCounts, sampleFiles, startService, type TestService } from './helpers.ts';
+import { BACKENDS, INSPECTION, POSTGRES_URL, REPROCESS, SUBMIT, createProduct, destroyMidRun, rowCounts, sampleFiles, startService, type TestService } from './helpers.ts';
 
 const FILTERBANK = [{ key: 'features.extractor', value: 'filterbank' }];
 const sample = (seed: number) => syntheticSample({ width: 48, height: 48, seed });
@@ -137,16 +137,8 @@ describe.skipIf(!POSTGRES_URL)('the PostgreSQL job queue', () => {
         if (failAcquire) throw new Error('no device (test)');
         const { gpu } = await createNodeGpu();
         devices.push(gpu);
-        if (devices.length === 1) {
-          // The first device is destroyed mid-run: after a few submissions of the first job's GPU work.
-          const queue = gpu.device.queue;
-          const submit = queue.submit.bind(queue);
-          let n = 0;
-          queue.submit = (buffers) => {
-            if (++n === 3) gpu.device.destroy();
-            return submit(buffers);
-          };
-        }
+        // The first device is destroyed mid-run: after a few submissions of the first job's GPU work.
+        if (devices.length === 1) destroyMidRun(gpu);
         return gpu;
       },
     });
