@@ -1,13 +1,14 @@
-// How much of test-time training's result is the pseudo-labels' doing: the same GPU stages as `ttt` (features,
-// gather, classifier, predict with the calibrated score floor), but trained on labels drawn from the image's
-// own ground truth (up to `--rows` defect pixels and as many defect-free ones) instead of the map's
-// pseudo-labels. Pooled F1 over the anomalous test images, with and without the score floor, next to the
-// `ttt` defaults on the same maps. An upper bound for pseudo-labelling, not a method (it reads the answer).
+// How much of test-time training's result is the pseudo-labels' doing: the same GPU stages as `ttt`
+// (features, gather, classifier, predict with the calibrated score floor on the border-normalized map, as
+// the defaults), but trained on labels drawn from the image's own ground truth (up to `--rows` defect
+// pixels and as many defect-free ones) instead of the map's pseudo-labels. Pooled F1 over the anomalous
+// test images, with and without the score floor, next to the `ttt` defaults on the same maps. An upper
+// bound for pseudo-labelling, not a method (it reads the answer).
 //
 //   npx tsx bench/label-bound.ts --dataset DIR --maps DIR [--size 256] [--rows 500] [--limit N]
 
 import { parseArgs } from 'node:util';
-import { calibrate } from '../src/core/calibration.ts';
+import { borderNormalize, calibrate, runCalibration } from '../src/core/calibration.ts';
 import { predict, trainClassifier } from '../src/core/classifier.ts';
 import { chooseExtractor, extractFeatures, releaseFeatures } from '../src/core/features/index.ts';
 import { resampleBilinear } from '../src/core/features/resample.ts';
@@ -51,7 +52,9 @@ for (const item of dataset.validation) {
   validation.push(await working(await source.score(item, image), image));
 }
 const calibration = calibrate(validation);
-const floor = maskScoreFloor(calibration, options);
+// The floor as `ttt` applies it: on the border-normalized map when map.borderNormalize is on.
+const run = runCalibration(calibration, options.map.borderNormalize);
+const floor = maskScoreFloor(run.calibration, options);
 
 /** k distinct indices of `pool` (a partial Fisher-Yates shuffle). */
 function draw(pool: number[], k: number, rnd: () => number): number[] {
@@ -104,7 +107,7 @@ for (const item of dataset.test) {
   });
   const counts = { anomalous, nominal, eligible: clear.length };
   const gpuLabels = { labels: gpu.upload(labels), blockCounts: gpu.upload(blockCounts), counts };
-  const scores = gpu.upload(map.data);
+  const scores = gpu.upload(run.profile ? borderNormalize(map, run.profile) : map.data);
   const features = await extractFeatures(gpu, image, extractor);
   const set = gatherTrainingSet(gpu, gpuLabels, anomalous + nominal, features);
   const { model } = await trainClassifier(gpu, set, counts, options);

@@ -6,6 +6,30 @@ import { TttError } from './errors.ts';
 import { referenceBilinear } from './reference/features.ts';
 import type { ScoreMap } from './types.ts';
 
+/** Distance bands of the border profile: 0, 1, ..., BORDER_BANDS - 1 units and beyond. */
+export const BORDER_BANDS = 32;
+
+/** A band is 1/BORDER_SCALE of the map's longest side, so one profile serves maps of any resolution. */
+export const BORDER_SCALE = 256;
+
+/**
+ * The band of pixel (x, y) of a width x height map: its distance to the nearest border in units of
+ * 1/256 of the longest side (integer arithmetic, as the shader), capped at bands - 1.
+ */
+export const borderBand = (x: number, y: number, width: number, height: number, bands: number): number =>
+  Math.min(Math.floor((Math.min(x, y, width - 1 - x, height - 1 - y) * BORDER_SCALE) / Math.max(width, height)), bands - 1);
+
+/**
+ * Nominal score statistics per distance to the map border, and the nominal maps' statistics once
+ * normalized by them (in nominal standard deviations: the floors and the gate of a normalized run).
+ */
+export interface BorderProfile {
+  readonly mean: readonly number[];
+  /** Population std per band (a band without spread gets 1). */
+  readonly std: readonly number[];
+  readonly normalized: { readonly globalMean: number; readonly globalStd: number; readonly maxScore: number; readonly imageScores: { readonly mean: number; readonly std: number; readonly max: number } };
+}
+
 export interface Calibration {
   /** Number of nominal maps. */
   readonly count: number;
@@ -21,6 +45,98 @@ export interface Calibration {
   readonly height: number;
   readonly pixelMean: Float32Array;
   readonly pixelStd: Float32Array;
+  /** Absent in calibrations stored before it existed: map.borderNormalize then has no effect. */
+  readonly border?: BorderProfile;
+}
+
+/** (score - mean[b]) / std[b] per pixel, in f32 as the GPU computes it (the reference of shaders/normalize.wgsl). */
+export function borderNormalize(map: ScoreMap, profile: BorderProfile): Float32Array {
+  const { width, height } = map;
+  const bands = profile.mean.length;
+  const inv = profile.std.map((s) => Math.fround(1 / s));
+  const out = new Float32Array(width * height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const b = borderBand(x, y, width, height, bands);
+      out[y * width + x] = Math.fround(map.data[y * width + x] - Math.fround(profile.mean[b])) * inv[b];
+    }
+  }
+  return out;
+}
+
+/**
+ * The calibration a run uses: with map.borderNormalize and a border profile, the map is normalized first, so
+ * the floors and the gate take the normalized nominal statistics; otherwise the calibration as it is.
+ */
+export function runCalibration(c: Calibration | null | undefined, normalize: boolean): { calibration: Calibration | null; profile: BorderProfile | null } {
+  if (!c) return { calibration: null, profile: null };
+  if (!normalize || !c.border) return { calibration: c, profile: null };
+  return { calibration: { ...c, ...c.border.normalized }, profile: c.border };
+}
+
+/** Mean, std and maximum of values, and of the per-map maxima. */
+function summary(maps: readonly { data: ArrayLike<number>; valid: Uint8Array | null }[]): BorderProfile['normalized'] {
+  let sum = 0;
+  let sq = 0;
+  let count = 0;
+  const maxima: number[] = [];
+  for (const m of maps) {
+    let mx = -Infinity;
+    for (let i = 0; i < m.data.length; i++) {
+      if (m.valid && !m.valid[i]) continue;
+      const v = m.data[i];
+      sum += v;
+      sq += v * v;
+      count++;
+      if (v > mx) mx = v;
+    }
+    maxima.push(mx);
+  }
+  const mean = sum / count;
+  const imean = maxima.reduce((a, b) => a + b, 0) / maxima.length;
+  return {
+    globalMean: mean,
+    globalStd: Math.sqrt(Math.max(sq / count - mean * mean, 0)),
+    maxScore: Math.max(...maxima),
+    imageScores: { mean: imean, std: Math.sqrt(maxima.reduce((a, b) => a + (b - imean) ** 2, 0) / maxima.length), max: Math.max(...maxima) },
+  };
+}
+
+/** The border profile of nominal maps (valid pixels only), each map at its own size. */
+function borderProfile(maps: readonly ScoreMap[], valid?: readonly (Uint8Array | null)[]): BorderProfile {
+  const sum = new Float64Array(BORDER_BANDS);
+  const sq = new Float64Array(BORDER_BANDS);
+  const count = new Float64Array(BORDER_BANDS);
+  maps.forEach((m, k) => {
+    const ok = valid?.[k] ?? null;
+    for (let y = 0; y < m.height; y++) {
+      for (let x = 0; x < m.width; x++) {
+        const i = y * m.width + x;
+        if (ok && !ok[i]) continue;
+        const b = borderBand(x, y, m.width, m.height, BORDER_BANDS);
+        sum[b] += m.data[i];
+        sq[b] += m.data[i] * m.data[i];
+        count[b]++;
+      }
+    }
+  });
+  const mean: number[] = [];
+  const std: number[] = [];
+  for (let b = 0; b < BORDER_BANDS; b++) {
+    // A band no map reaches (small maps) takes the statistics of the band inside it.
+    if (count[b] === 0) {
+      mean.push(mean[b - 1]);
+      std.push(std[b - 1]);
+      continue;
+    }
+    const m = sum[b] / count[b];
+    const s = Math.sqrt(Math.max(sq[b] / count[b] - m * m, 0));
+    mean.push(m);
+    std.push(s > 1e-12 * Math.max(1, Math.abs(m)) ? s : 1);
+  }
+  const partial = { mean, std, normalized: { globalMean: 0, globalStd: 1, maxScore: 0, imageScores: { mean: 0, std: 0, max: 0 } } };
+  const normalized = summary(maps.map((m, k) => ({ data: borderNormalize(m, partial), valid: valid?.[k] ?? null })));
+  return { mean, std, normalized };
 }
 
 /**
@@ -83,6 +199,7 @@ export function calibrate(maps: readonly ScoreMap[], valid?: readonly (Uint8Arra
     height,
     pixelMean,
     pixelStd,
+    border: borderProfile(maps, valid),
   };
 }
 
@@ -98,6 +215,7 @@ export interface CalibrationJson {
   height: number;
   pixelMean: string;
   pixelStd: string;
+  border?: { mean: number[]; std: number[]; normalized: BorderProfile['normalized'] };
 }
 
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -136,8 +254,15 @@ function fromBase64(s: string): Uint8Array {
 
 export function calibrationToJson(c: Calibration): CalibrationJson {
   const f32 = (a: Float32Array) => toBase64(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
-  const { pixelMean, pixelStd, ...rest } = c;
-  return { version: 1, ...rest, imageScores: { ...c.imageScores }, pixelMean: f32(pixelMean), pixelStd: f32(pixelStd) };
+  const { pixelMean, pixelStd, border, ...rest } = c;
+  return {
+    version: 1,
+    ...rest,
+    imageScores: { ...c.imageScores },
+    pixelMean: f32(pixelMean),
+    pixelStd: f32(pixelStd),
+    ...(border ? { border: { mean: [...border.mean], std: [...border.std], normalized: structuredClone(border.normalized) } } : {}),
+  };
 }
 
 export function calibrationFromJson(j: CalibrationJson): Calibration {
@@ -152,6 +277,13 @@ export function calibrationFromJson(j: CalibrationJson): Calibration {
   const pixelStd = f32(j.pixelStd);
   if (pixelMean.length !== j.width * j.height || pixelStd.length !== pixelMean.length) {
     throw new TttError('INVALID_INPUT', 'calibration: per-pixel maps do not match their size');
+  }
+  if (j.border) {
+    const b = j.border;
+    const finite = (a: unknown) => Array.isArray(a) && a.length === BORDER_BANDS && a.every((v) => typeof v === 'number' && Number.isFinite(v));
+    if (!finite(b.mean) || !finite(b.std) || b.std.some((s) => s <= 0) || !Number.isFinite(b.normalized?.globalStd)) {
+      throw new TttError('INVALID_INPUT', `calibration: the border profile must have ${BORDER_BANDS} finite means and positive stds`);
+    }
   }
   const { version: _v, ...rest } = j;
   return { ...rest, pixelMean, pixelStd };

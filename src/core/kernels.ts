@@ -135,6 +135,14 @@ export const kernels = {
   },
   predict: predictSpec('predict', [null, null, 'model', null, 'chunk', 'decision', 'mask', null, null, 'scores', null, 'valid']),
   predictVec4: predictSpec('predictVec4', [null, null, 'model', null, null, null, 'mask', 'chunk', 'decision', null, 'scores', 'valid']),
+  borderNormalize: {
+    name: 'normalize.borderNormalize',
+    shaders: ['normalize'],
+    entryPoint: 'borderNormalize',
+    workgroupSize: WG,
+    params: [['width', 'u32'], ['height', 'u32'], ['bands', 'u32'], ['pad0', 'u32']],
+    bindings: ['src', 'dst', 'profile'],
+  },
   thresholdGlobal: {
     name: 'binarize.thresholdGlobal',
     shaders: ['binarize'],

@@ -2,7 +2,8 @@
 // pseudo-labels -> training set -> classifier -> mask -> regions. Only small statistics, the model, the
 // mask and (when the map was resampled) the working-resolution map come back to the host.
 
-import type { Calibration } from './calibration.ts';
+import { runCalibration, type Calibration } from './calibration.ts';
+import { normalizeBorder } from './normalize.ts';
 import { TttError } from './errors.ts';
 import { predict, trainClassifier } from './classifier.ts';
 import { checkChannelLimit, chooseExtractor, concatFeatures, extractFeatures, releaseFeatures, resolveModality, type FeatureExtractor } from './features/index.ts';
@@ -130,6 +131,7 @@ export async function segment(
   const { width, height } = image;
   const n = width * height;
   const modality = resolveModality(options, input.pointCloud);
+  const { calibration, profile } = runCalibration(input.calibration, options.map.borderNormalize);
   const points = preparePoints(input);
   const timings: Partial<Record<StageName, number>> = {};
   let t = performance.now();
@@ -144,8 +146,11 @@ export async function segment(
     const uploaded = gpu.upload(scoreMap.data);
     owned.push(uploaded);
     const resampled = scoreMap.width !== width || scoreMap.height !== height;
-    const mapData = resampled ? resampleBilinear(gpu, uploaded, 1, scoreMap, image) : uploaded;
-    if (resampled) owned.push(mapData);
+    const working = resampled ? resampleBilinear(gpu, uploaded, 1, scoreMap, image) : uploaded;
+    if (resampled) owned.push(working);
+    // At the working resolution (the profile's bands are fractions of the longest side).
+    const mapData = profile ? normalizeBorder(gpu, working, image, profile) : working;
+    if (profile) owned.push(mapData);
     const map: GpuScoreMap = { data: mapData, width, height };
     const validity = points ? uploadValidity(gpu, points.valid) : null;
     if (validity) owned.push(validity.data);
@@ -154,14 +159,14 @@ export async function segment(
     const analysis = await analyzeScoreMap(gpu, map, requestedPercentiles(options), validity);
     owned.push(analysis.qbins);
     const stats = analysis.stats;
-    const gate = imageGate(stats.max, input.calibration, options);
+    const gate = imageGate(stats.max, calibration, options);
     await lap('stats');
     const base = { predScore: stats.max, anomalyMap: stats, gate, featureChannels: 0, timings };
     if (gate && !gate.anomalous) {
       return emptyResult(width, height, { ...base, pseudoLabels: null, emptyReason: gateReason(gate) });
     }
 
-    const labels = await pseudoLabels(gpu, map, analysis.qbins, { min: stats.min, scale: analysis.scale }, options, seedFloor(input.calibration, options), validity);
+    const labels = await pseudoLabels(gpu, map, analysis.qbins, { min: stats.min, scale: analysis.scale }, options, seedFloor(calibration, options), validity);
     owned.push(labels.labels, labels.blockCounts);
     await lap('pseudoLabels');
     if (labels.counts.anomalous === 0 || labels.counts.nominal === 0) {
@@ -187,10 +192,10 @@ export async function segment(
       const { model, report } = await trainClassifier(gpu, set, labels.counts, options);
       owned.push(model);
       await lap('classifier');
-      const { decision, mask } = predict(gpu, model, features, mapData, maskScoreFloor(input.calibration, options), validity);
+      const { decision, mask } = predict(gpu, model, features, mapData, maskScoreFloor(calibration, options), validity);
       owned.push(decision, mask);
       const predMask = await readMask(gpu, mask, n);
-      const scoresHost = resampled ? await gpu.readF32(mapData, n) : scoreMap.data;
+      const scoresHost = resampled || profile ? await gpu.readF32(mapData, n) : scoreMap.data;
       await lap('predict');
       const result = trainedResult(base, predMask, scoresHost, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, points?.valid ?? null);
       timings.regions = performance.now() - t;

@@ -90,6 +90,7 @@ export function ttt4asOverrides(seed: number): Record<string, unknown> {
     'classifier.tolerance': 0.001,
     'classifier.patience': 5,
     'gate.mode': 'off',
+    'map.borderNormalize': false,
     'gate.factor': 1,
     'gate.sigmas': 0,
     'mask.scoreFloor': 'off',

@@ -100,7 +100,7 @@ export const InspectionNode = builder.prismaNode('Inspection', {
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
     verdict: t.expose('verdict', { type: VerdictEnum, nullable: true }),
-    imageScore: t.exposeFloat('imageScore', { nullable: true, description: 'The image-level anomaly score: the maximum of the score map.' }),
+    imageScore: t.exposeFloat('imageScore', { nullable: true, description: 'The image-level anomaly score: the maximum of the score map; with map.borderNormalize and a calibration that has a border profile, of the normalized map (in nominal standard deviations).' }),
     defectFraction: t.exposeFloat('defectFraction', { nullable: true, description: 'Share of the image\'s pixels in the mask.' }),
     regionCount: t.exposeInt('regionCount', { nullable: true }),
     pseudoLabels: t.field({
@@ -111,7 +111,7 @@ export const InspectionNode = builder.prismaNode('Inspection', {
     }),
     classifierLoss: t.exposeFloat('classifierLoss', { nullable: true, description: 'Final training loss (null when no classifier was trained).' }),
     classifierEpochs: t.exposeInt('classifierEpochs', { nullable: true }),
-    gateThreshold: t.exposeFloat('gateThreshold', { nullable: true, description: 'Threshold of the image-level gate, when the product is calibrated.' }),
+    gateThreshold: t.exposeFloat('gateThreshold', { nullable: true, description: 'Threshold of the image-level gate, when the product is calibrated (in the units of imageScore).' }),
     emptyReason: t.exposeString('emptyReason', { nullable: true, description: 'Why the mask is empty without a classifier (gate, no pseudo-labels).' }),
     stageMs: t.field({
       type: [StageTiming],

@@ -1,6 +1,6 @@
 // The host-side pieces of the core: options, input validation, regions, metrics, calibration, gate.
 import { describe, expect, it } from 'vitest';
-import { calibrate, calibrationFromJson, calibrationToJson } from '../../src/core/calibration.ts';
+import { BORDER_BANDS, borderBand, borderNormalize, calibrate, calibrationFromJson, calibrationToJson, runCalibration } from '../../src/core/calibration.ts';
 import { imageGate } from '../../src/core/gate.ts';
 import { confusion, meanMetrics, pixelMetrics } from '../../src/core/metrics.ts';
 import { OPTION_SPECS, defaultOptions, parseAssignments, resolveOptions } from '../../src/core/options.ts';
@@ -218,6 +218,51 @@ describe('calibration and gate', () => {
     expect(c.pixelStd[1]).toBeCloseTo(Math.sqrt(2 / 3), 6);
     const back = calibrationFromJson(JSON.parse(JSON.stringify(calibrationToJson(c))));
     expect(back).toEqual(c);
+  });
+  it('learns the border profile: statistics per distance to the border, and the normalized nominal statistics', () => {
+    // Maps of two sizes biased near the border: +6 at distance 0, +3 at distance 1, noise everywhere.
+    const biased = [
+      [256, 64, 1],
+      [256, 80, 2],
+      [256, 64, 3],
+    ].map(([w, h, seed]) => {
+      const data = new Float32Array(w * h);
+      for (let y = 0; y < h; y++)
+        for (let x = 0; x < w; x++) {
+          const d = Math.min(x, y, w - 1 - x, h - 1 - y);
+          data[y * w + x] = 10 + (d === 0 ? 6 : d === 1 ? 3 : 0) + (pcgHash(seed * 100003 + y * w + x) / 2 ** 32 - 0.5);
+        }
+      return { data, width: w, height: h };
+    });
+    const c = calibrate(biased);
+    const b = c.border!;
+    expect(b.mean).toHaveLength(BORDER_BANDS);
+    expect(b.mean[0]).toBeCloseTo(16, 1);
+    expect(b.mean[1]).toBeCloseTo(13, 1);
+    expect(b.mean[10]).toBeCloseTo(10, 1);
+    // Uniform noise of width 1: std 1/sqrt(12) in every band.
+    for (const k of [0, 1, 10, BORDER_BANDS - 1]) expect(b.std[k]).toBeCloseTo(1 / Math.sqrt(12), 1);
+    // Per band mean 0 and std 1, so over all nominal pixels too.
+    expect(b.normalized.globalMean).toBeCloseTo(0, 6);
+    expect(b.normalized.globalStd).toBeCloseTo(1, 6);
+    // The bias is gone: border and interior pixels of a normalized map are alike.
+    const z = borderNormalize(biased[0], b);
+    const at = (x: number, y: number) => z[y * 256 + x];
+    expect(Math.abs(at(0, 20))).toBeLessThan(2.5);
+    expect(Math.abs(at(100, 30))).toBeLessThan(2.5);
+    // Bands are 1/256 of the longest side: a pixel 1 from the border of a 128-pixel map is in band 2.
+    expect([borderBand(1, 10, 128, 100, BORDER_BANDS), borderBand(10, 1, 512, 100, BORDER_BANDS), borderBand(50, 50, 100, 100, BORDER_BANDS)]).toEqual([2, 0, 31]);
+    // The run uses the normalized statistics only when asked and when the profile exists.
+    expect(runCalibration(c, true).calibration!.globalStd).toBeCloseTo(1, 6);
+    expect(runCalibration(c, false)).toEqual({ calibration: c, profile: null });
+    const { border: _b, ...old } = c;
+    expect(runCalibration(old, true)).toEqual({ calibration: old, profile: null });
+    // JSON: kept, checked; calibrations stored before the profile load without it.
+    const back = calibrationFromJson(JSON.parse(JSON.stringify(calibrationToJson(c))));
+    expect(back.border).toEqual(b);
+    const { border: _j, ...oldJson } = calibrationToJson(c);
+    expect(calibrationFromJson(oldJson).border).toBeUndefined();
+    expect(() => calibrationFromJson({ ...calibrationToJson(c), border: { ...calibrationToJson(c).border!, std: b.std.map(() => 0) } })).toThrow(/positive stds/);
   });
   it('resamples maps of another size for the per-pixel statistics', () => {
     const c = calibrate([maps[0], { data: new Float32Array(48).fill(5), width: 8, height: 6 }]);

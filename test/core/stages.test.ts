@@ -1,6 +1,8 @@
 // Each GPU stage against its CPU reference, with the tolerances stated per assertion.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { borderNormalize, calibrate } from '../../src/core/calibration.ts';
 import { predict, trainClassifier } from '../../src/core/classifier.ts';
+import { normalizeBorder } from '../../src/core/normalize.ts';
 import { readMask } from '../../src/core/binarize.ts';
 import { extractFeatures } from '../../src/core/features/index.ts';
 import { filterbankChannelNames, filterbankExtractor } from '../../src/core/features/filterbank.ts';
@@ -71,6 +73,19 @@ describe('score-map statistics', () => {
   it('rejects a constant map', async () => {
     const map = { data: new Float32Array(64).fill(3), width: 8, height: 8 };
     await expect(analyzeScoreMap(gpu, await gpuMap(map), [99])).rejects.toMatchObject({ code: 'CONSTANT_MAP' });
+  });
+});
+
+describe('border normalization', () => {
+  it('matches the reference exactly, on maps smaller and larger than the profile\'s bands', async () => {
+    const profile = calibrate([noiseMap(90, 70, 1, 3), noiseMap(50, 40, 2, 3)]).border!;
+    for (const map of [noiseMap(101, 77, 3, 4), noiseMap(9, 5, 4), noiseMap(256, 1, 5)]) {
+      const src = gpu.upload(map.data);
+      const out = normalizeBorder(gpu, src, map, profile);
+      const got = await gpu.readF32(out, map.width * map.height);
+      gpu.release(src, out);
+      expect(maxAbsDiff(got, borderNormalize(map, profile))).toBe(0);
+    }
   });
 });
 

@@ -4,13 +4,13 @@
 
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { calibrate, calibrationFromJson, type CalibrationJson } from '../../src/core/calibration.ts';
+import { borderNormalize, calibrate, calibrationFromJson, runCalibration, type CalibrationJson } from '../../src/core/calibration.ts';
 import { TttError } from '../../src/core/errors.ts';
 import type { Gpu } from '../../src/core/gpu.ts';
 import { auroc } from '../../src/core/patchcore/auroc.ts';
 import { decodeBank } from '../../src/core/patchcore/bank.ts';
 import { buildBank, PatchCoreScorer, PATCHCORE_DEFAULTS } from '../../src/core/patchcore/patchcore.ts';
-import type { ImageTensor } from '../../src/core/types.ts';
+import type { ImageTensor, ScoreMap } from '../../src/core/types.ts';
 import { decodeImage, encodeImagePng } from '../../src/io/image.ts';
 import { decodeScoreMap } from '../../src/io/scoremap.ts';
 import { COMPUTED_MAP_NAME } from '../../src/processing/job.ts';
@@ -66,6 +66,13 @@ describe.each(BACKENDS)('built-in scorer on %s', (backend) => {
     s.upload(ADD, { id, images: files.images?.map(() => null) ?? null, maps: files.maps?.map(() => null) ?? null }, files);
   const pngFiles = (from: number, to: number) => pngs.slice(from, to).map((b, k) => file(b, `nominal-${from + k}.png`));
   const productRow = () => s.prisma.product.findUniqueOrThrow({ where: { id: decodeGlobalID(productId).id }, select: { scorerBank: true, calibration: true, updatedAt: true } });
+  /** The image score of a map at the image's size: its maximum, after the product calibration's border normalization. */
+  const imageScoreOf = async (map: ScoreMap) => {
+    const stored = (await productRow()).calibration;
+    const { profile } = runCalibration(stored ? calibrationFromJson(stored as unknown as CalibrationJson) : null, true);
+    expect(profile).not.toBeNull();
+    return Math.max(...(profile ? borderNormalize(map, profile) : map.data));
+  };
 
   beforeAll(async () => {
     s = await startService(backend);
@@ -159,7 +166,7 @@ describe.each(BACKENDS)('built-in scorer on %s', (backend) => {
     scorer.release();
     expect([storedMap.width, storedMap.height]).toEqual([W, H]);
     expect(Math.max(...storedMap.data.map((v, i) => Math.abs(v - want.data[i])))).toBeLessThan(1e-5);
-    expect(done.imageScore).toBeCloseTo(Math.max(...want.data), 5);
+    expect(done.imageScore).toBeCloseTo(await imageScoreOf(want), 4);
     // The defects stand out in the computed map (pixel AUROC about 0.98 here).
     const inside = storedMap.data.filter((_, i) => sample.groundTruth[i] === 1);
     const outside = storedMap.data.filter((_, i) => sample.groundTruth[i] === 0);
@@ -193,7 +200,7 @@ describe.each(BACKENDS)('built-in scorer on %s', (backend) => {
     const done = (await s.gql(INSPECTION.replace('scoreMapUrl', 'scoreMapUrl scoreSource'), { id })).data!.inspection;
     expect(done).toMatchObject({ status: 'SUCCEEDED', scoreSource: 'UPLOADED' });
     expect(done.stageMs.map((x: { stage: string }) => x.stage)).not.toContain('score');
-    expect(done.imageScore).toBeCloseTo(Math.max(...sample.scoreMap.data), 5);
+    expect(done.imageScore).toBeCloseTo(await imageScoreOf(sample.scoreMap), 4);
     const blob = await s.prisma.inspectionBlob.findUniqueOrThrow({ where: { inspectionId_kind: { inspectionId: decodeGlobalID(id).id, kind: 'SCORE_MAP' } } });
     expect(blob.name).toBe('station.npy');
     expect(new Uint8Array(blob.data)).toEqual(map);

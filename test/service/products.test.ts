@@ -3,7 +3,9 @@
 
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { calibrate, type CalibrationJson } from '../../src/core/calibration.ts';
+import { calibrate, runCalibration, type CalibrationJson } from '../../src/core/calibration.ts';
+import { imageGate } from '../../src/core/gate.ts';
+import { defaultOptions } from '../../src/core/options.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
 import { BACKENDS, CREATE_PRODUCT, INSPECTION, SUBMIT, file, sampleFiles, scoreMapNpy, startService, type TestService } from './helpers.ts';
 
@@ -67,7 +69,9 @@ describe.each(BACKENDS)('products on %s', (backend) => {
       ids.push(r.data!.submitInspection.inspection.id);
     }
     await s.processor.drain();
-    const threshold = calibrate(nominal).imageScores.max;
+    // The default gate (above the mean nominal image score), in nominal standard deviations: the map is
+    // normalized by the calibration's border profile first.
+    const threshold = imageGate(0, runCalibration(calibrate(nominal), true).calibration, defaultOptions())!.threshold;
     const [q, d] = await Promise.all(ids.map(async (id) => (await s.gql(INSPECTION, { id })).data!.inspection));
     expect(q).toMatchObject({ status: 'SUCCEEDED', verdict: 'NOMINAL', regionCount: 0, pseudoLabels: null, classifierLoss: null, defectFraction: 0 });
     expect(q.gateThreshold).toBeCloseTo(threshold, 6);
