@@ -150,36 +150,18 @@ export function calibrate(maps: readonly ScoreMap[], valid?: readonly (Uint8Arra
   const n = width * height;
   const sum = new Float64Array(n);
   const sumSq = new Float64Array(n);
-  let gSum = 0;
-  let gSq = 0;
-  let gCount = 0;
-  let maxScore = -Infinity;
-  const imageScores: number[] = [];
   maps.forEach((m, k) => {
     for (let i = 0; i < m.data.length; i++) {
       if (!Number.isFinite(m.data[i])) throw new TttError('NON_FINITE', `nominal score map ${k} contains ${m.data[i]}`);
     }
-    let mx = -Infinity;
     const ok = valid?.[k] ?? null;
-    for (let i = 0; i < m.data.length; i++) {
-      if (ok && !ok[i]) continue;
-      const v = m.data[i];
-      gSum += v;
-      gSq += v * v;
-      gCount++;
-      if (v > mx) mx = v;
-    }
-    if (mx === -Infinity) throw new TttError('INVALID_INPUT', `nominal score map ${k} has no valid pixel`);
-    maxScore = Math.max(maxScore, mx);
-    imageScores.push(mx);
+    if (ok && !ok.some((v) => v !== 0)) throw new TttError('INVALID_INPUT', `nominal score map ${k} has no valid pixel`);
     const at = m.width === width && m.height === height ? m.data : referenceBilinear(m.data, 1, m, { width, height });
     for (let i = 0; i < n; i++) {
       sum[i] += at[i];
       sumSq[i] += at[i] * at[i];
     }
   });
-  const globalMean = gSum / gCount;
-  const globalStd = Math.sqrt(Math.max(gSq / gCount - globalMean * globalMean, 0));
   const pixelMean = new Float32Array(n);
   const pixelStd = new Float32Array(n);
   for (let i = 0; i < n; i++) {
@@ -187,14 +169,10 @@ export function calibrate(maps: readonly ScoreMap[], valid?: readonly (Uint8Arra
     pixelMean[i] = mean;
     pixelStd[i] = Math.sqrt(Math.max(sumSq[i] / maps.length - mean * mean, 0));
   }
-  const isMean = imageScores.reduce((a, b) => a + b, 0) / imageScores.length;
-  const isStd = Math.sqrt(imageScores.reduce((a, b) => a + (b - isMean) ** 2, 0) / imageScores.length);
+  const global = summary(maps.map((m, k) => ({ data: m.data, valid: valid?.[k] ?? null })));
   return {
     count: maps.length,
-    globalMean,
-    globalStd,
-    maxScore,
-    imageScores: { mean: isMean, std: isStd, max: Math.max(...imageScores) },
+    ...global,
     width,
     height,
     pixelMean,
