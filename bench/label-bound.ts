@@ -11,16 +11,16 @@ import { parseArgs } from 'node:util';
 import { borderNormalize, calibrate, runCalibration } from '../src/core/calibration.ts';
 import { predict, trainClassifier } from '../src/core/classifier.ts';
 import { chooseExtractor, extractFeatures, releaseFeatures } from '../src/core/features/index.ts';
-import { resampleBilinear } from '../src/core/features/resample.ts';
 import { gatherTrainingSet } from '../src/core/gather.ts';
 import { COMPACT_BLOCK } from '../src/core/kernels.ts';
-import { confusion, pixelMetrics } from '../src/core/metrics.ts';
+import { addConfusion, confusion, pixelMetrics, type Confusion } from '../src/core/metrics.ts';
 import { resolveOptions } from '../src/core/options.ts';
 import { LABEL_ANOMALOUS, LABEL_NOMINAL, maskScoreFloor } from '../src/core/pseudoLabels.ts';
 import { segment } from '../src/core/pipeline.ts';
 import { readMask } from '../src/core/binarize.ts';
 import { pcgHash } from '../src/core/rng.ts';
 import type { ScoreMap } from '../src/core/types.ts';
+import { toWorkingResolution } from '../src/eval/run.ts';
 import { NOMINAL_TYPE, loadImage, loadMask, openDataset } from '../src/eval/dataset.ts';
 import { mapsFolder } from '../src/eval/scoreSource.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
@@ -37,19 +37,10 @@ const dataset = await openDataset(v.dataset, { seed: 0, limit: v.limit === undef
 const options = resolveOptions({});
 const extractor = chooseExtractor(options);
 
-const working = async (map: ScoreMap, size: { width: number; height: number }): Promise<ScoreMap> => {
-  if (map.width === size.width && map.height === size.height) return map;
-  const src = gpu.upload(map.data);
-  const dst = resampleBilinear(gpu, src, 1, map, size);
-  const data = await gpu.readF32(dst, size.width * size.height);
-  gpu.release(src, dst);
-  return { data, width: size.width, height: size.height };
-};
-
 const validation: ScoreMap[] = [];
 for (const item of dataset.validation) {
   const { image } = await loadImage(item, size);
-  validation.push(await working(await source.score(item, image), image));
+  validation.push(await toWorkingResolution(gpu, await source.score(item, image), image));
 }
 const calibration = calibrate(validation);
 // The floor as `ttt` applies it: on the border-normalized map when map.borderNormalize is on.
@@ -67,13 +58,9 @@ function draw(pool: number[], k: number, rnd: () => number): number[] {
   return a.slice(0, m);
 }
 
-const totals = { floor: { tp: 0, fp: 0, fn: 0, tn: 0 }, noFloor: { tp: 0, fp: 0, fn: 0, tn: 0 }, ttt: { tp: 0, fp: 0, fn: 0, tn: 0 } };
-const add = (t: typeof totals.ttt, c: typeof totals.ttt) => {
-  t.tp += c.tp;
-  t.fp += c.fp;
-  t.fn += c.fn;
-  t.tn += c.tn;
-};
+const none = (): Confusion => ({ tp: 0, fp: 0, fn: 0, tn: 0 });
+const totals: Record<'floor' | 'noFloor' | 'ttt', Confusion> = { floor: none(), noFloor: none(), ttt: none() };
+const add = (key: keyof typeof totals, c: Confusion) => (totals[key] = addConfusion(totals[key], c));
 let draws = 0;
 const rnd = () => pcgHash(draws++) / 4294967296;
 let images = 0;
@@ -81,16 +68,16 @@ for (const item of dataset.test) {
   if (item.type === NOMINAL_TYPE) continue;
   const { image, original } = await loadImage(item, size);
   const truth = await loadMask(item, original, image);
-  const map = await working(await source.score(item, image), image);
+  const map = await toWorkingResolution(gpu, await source.score(item, image), image);
   const n = image.width * image.height;
-  add(totals.ttt, confusion((await segment(gpu, { image, scoreMap: map, calibration }, options)).predMask, truth));
+  add('ttt', confusion((await segment(gpu, { image, scoreMap: map, calibration }, options)).predMask, truth));
   const defect: number[] = [];
   const clear: number[] = [];
   for (let i = 0; i < n; i++) (truth[i] ? defect : clear).push(i);
   if (defect.length === 0) {
-    const none = new Uint8Array(n);
-    add(totals.floor, confusion(none, truth));
-    add(totals.noFloor, confusion(none, truth));
+    const empty = confusion(new Uint8Array(n), truth);
+    add('floor', empty);
+    add('noFloor', empty);
     continue;
   }
   const labels = new Uint32Array(n);
@@ -113,14 +100,14 @@ for (const item of dataset.test) {
   const { model } = await trainClassifier(gpu, set, counts, options);
   for (const [key, f] of [['floor', floor], ['noFloor', -Infinity]] as const) {
     const { decision, mask } = predict(gpu, model, features, scores, f, null);
-    add(totals[key], confusion(await readMask(gpu, mask, n), truth));
+    add(key, confusion(await readMask(gpu, mask, n), truth));
     gpu.release(decision, mask);
   }
   releaseFeatures(gpu, features);
   gpu.release(gpuLabels.labels, gpuLabels.blockCounts, scores, set.x, set.targets, set.pixels, model);
   images++;
 }
-const f = (c: typeof totals.ttt) => pixelMetrics(c).f1.toFixed(3);
+const f = (c: Confusion) => pixelMetrics(c).f1.toFixed(3);
 console.log(`${images} anomalous test images with a defect; pooled F1:`);
 console.log(`| classifier trained on | score floor | pooled F1 |\n|---|---|---:|`);
 console.log(`| pseudo-labels (ttt defaults) | as the defaults | ${f(totals.ttt)} |`);

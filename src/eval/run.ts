@@ -110,7 +110,7 @@ export interface EvalResult {
 }
 
 /** The map at the working resolution, resampled bilinearly on the GPU (pipeline.ts does the same). */
-async function toWorkingResolution(gpu: Gpu, map: ScoreMap, size: { width: number; height: number }): Promise<ScoreMap> {
+export async function toWorkingResolution(gpu: Gpu, map: ScoreMap, size: { width: number; height: number }): Promise<ScoreMap> {
   const { width, height } = size;
   if (map.width === width && map.height === height) return map;
   const src = gpu.upload(map.data);
