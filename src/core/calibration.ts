@@ -50,7 +50,7 @@ export interface Calibration {
 }
 
 /** (score - mean[b]) / std[b] per pixel, in f32 as the GPU computes it (the reference of shaders/normalize.wgsl). */
-export function borderNormalize(map: ScoreMap, profile: BorderProfile): Float32Array {
+export function borderNormalize(map: ScoreMap, profile: Pick<BorderProfile, 'mean' | 'std'>): Float32Array {
   const { width, height } = map;
   const bands = profile.mean.length;
   const inv = profile.std.map((s) => Math.fround(1 / s));
@@ -120,22 +120,25 @@ function borderProfile(maps: readonly ScoreMap[], valid?: readonly (Uint8Array |
       }
     }
   });
+  // A band without a valid pixel (maps too small to reach it, or holes all along the border) takes the
+  // statistics of the nearest band that has some, the outer one first; calibrate() ensures one has.
+  const filled = (b: number): number => {
+    for (let d = 0; d < BORDER_BANDS; d++) {
+      if (b - d >= 0 && count[b - d] > 0) return b - d;
+      if (b + d < BORDER_BANDS && count[b + d] > 0) return b + d;
+    }
+    throw new TttError('INTERNAL', 'border profile: no band has a valid pixel');
+  };
   const mean: number[] = [];
   const std: number[] = [];
   for (let b = 0; b < BORDER_BANDS; b++) {
-    // A band no map reaches (small maps) takes the statistics of the band inside it.
-    if (count[b] === 0) {
-      mean.push(mean[b - 1]);
-      std.push(std[b - 1]);
-      continue;
-    }
-    const m = sum[b] / count[b];
-    const s = Math.sqrt(Math.max(sq[b] / count[b] - m * m, 0));
+    const k = filled(b);
+    const m = sum[k] / count[k];
+    const s = Math.sqrt(Math.max(sq[k] / count[k] - m * m, 0));
     mean.push(m);
     std.push(s > 1e-12 * Math.max(1, Math.abs(m)) ? s : 1);
   }
-  const partial = { mean, std, normalized: { globalMean: 0, globalStd: 1, maxScore: 0, imageScores: { mean: 0, std: 0, max: 0 } } };
-  const normalized = summary(maps.map((m, k) => ({ data: borderNormalize(m, partial), valid: valid?.[k] ?? null })));
+  const normalized = summary(maps.map((m, k) => ({ data: borderNormalize(m, { mean, std }), valid: valid?.[k] ?? null })));
   return { mean, std, normalized };
 }
 

@@ -6,7 +6,7 @@ import type { Gpu, GpuArray } from './gpu.ts';
 import { groupsFor, kernels } from './kernels.ts';
 
 /** A new array: (score - mean[b]) / std[b] for every pixel of the width x height map in `scores`. */
-export function normalizeBorder(gpu: Gpu, scores: GpuArray, size: { width: number; height: number }, profile: BorderProfile): GpuArray {
+export function normalizeBorder(gpu: Gpu, scores: GpuArray, size: { width: number; height: number }, profile: Pick<BorderProfile, 'mean' | 'std'>): GpuArray {
   const bands = profile.mean.length;
   const packed = new Float32Array(2 * bands);
   for (let b = 0; b < bands; b++) {

@@ -264,6 +264,18 @@ describe('calibration and gate', () => {
     expect(calibrationFromJson(oldJson).border).toBeUndefined();
     expect(() => calibrationFromJson({ ...calibrationToJson(c), border: { ...calibrationToJson(c).border!, std: b.std.map(() => 0) } })).toThrow(/positive stds/);
   });
+  it('a band without a valid pixel takes the nearest band that has some', () => {
+    // 256 x 64 maps whose outermost ring is a hole: band 0 has no valid pixel.
+    const w = 256;
+    const h = 64;
+    const maps = [1, 2].map((k) => ({ data: Float32Array.from({ length: w * h }, (_, i) => k + (i % 7)), width: w, height: h }));
+    const ring = Uint8Array.from({ length: w * h }, (_, i) => (Math.min(i % w, Math.floor(i / w), w - 1 - (i % w), h - 1 - Math.floor(i / w)) === 0 ? 0 : 1));
+    const b = calibrate(maps, [ring, ring]).border!;
+    expect(b.mean[0]).toBe(b.mean[1]);
+    expect(b.std[0]).toBe(b.std[1]);
+    expect(b.mean.every(Number.isFinite)).toBe(true);
+    expect(Number.isFinite(b.normalized.globalStd)).toBe(true);
+  });
   it('resamples maps of another size for the per-pixel statistics', () => {
     const c = calibrate([maps[0], { data: new Float32Array(48).fill(5), width: 8, height: 6 }]);
     expect(c.width).toBe(4);
