@@ -49,9 +49,14 @@ export class RateLimiter {
     return this.buckets.size;
   }
 
+  /** The bucket's tokens at time t (refilled since it was last touched, at most the burst). */
+  private level(b: { tokens: number; at: number }, t: number): number {
+    return Math.min(this.burst, b.tokens + (t - b.at) * this.perMs);
+  }
+
   private refilled(key: string, t: number): { tokens: number; at: number } {
     const b = this.buckets.get(key) ?? { tokens: this.burst, at: t };
-    b.tokens = Math.min(this.burst, b.tokens + (t - b.at) * this.perMs);
+    b.tokens = this.level(b, t);
     b.at = t;
     return b;
   }
@@ -60,7 +65,7 @@ export class RateLimiter {
   wait(key: string): number {
     const b = this.buckets.get(key);
     if (!b) return 0;
-    const tokens = Math.min(this.burst, b.tokens + (this.now() - b.at) * this.perMs);
+    const tokens = this.level(b, this.now());
     return tokens >= 1 ? 0 : Math.ceil((1 - tokens) / this.perMs);
   }
 
@@ -78,7 +83,7 @@ export class RateLimiter {
   }
 
   private prune(t: number): void {
-    for (const [key, b] of this.buckets) if (b.tokens + (t - b.at) * this.perMs >= this.burst) this.buckets.delete(key);
+    for (const [key, b] of this.buckets) if (this.level(b, t) >= this.burst) this.buckets.delete(key);
     // Amortized: the next sweep waits until the map has doubled.
     this.pruneAt = Math.max(1024, 2 * this.buckets.size);
   }

@@ -70,8 +70,3 @@ export function productScope(p: Principal): Prisma.ProductWhereInput {
 export function inspectionScope(p: Principal): Prisma.InspectionWhereInput {
   return p.productIds === null ? {} : { productId: { in: [...p.productIds] } };
 }
-
-/** Throws NOT_FOUND (as for a missing object) when the product is outside the principal's scope. */
-export function requireInScope(p: Principal, productId: string, type: string, globalIdValue: string): void {
-  if (!inScope(p, productId)) throw new TttError('NOT_FOUND', `no ${type} with id ${globalIdValue}`);
-}
