@@ -73,12 +73,15 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
   for (const [field, file] of Object.entries(files)) if (file) checkUploadSize(file, field, config.maxUploadBytes);
   if (!input.scoreMap) {
     if (product.scorer !== 'BUILTIN') throw new TttError('INVALID_INPUT', 'scoreMap is required: the product has no built-in scorer (scorer EXTERNAL)');
-    const withBank = await db.product.count({ where: { id: productId, NOT: { scorerBank: null } } });
-    if (withBank === 0) {
+    // One query: whether the bank exists, and how many nominal images came with point clouds.
+    const scorer = await db.product.findFirst({
+      where: { id: productId, NOT: { scorerBank: null } },
+      select: { _count: { select: { nominalImages: { where: { NOT: { pointCloud: null } } } } } },
+    });
+    if (!scorer) {
       throw new TttError('INVALID_INPUT', 'scoreMap is required until the product\'s built-in scorer has a memory bank: add nominal images with addNominalSamples first');
     }
-    const multimodal = await db.nominalImage.count({ where: { productId, NOT: { pointCloud: null } } });
-    if (multimodal > 0 && !input.pointCloud) {
+    if (scorer._count.nominalImages > 0 && !input.pointCloud) {
       throw new TttError('INVALID_INPUT', "pointCloud is required: the product's built-in scorer holds image and 3-D features (its nominal images came with point clouds); give the part's point cloud, or a scoreMap");
     }
   }
