@@ -7,7 +7,7 @@ import { TttError, withSubjectAsync } from '../core/errors.ts';
 import { BANK_MODALITIES, encodeBank, type BankModality } from '../core/patchcore/bank.ts';
 import { buildBank, PATCHCORE_DEFAULTS, type BankSample, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
 import type { ImageTensor } from '../core/types.ts';
-import { POINT_CLOUD_EXTENSIONS, decodePointCloud } from '../io/pointcloud.ts';
+import { POINT_CLOUD_EXTENSIONS, readPointCloud } from '../io/pointcloud.ts';
 import { nodeGpu } from '../gpu/node.ts';
 import { intArg, parse } from './args.ts';
 import { findOneFile, readInputFile, writeFileAtomic } from '../io/files.ts';
@@ -64,7 +64,7 @@ async function* readSamples(paths: readonly string[], clouds: readonly string[] 
   for (const [k, p] of paths.entries()) {
     const image = await decodeImage(await readInputFile(p, 'image'), p);
     const c = clouds?.[k];
-    yield { image, pointCloud: c ? await withSubjectAsync(c, async () => decodePointCloud(await readInputFile(c, 'point cloud'), c)) : null };
+    yield { image, pointCloud: c ? await readPointCloud(c) : null };
   }
 }
 

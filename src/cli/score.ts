@@ -8,7 +8,7 @@ import { parse } from './args.ts';
 import { readInputFile, writeFileAtomic } from '../io/files.ts';
 import { decodeImage, encodeScoreMapPng } from '../io/image.ts';
 import { encodeNpy } from '../io/npy.ts';
-import { decodePointCloud } from '../io/pointcloud.ts';
+import { readPointCloud } from '../io/pointcloud.ts';
 
 const HELP = `usage: ttt score --bank bank.bin --image FILE [--point-cloud FILE] --out map.npy [--png heat.png]
 
@@ -33,7 +33,7 @@ export const command = {
     if (bank.header.modality !== 'rgb' && !cloudPath) {
       throw new TttError('INVALID_OPTION', `${v.bank}: the memory bank holds 3-D features (modality ${bank.header.modality}): give the image's point cloud with --point-cloud`);
     }
-    const pointCloud = cloudPath ? await withSubjectAsync(cloudPath, async () => decodePointCloud(await readInputFile(cloudPath, 'point cloud'), cloudPath)) : null;
+    const pointCloud = cloudPath ? await readPointCloud(cloudPath) : null;
     const { gpu } = await nodeGpu();
     const scorer = await PatchCoreScorer.load(gpu, bank);
     const t0 = performance.now();

@@ -10,7 +10,7 @@ import { TttError, withSubjectAsync } from '../core/errors.ts';
 import { pcgHash } from '../core/rng.ts';
 import type { ImageTensor, PointCloud } from '../core/types.ts';
 import { findOneFile, readInputFile } from '../io/files.ts';
-import { POINT_CLOUD_EXTENSIONS, decodePointCloud } from '../io/pointcloud.ts';
+import { POINT_CLOUD_EXTENSIONS, readPointCloud } from '../io/pointcloud.ts';
 import { decodeImage, decodeMask, fitSize, inspectRaster } from '../io/image.ts';
 
 /** The type of defect-free images (MVTec's folder name). */
@@ -228,7 +228,7 @@ export async function openDataset(root: string, opts: OpenDatasetOptions): Promi
 /** The point cloud of an image of the MVTec 3D-AD layout, at its stored resolution. */
 export async function loadPointCloud(item: DatasetImage): Promise<PointCloud | null> {
   if (!item.pointCloudPath) return null;
-  return decodePointCloud(await readInputFile(item.pointCloudPath, 'point cloud'), item.pointCloudPath);
+  return readPointCloud(item.pointCloudPath);
 }
 
 export interface LoadedImage {

@@ -6,6 +6,7 @@
 import { TttError, withSubject } from '../core/errors.ts';
 import type { PointCloud } from '../core/types.ts';
 import { checkDimensions } from '../core/validate.ts';
+import { readInputFile } from './files.ts';
 import { DEFAULT_MAX_PIXELS } from './image.ts';
 import { parseNpy } from './npy.ts';
 import { requireFormat } from './sniff.ts';
@@ -38,4 +39,9 @@ export function decodePointCloud(bytes: Uint8Array, name: string, opts: { maxPix
     if (r.samples !== 3) throw new TttError('INVALID_INPUT', `the point cloud TIFF has ${r.samples} sample${r.samples === 1 ? '' : 's'} per pixel; x, y, z need 3`);
     return { data: r.data, width: r.width, height: r.height };
   });
+}
+
+/** Reads and decodes the point cloud file at `path` (errors name the file once). */
+export async function readPointCloud(path: string): Promise<PointCloud> {
+  return decodePointCloud(await readInputFile(path, 'point cloud'), path);
 }

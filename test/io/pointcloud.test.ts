@@ -3,7 +3,10 @@
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { decodePointCloud } from '../../src/io/pointcloud.ts';
+import { writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodePointCloud, readPointCloud } from '../../src/io/pointcloud.ts';
 import { decodeFloatTiff, encodeFloatTiff } from '../../src/io/tiff.ts';
 import { expectTttError, npyFile, npyHeader, packValues, tiffFile } from '../helpers/files.ts';
 
@@ -164,5 +167,25 @@ describe('decodePointCloud: .npy', () => {
     await expectTttError(() => decodePointCloud(npyFile(npyHeader('<i2', [H, W, 3]), packValues(values.map(() => 1), 'i', 2, true)), 'i.npy'), 'UNSUPPORTED_FORMAT', 'i.npy', /float32 or float64 values, got dtype <i2/);
     const png = await sharp({ create: { width: 4, height: 4, channels: 3, background: '#000' } }).png().toBuffer();
     await expectTttError(() => decodePointCloud(png, 'rgb.png'), 'UNSUPPORTED_FORMAT', 'rgb.png', /must be .npy or TIFF, but the file is PNG/);
+  });
+});
+
+describe('readPointCloud', () => {
+  it('reads a file, and names it once in errors (missing or corrupt)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ttt-pc-'));
+    try {
+      const bad = join(dir, 'bad.tiff');
+      await writeFile(bad, Buffer.from('II*\0garbage'));
+      for (const path of [bad, join(dir, 'missing.tiff')]) {
+        const e = await readPointCloud(path).then(() => null, (err: Error) => err);
+        expect(e?.message.startsWith(`${path}: `)).toBe(true);
+        expect(e!.message.split(path).length - 1).toBe(1);
+      }
+      const good = join(dir, 'good.tiff');
+      await writeFile(good, encodeFloatTiff(Float32Array.from({ length: 2 * 2 * 3 }, (_, i) => i + 1), 2, 2, 3));
+      expect(await readPointCloud(good)).toMatchObject({ width: 2, height: 2 });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
