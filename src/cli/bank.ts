@@ -68,7 +68,8 @@ async function* readSamples(paths: readonly string[], clouds: readonly string[] 
   }
 }
 
-function modalityArg(value: string | undefined): BankModality {
+/** --modality of the built-in scorer (default: the scorer's). */
+export function modalityArg(value: string | undefined): BankModality {
   if (value === undefined) return PATCHCORE_DEFAULTS.modality;
   if (!(BANK_MODALITIES as readonly string[]).includes(value)) throw new TttError('INVALID_OPTION', `--modality expects ${BANK_MODALITIES.join(', ')}, got ${JSON.stringify(value)}`);
   return value as BankModality;

@@ -8,9 +8,10 @@ import { ALL_METHOD_NAMES, METHOD_DESCRIPTIONS, parseMethods } from '../eval/met
 import type { EvalSummary, GoalCheck, MethodSummary } from '../eval/report.ts';
 import { DEFAULT_SIZE, runEval } from '../eval/run.ts';
 import { MAP_EXTENSIONS, mapsFolder, patchcoreSource, savingMaps, type ScoreSource } from '../eval/scoreSource.ts';
-import { BANK_MODALITIES, decodeBank, encodeBank, type BankModality } from '../core/patchcore/bank.ts';
+import { decodeBank, encodeBank } from '../core/patchcore/bank.ts';
 import { readInputFile, writeFileAtomic } from '../io/files.ts';
 import { intArg, parse } from './args.ts';
+import { modalityArg } from './bank.ts';
 import { progressReporter } from './progress.ts';
 
 const HELP = `usage: ttt eval --dataset DIR [--maps DIR | --bank FILE | --modality rgb|3d|both] [options]
@@ -91,9 +92,7 @@ export const command = {
       throw new TttError('INVALID_OPTION', '--bank, --bank-images, --save-bank and --modality belong to the built-in scorer: leave them out with --maps');
     }
     if (v.bank && v.modality) throw new TttError('INVALID_OPTION', '--modality chooses the features of a bank built from train/good: a saved --bank keeps its own');
-    if (v.modality !== undefined && !(BANK_MODALITIES as readonly string[]).includes(v.modality)) {
-      throw new TttError('INVALID_OPTION', `--modality expects ${BANK_MODALITIES.join(', ')}, got ${JSON.stringify(v.modality)}`);
-    }
+    const modality = v.modality === undefined ? undefined : modalityArg(v.modality);
     const methods = v.methods ? parseMethods(v.methods.split(',').map((s) => s.trim())) : undefined;
     const sizeArg = intArg('size', v.size, DEFAULT_SIZE, 0, 1 << 16);
     const limit = v.limit === undefined ? undefined : intArg('limit', v.limit, 0, 1, 1 << 30);
@@ -110,7 +109,7 @@ export const command = {
       const saveBank = v['save-bank'];
       source = patchcoreSource(gpu, {
         bank,
-        modality: v.modality as BankModality | undefined,
+        modality,
         bankImages: v['bank-images'] === undefined ? undefined : intArg('bank-images', v['bank-images'], 0, 1, 1 << 30),
         onBank: saveBank ? (b) => writeFileAtomic(saveBank, encodeBank(b)) : undefined,
       });

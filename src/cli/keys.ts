@@ -1,7 +1,7 @@
 // `ttt keys`: creates, lists and revokes the service's API keys directly in its database (DATABASE_URL,
 // or PGlite under DATA_DIR, migrated first), which is how the first ADMIN key is made.
 
-import { decodeGlobalID } from '@pothos/plugin-relay';
+import { tryLocalId, UUID } from '../service/ids.ts';
 import { TttError } from '../core/errors.ts';
 import { databaseOptionsFromEnv, openDatabase, type PrismaClient } from '../db.ts';
 import type { ApiKeyRole } from '../generated/prisma/enums.ts';
@@ -21,19 +21,9 @@ API keys of the inspection service, in the database of DATABASE_URL (or PGlite u
   list     every key: id, prefix, role, products, created, last used, revoked
   revoke   revokes a key by its id or its first characters (e.g. ttt_AbCd1234)`;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** A product by its GraphQL id, its UUID or its name. */
 async function productId(db: PrismaClient, ref: string): Promise<string> {
-  let id: string | null = UUID.test(ref) ? ref.toLowerCase() : null;
-  if (id === null) {
-    try {
-      const g = decodeGlobalID(ref);
-      if (g.typename === 'Product' && UUID.test(g.id)) id = g.id.toLowerCase();
-    } catch {
-      id = null;
-    }
-  }
+  const id = UUID.test(ref) ? ref.toLowerCase() : tryLocalId('Product', ref);
   const found = await db.product.findFirst({ where: id ? { id } : { name: ref }, select: { id: true } });
   if (!found) throw new TttError('NOT_FOUND', `--product ${JSON.stringify(ref)}: no product with that id or name`);
   return found.id;

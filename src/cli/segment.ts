@@ -86,7 +86,7 @@ export const command = {
     withSubject(mapPath, () => validateScoreMap(scoreMap, image));
     if (features && v.features) withSubject(v.features, () => validateFeatures(features, image));
     if (pointCloud && cloudPath) withSubject(cloudPath, () => validatePointCloud(pointCloud, image));
-    withSubject(cloudPath ?? '--set features.modality', () => resolveModality(options, pointCloud));
+    const modality = withSubject(cloudPath ?? '--set features.modality', () => resolveModality(options, pointCloud));
 
     const { gpu, adapterName } = await nodeGpu();
     const result = await segment(gpu, { image, scoreMap, features, calibration, pointCloud }, options);
@@ -98,7 +98,7 @@ export const command = {
 
     if (v.json) {
       const cloud = pointCloud ? { width: pointCloud.width, height: pointCloud.height, validPoints: countValid(pointValidity(pointCloud)) } : null;
-      console.log(JSON.stringify({ ...report(result, adapterName, scoreMap, { mask: v.out ?? null, overlay: v.overlay ?? null }), modality: resolveModality(options, pointCloud), pointCloud: cloud }, null, 2));
+      console.log(JSON.stringify({ ...report(result, adapterName, scoreMap, { mask: v.out ?? null, overlay: v.overlay ?? null }), modality, pointCloud: cloud }, null, 2));
     } else {
       console.log(summary(result, adapterName, image.channels, scoreMap, v.out, v.overlay));
     }

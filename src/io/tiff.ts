@@ -12,8 +12,6 @@ export interface FloatRaster {
   width: number;
   height: number;
   samples: number;
-  /** Bits per sample of the file (32 or 64). */
-  bits: number;
 }
 
 const TAG = {
@@ -154,7 +152,7 @@ export function decodeFloatTiff(bytes: Uint8Array, maxPixels = Infinity): FloatR
       }
     }
   }
-  return { data: out, width, height, samples, bits };
+  return { data: out, width, height, samples };
 }
 
 /** A little-endian, uncompressed, single-strip float32 TIFF of `samples` interleaved samples per pixel. */
