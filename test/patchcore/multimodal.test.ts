@@ -17,7 +17,7 @@ import { geometryPatchFeatures, poolBoxes, poolCounts } from '../../src/core/pat
 import { bankNormalization, buildBank, PATCHCORE_DEFAULTS, PatchCoreScorer, patchGrid, workingShape, type BankSample } from '../../src/core/patchcore/patchcore.ts';
 import { referenceGeometryRaw } from '../../src/core/reference/geometry.ts';
 import { referencePoolBoxes } from '../../src/core/reference/patchcore.ts';
-import { pointValidity, resampleValidity } from '../../src/core/validity.ts';
+import { pointValidity, releaseValidity, resampleValidity, uploadValidity } from '../../src/core/validity.ts';
 import { loadImage, loadMask, loadPointCloud, openDataset, type DatasetImage } from '../../src/eval/dataset.ts';
 import { writeSynthetic3dDataset } from '../../src/eval/syntheticDataset.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
@@ -49,9 +49,11 @@ describe('3-D features pooled to the patch grid (GPU against the reference)', ()
     const stride = Math.ceil((grid.width * grid.height) / 4) * 4;
     const src = gpu.upload(raw.data);
     const dst = gpu.alloc(channels * stride, true);
-    poolBoxes(gpu, src, channels, pc, pc.valid, grid, dst, stride);
+    const valid = uploadValidity(gpu, pc.valid);
+    poolBoxes(gpu, src, channels, pc, valid, grid, dst, stride);
     const got = await gpu.readF32(dst, channels * stride);
     gpu.release(src, dst);
+    releaseValidity(gpu, valid);
     const want = referencePoolBoxes(raw.data, channels, pc, pc.valid, grid, stride);
     // f32 sums of at most 8 x 7 values against f64: within 1e-5 relative to the channel's largest value.
     for (let c = 0; c < channels; c++) {

@@ -144,9 +144,11 @@ export async function geometryChannelsRaw(
   pc: PreparedPointCloud,
   scales: readonly number[],
   working: { width: number; height: number },
+  /** pc.valid already on the GPU (the caller keeps and releases it); uploaded here when absent. */
+  uploaded?: GpuValidity,
 ): Promise<{ data: GpuArray; plane: BackgroundPlane }> {
   const points = gpu.upload(pc.points);
-  const valid = uploadValidity(gpu, pc.valid);
+  const valid = uploaded ?? uploadValidity(gpu, pc.valid);
   try {
     const plane = await planeFit(gpu, pc, points, valid);
     const channels = geometryChannels(scales);
@@ -162,7 +164,7 @@ export async function geometryChannelsRaw(
     return { data: feat, plane };
   } finally {
     gpu.release(points);
-    releaseValidity(gpu, valid);
+    if (!uploaded) releaseValidity(gpu, valid);
   }
 }
 

@@ -8,7 +8,7 @@ import { geometryChannels, geometryChannelsRaw, preparePointCloud } from '../fea
 import type { Shape } from '../features/mobilenet/graph.ts';
 import { groupsFor, kernels } from '../kernels.ts';
 import type { PointCloud } from '../types.ts';
-import { releaseValidity, uploadValidity } from '../validity.ts';
+import { releaseValidity, uploadValidity, type GpuValidity } from '../validity.ts';
 
 /** The source box of grid cell i along one axis: [start, end), at least one pixel. */
 export function poolBox(i: number, size: number, grid: number): [number, number] {
@@ -35,8 +35,7 @@ export function poolCounts(valid: Uint8Array, from: Shape, grid: Shape): Uint32A
  * Masked box pooling on the GPU of `channels` planes of `from` size onto `grid`, written dimension-major
  * into `dst` at channel stride `outStride` (shaders/pool.wgsl).
  */
-export function poolBoxes(gpu: Gpu, src: GpuArray, channels: number, from: Shape, valid: Uint8Array, grid: Shape, dst: GpuArray, outStride: number): void {
-  const v = uploadValidity(gpu, valid);
+export function poolBoxes(gpu: Gpu, src: GpuArray, channels: number, from: Shape, v: GpuValidity, grid: Shape, dst: GpuArray, outStride: number): void {
   const cells = grid.width * grid.height;
   gpu.run(
     kernels.poolBoxes,
@@ -44,7 +43,6 @@ export function poolBoxes(gpu: Gpu, src: GpuArray, channels: number, from: Shape
     { src, valid: v.data, dst },
     [groupsFor(cells), channels, 1],
   );
-  releaseValidity(gpu, v);
 }
 
 export interface GeometryPatches {
@@ -59,15 +57,21 @@ export interface GeometryPatches {
 export async function geometryPatchFeatures(gpu: Gpu, pointCloud: PointCloud, working: Shape, grid: Shape, scales: readonly number[]): Promise<GeometryPatches> {
   const pc = preparePointCloud(pointCloud);
   const channels = geometryChannels(scales);
-  const { data: raw } = await geometryChannelsRaw(gpu, pc, scales, working);
-  const patches = grid.width * grid.height;
-  const stride = Math.ceil(patches / 4) * 4;
-  const data = gpu.alloc(channels * stride, true);
+  // One upload of the validity for the 3-D channels and their pooling.
+  const valid3d = uploadValidity(gpu, pc.valid);
   try {
-    poolBoxes(gpu, raw, channels, pc, pc.valid, grid, data, stride);
+    const { data: raw } = await geometryChannelsRaw(gpu, pc, scales, working, valid3d);
+    const patches = grid.width * grid.height;
+    const stride = Math.ceil(patches / 4) * 4;
+    const data = gpu.alloc(channels * stride, true);
+    try {
+      poolBoxes(gpu, raw, channels, pc, valid3d, grid, data, stride);
+    } finally {
+      gpu.release(raw);
+    }
+    const valid = Uint8Array.from(poolCounts(pc.valid, pc, grid), (n) => (n > 0 ? 1 : 0));
+    return { data, channels, valid };
   } finally {
-    gpu.release(raw);
+    releaseValidity(gpu, valid3d);
   }
-  const valid = Uint8Array.from(poolCounts(pc.valid, pc, grid), (n) => (n > 0 ? 1 : 0));
-  return { data, channels, valid };
 }
