@@ -14,6 +14,7 @@ import { resolveOptions } from '../core/options.ts';
 import { segment } from '../core/pipeline.ts';
 import type { FeatureTensor, ScoreMap, SegmentationResult } from '../core/types.ts';
 import type { PrismaClient } from '../db.ts';
+import type { Prisma } from '../generated/prisma/client.ts';
 import type { BlobKind } from '../generated/prisma/enums.ts';
 import { decodeImage, decodeMask, encodeMaskPng } from '../io/image.ts';
 import { encodeNpy } from '../io/npy.ts';
@@ -233,31 +234,24 @@ export async function runInspection(ctx: JobContext, id: string, delivery?: JobD
     // Unexpected failures are masked in the stored message, as in API responses; the log has the details.
     const message = expected ? (e as TttError).message : `unexpected processing error (logged by the server for inspection ${id})`;
     const ms = round(performance.now() - t0);
-    if (delivery?.retriesLeft && !isDeterministicFailure(e)) {
-      // Transient: back to QUEUED (the lease released) for the queue's next delivery of the same job.
-      const requeued = await db.$transaction(async (tx) => {
-        const r = await tx.inspection.updateMany({
-          where: { id, status: 'RUNNING', leaseId },
-          data: { status: 'QUEUED', leaseId: null, startedAt: null, errorCode: code, errorMessage: message, totalMs: ms },
-        });
-        if (r.count > 0) await endAttempt(tx, 'RETRY', { code, message });
+    /** Ends this attempt with `outcome` if the inspection is still under this lease; false when it is not. */
+    const settle = (data: Prisma.InspectionUpdateManyMutationInput, outcome: 'RETRY' | 'FAILED') =>
+      db.$transaction(async (tx) => {
+        const r = await tx.inspection.updateMany({ where: { id, status: 'RUNNING', leaseId }, data: { ...data, errorCode: code, errorMessage: message, totalMs: ms } });
+        if (r.count > 0) await endAttempt(tx, outcome, { code, message });
         return r.count > 0;
       });
+    if (delivery?.retriesLeft && !isDeterministicFailure(e)) {
+      // Transient: back to QUEUED (the lease released) for the queue's next delivery of the same job.
+      const requeued = await settle({ status: 'QUEUED', leaseId: null, startedAt: null }, 'RETRY');
       logger.log('warn', 'inspection', { inspection: id, product: row.productId, status: 'RETRY', code, ms, error: e });
       if (!requeued) return 'SKIPPED';
       events.publish({ id, productId: row.productId, status: 'QUEUED' });
       return 'RETRY';
     }
-    const failed = await db.$transaction(async (tx) => {
-      const r = await tx.inspection.updateMany({
-        where: { id, status: 'RUNNING', leaseId },
-        data: { status: 'FAILED', finishedAt: new Date(), errorCode: code, errorMessage: message, totalMs: ms },
-      });
-      if (r.count > 0) await endAttempt(tx, 'FAILED', { code, message });
-      return r.count;
-    });
+    const failed = await settle({ status: 'FAILED', finishedAt: new Date() }, 'FAILED');
     logger.log(expected ? 'warn' : 'error', 'inspection', { inspection: id, product: row.productId, status: 'FAILED', code, ms, error: e });
-    if (failed === 0) return 'SKIPPED';
+    if (!failed) return 'SKIPPED';
     events.publish({ id, productId: row.productId, status: 'FAILED' });
     return 'FAILED';
   }
