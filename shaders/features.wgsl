@@ -63,7 +63,7 @@ fn standardize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   for (var k = 0u; k < PER; k++) {
     let i = wg.x * WG * PER + k * WG + t;
     if (i < N.plane) {
-      if (MASKED != 0u && ((validPx[i >> 2u] >> (8u * (i & 3u))) & 0xffu) == 0u) {
+      if (MASKED != 0u && !validByte(validPx[i >> 2u], i)) {
         feat[base + i] = 0.0;
       } else {
         feat[base + i] = (feat[base + i] - mean) * inv;

@@ -23,7 +23,7 @@ struct GeoParams {
 @group(0) @binding(4) var<storage, read_write> feat: array<f32>;    // output channels, planar
 
 fn isValid(p: u32) -> bool {
-  return ((validPx[p >> 2u] >> (8u * (p & 3u))) & 0xffu) != 0u;
+  return validByte(validPx[p >> 2u], p);
 }
 
 fn plane() -> u32 {

@@ -35,7 +35,7 @@ fn histogram(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
   let start = group * CHUNK;
   let end = min(start + CHUNK, H.n);
   for (var i = start + t; i < end; i += WG) {
-    if (MASKED != 0u && ((validPx[i >> 2u] >> (8u * (i & 3u))) & 0xffu) == 0u) { continue; }
+    if (MASKED != 0u && !validByte(validPx[i >> 2u], i)) { continue; }
     atomicAdd(&local[binOf(values[i])], 1u);
   }
   workgroupBarrier();

@@ -14,7 +14,7 @@ struct PoolParams { srcW: u32, srcH: u32, gridW: u32, gridH: u32, channels: u32,
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
 fn isValid(p: u32) -> bool {
-  return ((validPx[p >> 2u] >> (8u * (p & 3u))) & 0xffu) != 0u;
+  return validByte(validPx[p >> 2u], p);
 }
 
 fn boxStart(i: u32, size: u32, grid: u32) -> u32 {

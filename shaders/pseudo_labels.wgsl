@@ -37,7 +37,7 @@ override MASKED: u32 = 0u;
 @group(0) @binding(8) var<storage, read> validPx: array<u32>; // 4 validity bytes per u32
 
 fn isValid(p: u32) -> bool {
-  return MASKED == 0u || ((validPx[p >> 2u] >> (8u * (p & 3u))) & 0xffu) != 0u;
+  return MASKED == 0u || validByte(validPx[p >> 2u], p);
 }
 
 fn binOf(v: f32) -> u32 {

@@ -16,7 +16,7 @@ override MASKED: u32 = 0u;
 @group(0) @binding(4) var<storage, read> validPx: array<u32>;
 
 fn isValid(p: u32) -> bool {
-  return MASKED == 0u || ((validPx[p >> 2u] >> (8u * (p & 3u))) & 0xffu) != 0u;
+  return MASKED == 0u || validByte(validPx[p >> 2u], p);
 }
 
 var<workgroup> wMin: array<f32, 256>;

@@ -27,7 +27,7 @@ export const COMPACT_BLOCK = 65536;
 export const kernels = {
   reducePartial: {
     name: 'stats.reducePartial',
-    shaders: ['stats'],
+    shaders: ['validity', 'stats'],
     entryPoint: 'reducePartial',
     workgroupSize: WG,
     params: [['len', 'u32'], ['chunk', 'u32'], ['pps', 'u32'], ['nparts', 'u32']],
@@ -35,7 +35,7 @@ export const kernels = {
   },
   reduceFinal: {
     name: 'stats.reduceFinal',
-    shaders: ['stats'],
+    shaders: ['validity', 'stats'],
     entryPoint: 'reduceFinal',
     workgroupSize: WG,
     params: [['len', 'u32'], ['chunk', 'u32'], ['pps', 'u32'], ['nparts', 'u32']],
@@ -43,7 +43,7 @@ export const kernels = {
   },
   histogram: {
     name: 'histogram.histogram',
-    shaders: ['histogram'],
+    shaders: ['validity', 'histogram'],
     entryPoint: 'histogram',
     workgroupSize: WG,
     params: [['n', 'u32'], ['nq', 'u32'], ['mn', 'f32'], ['scale', 'f32']],
@@ -52,7 +52,7 @@ export const kernels = {
   },
   percentileBins: {
     name: 'histogram.percentileBins',
-    shaders: ['histogram'],
+    shaders: ['validity', 'histogram'],
     entryPoint: 'percentileBins',
     workgroupSize: 1,
     params: [['n', 'u32'], ['nq', 'u32'], ['mn', 'f32'], ['scale', 'f32']],
@@ -60,7 +60,7 @@ export const kernels = {
   },
   bilinear: {
     name: 'features.bilinear',
-    shaders: ['features'],
+    shaders: ['validity', 'features'],
     entryPoint: 'bilinear',
     workgroupSize: WG,
     params: [
@@ -71,7 +71,7 @@ export const kernels = {
   },
   standardize: {
     name: 'features.standardize',
-    shaders: ['features'],
+    shaders: ['validity', 'features'],
     entryPoint: 'standardize',
     workgroupSize: WG,
     params: [['plane', 'u32'], ['planes', 'u32'], ['pad0', 'u32'], ['pad1', 'u32']],
@@ -165,7 +165,7 @@ export const kernels = {
   normalDeviation: geometry('normalDeviation', [null, 'valid', null, 'feat']),
   poolBoxes: {
     name: 'pool.poolBoxes',
-    shaders: ['pool'],
+    shaders: ['validity', 'pool'],
     entryPoint: 'poolBoxes',
     workgroupSize: WG,
     params: [
@@ -182,7 +182,7 @@ function pseudo(entryPoint: string, bindings: (string | null)[], constants?: Rec
   const level = constants?.LEVEL === undefined ? '' : `.${constants.LEVEL}`; // one pipeline per level
   return {
     name: `pseudo_labels.${entryPoint}${level}`,
-    shaders: ['rng', 'pseudo_labels'],
+    shaders: ['validity', 'rng', 'pseudo_labels'],
     entryPoint,
     workgroupSize: WG,
     params: [
@@ -226,7 +226,7 @@ function predictSpec(entryPoint: string, bindings: (string | null)[]): KernelSpe
 function geometry(entryPoint: string, bindings: (string | null)[], constants?: Record<string, number>): KernelSpec {
   return {
     name: `geometry.${entryPoint}`,
-    shaders: ['geometry'],
+    shaders: ['validity', 'geometry'],
     entryPoint,
     workgroupSize: WG,
     params: [
