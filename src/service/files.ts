@@ -14,37 +14,45 @@ export type FileKind = (typeof FILE_KINDS)[number];
 
 export type FileResult = { ok: true; png: Uint8Array } | { ok: false; status: 404; reason: string };
 
-async function blob(db: PrismaClient, inspectionId: string, kind: BlobKind) {
-  return db.inspectionBlob.findUnique({ where: { inspectionId_kind: { inspectionId, kind } }, select: { name: true, data: true } });
-}
+/** The blobs each file is rendered from (the overlay also reads the regions). */
+const SOURCES: Record<FileKind, BlobKind[]> = { image: ['IMAGE'], 'score-map': ['SCORE_MAP'], mask: ['MASK'], overlay: ['MASK', 'IMAGE'] };
 
 /** The file, or 404 when the inspection is missing or outside the principal's products (the same answer). */
 export async function renderFile(db: PrismaClient, inspectionId: string, kind: FileKind, principal: Principal, maxImagePixels: number): Promise<FileResult> {
-  const inspection = await db.inspection.findUnique({ where: { id: inspectionId }, select: { status: true, productId: true } });
+  // One query: the inspection with the blobs (and, for the overlay, the regions) the file needs.
+  const inspection = await db.inspection.findUnique({
+    where: { id: inspectionId },
+    select: {
+      status: true,
+      productId: true,
+      blobs: { where: { kind: { in: SOURCES[kind] } }, select: { kind: true, name: true, data: true } },
+      regions: kind === 'overlay' ? { orderBy: { index: 'asc' } } : false,
+    },
+  });
   if (!inspection || !inScope(principal, inspection.productId)) return { ok: false, status: 404, reason: 'no such inspection' };
+  const blob = (k: BlobKind) => inspection.blobs.find((b) => b.kind === k);
   switch (kind) {
     case 'image': {
-      const b = await blob(db, inspectionId, 'IMAGE');
+      const b = blob('IMAGE');
       if (!b) return { ok: false, status: 404, reason: 'the inspection has no image' };
       if (sniff(b.data) === 'png') return { ok: true, png: b.data };
       return { ok: true, png: new Uint8Array(await sharpInput(b.data, maxImagePixels).png().toBuffer()) };
     }
     case 'score-map': {
-      const b = await blob(db, inspectionId, 'SCORE_MAP');
+      const b = blob('SCORE_MAP');
       if (!b) return { ok: false, status: 404, reason: 'the inspection has no score map' };
       return { ok: true, png: await encodeScoreMapPng(await decodeScoreMap(b.data, b.name, { maxPixels: maxImagePixels })) };
     }
     case 'mask':
     case 'overlay': {
       if (inspection.status !== 'SUCCEEDED') return { ok: false, status: 404, reason: `no mask: the inspection is ${inspection.status}` };
-      const mask = await blob(db, inspectionId, 'MASK');
+      const mask = blob('MASK');
       if (!mask) return { ok: false, status: 404, reason: 'no mask stored' };
       if (kind === 'mask') return { ok: true, png: mask.data };
-      const image = await blob(db, inspectionId, 'IMAGE');
+      const image = blob('IMAGE');
       if (!image) return { ok: false, status: 404, reason: 'the inspection has no image' };
       const decoded = await decodeImage(image.data, image.name, { maxPixels: maxImagePixels });
-      const rows = await db.region.findMany({ where: { inspectionId }, orderBy: { index: 'asc' } });
-      const regions: Region[] = rows.map((r) => ({
+      const regions: Region[] = inspection.regions.map((r) => ({
         id: r.index,
         area: r.area,
         bbox: { x: r.bboxX, y: r.bboxY, width: r.bboxWidth, height: r.bboxHeight },
