@@ -1,8 +1,7 @@
 // inspectionStats: counts, defect rate and mean defect area per hour or day for the dashboards.
 
 import { builder } from '../builder.ts';
-import { inScope } from '../service/auth.ts';
-import { localId, notFound } from '../service/ids.ts';
+import { visibleProductId } from '../service/products.ts';
 import { inspectionStats, type BucketStats, type InspectionStats } from '../service/stats.ts';
 
 const StatsBucketEnum = builder.enumType('StatsBucket', { values: ['HOUR', 'DAY'] as const, description: 'Bucket width (UTC).' });
@@ -56,10 +55,7 @@ builder.queryField('inspectionStats', (t) =>
     resolve: async (_root, args, ctx) => {
       let productIds: readonly string[] | null = ctx.auth.productIds;
       if (args.productId) {
-        const id = localId('Product', String(args.productId));
-        const exists = inScope(ctx.auth, id) && (await ctx.db.product.count({ where: { id } })) > 0;
-        if (!exists) throw notFound('Product', String(args.productId));
-        productIds = [id];
+        productIds = [await visibleProductId(ctx.db, ctx.auth, String(args.productId))];
       }
       return inspectionStats(ctx.db, { productIds, from: args.from, to: args.to, bucket: args.bucket });
     },

@@ -6,6 +6,7 @@ import type { InspectionStatus } from '../generated/prisma/enums.ts';
 import type { InspectionEvent } from '../server/events.ts';
 import { inScope } from '../service/auth.ts';
 import { localId, notFound } from '../service/ids.ts';
+import { visibleProductId } from '../service/products.ts';
 import { withId } from './select.ts';
 
 /** The current state first (so that a late subscriber misses nothing), then every change until deletion. */
@@ -64,9 +65,7 @@ builder.subscriptionType({
       args: { productId: t.arg.id({ required: true }) },
       description: 'Each inspection of the product that reaches SUCCEEDED or FAILED. An unknown product is a NOT_FOUND error.',
       subscribe: async (_root, { productId }, ctx) => {
-        const id = localId('Product', String(productId));
-        if (!inScope(ctx.auth, id) || (await ctx.db.product.count({ where: { id } })) === 0) throw notFound('Product', String(productId));
-        return completed(ctx.events.ofProduct(id));
+        return completed(ctx.events.ofProduct(await visibleProductId(ctx.db, ctx.auth, String(productId))));
       },
       resolve: resolveEvent,
     }),

@@ -11,8 +11,9 @@ import { checkAspect, checkDimensions, checkFinite } from '../core/validate.ts';
 import { decodeScoreMap } from '../io/scoremap.ts';
 import type { Scorer } from '../generated/prisma/enums.ts';
 import { addNominalImages } from './builtin.ts';
-import { productScope } from './auth.ts';
+import { inScope, productScope, type Principal } from './auth.ts';
 import type { ServiceContext } from './context.ts';
+import type { PrismaClient } from '../db.ts';
 import { localId, notFound } from './ids.ts';
 import { parseOptionPairs, type OptionPair } from './options.ts';
 import { isUniqueViolation } from './prisma-errors.ts';
@@ -57,6 +58,13 @@ function fromBytes(bytes: Uint8Array): Float32Array {
   const out = new Float32Array(bytes.byteLength / 4);
   for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
   return out;
+}
+
+/** The local id of a product the principal may see; NOT_FOUND, as for a missing product, otherwise. */
+export async function visibleProductId(db: PrismaClient, principal: Principal, productGlobalId: string): Promise<string> {
+  const id = localId('Product', productGlobalId);
+  if (!inScope(principal, id) || (await db.product.count({ where: { id } })) === 0) throw notFound('Product', productGlobalId);
+  return id;
 }
 
 export interface NominalSamples {
