@@ -84,12 +84,13 @@ async function claim(ctx: JobContext, id: string, startedAt: Date, delivery?: Jo
   const worker = ctx.worker ?? `${hostname()}:${process.pid}`;
   return ctx.db.$transaction(async (tx) => {
     const where = delivery?.jobId ? { id, jobId: delivery.jobId, status: { in: ['QUEUED' as const, 'RUNNING' as const] } } : { id, status: 'QUEUED' as const };
-    const claimed = await tx.inspection.updateMany({
+    const [claimed] = await tx.inspection.updateManyAndReturn({
       where,
       data: { status: 'RUNNING', leaseId, attempts: { increment: 1 }, startedAt, finishedAt: null, errorCode: null, errorMessage: null },
+      select: { attempts: true },
     });
-    if (claimed.count === 0) return null;
-    const { attempts } = await tx.inspection.findUniqueOrThrow({ where: { id }, select: { attempts: true } });
+    if (!claimed) return null;
+    const { attempts } = claimed;
     await tx.inspectionAttempt.updateMany({ where: { inspectionId: id, outcome: null }, data: { outcome: 'ABANDONED', finishedAt: startedAt } });
     await tx.inspectionAttempt.create({ data: { inspectionId: id, attempt: attempts, leaseId, jobId: delivery?.jobId ?? null, worker, startedAt } });
     return leaseId;

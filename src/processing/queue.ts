@@ -147,13 +147,14 @@ export async function createQueueProcessor(options: QueueProcessorOptions): Prom
       db.$transaction(async (tx) => {
         const attempt = await tx.inspectionAttempt.findFirst({ where: { inspectionId, jobId, worker, outcome: null }, select: { leaseId: true } });
         if (!attempt) return null; // not claimed yet, or already finished
-        const r = await tx.inspection.updateMany({
+        const [released] = await tx.inspection.updateManyAndReturn({
           where: { id: inspectionId, status: 'RUNNING', leaseId: attempt.leaseId },
           data: { status: 'QUEUED', leaseId: null, startedAt: null },
+          select: { productId: true },
         });
-        if (r.count === 0) return null;
+        if (!released) return null;
         await tx.inspectionAttempt.updateMany({ where: { inspectionId, leaseId: attempt.leaseId }, data: { outcome: 'RELEASED', finishedAt } });
-        return (await tx.inspection.findUniqueOrThrow({ where: { id: inspectionId }, select: { productId: true } })).productId;
+        return released.productId;
       });
     for (const [jobId, inspectionId] of jobs) {
       const productId = await giveUpLease(jobId, inspectionId).catch((error: unknown) => {
