@@ -8,8 +8,8 @@ import type { PrismaClient } from '../db.ts';
 
 export type StatsBucket = 'HOUR' | 'DAY';
 
-export interface BucketStats {
-  start: Date;
+/** Inspection counts of a bucket, by status and by verdict. */
+interface Counts {
   total: number;
   queued: number;
   running: number;
@@ -17,6 +17,10 @@ export interface BucketStats {
   failed: number;
   defective: number;
   nominal: number;
+}
+
+export interface BucketStats extends Counts {
+  start: Date;
   /** defective / succeeded, null without succeeded inspections. */
   defectRate: number | null;
   /** Mean defect area fraction of the succeeded inspections, null without any. */
@@ -34,15 +38,8 @@ export interface InspectionStats {
 const BUCKET_MS: Record<StatsBucket, number> = { HOUR: 3_600_000, DAY: 86_400_000 };
 export const MAX_BUCKETS = 10_000;
 
-interface Row {
+interface Row extends Counts {
   start: Date;
-  total: number;
-  queued: number;
-  running: number;
-  succeeded: number;
-  failed: number;
-  defective: number;
-  nominal: number;
   defect_sum: number | null;
 }
 
