@@ -74,14 +74,18 @@ export interface PatchArray {
   readonly grid: Shape;
 }
 
-/** The patch features of one image, resized to the working size, on the patch grid. */
-export function patchFeatures(gpu: Gpu, graph: NetworkGraph, image: ImageTensor, config: PatchCoreConfig): PatchArray {
+/**
+ * The patch features of one image, resized to the working size, on the patch grid. With `extraChannels`,
+ * the buffer has room for that many more channels after the network's, for the caller to fill (the 3-D
+ * channels of modality both), so the image channels are written once.
+ */
+export function patchFeatures(gpu: Gpu, graph: NetworkGraph, image: ImageTensor, config: PatchCoreConfig, extraChannels = 0): PatchArray {
   const working = workingShape(image, config.size);
   const grid = patchGrid(working, config.stride);
   const f = networkFeatureMaps(gpu, graph, image, working, grid);
   const patches = grid.width * grid.height;
   const stride = Math.ceil(patches / 4) * 4;
-  const data = gpu.alloc(f.channels * stride);
+  const data = gpu.alloc((f.channels + extraChannels) * stride);
   let c0 = 0;
   for (const chunk of f.chunks) {
     if (stride === patches) gpu.copy(chunk.data, data, chunk.channels * patches, 0, c0 * stride);
@@ -127,14 +131,11 @@ export async function modalPatchFeatures(
   const geo = await geometryPatchFeatures(gpu, pointCloud, working, grid, config.geometryScales);
   const patches = grid.width * grid.height;
   if (modality === '3d') return { data: geo.data, patches, channels: geo.channels, working, grid, valid: geo.valid, rgbChannels: 0, geometryChannels: geo.channels };
-  const rgb = patchFeatures(gpu, graph!, image, config);
+  const rgb = patchFeatures(gpu, graph!, image, config, geo.channels);
   const stride = Math.ceil(patches / 4) * 4;
-  const channels = rgb.channels + geo.channels;
-  const data = gpu.alloc(channels * stride);
-  gpu.copy(rgb.data, data, rgb.channels * stride, 0, 0);
-  gpu.copy(geo.data, data, geo.channels * stride, 0, rgb.channels * stride);
-  gpu.release(rgb.data, geo.data);
-  return { data, patches, channels, working, grid, valid: geo.valid, rgbChannels: rgb.channels, geometryChannels: geo.channels };
+  gpu.copy(geo.data, rgb.data, geo.channels * stride, 0, rgb.channels * stride);
+  gpu.release(geo.data);
+  return { ...rgb, channels: rgb.channels + geo.channels, valid: geo.valid, rgbChannels: rgb.channels, geometryChannels: geo.channels };
 }
 
 /**
