@@ -99,20 +99,21 @@ export function trainedResult(
   return { ...base, ...run, width, height, predMask, predLabel: area > 0, defectFraction: area / (width * height), regions, emptyReason: null };
 }
 
-export function validateInput(input: SegmentInput): void {
+/** Checks every input against the image; returns the point cloud's validity (null without a cloud). */
+export function validateInput(input: SegmentInput): Uint8Array | null {
   validateImage(input.image);
   validateScoreMap(input.scoreMap, input.image);
   if (input.features) validateFeatures(input.features, input.image);
-  if (input.pointCloud) validatePointCloud(input.pointCloud, input.image);
+  return input.pointCloud ? validatePointCloud(input.pointCloud, input.image) : null;
 }
 
 /**
  * The point cloud ready for the kernels and its validity at the working resolution (a pixel is valid when
  * every point its bilinear sample reads is); null without a point cloud.
  */
-export function preparePoints(input: SegmentInput): { cloud: PreparedPointCloud; valid: Uint8Array } | null {
+export function preparePoints(input: SegmentInput, cloudValid?: Uint8Array | null): { cloud: PreparedPointCloud; valid: Uint8Array } | null {
   if (!input.pointCloud) return null;
-  const cloud = preparePointCloud(input.pointCloud);
+  const cloud = preparePointCloud(input.pointCloud, cloudValid ?? undefined);
   const valid = resampleValidity(cloud.valid, cloud, input.image);
   if (countValid(valid) === 0) {
     throw new TttError('INVALID_INPUT', 'no pixel of the working resolution has valid 3-D points around it (the point cloud is mostly holes)');
@@ -126,13 +127,13 @@ export async function segment(
   options: TttOptions = defaultOptions(),
   hooks: SegmentHooks = {},
 ): Promise<SegmentationResult> {
-  validateInput(input);
+  const cloudValid = validateInput(input);
   const { image, scoreMap } = input;
   const { width, height } = image;
   const n = width * height;
   const modality = resolveModality(options, input.pointCloud);
   const { calibration, profile } = runCalibration(input.calibration, options.map.borderNormalize);
-  const points = preparePoints(input);
+  const points = preparePoints(input, cloudValid);
   const timings: Partial<Record<StageName, number>> = {};
   let t = performance.now();
   const lap = async (stage: StageName) => {

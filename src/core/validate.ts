@@ -79,7 +79,8 @@ export function validateFeatures(f: FeatureTensor, image: { width: number; heigh
  * resampled to the working resolution), at least one valid point. NaN and (0, 0, 0) mark holes; infinite
  * coordinates are refused.
  */
-export function validatePointCloud(pc: PointCloud, image: { width: number; height: number }): void {
+/** Checks a point cloud against its image; returns its validity (pointValidity), which it had to compute. */
+export function validatePointCloud(pc: PointCloud, image: { width: number; height: number }): Uint8Array {
   checkDimensions('the point cloud', pc.width, pc.height);
   if (pc.data.length !== pc.width * pc.height * 3) {
     throw new TttError('SIZE_MISMATCH', `the point cloud holds ${pc.data.length} values, expected ${pc.width}x${pc.height}x3 (x, y, z per pixel)`);
@@ -92,5 +93,7 @@ export function validatePointCloud(pc: PointCloud, image: { width: number; heigh
     }
   }
   checkAspect('the point cloud', pc, image);
-  if (countValid(pointValidity(pc)) === 0) throw new TttError('INVALID_INPUT', 'the point cloud has no valid point (every point is (0, 0, 0) or NaN)');
+  const valid = pointValidity(pc);
+  if (countValid(valid) === 0) throw new TttError('INVALID_INPUT', 'the point cloud has no valid point (every point is (0, 0, 0) or NaN)');
+  return valid;
 }

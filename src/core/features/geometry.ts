@@ -33,11 +33,12 @@ export interface PreparedPointCloud {
   readonly validCount: number;
 }
 
-export function preparePointCloud(pc: PointCloud): PreparedPointCloud {
+/** `valid`: the cloud's pointValidity when the caller has it already (validatePointCloud returns it). */
+export function preparePointCloud(pc: PointCloud, valid?: Uint8Array): PreparedPointCloud {
   const { width, height } = pc;
   const n = width * height;
   if (pc.data.length !== 3 * n) throw new TttError('SIZE_MISMATCH', `the point cloud holds ${pc.data.length} values, expected ${width}x${height}x3`);
-  const valid = pointValidity(pc);
+  valid ??= pointValidity(pc);
   const points = new Float32Array(3 * n);
   let origin: [number, number, number] | null = null;
   let validCount = 0;

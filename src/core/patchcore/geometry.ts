@@ -53,9 +53,19 @@ export interface GeometryPatches {
   readonly valid: Uint8Array;
 }
 
-/** The 3-D patch features of one point cloud on the patch grid of a `working`-size image. */
-export async function geometryPatchFeatures(gpu: Gpu, pointCloud: PointCloud, working: Shape, grid: Shape, scales: readonly number[]): Promise<GeometryPatches> {
-  const pc = preparePointCloud(pointCloud);
+/**
+ * The 3-D patch features of one point cloud on the patch grid of a `working`-size image (`cloudValid`: its
+ * pointValidity, when the caller has it).
+ */
+export async function geometryPatchFeatures(
+  gpu: Gpu,
+  pointCloud: PointCloud,
+  working: Shape,
+  grid: Shape,
+  scales: readonly number[],
+  cloudValid?: Uint8Array,
+): Promise<GeometryPatches> {
+  const pc = preparePointCloud(pointCloud, cloudValid);
   const channels = geometryChannels(scales);
   // One upload of the validity for the 3-D channels and their pooling.
   const valid3d = uploadValidity(gpu, pc.valid);

@@ -125,10 +125,10 @@ export async function modalPatchFeatures(
     return { ...p, valid: null, rgbChannels: p.channels, geometryChannels: 0 };
   }
   if (!pointCloud) throw new TttError('INVALID_INPUT', `the memory bank holds 3-D features (modality ${modality}): the image's point cloud is required`);
-  validatePointCloud(pointCloud, image);
+  const cloudValid = validatePointCloud(pointCloud, image);
   const working = workingShape(image, config.size);
   const grid = patchGrid(working, config.stride);
-  const geo = await geometryPatchFeatures(gpu, pointCloud, working, grid, config.geometryScales);
+  const geo = await geometryPatchFeatures(gpu, pointCloud, working, grid, config.geometryScales, cloudValid);
   const patches = grid.width * grid.height;
   if (modality === '3d') return { data: geo.data, patches, channels: geo.channels, working, grid, valid: geo.valid, rgbChannels: 0, geometryChannels: geo.channels };
   const rgb = patchFeatures(gpu, graph!, image, config, geo.channels);

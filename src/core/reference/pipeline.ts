@@ -15,14 +15,16 @@ import { maskScoreFloor, seedFloor } from '../pseudoLabels.ts';
 import { referenceGeometryFeatures } from './geometry.ts';
 import { referenceAnalyzeScoreMap } from './stats.ts';
 
-/** The features the classifier sees: the image's (standardized), the point cloud's, or both concatenated. */
-export function referenceFeatures(input: SegmentInput, options: TttOptions): FeatureTensor {
+/**
+ * The features the classifier sees: the image's (standardized), the point cloud's, or both concatenated.
+ * `points`: the prepared cloud when the caller has it (referenceSegment).
+ */
+export function referenceFeatures(input: SegmentInput, options: TttOptions, points = preparePoints(input)): FeatureTensor {
   const modality = resolveModality(options, input.pointCloud);
   const parts: FeatureTensor[] = [];
   if (modality !== '3d') parts.push(referenceImageFeatures(input, options));
   if (modality !== 'rgb') {
-    const points = preparePoints(input)!;
-    parts.push(referenceGeometryFeatures(points.cloud, input.image, options.features.geometryScales).features);
+    parts.push(referenceGeometryFeatures(points!.cloud, input.image, options.features.geometryScales).features);
   }
   if (parts.length === 1) return parts[0];
   const data = new Float32Array(parts.reduce((a, p) => a + p.data.length, 0));
@@ -54,10 +56,10 @@ export function referenceImageFeatures(input: SegmentInput, options: TttOptions)
 }
 
 export function referenceSegment(input: SegmentInput, options: TttOptions = defaultOptions()): SegmentationResult {
-  validateInput(input);
+  const points = preparePoints(input, validateInput(input));
+  const valid = points?.valid ?? null;
   const { image, scoreMap } = input;
   const { width, height } = image;
-  const valid = preparePoints(input)?.valid ?? null;
   const timings: Partial<Record<StageName, number>> = {};
   let t = performance.now();
   const lap = (stage: StageName) => {
@@ -90,7 +92,7 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
   if (labels.counts.anomalous === 0 || labels.counts.nominal === 0) {
     return emptyResult(width, height, { ...base, pseudoLabels: labels.counts, emptyReason: missingLabelsReason(labels.counts) });
   }
-  const features = referenceFeatures(input, options);
+  const features = referenceFeatures(input, options, points);
   lap('features');
   const set = referenceGather(labels.labels, features);
   lap('gather');
