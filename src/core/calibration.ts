@@ -94,11 +94,12 @@ function summary(maps: readonly { data: ArrayLike<number>; valid: Uint8Array | n
   }
   const mean = sum / count;
   const imean = maxima.reduce((a, b) => a + b, 0) / maxima.length;
+  const top = Math.max(...maxima);
   return {
     globalMean: mean,
     globalStd: Math.sqrt(Math.max(sq / count - mean * mean, 0)),
-    maxScore: Math.max(...maxima),
-    imageScores: { mean: imean, std: Math.sqrt(maxima.reduce((a, b) => a + (b - imean) ** 2, 0) / maxima.length), max: Math.max(...maxima) },
+    maxScore: top,
+    imageScores: { mean: imean, std: Math.sqrt(maxima.reduce((a, b) => a + (b - imean) ** 2, 0) / maxima.length), max: top },
   };
 }
 

@@ -77,9 +77,9 @@ export function validateFeatures(f: FeatureTensor, image: { width: number; heigh
 /**
  * An organized point cloud for the image: width x height x 3 values, the image's aspect ratio (it is
  * resampled to the working resolution), at least one valid point. NaN and (0, 0, 0) mark holes; infinite
- * coordinates are refused.
+ * coordinates are refused. Returns the cloud's validity (pointValidity), which the check computes, for
+ * the caller to reuse.
  */
-/** Checks a point cloud against its image; returns its validity (pointValidity), which it had to compute. */
 export function validatePointCloud(pc: PointCloud, image: { width: number; height: number }): Uint8Array {
   checkDimensions('the point cloud', pc.width, pc.height);
   if (pc.data.length !== pc.width * pc.height * 3) {

@@ -20,7 +20,6 @@ export const NOMINAL_TYPE = 'good';
 export const VALIDATION_SHARE = 0.2;
 
 const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.tif', '.tiff'];
-/** Point-cloud files of the MVTec 3D-AD layout (xyz/<stem>.tiff there; .npy (H, W, 3) accepted too). */
 
 export type Split = 'train' | 'validation' | 'test';
 

@@ -3,7 +3,6 @@
 // Out-of-scope objects answer exactly as missing ones do (null, NOT_FOUND, 404): a scoped key learns
 // nothing about other products.
 
-import { TttError } from '../core/errors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import type { ApiKeyRole } from '../generated/prisma/enums.ts';
 

@@ -107,7 +107,6 @@ export async function createApiKey(db: PrismaClient, input: CreateKeyInput): Pro
   return { key: info(row), secret };
 }
 
-
 /** The key a revocation names: its id, or its secret's first characters (at least "ttt_" + 4). */
 export function keyReference(idOrPrefix: string): { id: string } | { prefix: { startsWith: string } } {
   if (UUID.test(idOrPrefix)) return { id: idOrPrefix.toLowerCase() };
