@@ -255,15 +255,26 @@ export function eventStream(res: Response, abort: AbortController): Sse {
   };
 }
 
-/** Subscribes through the app (SSE), with the service's ADMIN key. */
-export async function subscribe(s: TestService, query: string, variables: Record<string, unknown>): Promise<Sse> {
+/** A subscription request (SSE) to the app with these headers; `abort` ends it. */
+export async function openSubscription(
+  s: TestService,
+  headers: Record<string, string>,
+  query: string,
+  variables: Record<string, unknown>,
+): Promise<{ res: Response; abort: AbortController }> {
   const abort = new AbortController();
   const res = await s.yoga.fetch(`${ORIGIN}/graphql`, {
     method: 'POST',
-    headers: { ...s.headers, 'content-type': 'application/json', accept: 'text/event-stream' },
+    headers: { ...headers, 'content-type': 'application/json', accept: 'text/event-stream' },
     body: JSON.stringify({ query, variables }),
     signal: abort.signal,
   });
+  return { res, abort };
+}
+
+/** Subscribes through the app (SSE), with the service's ADMIN key. */
+export async function subscribe(s: TestService, query: string, variables: Record<string, unknown>): Promise<Sse> {
+  const { res, abort } = await openSubscription(s, s.headers, query, variables);
   if (res.status !== 200 || !/^text\/event-stream/.test(res.headers.get('content-type') ?? '')) {
     throw new Error(`the subscription was answered ${res.status} ${res.headers.get('content-type')}: ${await res.text()}`);
   }

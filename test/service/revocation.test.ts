@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db.ts';
 import { revokeApiKey } from '../../src/service/keys.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
-import { BACKENDS, ORIGIN, SUBMIT, createProduct, sampleFiles, startService, takeSseEvent, type Client, type TestService } from './helpers.ts';
+import { BACKENDS, ORIGIN, SUBMIT, createProduct, openSubscription, sampleFiles, startService, takeSseEvent, type Client, type TestService } from './helpers.ts';
 
 type SseEvent = { event: 'next'; data: { data?: Record<string, any> | null; errors?: { message: string; extensions?: { code?: string } }[] } } | { event: 'complete' } | { event: 'closed' };
 
@@ -20,13 +20,7 @@ interface Stream {
 }
 
 async function subscribe(s: TestService, c: Client, query: string, variables: Record<string, unknown>): Promise<Stream> {
-  const abort = new AbortController();
-  const res = await s.yoga.fetch(`${ORIGIN}/graphql`, {
-    method: 'POST',
-    headers: { ...c.headers, 'content-type': 'application/json', accept: 'text/event-stream' },
-    body: JSON.stringify({ query, variables }),
-    signal: abort.signal,
-  });
+  const { res, abort } = await openSubscription(s, c.headers, query, variables);
   expect(res.status).toBe(200);
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
