@@ -236,6 +236,10 @@ function countInspections(ctx: Context, filter: FilterInput | null | undefined, 
   return ctx.db.inspection.count({ where: field ? { AND: [where, { [field]: { not: null } }] } : where });
 }
 
+/** Items of an `inspections` page without `first`/`last`, and the most one page may hold (the cost limit counts them). */
+export const DEFAULT_PAGE_SIZE = 20;
+export const MAX_PAGE_SIZE = 500;
+
 builder.queryFields((t) => ({
   inspection: t.prismaField({
     type: 'Inspection',
@@ -251,8 +255,8 @@ builder.queryFields((t) => ({
     {
       type: 'Inspection',
       cursor: 'id',
-      defaultSize: 20,
-      maxSize: 500,
+      defaultSize: DEFAULT_PAGE_SIZE,
+      maxSize: MAX_PAGE_SIZE,
       description: 'Inspections, newest first unless orderBy says otherwise.',
       args: {
         filter: t.arg({ type: InspectionFilter }),

@@ -130,7 +130,10 @@ export function authPlugin(db: PrismaClient, limits: AuthLimits, logger: Logger)
     async onRequest({ request, serverContext, endResponse }) {
       const header = request.headers.get('authorization') ?? '';
       const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-      const challenge = { 'www-authenticate': 'Bearer realm="ttt-inspect"' };
+      // A refused request's body is never read: its connection is closed after the answer, rather than
+      // left to Node, which would read (and drop) the rest of the body to keep the connection alive.
+      const close: Record<string, string> = request.body ? { connection: 'close' } : {};
+      const challenge = { 'www-authenticate': 'Bearer realm="ttt-inspect"', ...close };
       if (!m) {
         endResponse(jsonError(401, 'UNAUTHENTICATED', 'an API key is required: send "Authorization: Bearer <key>"', challenge));
         return;
@@ -143,6 +146,7 @@ export function authPlugin(db: PrismaClient, limits: AuthLimits, logger: Logger)
         endResponse(
           jsonError(429, 'RATE_LIMITED', `too many failed authentications from this address (more than ${limits.failures.perMinute} per minute); retry in ${seconds} s`, {
             'retry-after': String(seconds),
+            ...close,
           }),
         );
         return;
@@ -152,7 +156,7 @@ export function authPlugin(db: PrismaClient, limits: AuthLimits, logger: Logger)
         principal = await authenticate(db, m[1]);
       } catch (error) {
         logger.log('error', 'unexpected error', { error });
-        endResponse(jsonError(500, 'INTERNAL', 'Unexpected error.'));
+        endResponse(jsonError(500, 'INTERNAL', 'Unexpected error.', close));
         return;
       }
       if (!principal) {
@@ -167,6 +171,7 @@ export function authPlugin(db: PrismaClient, limits: AuthLimits, logger: Logger)
         endResponse(
           jsonError(429, 'RATE_LIMITED', `rate limit of ${limits.keys.perMinute} requests per minute (bursts of ${limits.keys.burst}) exceeded for this key; retry in ${seconds} s`, {
             'retry-after': String(seconds),
+            ...close,
           }),
         );
         return;

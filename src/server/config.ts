@@ -3,6 +3,14 @@
 export interface ServiceConfig {
   /** HTTP port of `npm start`. */
   port: number;
+  /** Address the server binds to; null: every interface (IPv6 and IPv4), as Node does by default. */
+  host: string | null;
+  /** Origins (scheme://host[:port]) whose browser pages may call the API (CORS); none by default: same origin only. */
+  corsOrigins: string[];
+  /** A request's headers must arrive within this many milliseconds of its connection or previous request. */
+  headersTimeoutMs: number;
+  /** A whole request (headers and body) must arrive within this many milliseconds; answers (SSE streams) are not limited. */
+  requestTimeoutMs: number;
   /** Largest accepted upload, per file, in bytes. */
   maxUploadBytes: number;
   /** Largest accepted request body: by its Content-Length before parsing, or counted when it has none. */
@@ -87,11 +95,39 @@ function onOff(env: NodeJS.ProcessEnv, key: string, fallback: boolean): boolean 
   throw new Error(`${key} must be on/off or true/false, got ${JSON.stringify(raw)}`);
 }
 
+/** CORS_ORIGINS: a comma-separated list of origins, each exactly scheme://host[:port]. */
+function origins(env: NodeJS.ProcessEnv, key: string): string[] {
+  const raw = env[key]?.trim();
+  if (!raw) return [];
+  return raw.split(',').map((entry) => {
+    const o = entry.trim();
+    let url: URL | null = null;
+    try {
+      url = new URL(o);
+    } catch {
+      // reported below
+    }
+    if (!url || !/^https?:$/.test(url.protocol) || url.origin !== o) {
+      throw new Error(`${key} must list origins such as https://dashboard.plant.example or http://10.0.0.5:8080 (scheme, host and port only), got ${JSON.stringify(o)}`);
+    }
+    return o;
+  });
+}
+
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
   const maxUploadBytes = positiveInt(env, 'MAX_UPLOAD_BYTES', 50 * 1024 * 1024);
   const development = env.NODE_ENV !== 'production';
+  const requestTimeoutSeconds = positiveInt(env, 'REQUEST_TIMEOUT_SECONDS', 120);
+  const headersTimeoutSeconds = positiveInt(env, 'REQUEST_HEADERS_TIMEOUT_SECONDS', 10);
+  if (headersTimeoutSeconds > requestTimeoutSeconds) {
+    throw new Error(`REQUEST_HEADERS_TIMEOUT_SECONDS (${headersTimeoutSeconds}) must not exceed REQUEST_TIMEOUT_SECONDS (${requestTimeoutSeconds})`);
+  }
   return {
     port: positiveInt(env, 'PORT', 4000),
+    host: env.HOST?.trim() || null,
+    corsOrigins: origins(env, 'CORS_ORIGINS'),
+    headersTimeoutMs: 1000 * headersTimeoutSeconds,
+    requestTimeoutMs: 1000 * requestTimeoutSeconds,
     maxUploadBytes,
     maxRequestBytes: positiveInt(env, 'MAX_REQUEST_BYTES', requestLimitFor(maxUploadBytes)),
     maxImagePixels: positiveInt(env, 'MAX_IMAGE_PIXELS', 64 * 1024 * 1024),

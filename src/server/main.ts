@@ -2,12 +2,12 @@
 // the built-in scorer's network weights, starts processing (in-process on PGlite; on PostgreSQL the job
 // queue, with an embedded worker unless EMBEDDED_WORKER=false), and serves GraphQL + files on PORT.
 
-import { createServer } from 'node:http';
 import { databaseOptionsFromEnv, openDatabase } from '../db.ts';
 import { migrate } from '../migrate.ts';
 import { registerMobileNet } from '../models/nsfwjs.ts';
 import { startProcessing, stopOnSignals } from '../processing/start.ts';
 import { configFromEnv } from './config.ts';
+import { createHttpServer, listen } from './http.ts';
 import { jsonLogger } from './log.ts';
 import { createApp } from './yoga.ts';
 
@@ -22,11 +22,13 @@ async function main(): Promise<void> {
   registerMobileNet();
   const processing = await startProcessing(db, config, logger, { work: config.embeddedWorker, url: dbOptions.url });
   const { processor, events } = processing;
-  const { yoga } = createApp({ db: db.prisma, processor, events, config, logger });
-  const server = createServer(yoga);
-  await new Promise<void>((resolve) => server.listen(config.port, resolve));
+  const app = createApp({ db: db.prisma, processor, events, config, logger });
+  const server = createHttpServer(app, config);
+  await listen(server, config);
+  const host = config.host === null ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
   logger.log('info', 'listening', {
-    url: `http://localhost:${config.port}${yoga.graphqlEndpoint}`,
+    url: `http://${host}:${config.port}${app.yoga.graphqlEndpoint}`,
+    address: config.host ?? 'every interface',
     processing: db.kind === 'pglite' ? 'in-process' : config.embeddedWorker ? 'queue + embedded worker' : 'queue (separate workers)',
     requeued: processing.requeued,
   });

@@ -3,19 +3,22 @@
 // limits, with one structured log line per request. `listen()` is main.ts's job.
 
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import { GraphQLError } from 'graphql';
-import { createYoga, maskError as defaultMaskError, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { GraphQLError, type ExecutionResult } from 'graphql';
+import { createYoga, maskError as defaultMaskError, isAsyncIterable, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Context } from '../builder.ts';
 import { INPUT_ERROR_CODES, TttError, type ErrorCode } from '../core/errors.ts';
 import type { PrismaClient } from '../db.ts';
 import type { InspectionProcessor } from '../processing/processor.ts';
 import { schema } from '../schema/index.ts';
+import { DEFAULT_PAGE_SIZE } from '../schema/inspection.ts';
 import { FILE_ROLE, hasRole } from '../service/auth.ts';
 import type { Faults } from '../service/faults.ts';
 import { FILE_KINDS, renderFile, type FileKind } from '../service/files.ts';
 import { authPlugin, checkOperationRoles, disableIntrospectionPlugin, jsonError, operationRolesPlugin, principalOf, RateLimiter, subscriptionKeysPlugin } from './auth.ts';
 import { defaultConfig, type GraphqlLimits, type ServiceConfig } from './config.ts';
+import { costLimitPlugin } from './cost.ts';
 import { createInspectionEvents, type InspectionEvents } from './events.ts';
+import { graphiqlAssetsPlugin, renderGraphiQL } from './graphiql.ts';
 import { jsonLogger, type Logger } from './log.ts';
 import { OpenSubscriptions } from './openSubscriptions.ts';
 
@@ -70,57 +73,136 @@ function filesPlugin(db: PrismaClient, maxImagePixels: number): Plugin {
   };
 }
 
+/**
+ * Paths that do not exist answer 404 before authentication (a key changes nothing about them). The
+ * health check, CORS preflights and GraphiQL's page and assets are answered before this.
+ */
+function unknownPathsPlugin(graphqlEndpoint: string): Plugin {
+  return {
+    onRequest({ url, endResponse }) {
+      const path = url.pathname;
+      if (path === graphqlEndpoint || path === `${graphqlEndpoint}/` || FILE_ROUTE.test(path)) return;
+      endResponse(jsonError(404, 'NOT_FOUND', `no such path; the API is at ${graphqlEndpoint}`));
+    },
+  };
+}
+
+/**
+ * CORS: only the configured origins (CORS_ORIGINS) get Access-Control-Allow-Origin (with credentials);
+ * any other origin gets no CORS header, so browsers keep its pages from reading the answers. Same-origin
+ * pages (GraphiQL) need none.
+ */
+function corsFor(origins: readonly string[]) {
+  const allowed = new Set(origins);
+  return (request: Request) => {
+    const origin = request.headers.get('origin');
+    if (origin === null || !allowed.has(origin)) return false as const;
+    return { origin, credentials: true, methods: ['GET', 'POST', 'OPTIONS'], allowedHeaders: ['authorization', 'content-type', 'accept'], maxAge: 600 };
+  };
+}
+
 function tooLarge(message: string): Response {
   return jsonError(413, 'TOO_LARGE', message, { connection: 'close' });
 }
 
 /**
  * Refuses bodies whose declared length exceeds the limit before anything parses them; a body sent
- * without a length (chunked) is read up to the limit and refused as soon as it goes beyond.
+ * without a length (chunked) is counted while the parser reads it, and the parse fails with 413 as soon
+ * as it goes beyond the limit: the body is never held whole for counting. Runs after authentication, so
+ * a request without a valid key is refused before any of its body is read.
  */
 function bodyLimitPlugin(maxBytes: number): Plugin {
+  const overLimit = () =>
+    new GraphQLError(`the request body exceeds the limit of ${maxBytes} bytes`, { extensions: { code: 'TOO_LARGE', http: { status: 413, headers: { connection: 'close' } } } });
   return {
-    async onRequest({ request, setRequest, endResponse, fetchAPI }) {
+    onRequest({ request, endResponse }) {
       const length = request.headers.get('content-length');
-      if (length !== null) {
-        const declared = Number(length);
-        if (declared > maxBytes) endResponse(tooLarge(`the request body of ${declared} bytes exceeds the limit of ${maxBytes} bytes`));
+      if (length === null) return;
+      if (!/^\d+$/.test(length)) {
+        endResponse(jsonError(400, 'BAD_REQUEST', `the Content-Length header is not a length: ${JSON.stringify(length)}`, { connection: 'close' }));
         return;
       }
-      if (!request.body || request.method === 'GET' || request.method === 'HEAD') return;
-      const chunks: Uint8Array[] = [];
-      let total = 0;
-      const reader = request.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        total += value.byteLength;
-        if (total > maxBytes) {
-          await reader.cancel();
-          endResponse(tooLarge(`the request body exceeds the limit of ${maxBytes} bytes`));
-          return;
+      const declared = Number(length);
+      if (declared > maxBytes) endResponse(tooLarge(`the request body of ${declared} bytes exceeds the limit of ${maxBytes} bytes`));
+    },
+    onRequestParse({ request, requestParser, setRequestParser, fetchAPI }) {
+      if (!requestParser || !request.body || request.headers.has('content-length')) return;
+      setRequestParser(async (req) => {
+        let total = 0;
+        let exceeded = false;
+        const counted = req.body!.pipeThrough(
+          new TransformStream<Uint8Array, Uint8Array>({
+            transform(chunk, controller) {
+              total += chunk.byteLength;
+              if (total > maxBytes) {
+                exceeded = true;
+                controller.error(overLimit());
+                return;
+              }
+              controller.enqueue(chunk);
+            },
+          }),
+        );
+        try {
+          return await requestParser(new fetchAPI.Request(req.url, { method: req.method, headers: req.headers, body: counted, signal: req.signal, duplex: 'half' } as RequestInit));
+        } catch (error) {
+          // The multipart parser wraps the stream's error in its own (400 "invalid multipart data").
+          if (exceeded) throw overLimit();
+          throw error;
         }
-        chunks.push(value);
-      }
-      const body = new Uint8Array(total);
-      let at = 0;
-      for (const c of chunks) body.set(c, (at += c.byteLength) - c.byteLength);
-      const headers = new fetchAPI.Headers(request.headers);
-      headers.set('content-length', String(total));
-      setRequest(new fetchAPI.Request(request.url, { method: request.method, headers, body, signal: request.signal }));
+      });
     },
   };
 }
 
+/** graphql-armor's refusals, with a code and without its "Syntax Error:" prefix (they are limits, not syntax). */
+function refusal(code: string) {
+  return [
+    (_context: unknown, error: GraphQLError) => {
+      throw new GraphQLError(error.message.replace(/^Syntax Error:\s*/, ''), { extensions: { code } });
+    },
+  ];
+}
+
 function armorPlugin(limits: GraphqlLimits) {
   return EnvelopArmorPlugin({
-    maxDepth: { n: limits.maxDepth },
-    maxAliases: { n: limits.maxAliases },
-    costLimit: { maxCost: limits.maxCost },
-    maxTokens: { n: limits.maxTokens },
-    maxDirectives: { n: limits.maxDirectives },
-    blockFieldSuggestion: { enabled: true },
+    maxDepth: { n: limits.maxDepth, onReject: refusal('QUERY_TOO_DEEP') },
+    maxAliases: { n: limits.maxAliases, onReject: refusal('TOO_MANY_ALIASES') },
+    maxTokens: { n: limits.maxTokens, onReject: refusal('TOO_MANY_TOKENS') },
+    maxDirectives: { n: limits.maxDirectives, onReject: refusal('TOO_MANY_DIRECTIVES') },
+    // Costed from the variables' values instead (cost.ts); suggestions are removed from every result below.
+    costLimit: { enabled: false },
+    blockFieldSuggestion: { enabled: false },
   });
+}
+
+/** graphql-js appends "Did you mean ...?" to validation and coercion errors (fields, arguments, types, enum values). */
+const SUGGESTION = /\s*Did you mean\b[^]*$/;
+
+function withoutSuggestion(result: ExecutionResult): ExecutionResult {
+  if (!result.errors?.some((e) => SUGGESTION.test(e.message))) return result;
+  return {
+    ...result,
+    errors: result.errors.map((e) =>
+      SUGGESTION.test(e.message)
+        ? new GraphQLError(e.message.replace(SUGGESTION, ''), { nodes: e.nodes, source: e.source, positions: e.positions, path: e.path, originalError: e.originalError, extensions: e.extensions })
+        : e,
+    ),
+  };
+}
+
+/**
+ * No result names a field, argument, type or enum value that the client did not write: suggestions would
+ * show the schema to anyone who guesses, with introspection off too. Every result passes here, whichever
+ * stage (parse, validation, variable coercion, execution) made its errors.
+ */
+function noSuggestionsPlugin(): Plugin {
+  return {
+    onResultProcess({ result, setResult }) {
+      if (Array.isArray(result)) setResult(result.map(withoutSuggestion));
+      else if (!isAsyncIterable(result)) setResult(withoutSuggestion(result as ExecutionResult));
+    },
+  };
 }
 
 function requestLogPlugin(logger: Logger): Plugin {
@@ -166,6 +248,11 @@ export function createApp(options: AppOptions): App {
     graphqlEndpoint: '/graphql',
     landingPage: false,
     graphiql: config.graphiql ? { title: 'ttt-inspect', subscriptionsProtocol: 'SSE', headers: JSON.stringify({ Authorization: 'Bearer ttt_...' }) } : false,
+    renderGraphiQL,
+    cors: corsFor(config.corsOrigins),
+    // bodyLimitPlugin counts bodies against MAX_REQUEST_BYTES (yoga's own limit, 25 MB by default, would
+    // be lower and its refusal of a multipart body a 400).
+    maxRequestBodySize: false,
     // One operation per request (a JSON array of operations is refused).
     batching: false,
     logging: false,
@@ -190,12 +277,17 @@ export function createApp(options: AppOptions): App {
     },
     plugins: [
       requestLogPlugin(logger),
-      bodyLimitPlugin(config.maxRequestBytes),
+      noSuggestionsPlugin(),
+      ...(config.graphiql ? [graphiqlAssetsPlugin()] : []),
+      unknownPathsPlugin('/graphql'),
+      // From the headers alone, before any of the body is read.
       authPlugin(db, limits, logger),
+      bodyLimitPlugin(config.maxRequestBytes),
       filesPlugin(db, config.maxImagePixels),
       armorPlugin(config.graphqlLimits),
       ...(config.introspection ? [] : [disableIntrospectionPlugin()]),
       operationRolesPlugin(),
+      costLimitPlugin(config.graphqlLimits.maxCost, { defaultPageSize: DEFAULT_PAGE_SIZE }),
       subscriptionKeysPlugin(subscriptions),
     ],
   });
