@@ -2,8 +2,9 @@
 // `Authorization: Bearer <key>` of a live API key (401 otherwise), stays within that key's rate (429),
 // comes from an address that has not failed too many authentications (429), and each operation's root
 // fields must be allowed to the key's role (403 FORBIDDEN); subscriptions end when their key does. Product scope is
-// enforced deeper, where the data is read (service/auth.ts). GraphiQL's page, yoga's health check and CORS
-// preflights are answered before this runs and carry no data.
+// enforced deeper, where the data is read (service/auth.ts). GraphiQL's page and assets, yoga's health
+// check, CORS preflights and 404s for unknown paths are answered before this runs and carry no data. It
+// reads the headers only: the body of a refused request is never read.
 
 import { getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, type DocumentNode, type GraphQLSchema, type SelectionSetNode } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';

@@ -1,6 +1,7 @@
 // The HTTP app: GraphQL (graphql-yoga, GraphiQL, SSE subscriptions, multipart uploads) and the inspection
-// file routes on the same server, behind API keys, rate and size limits and graphql-armor's document
-// limits, with one structured log line per request. `listen()` is main.ts's job.
+// file routes on the same server, behind API keys (checked before the body is read), rate and size
+// limits, graphql-armor's document limits and our cost limit, CORS for the configured origins only, with
+// one structured log line per request. The HTTP server and `listen()` are http.ts's and main.ts's job.
 
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { GraphQLError, type ExecutionResult } from 'graphql';

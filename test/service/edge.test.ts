@@ -224,6 +224,23 @@ describe.each(BACKENDS)('the HTTP edge on %s', (backend) => {
     }
   });
 
+  it('bodies up to MAX_REQUEST_BYTES are parsed, with or without a length (yoga\'s own 25 MB default does not cut them)', async () => {
+    const padded = JSON.stringify({ query: '{ __typename }', variables: {} }).replace('{', `{${' '.repeat(30 * 1024 * 1024)}`);
+    const bytes = new TextEncoder().encode(padded);
+    expect(bytes.byteLength).toBeLessThan(s.app.config.maxRequestBytes);
+    for (const chunked of [false, true]) {
+      const body = chunked ? new Blob([bytes]).stream() : bytes;
+      const res = await s.yoga.fetch(`${ORIGIN}/graphql`, {
+        method: 'POST',
+        headers: { ...s.headers, 'content-type': 'application/json', accept: 'application/json', ...(chunked ? {} : { 'content-length': String(bytes.byteLength) }) },
+        body,
+        duplex: 'half',
+      } as RequestInit);
+      expect(res.status, chunked ? 'chunked' : 'with a length').toBe(200);
+      expect((await res.json()).data).toEqual({ __typename: 'Query' });
+    }
+  });
+
   it('over HTTP, a keyless request with an endless chunked body gets 401 and its connection is closed', async () => {
     const http = await serve(s);
     try {
