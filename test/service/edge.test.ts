@@ -354,6 +354,8 @@ describe.each(BACKENDS)('the HTTP edge on %s', (backend) => {
     expect((await s.as(null).get('/graphql?query=%7B__typename%7D')).status).toBe(401);
     expect((await s.as(null).get('/files/inspections/00000000-0000-4000-8000-000000000000/mask.png')).status).toBe(401);
     expect((await noGraphiql.as(null).get('/graphiql/graphiql.js')).status).toBe(404);
+    // yoga's health check stays open.
+    expect((await s.as(null).get('/health')).status).toBe(200);
   });
 
   it('GraphiQL refers only to same-origin assets, which are served without a key', async () => {
