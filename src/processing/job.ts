@@ -22,6 +22,7 @@ import { decodeFeatures, decodeScoreMap } from '../io/scoremap.ts';
 import { decodePointCloud } from '../io/pointcloud.ts';
 import type { InspectionEvents } from '../server/events.ts';
 import type { Logger } from '../server/log.ts';
+import { inspectionRetries, recordInspection } from '../service/metrics.ts';
 import type { ScorerCache, StoredBank } from './scorers.ts';
 
 export interface JobContext {
@@ -160,6 +161,7 @@ export async function runInspection(ctx: JobContext, id: string, delivery?: JobD
     stageMs.encode = round(performance.now() - t);
 
     const finishedAt = new Date();
+    const totalMs = round(performance.now() - t0);
     await db.$transaction(async (tx) => {
       const done = await tx.inspection.updateMany({
         where: { id, status: 'RUNNING', leaseId },
@@ -177,7 +179,7 @@ export async function runInspection(ctx: JobContext, id: string, delivery?: JobD
           gateThreshold: result.gate?.threshold ?? null,
           emptyReason: result.emptyReason,
           stageMs,
-          totalMs: round(performance.now() - t0),
+          totalMs,
           precision: metrics?.precision ?? null,
           recall: metrics?.recall ?? null,
           f1: metrics?.f1 ?? null,
@@ -211,6 +213,7 @@ export async function runInspection(ctx: JobContext, id: string, delivery?: JobD
         await tx.inspectionBlob.create({ data: { inspectionId: id, kind: 'SCORE_MAP', name: COMPUTED_MAP_NAME, data: new Uint8Array(npy) } });
       }
     });
+    recordInspection({ status: 'SUCCEEDED', verdict: result.predLabel ? 'DEFECTIVE' : 'NOMINAL', stageMs, totalMs });
     events.publish({ id, productId: row.productId, status: 'SUCCEEDED' });
     logger.log('info', 'inspection', {
       inspection: id,
@@ -247,12 +250,14 @@ export async function runInspection(ctx: JobContext, id: string, delivery?: JobD
       const requeued = await settle({ status: 'QUEUED', leaseId: null, startedAt: null }, 'RETRY');
       logger.log('warn', 'inspection', { inspection: id, product: row.productId, status: 'RETRY', code, ms, error: e });
       if (!requeued) return 'SKIPPED';
+      inspectionRetries.inc();
       events.publish({ id, productId: row.productId, status: 'QUEUED' });
       return 'RETRY';
     }
     const failed = await settle({ status: 'FAILED', finishedAt: new Date() }, 'FAILED');
     logger.log(expected ? 'warn' : 'error', 'inspection', { inspection: id, product: row.productId, status: 'FAILED', code, ms, error: e });
     if (!failed) return 'SKIPPED';
+    recordInspection({ status: 'FAILED' });
     events.publish({ id, productId: row.productId, status: 'FAILED' });
     return 'FAILED';
   }

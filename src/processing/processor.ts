@@ -8,6 +8,7 @@ import { createNodeGpu, nodeGpu } from '../gpu/node.ts';
 import type { PrismaClient } from '../db.ts';
 import type { InspectionEvents } from '../server/events.ts';
 import type { Logger } from '../server/log.ts';
+import { deviceLosses } from '../service/metrics.ts';
 import { runInspection } from './job.ts';
 import { createScorerCache } from './scorers.ts';
 
@@ -30,6 +31,8 @@ export interface InspectionProcessor {
    * memory banks there, between jobs' GPU stages.
    */
   withGpu<T>(fn: (gpu: Gpu) => Promise<T>): Promise<T>;
+  /** The durable queue only: resolves when the queue answers, throws why it does not (readiness). */
+  ready?(): Promise<void>;
 }
 
 export interface InProcessOptions {
@@ -93,7 +96,10 @@ export function createGpuLane(acquire: () => Promise<Gpu>, logger: Logger): GpuL
     if (device) {
       const current = await device.catch(() => null);
       if (current && !current.lost) return current;
-      if (current) logger.log('warn', 'gpu device lost; acquiring a new one', { reason: current.lost });
+      if (current) {
+        deviceLosses.inc();
+        logger.log('warn', 'gpu device lost; acquiring a new one', { reason: current.lost });
+      }
     }
     device = acquire();
     return device;

@@ -12,6 +12,7 @@ import type { PrismaClient } from '../db.ts';
 import type { QueueSettings } from '../server/config.ts';
 import type { InspectionEvents } from '../server/events.ts';
 import type { Logger } from '../server/log.ts';
+import { recordInspection } from '../service/metrics.ts';
 import { runInspection, type JobContext } from './job.ts';
 import { createGpuLane, defaultAcquire, type InspectionProcessor } from './processor.ts';
 import { createScorerCache } from './scorers.ts';
@@ -204,6 +205,7 @@ export async function createQueueProcessor(options: QueueProcessorOptions): Prom
         return { productId: row.productId, message };
       });
       if (!failed) return;
+      recordInspection({ status: 'FAILED' });
       logger.log('error', 'inspection', { inspection: inspectionId, product: failed.productId, status: 'FAILED', code: 'INTERNAL', error: failed.message });
       events.publish({ id: inspectionId, productId: failed.productId, status: 'FAILED' });
     });
@@ -240,5 +242,10 @@ export async function createQueueProcessor(options: QueueProcessorOptions): Prom
       return { released: left.length };
     },
     withGpu: lane.withGpu,
+    async ready() {
+      // Through pg-boss's own connections, not the service's.
+      if (closed) throw new Error('the job queue is closed');
+      if (!(await boss.getQueue(INSPECTION_QUEUE))) throw new Error(`the job queue ${INSPECTION_QUEUE} does not exist`);
+    },
   };
 }

@@ -43,6 +43,10 @@ export interface ServiceConfig {
   trustProxy: boolean;
   /** How often the keys of open subscriptions are checked, in milliseconds (a key revoked elsewhere ends its streams within this). */
   subscriptionKeyCheckMs: number;
+  /** A second port serving GET /metrics without a key; null (the default): none, /metrics on PORT for ADMIN keys only. */
+  metricsPort: number | null;
+  /** Address the METRICS_PORT listener binds to: localhost by default, so that only the machine's own scraper reaches it. */
+  metricsHost: string;
 }
 
 export interface QueueSettings {
@@ -122,8 +126,11 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
   if (headersTimeoutSeconds > requestTimeoutSeconds) {
     throw new Error(`REQUEST_HEADERS_TIMEOUT_SECONDS (${headersTimeoutSeconds}) must not exceed REQUEST_TIMEOUT_SECONDS (${requestTimeoutSeconds})`);
   }
+  const port = positiveInt(env, 'PORT', 4000);
+  const metricsPort = env.METRICS_PORT ? positiveInt(env, 'METRICS_PORT', 0) : null;
+  if (metricsPort === port) throw new Error(`METRICS_PORT (${metricsPort}) must differ from PORT (${port})`);
   return {
-    port: positiveInt(env, 'PORT', 4000),
+    port,
     host: env.HOST?.trim() || null,
     corsOrigins: origins(env, 'CORS_ORIGINS'),
     headersTimeoutMs: 1000 * headersTimeoutSeconds,
@@ -155,6 +162,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
     authFailuresPerMinute: positiveInt(env, 'AUTH_FAILURES_PER_MINUTE', 120),
     trustProxy: onOff(env, 'TRUST_PROXY', false),
     subscriptionKeyCheckMs: 1000 * positiveInt(env, 'SUBSCRIPTION_KEY_CHECK_SECONDS', 5),
+    metricsPort,
+    metricsHost: env.METRICS_HOST?.trim() || '127.0.0.1',
   };
 }
 

@@ -9,6 +9,7 @@ import { startProcessing, stopOnSignals } from '../processing/start.ts';
 import { configFromEnv } from './config.ts';
 import { createHttpServer, listen } from './http.ts';
 import { jsonLogger } from './log.ts';
+import { createMetricsServer } from './operations.ts';
 import { createApp } from './yoga.ts';
 
 async function main(): Promise<void> {
@@ -25,12 +26,15 @@ async function main(): Promise<void> {
   const app = createApp({ db: db.prisma, processor, events, config, logger });
   const server = createHttpServer(app, config);
   await listen(server, config);
+  const metricsServer = config.metricsPort === null ? null : createMetricsServer(db.prisma);
+  if (metricsServer) await listen(metricsServer, { port: config.metricsPort!, host: config.metricsHost });
   const host = config.host === null ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
   logger.log('info', 'listening', {
     url: `http://${host}:${config.port}${app.yoga.graphqlEndpoint}`,
     address: config.host ?? 'every interface',
     processing: db.kind === 'pglite' ? 'in-process' : config.embeddedWorker ? 'queue + embedded worker' : 'queue (separate workers)',
     requeued: processing.requeued,
+    metrics: metricsServer ? `http://${config.metricsHost.includes(':') ? `[${config.metricsHost}]` : config.metricsHost}:${config.metricsPort}/metrics` : '/metrics on PORT, ADMIN key',
   });
 
   stopOnSignals({
@@ -40,6 +44,7 @@ async function main(): Promise<void> {
     before: () => {
       server.close();
       server.closeAllConnections();
+      metricsServer?.close();
     },
   });
 }

@@ -9,12 +9,14 @@ import { createYoga, maskError as defaultMaskError, isAsyncIterable, type Plugin
 import type { Context } from '../builder.ts';
 import { INPUT_ERROR_CODES, TttError, type ErrorCode } from '../core/errors.ts';
 import type { PrismaClient } from '../db.ts';
+import { nodeGpu } from '../gpu/node.ts';
 import type { InspectionProcessor } from '../processing/processor.ts';
 import { schema } from '../schema/index.ts';
 import { DEFAULT_PAGE_SIZE } from '../schema/inspection.ts';
 import { FILE_ROLE, hasRole } from '../service/auth.ts';
 import type { Faults } from '../service/faults.ts';
 import { FILE_KINDS, renderFile, type FileKind } from '../service/files.ts';
+import { createReadinessCheck } from '../service/health.ts';
 import { authPlugin, checkOperationRoles, disableIntrospectionPlugin, jsonError, operationRolesPlugin, principalOf, RateLimiter, subscriptionKeysPlugin } from './auth.ts';
 import { defaultConfig, type GraphqlLimits, type ServiceConfig } from './config.ts';
 import { costLimitPlugin } from './cost.ts';
@@ -22,6 +24,7 @@ import { createInspectionEvents, type InspectionEvents } from './events.ts';
 import { graphiqlAssetsPlugin, renderGraphiQL } from './graphiql.ts';
 import { jsonLogger, type Logger } from './log.ts';
 import { OpenSubscriptions } from './openSubscriptions.ts';
+import { healthPlugin, METRICS_PATH, metricsPlugin, requestMetricsPlugin } from './operations.ts';
 
 export interface AppOptions {
   db: PrismaClient;
@@ -31,6 +34,8 @@ export interface AppOptions {
   logger?: Logger;
   /** Test-only failure injection (see service/faults.ts). */
   faults?: Faults;
+  /** Readiness's GPU check: resolves once a WebGPU adapter was obtained; by default the process's shared device. */
+  gpuReady?: () => Promise<unknown>;
 }
 
 export interface App {
@@ -82,7 +87,7 @@ function unknownPathsPlugin(graphqlEndpoint: string): Plugin {
   return {
     onRequest({ url, endResponse }) {
       const path = url.pathname;
-      if (path === graphqlEndpoint || path === `${graphqlEndpoint}/` || FILE_ROUTE.test(path)) return;
+      if (path === graphqlEndpoint || path === `${graphqlEndpoint}/` || path === METRICS_PATH || FILE_ROUTE.test(path)) return;
       endResponse(jsonError(404, 'NOT_FOUND', `no such path; the API is at ${graphqlEndpoint}`));
     },
   };
@@ -244,6 +249,7 @@ export function createApp(options: AppOptions): App {
     trustProxy: config.trustProxy,
   };
   const subscriptions = new OpenSubscriptions(db, config.subscriptionKeyCheckMs, logger);
+  const readiness = createReadinessCheck({ db, gpu: options.gpuReady ?? nodeGpu, queue: processor.ready?.bind(processor) });
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -277,12 +283,16 @@ export function createApp(options: AppOptions): App {
       },
     },
     plugins: [
+      requestMetricsPlugin('/graphql', FILE_ROUTE),
       requestLogPlugin(logger),
       noSuggestionsPlugin(),
       ...(config.graphiql ? [graphiqlAssetsPlugin()] : []),
+      // Probes carry no key.
+      healthPlugin(readiness),
       unknownPathsPlugin('/graphql'),
       // From the headers alone, before any of the body is read.
       authPlugin(db, limits, logger),
+      metricsPlugin(db),
       bodyLimitPlugin(config.maxRequestBytes),
       filesPlugin(db, config.maxImagePixels),
       armorPlugin(config.graphqlLimits),

@@ -14,6 +14,7 @@ import { Prisma } from '../generated/prisma/client.ts';
 import { decodeImage } from '../io/image.ts';
 import { decodePointCloud } from '../io/pointcloud.ts';
 import type { ServiceContext } from './context.ts';
+import { bankBuilds } from './metrics.ts';
 import { checkUploadSize, readUpload, type FileLike } from './uploads.ts';
 
 /** Every this-many-th nominal image (by position) is held out of the calibration bank. */
@@ -190,6 +191,7 @@ export async function addNominalImages(ctx: ServiceContext, productId: string, f
         },
         { timeout: 60_000 },
       );
+      bankBuilds.inc({ result: saved ? 'stored' : 'superseded' });
       logger.log(saved ? 'info' : 'warn', 'scorer bank', {
         product: productId,
         images: stored.length + added.length,
