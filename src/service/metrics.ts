@@ -80,6 +80,11 @@ const oldestQueuedAge = new Gauge({
   registers: [registry],
 });
 
+// The known series start at 0, so that rate() and increase() see their first event.
+for (const verdict of ['NOMINAL', 'DEFECTIVE']) inspectionsFinished.inc({ status: 'SUCCEEDED', verdict }, 0);
+inspectionsFinished.inc({ status: 'FAILED', verdict: 'none' }, 0);
+for (const result of ['stored', 'superseded']) bankBuilds.inc({ result }, 0);
+
 /** Counts an inspection that reached its final status, and (succeeded) its stage and total durations. */
 export function recordInspection(outcome: { status: 'SUCCEEDED'; verdict: string; stageMs: Record<string, number>; totalMs: number } | { status: 'FAILED' }): void {
   if (outcome.status === 'FAILED') {

@@ -9,7 +9,9 @@ import { migrate } from '../migrate.ts';
 import { registerMobileNet } from '../models/nsfwjs.ts';
 import { startProcessing, stopOnSignals } from '../processing/start.ts';
 import { configFromEnv } from '../server/config.ts';
+import { listen } from '../server/http.ts';
 import { jsonLogger } from '../server/log.ts';
+import { createMetricsServer } from '../server/operations.ts';
 
 async function main(): Promise<void> {
   const config = configFromEnv();
@@ -22,9 +24,17 @@ async function main(): Promise<void> {
   await migrate(db);
   registerMobileNet();
   const processing = await startProcessing(db, config, logger, { work: true, url: dbOptions.url });
-  logger.log('info', 'worker ready', { database: db.location, concurrency: config.concurrency, pid: process.pid });
+  // The worker's own counters (its inspections, stages, retries, device losses) are served only here.
+  const metricsServer = config.metricsPort === null ? null : createMetricsServer(db.prisma);
+  if (metricsServer) await listen(metricsServer, { port: config.metricsPort!, host: config.metricsHost });
+  logger.log('info', 'worker ready', {
+    database: db.location,
+    concurrency: config.concurrency,
+    pid: process.pid,
+    ...(metricsServer ? { metrics: `${config.metricsHost}:${config.metricsPort}/metrics` } : {}),
+  });
 
-  stopOnSignals({ processing, db, logger, name: 'worker' });
+  stopOnSignals({ processing, db, logger, name: 'worker', before: () => metricsServer?.close() });
 }
 
 main().catch((e: unknown) => {
