@@ -17,6 +17,7 @@ import { createMetricsServer, MAX_OPERATION_LABELS } from '../../src/server/oper
 import { createApp, type App } from '../../src/server/yoga.ts';
 import { createApiKey } from '../../src/service/keys.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
+import { freePort, startProcess, until } from '../helpers/processes.ts';
 import { BACKENDS, ORIGIN, POSTGRES_URL, SUBMIT, client, createProduct, destroyMidRun, openTestDatabase, sampleFiles, startService, type TestDatabase, type TestService } from './helpers.ts';
 
 /** Prometheus text format -> one entry per series: its name, labels and value. */
@@ -255,6 +256,45 @@ describe('built-in scorer bank builds', () => {
     expect(total(after, 'ttt_scorer_bank_builds_total', { result: 'stored' }) - total(before, 'ttt_scorer_bank_builds_total', { result: 'stored' })).toBe(2);
     expect(total(after, 'ttt_scorer_bank_builds_total', { result: 'superseded' }) - total(before, 'ttt_scorer_bank_builds_total', { result: 'superseded' })).toBe(0);
   });
+});
+
+describe.runIf(POSTGRES_URL)('a separate worker (PostgreSQL)', () => {
+  it('serves its own counters on METRICS_PORT, without a key: they move by exactly the inspections it processed', async () => {
+    const s = await startService('postgres', { queue: { work: false } });
+    const port = await freePort();
+    const worker = startProcess('src/worker/main.ts', { DATABASE_URL: s.database.url!, METRICS_PORT: String(port), PROCESSING_CONCURRENCY: '1', LOG_LEVEL: 'warn' });
+    try {
+      const metricsOf = async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/metrics`).catch(() => null);
+        return res?.status === 200 ? res.text() : null;
+      };
+      const workerBefore = await until('the worker\'s metrics listener', metricsOf, 90_000, 250);
+      const serverBefore = await scrape(s);
+      expect(await ready(s.app)).toEqual({ status: 200, body: { status: 'ready', checks: { database: 'ok', migrations: 'ok', gpu: 'ok', queue: 'ok' } } });
+      const productId = await createProduct(s, 'washer');
+      const ids: string[] = [];
+      for (const seed of [61, 62]) {
+        const r = await s.upload(SUBMIT, { input: { productId, image: null, scoreMap: null } }, await sampleFiles(syntheticSample({ width: 48, height: 48, seed })));
+        ids.push(decodeGlobalID(r.data!.submitInspection.inspection.id).id);
+      }
+      await until('both inspections processed', async () => (await s.prisma.inspection.count({ where: { id: { in: ids }, status: 'SUCCEEDED' } })) === 2, 90_000, 100);
+      const workerAfter = await until('the worker counting both', async () => {
+        const text = await metricsOf();
+        return text && total(text, 'ttt_inspections_total') - total(workerBefore, 'ttt_inspections_total') === 2 ? text : null;
+      }, 10_000, 100);
+      expect(total(workerAfter, 'ttt_inspections_total', { status: 'SUCCEEDED' }) - total(workerBefore, 'ttt_inspections_total', { status: 'SUCCEEDED' })).toBe(2);
+      expect(total(workerAfter, 'ttt_inspection_duration_seconds_count') - total(workerBefore, 'ttt_inspection_duration_seconds_count')).toBe(2);
+      // The server only queued them: its own inspection counters did not move; the queue gauges are the database's.
+      const serverAfter = await scrape(s);
+      expect(total(serverAfter, 'ttt_inspections_total') - total(serverBefore, 'ttt_inspections_total')).toBe(0);
+      expect(total(serverAfter, 'ttt_queue_depth', { status: 'QUEUED' })).toBe(0);
+      worker.child.kill('SIGTERM');
+      expect(await worker.exited).toBe(0);
+    } finally {
+      if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
+      await s.close();
+    }
+  }, 180_000);
 });
 
 describe('readiness when the database goes away', () => {
