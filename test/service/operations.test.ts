@@ -6,6 +6,7 @@
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Gpu } from '../../src/core/gpu.ts';
 import { openDatabase, type Database } from '../../src/db.ts';
 import { createNodeGpu } from '../../src/gpu/node.ts';
 import { createQueueProcessor, type QueueProcessor } from '../../src/processing/queue.ts';
@@ -204,14 +205,15 @@ describe.each(BACKENDS)('operations endpoints on %s', (backend) => {
 
 describe.each(BACKENDS)('retries and device losses on %s', (backend) => {
   let s: TestService;
+  const devices: Gpu[] = [];
   beforeAll(async () => {
-    let acquired = 0;
     s = await startService(backend, {
       inProcessRetries: { retryLimit: 1, retryDelayMs: 20 },
       acquireGpu: async () => {
         const { gpu } = await createNodeGpu();
-        // The first device is destroyed in the middle of the first job's GPU work.
-        if (++acquired === 1) destroyMidRun(gpu);
+        devices.push(gpu);
+        // The first and third devices are destroyed in the middle of the GPU work of the job they get.
+        if (devices.length === 1 || devices.length === 3) destroyMidRun(gpu);
         return gpu;
       },
     });
@@ -232,6 +234,26 @@ describe.each(BACKENDS)('retries and device losses on %s', (backend) => {
     expect(delta('ttt_gpu_device_losses_total')).toBe(1);
     expect(delta('ttt_inspections_total', { status: 'SUCCEEDED' })).toBe(1);
     expect(delta('ttt_inspections_total', { status: 'FAILED' })).toBe(0);
+  });
+
+  it('every attempt losing its device: one retry, then one FAILED inspection (verdict none)', async () => {
+    const productId = await createProduct(s, 'ring');
+    const before = await scrape(s);
+    // The second device, which the previous job succeeded on, dies in this job; its retry gets the third, doomed too.
+    destroyMidRun(devices[1]);
+    const r = await s.upload(SUBMIT, { input: { productId, image: null, scoreMap: null } }, await sampleFiles(syntheticSample({ width: 48, height: 48, seed: 9 })));
+    const id = decodeGlobalID(r.data!.submitInspection.inspection.id).id;
+    await s.processor.drain();
+    const row = await s.prisma.inspection.findUniqueOrThrow({ where: { id }, select: { status: true, errorCode: true } });
+    expect(row).toEqual({ status: 'FAILED', errorCode: 'DEVICE_LOST' });
+    const after = await scrape(s);
+    const delta = (name: string, where: Record<string, string> = {}) => total(after, name, where) - total(before, name, where);
+    expect(delta('ttt_inspections_total', { status: 'FAILED', verdict: 'none' })).toBe(1);
+    expect(delta('ttt_inspections_total', { status: 'SUCCEEDED' })).toBe(0);
+    expect(delta('ttt_inspection_retries_total')).toBe(1);
+    // The second device is found lost (and replaced) at the retry; the third is not needed again.
+    expect(delta('ttt_gpu_device_losses_total')).toBe(1);
+    expect(delta('ttt_inspection_duration_seconds_count')).toBe(0);
   });
 });
 
