@@ -23,9 +23,9 @@ const QUERY = `query($p: ID, $from: DateTime!, $to: DateTime!, $bucket: StatsBuc
 const DAY = 86_400_000;
 const COLORS = ['#1f6feb', '#d9480f'];
 
-const METRICS: { id: string; title: string; value: (b: Bucket) => number | null; format: (v: number) => string }[] = [
+const METRICS: { id: string; title: string; value: (b: Bucket) => number | null; format: (v: number) => string; range?: [number, number] }[] = [
   { id: 'total', title: 'Inspections', value: (b) => b.total, format: (v) => String(v) },
-  { id: 'defectRate', title: 'Defect rate', value: (b) => b.defectRate, format: (v) => `${(v * 100).toFixed(1)} %` },
+  { id: 'defectRate', title: 'Defect rate', value: (b) => b.defectRate, format: (v) => `${(v * 100).toFixed(1)} %`, range: [0, 1] },
   { id: 'meanDefectFraction', title: 'Mean defect area', value: (b) => b.meanDefectFraction, format: (v) => `${(v * 100).toFixed(2)} %` },
 ];
 
@@ -106,7 +106,7 @@ function Chart(props: { metric: (typeof METRICS)[number]; series: { name: string
       {
         width: Math.min(960, box.current.clientWidth || 960),
         height: 220,
-        scales: { x: { time: true } },
+        scales: { x: { time: true }, ...(metric.range ? { y: { range: metric.range } } : {}) },
         axes: [{}, { values: (_u, ticks) => ticks.map((v) => metric.format(v)), size: 70 }],
         series: [{}, ...series.map((s, k) => ({ label: s.name, stroke: COLORS[k], width: 2, points: { show: true }, value: (_u: uPlot, v: number | null) => (v == null ? '–' : metric.format(v)) }))],
       },
