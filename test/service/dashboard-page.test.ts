@@ -2,11 +2,13 @@
 // the thumbnail route (size limits, ETag, 304, cache lifetime by version, a reprocess changes the tag,
 // product scope), on the real service. The page itself is tested in a browser (test/browser/).
 
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeGlobalID } from '@pothos/plugin-relay';
+import { createSchema, createYoga } from 'graphql-yoga';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DASHBOARD_DIR } from '../../src/server/dashboard.ts';
+import { DASHBOARD_DIR, dashboardPlugin } from '../../src/server/dashboard.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
 import { INSPECTION, REPROCESS, SUBMIT, createProduct, readPng, sampleFiles, startService, type TestService } from './helpers.ts';
 
@@ -52,6 +54,18 @@ describe('dashboard page and thumbnails', () => {
     // Other methods and other paths are not the page's.
     expect((await s.app.yoga.fetch('http://ttt.test/', { method: 'POST' })).status).toBe(404);
     expect((await s.as(null).get('/assets/nothing-1234.js')).status).toBe(404);
+  });
+
+  it('answers 503 naming the setup command when the page is not built', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'ttt-web-'));
+    try {
+      const yoga = createYoga({ schema: createSchema({ typeDefs: 'type Query { a: Int }' }), plugins: [dashboardPlugin(empty)], logging: false });
+      const res = await yoga.fetch('http://ttt.test/');
+      expect(res.status).toBe(503);
+      expect(await res.text()).toBe('the dashboard page is not built: run `npm run setup` (it builds web/ into web/dist)\n');
+    } finally {
+      rmSync(empty, { recursive: true });
+    }
   });
 
   it('serves a thumbnail that fits the size, with an ETag, 304 on a match, and a year of caching for the current version', async () => {
