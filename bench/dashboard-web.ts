@@ -113,7 +113,7 @@ try {
       // Each run in a new context: an empty cache and a new tab, the key put in its sessionStorage first.
       for (let run = 0; run < RUNS + 2; run++) {
         const context = await browser.newContext();
-        await context.addInitScript((key) => sessionStorage.setItem('ttt-inspect.key', key), secret);
+        await context.addInitScript((key) => (sessionStorage.setItem('ttt-inspect.key', key), sessionStorage.setItem('ttt-inspect.key.role', 'VIEWER')), secret);
         const page = await context.newPage();
         await page.goto(`${base}/${c.hash}`, { waitUntil: 'commit' });
         await page.waitForSelector('[data-testid=history-table] tbody tr:nth-child(50)', { timeout: 30_000 });

@@ -169,6 +169,17 @@ describe('dashboard in Chromium', () => {
     const refused = await s.as(viewer.secret).gql(`mutation($id: ID!) { deleteInspection(id: $id) { __typename } }`, { id: inspectionId });
     expect(refused.errors?.[0].extensions?.code).toBe('FORBIDDEN');
     await p.screenshot({ path: `${SCREENSHOTS}inspection-viewer.png`, fullPage: true });
+    // A reload keeps the tab's session; once the key is revoked, the next load signs the tab out.
+    await p.reload();
+    await p.locator('[data-testid=regions] tbody tr').first().waitFor();
+    expect(await p.textContent('[data-testid=who]')).toBe('test viewer · VIEWER');
+    const revoked = await s.gql(`mutation($id: String!) { revokeApiKey(id: $id) { __typename } }`, { id: viewer.id });
+    expect(revoked.data!.revokeApiKey.__typename).toBe('RevokedApiKey');
+    await p.reload();
+    const error = p.locator('[data-testid=signin-error]');
+    await error.waitFor();
+    expect(await error.textContent()).toBe('Signed out: the API key is invalid or revoked');
+    expect(await p.evaluate(() => sessionStorage.length)).toBe(0);
     await p.close();
   });
 

@@ -19,12 +19,19 @@ export function may(session: Session, role: Role): boolean {
   return RANK[session.role] >= RANK[role];
 }
 
-export function storedKey(): string | null {
-  return sessionStorage.getItem(KEY);
+/**
+ * The tab's session, read back without a request: the views render at once (the server checks the key
+ * on each of their requests) while main.tsx confirms the key and its role in the background.
+ */
+export function storedSession(): Session | null {
+  const key = sessionStorage.getItem(KEY);
+  if (!key) return null;
+  const role = sessionStorage.getItem(`${KEY}.role`) as Role | null;
+  return { key, role: role && role in RANK ? role : 'VIEWER', name: sessionStorage.getItem(`${KEY}.name`) };
 }
 
 export function forgetKey(): void {
-  sessionStorage.removeItem(KEY);
+  for (const k of [KEY, `${KEY}.role`, `${KEY}.name`]) sessionStorage.removeItem(k);
 }
 
 /** A refusal or GraphQL error, with the server's message and code. */
@@ -74,6 +81,9 @@ export async function signIn(key: string): Promise<Session> {
   if (!/^\S+$/.test(trimmed)) throw new ApiError('enter an API key (it starts with "ttt_")', 'UNAUTHENTICATED', 0);
   const data = await gql<{ currentApiKey: { role: Role; name: string | null } }>(trimmed, '{ currentApiKey { role name } }');
   sessionStorage.setItem(KEY, trimmed);
+  sessionStorage.setItem(`${KEY}.role`, data.currentApiKey.role);
+  if (data.currentApiKey.name === null) sessionStorage.removeItem(`${KEY}.name`);
+  else sessionStorage.setItem(`${KEY}.name`, data.currentApiKey.name);
   return { key: trimmed, role: data.currentApiKey.role, name: data.currentApiKey.name };
 }
 

@@ -3,7 +3,7 @@
 import { render } from 'preact';
 import { lazy, Suspense } from 'preact/compat';
 import { useEffect, useState } from 'preact/hooks';
-import { forgetKey, may, signIn, storedKey, type Session } from './api.ts';
+import { forgetKey, may, signIn, storedSession, type Session } from './api.ts';
 import { href, useRoute } from './route.ts';
 import './style.css';
 import { History } from './views/History.tsx';
@@ -49,21 +49,21 @@ function SignIn(props: { onSession: (s: Session) => void; message: string | null
 }
 
 function App() {
-  const [session, setSession] = useState<Session | null>(null);
-  const [restoring, setRestoring] = useState(() => storedKey() !== null);
+  // A reload keeps the tab's session; its key and role are confirmed in the background.
+  const [session, setSession] = useState<Session | null>(storedSession);
   const [message, setMessage] = useState<string | null>(null);
   const route = useRoute();
 
   useEffect(() => {
-    const key = storedKey();
-    if (!key) return;
-    signIn(key).then(setSession, (e: Error) => {
+    const stored = storedSession();
+    if (!stored) return;
+    signIn(stored.key).then(setSession, (e: Error) => {
       forgetKey();
+      setSession(null);
       setMessage(`Signed out: ${e.message}`);
-    }).finally(() => setRestoring(false));
+    });
   }, []);
 
-  if (restoring) return <p>Signing in…</p>;
   if (!session) return <SignIn onSession={setSession} message={message} />;
 
   const signOut = () => {
