@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer } from '../../src/server/http.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
 import { launchBrowser, type Browser } from '../helpers/browser.ts';
-import { INSPECTION, SUBMIT, createProduct, sampleFiles, startService, type TestService } from '../service/helpers.ts';
+import { INSPECTION, SUBMIT, createProduct, sampleFiles, scoreMapNpy, startService, type TestService } from '../service/helpers.ts';
 
 export const SCREENSHOTS = new URL('../../out/screenshots/', import.meta.url).pathname;
 
@@ -145,7 +145,7 @@ describe('dashboard in Chromium', () => {
     await page.screenshot({ path: `${SCREENSHOTS}trends.png`, fullPage: true });
   });
 
-  it('Setup (ADMIN) lists the products with their calibration and bank state', async () => {
+  it('Setup (ADMIN) lists the products, creates one and adds nominal score maps that calibrate it', async () => {
     await page.goto(`${base}/#/setup`);
     const rows = page.locator('[data-testid=products] tbody tr');
     await rows.first().waitFor();
@@ -153,6 +153,23 @@ describe('dashboard in Chromium', () => {
       ['bracket', 'EXTERNAL', 'not calibrated'],
       ['housing', 'EXTERNAL', 'not calibrated'],
     ]);
+    await page.fill('input[name=name]', 'cover');
+    await page.fill('input[name=line]', 'line 2');
+    await page.click('text=Create');
+    await page.waitForSelector('text=Created cover.');
+    const row = rows.filter({ hasText: 'cover' });
+    expect(await row.locator('td').nth(3).textContent()).toBe('not calibrated');
+    const maps = [1, 2].map((seed) => {
+      const m = syntheticSample({ width: 64, height: 48, seed, defects: 0 }).scoreMap;
+      return { name: `nominal-${seed}.npy`, mimeType: 'application/octet-stream', buffer: Buffer.from(scoreMapNpy(m)) };
+    });
+    await row.locator('input[type=file]').setInputFiles(maps);
+    await page.waitForSelector('text=Added 2 nominal sample(s) to cover.');
+    const products = (await s.gql('{ products { name nominalScoreMapCount calibration { count width height } } }')).data!.products;
+    const cover = products.find((p: { name: string }) => p.name === 'cover');
+    expect(cover).toMatchObject({ nominalScoreMapCount: 2, calibration: { count: 2 } });
+    expect(await row.locator('td').nth(2).textContent()).toBe('2');
+    expect(await row.locator('td').nth(3).textContent()).toMatch(new RegExp(`^2 maps, ${cover.calibration.width}×${cover.calibration.height}; image score `));
     await page.screenshot({ path: `${SCREENSHOTS}setup.png`, fullPage: true });
   });
 

@@ -62,8 +62,11 @@ export async function gql<T = any>(key: string, query: string, variables: Record
   return answer<T>(res);
 }
 
-/** A GraphQL multipart request: `files` maps a variable path (e.g. "images") to its files. */
+/** A GraphQL multipart request: `files` maps a list variable (e.g. "images") to its files. */
 export async function upload<T = any>(key: string, query: string, variables: Record<string, unknown>, files: Record<string, File[]>): Promise<T> {
+  // The spec's placeholders: each list variable is a list of nulls that the map fills (a null variable
+  // would be filled as an object with keys "0", "1", ..., which is not a list).
+  variables = { ...variables, ...Object.fromEntries(Object.entries(files).map(([name, fs]) => [name, fs.map(() => null)])) };
   const form = new FormData();
   const map: Record<string, string[]> = {};
   const list: File[] = [];
