@@ -1,7 +1,7 @@
 // The dashboard in a real browser (Debian's Chromium through playwright-core) against the real service
 // on an HTTP port: sign-in, Live updated by the subscription with a thumbnail, the inspection's images
-// and regions, History filters in the URL, Trends' points against inspectionStats, what a VIEWER is not
-// offered, a wrong key's sign-in error. A screenshot of each view goes to out/screenshots (to look at).
+// and regions, reprocess and delete, History filters in the URL, Trends' points against inspectionStats,
+// Setup, what a VIEWER is not offered, reloads and revocation, a wrong key's sign-in error. A screenshot of each view goes to out/screenshots (to look at).
 
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -104,6 +104,21 @@ describe('dashboard in Chromium', () => {
     await page.screenshot({ path: `${SCREENSHOTS}inspection.png`, fullPage: true });
   });
 
+  it('reprocesses with option overrides from the page, naming a malformed line', async () => {
+    await page.fill('textarea[name=overrides]', 'nonsense');
+    await page.click('[data-testid=reprocess]');
+    await page.waitForSelector('text=line 1 ("nonsense") is not key=value');
+    await page.fill('textarea[name=overrides]', 'classifier.epochs=5\n');
+    await page.click('[data-testid=reprocess]');
+    await page.waitForSelector('text=Queued for reprocessing.');
+    await s.processor.drain();
+    const api = (await s.gql(INSPECTION, { id: inspectionId })).data!.inspection;
+    expect(api.status).toBe('SUCCEEDED');
+    expect(api.options).toEqual([{ key: 'classifier.epochs', value: '5' }]);
+    // The page follows the inspection (inspectionUpdated) and shows the new options.
+    await expect.poll(() => page.locator('[data-testid=options] tr', { hasText: 'inspection' }).allTextContents()).toEqual(['classifier.epochs5inspection']);
+  });
+
   it('History keeps its filters in the URL and lists what the connection returns', async () => {
     await page.goto(`${base}/#/history?product=${encodeURIComponent(productId)}&verdict=NOMINAL`);
     await page.waitForSelector('text=No inspections match.');
@@ -198,6 +213,16 @@ describe('dashboard in Chromium', () => {
     expect(await error.textContent()).toBe('Signed out: the API key is invalid or revoked');
     expect(await p.evaluate(() => sessionStorage.length)).toBe(0);
     await p.close();
+  });
+
+  it('deletes an inspection from the page after confirmation (ADMIN)', async () => {
+    await page.goto(`${base}/#/inspection/${encodeURIComponent(inspectionId)}`);
+    await page.locator('[data-testid=regions]').waitFor();
+    page.once('dialog', (d) => void d.accept());
+    await page.click('[data-testid=delete]');
+    await expect.poll(() => new URL(page.url()).hash).toBe(`#/history?product=${encodeURIComponent(productId)}`);
+    expect((await s.gql(INSPECTION, { id: inspectionId })).data!.inspection).toBeNull();
+    expect(await page.locator('[data-testid=history-table] tbody tr').allTextContents()).toEqual(['No inspections match.']);
   });
 
   it('a wrong key gets a clear sign-in error and no session', async () => {
