@@ -23,6 +23,8 @@ describe('dashboard in Chromium', () => {
   let page: Page;
   let inspectionId: string;
   const close: (() => unknown)[] = [];
+  /** Console errors and uncaught exceptions of the ADMIN's page (CSP violations included). */
+  const pageErrors: string[] = [];
 
   beforeAll(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
@@ -37,6 +39,8 @@ describe('dashboard in Chromium', () => {
     browser = await launchBrowser();
     close.unshift(() => browser.close());
     page = await browser.context.newPage();
+    page.on('console', (m) => void (m.type() === 'error' && pageErrors.push(m.text())));
+    page.on('pageerror', (e) => void pageErrors.push(String(e)));
   });
   afterAll(async () => {
     for (const c of close) await c();
@@ -223,6 +227,10 @@ describe('dashboard in Chromium', () => {
     await expect.poll(() => new URL(page.url()).hash).toBe(`#/history?product=${encodeURIComponent(productId)}`);
     expect((await s.gql(INSPECTION, { id: inspectionId })).data!.inspection).toBeNull();
     expect(await page.locator('[data-testid=history-table] tbody tr').allTextContents()).toEqual(['No inspections match.']);
+  });
+
+  it('the ADMIN page logged no error and broke no Content-Security-Policy rule', () => {
+    expect(pageErrors).toEqual([]);
   });
 
   it('a wrong key gets a clear sign-in error and no session', async () => {
