@@ -10,7 +10,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer } from '../../src/server/http.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
-import { launchBrowser, type Browser } from '../helpers/browser.ts';
+import { launchBrowser, requireBuiltPage, type Browser } from '../helpers/browser.ts';
 import { INSPECTION, SUBMIT, createProduct, sampleFiles, scoreMapNpy, startService, type TestService } from '../service/helpers.ts';
 
 export const SCREENSHOTS = new URL('../../out/screenshots/', import.meta.url).pathname;
@@ -27,6 +27,7 @@ describe('dashboard in Chromium', () => {
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
+    requireBuiltPage();
     mkdirSync(SCREENSHOTS, { recursive: true });
     s = await startService('pglite');
     close.push(() => s.close());

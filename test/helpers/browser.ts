@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
+import { DASHBOARD_DIR } from '../../src/server/dashboard.ts';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -38,4 +39,9 @@ export async function launchBrowser(viewport = { width: 1280, height: 900 }): Pr
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** The tests of the page need it built (scripts/setup.sh does it; vitest alone does not). */
+export function requireBuiltPage(): void {
+  if (!existsSync(join(DASHBOARD_DIR, 'index.html'))) throw new Error(`the dashboard page is not built (${DASHBOARD_DIR}): run \`npm run setup\``);
 }

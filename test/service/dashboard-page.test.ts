@@ -10,15 +10,17 @@ import { createSchema, createYoga } from 'graphql-yoga';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DASHBOARD_DIR, dashboardPlugin } from '../../src/server/dashboard.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
-import { INSPECTION, REPROCESS, SUBMIT, createProduct, readPng, sampleFiles, startService, type TestService } from './helpers.ts';
+import { requireBuiltPage } from '../helpers/browser.ts';
+import { BACKENDS, INSPECTION, REPROCESS, SUBMIT, createProduct, readPng, sampleFiles, startService, type TestService } from './helpers.ts';
 
-describe('dashboard page and thumbnails', () => {
+describe.each(BACKENDS)('dashboard page and thumbnails on %s', (backend) => {
   let s: TestService;
   let productId: string;
   let inspection: { id: string; uuid: string; finishedAt: string };
 
   beforeAll(async () => {
-    s = await startService('pglite');
+    requireBuiltPage();
+    s = await startService(backend);
     productId = await createProduct(s, 'bracket');
     const sample = syntheticSample({ width: 96, height: 64, seed: 5, defects: 2 });
     const r = await s.upload(SUBMIT, { input: { productId, image: null, scoreMap: null } }, await sampleFiles(sample));
