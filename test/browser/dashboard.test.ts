@@ -163,6 +163,16 @@ describe('dashboard in Chromium', () => {
     });
     expect(colours).toBeGreaterThan(2);
     await page.screenshot({ path: `${SCREENSHOTS}trends.png`, fullPage: true });
+
+    // A second product overlaid: its own series, from its own statistics (housing has no inspections).
+    const housing = (await s.gql('{ products { id name } }')).data!.products.find((p: { name: string }) => p.name === 'housing').id;
+    await page.selectOption('select[name=compare]', housing);
+    await expect
+      .poll(async () => JSON.parse((await page.locator('[data-testid=chart-total]').getAttribute('data-points'))!).y.length)
+      .toBe(2);
+    const compared = JSON.parse((await page.locator('[data-testid=chart-total]').getAttribute('data-points'))!);
+    expect(compared).toEqual({ x, y: [buckets.map((b) => b.total), buckets.map(() => 0)] });
+    expect(await page.locator('[data-testid=chart-total] .u-legend .u-series').allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining('bracket'), expect.stringContaining('housing')]));
   });
 
   it('Setup (ADMIN) lists the products, creates one and adds nominal score maps that calibrate it', async () => {
