@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Idempotent machine setup: installs the npm dependencies, generates the Prisma client and, only when no
-# WebGPU adapter is found,
-# a software Vulkan driver (Mesa 25 lavapipe from Debian bookworm-backports) for Dawn.
+# Idempotent machine setup: installs the npm dependencies, generates the Prisma client, builds the dashboard
+# page (web/ -> web/dist) when its sources changed, installs Chromium (the browser tests' browser) when it is
+# missing and, only when no WebGPU adapter is found, a software Vulkan driver (Mesa 25 lavapipe from Debian
+# bookworm-backports) for Dawn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,22 @@ fi
 # The Prisma client and Pothos types are generated (git-ignored); offline this needs the two variables above.
 npx prisma generate >/dev/null
 
+# The dashboard page, rebuilt only when its sources or the lockfile changed (their hash is kept in web/dist).
+web_hash=$( (sha256sum package-lock.json; find web -path web/dist -prune -o -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1)
+if [ "$(cat web/dist/.ttt-web-hash 2>/dev/null)" != "$web_hash" ]; then
+  npx vite build --config web/vite.config.ts
+  echo "$web_hash" > web/dist/.ttt-web-hash
+fi
+
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+
+# The browser tests drive Debian's Chromium (playwright-core never downloads a browser).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "setup: installing chromium for the browser tests"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
 probe() { node scripts/probe-adapter.mjs >/dev/null 2>&1; }
 
 if probe; then
@@ -26,7 +43,6 @@ if probe; then
 fi
 
 echo "setup: no WebGPU adapter; installing a software Vulkan driver (lavapipe, Mesa 25)"
-SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 . /etc/os-release
 if [ "${ID:-}" = "debian" ] && [ "${VERSION_CODENAME:-}" = "bookworm" ]; then
   if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then

@@ -30,6 +30,7 @@ async function main(): Promise<void> {
   if (metricsServer) await listen(metricsServer, { port: config.metricsPort!, host: config.metricsHost });
   const host = config.host === null ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
   logger.log('info', 'listening', {
+    dashboard: `http://${host}:${config.port}/`,
     url: `http://${host}:${config.port}${app.yoga.graphqlEndpoint}`,
     address: config.host ?? 'every interface',
     processing: db.kind === 'pglite' ? 'in-process' : config.embeddedWorker ? 'queue + embedded worker' : 'queue (separate workers)',

@@ -20,11 +20,13 @@ import { createReadinessCheck } from '../service/health.ts';
 import { authPlugin, checkOperationRoles, disableIntrospectionPlugin, jsonError, operationRolesPlugin, principalOf, RateLimiter, subscriptionKeysPlugin } from './auth.ts';
 import { defaultConfig, type GraphqlLimits, type ServiceConfig } from './config.ts';
 import { costLimitPlugin } from './cost.ts';
+import { dashboardPlugin } from './dashboard.ts';
 import { createInspectionEvents, type InspectionEvents } from './events.ts';
 import { graphiqlAssetsPlugin, renderGraphiQL } from './graphiql.ts';
 import { jsonLogger, type Logger } from './log.ts';
 import { OpenSubscriptions } from './openSubscriptions.ts';
 import { healthPlugin, METRICS_PATH, metricsPlugin, requestMetricsPlugin } from './operations.ts';
+import { THUMBNAIL_ROUTE, thumbnailsPlugin } from './thumbnails.ts';
 
 export interface AppOptions {
   db: PrismaClient;
@@ -87,7 +89,7 @@ function unknownPathsPlugin(graphqlEndpoint: string): Plugin {
   return {
     onRequest({ url, endResponse }) {
       const path = url.pathname;
-      if (path === graphqlEndpoint || path === `${graphqlEndpoint}/` || path === METRICS_PATH || FILE_ROUTE.test(path)) return;
+      if (path === graphqlEndpoint || path === `${graphqlEndpoint}/` || path === METRICS_PATH || FILE_ROUTE.test(path) || THUMBNAIL_ROUTE.test(path)) return;
       endResponse(jsonError(404, 'NOT_FOUND', `no such path; the API is at ${graphqlEndpoint}`));
     },
   };
@@ -289,12 +291,15 @@ export function createApp(options: AppOptions): App {
       ...(config.graphiql ? [graphiqlAssetsPlugin()] : []),
       // Probes carry no key.
       healthPlugin(readiness),
+      // The page at / and its assets, without a key.
+      dashboardPlugin(),
       unknownPathsPlugin('/graphql'),
       // From the headers alone, before any of the body is read.
       authPlugin(db, limits, logger),
       metricsPlugin(db),
       bodyLimitPlugin(config.maxRequestBytes),
       filesPlugin(db, config.maxImagePixels),
+      thumbnailsPlugin(db, config.maxImagePixels),
       armorPlugin(config.graphqlLimits),
       ...(config.introspection ? [] : [disableIntrospectionPlugin()]),
       operationRolesPlugin(),

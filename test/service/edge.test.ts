@@ -344,7 +344,7 @@ describe.each(BACKENDS)('the HTTP edge on %s', (backend) => {
   });
 
   it('unknown paths answer 404 with or without a key; known ones still need one', async () => {
-    for (const path of ['/', '/nothing', '/graphqlx', '/files/inspections/nope.png', '/files/inspections/00000000-0000-4000-8000-000000000000/other.png']) {
+    for (const path of ['/nothing', '/index.html', '/assets/missing.js', '/thumbnails/nope.png', '/graphqlx', '/files/inspections/nope.png', '/files/inspections/00000000-0000-4000-8000-000000000000/other.png']) {
       for (const svc of [s, s.as(null)]) {
         const res = await svc.get(path);
         expect(res.status, path).toBe(404);
