@@ -266,7 +266,7 @@ describe('classifier', () => {
 
   it('stops early on a loss plateau and is deterministic for a seed', async () => {
     const s = syntheticSample({ width: 64, height: 64, seed: 15, defects: 2 });
-    const options = resolveOptions({ 'features.extractor': 'filterbank', 'classifier.epochs': 500, 'classifier.patience': 3, 'classifier.tolerance': 0.01 });
+    const options = resolveOptions({ 'features.extractor': 'filterbank', 'classifier.epochs': 500, 'classifier.patience': 3, 'classifier.tolerance': 0.01, 'compute.stages': 'gpu' });
     const { segment } = await import('../../src/core/pipeline.ts');
     const a = await segment(gpu, s, options);
     const b = await segment(gpu, s, options);
