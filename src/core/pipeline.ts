@@ -15,7 +15,7 @@ import type { Gpu } from './gpu.ts';
 import { readMask } from './binarize.ts';
 import { defaultOptions, type TttOptions } from './options.ts';
 import { maskScoreFloor, pseudoLabels, seedFloor } from './pseudoLabels.ts';
-import { channelMoments, hostAnalyzeScoreMap, hostGather, hostPredictMask, hostPseudoLabels, hostTrain } from './hostStage.ts';
+import { channelMoments, type Standardization, hostAnalyzeScoreMap, hostGather, hostPredictMask, hostPseudoLabels, hostTrain } from './hostStage.ts';
 import { MAX_CHANNELS } from './kernels.ts';
 import { referenceBilinear } from './reference/features.ts';
 import { closeMask, connectedComponents, fillHoles } from './regions.ts';
@@ -228,9 +228,10 @@ function checkHostChannels(channels: number): void {
 }
 
 /**
- * The image's features on the host for the host path: supplied maps (resampled on the host when needed)
- * with their standardization still to fold into the classifier; or, from an extractor or a point cloud,
- * computed and standardized on the GPU and read back.
+ * The features on the host for the host path, with their standardization (to fold into the classifier):
+ * supplied maps (resampled on the host when needed), or an extractor's maps computed on the GPU and read back
+ * raw, standardized over the image on the host; a point cloud's channels come back standardized from the
+ * GPU (over its valid pixels) and get the identity.
  */
 async function hostFeatures(
   gpu: Gpu,
@@ -239,19 +240,20 @@ async function hostFeatures(
   hooks: SegmentHooks,
   modality: 'rgb' | '3d' | 'both',
   points: ReturnType<typeof preparePoints>,
-): Promise<{ features: FeatureTensor; standardize: boolean; on: StagePlacement }> {
+): Promise<{ features: FeatureTensor; standardization: Standardization; on: StagePlacement }> {
   const { image } = input;
   const n = image.width * image.height;
   const supplied = input.features;
   if (supplied && modality === 'rgb' && !hooks.extractor) {
     const same = supplied.width === image.width && supplied.height === image.height;
     const data = same ? supplied.data : referenceBilinear(supplied.data, supplied.channels, supplied, image);
-    return { features: { data, channels: supplied.channels, width: image.width, height: image.height }, standardize: true, on: 'host' };
+    const features = { data, channels: supplied.channels, width: image.width, height: image.height };
+    return { features, standardization: channelMoments(features), on: 'host' };
   }
   const validity = points ? uploadValidity(gpu, points.valid) : null;
   const parts: GpuFeatures[] = [];
   try {
-    if (modality !== '3d') parts.push(await extractFeatures(gpu, image, hooks.extractor ?? chooseExtractor(options, supplied)));
+    if (modality !== '3d') parts.push(await extractFeatures(gpu, image, hooks.extractor ?? chooseExtractor(options, supplied), false));
     if (modality !== 'rgb') parts.push(await geometryFeatures(gpu, points!.cloud, image, options.features.geometryScales, validity!));
     const features = concatFeatures(parts);
     checkHostChannels(features.channels);
@@ -261,7 +263,14 @@ async function hostFeatures(
       data.set(await gpu.readF32(chunk.data, chunk.channels * n), offset);
       offset += chunk.channels * n;
     }
-    return { features: { data, channels: features.channels, width: image.width, height: image.height }, standardize: false, on: 'gpu' };
+    const imageChannels = modality === '3d' ? 0 : parts[0].channels;
+    const standardization = { mean: new Float64Array(features.channels), sd: new Float64Array(features.channels).fill(1) };
+    if (imageChannels > 0) {
+      const own = channelMoments({ data: data.subarray(0, imageChannels * n), channels: imageChannels, width: image.width, height: image.height });
+      standardization.mean.set(own.mean);
+      standardization.sd.set(own.sd);
+    }
+    return { features: { data, channels: features.channels, width: image.width, height: image.height }, standardization, on: 'gpu' };
   } finally {
     for (const p of parts) releaseFeatures(gpu, p);
     if (validity) gpu.release(validity.data);
@@ -308,8 +317,7 @@ async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions,
   if (labels.counts.anomalous === 0 || labels.counts.nominal === 0) {
     return emptyResult(width, height, { ...base, pseudoLabels: labels.counts, emptyReason: missingLabelsReason(labels.counts) });
   }
-  const { features, standardize, on } = await hostFeatures(gpu, input, options, hooks, modality, points);
-  const standardization = standardize ? channelMoments(features) : null;
+  const { features, standardization, on } = await hostFeatures(gpu, input, options, hooks, modality, points);
   lap('features', on);
   const set = hostGather(labels, features, standardization);
   lap('gather');
