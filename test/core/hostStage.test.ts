@@ -1,7 +1,7 @@
 // The host path of the test-time stage (src/core/hostStage.ts, compute.stages) against the reference
 // stage by stage, and the choice of path, with the tolerances stated per assertion.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Gpu } from '../../src/core/gpu.ts';
+import { Gpu, isSoftwareAdapter } from '../../src/core/gpu.ts';
 import { MAX_CHANNELS } from '../../src/core/kernels.ts';
 import { channelMoments, hostAnalyzeScoreMap, hostGather, hostPredictMask, hostPseudoLabels, hostTestTimeStage, hostTrain } from '../../src/core/hostStage.ts';
 import { resolveOptions } from '../../src/core/options.ts';
@@ -106,6 +106,14 @@ describe('compute.stages', () => {
     expect(stagePlacement(hardware, auto)).toBe('gpu');
     expect(stagePlacement(software, resolveOptions({ 'compute.stages': 'gpu' }))).toBe('gpu');
     expect(stagePlacement(hardware, resolveOptions({ 'compute.stages': 'host' }))).toBe('host');
+  });
+
+  it('recognizes software adapters from their info', () => {
+    expect(isSoftwareAdapter({ architecture: 'software', device: 'llvmpipe-llvm-15-0-6-256-bits-', description: 'llvmpipe: Mesa 25.0.7', isFallbackAdapter: true })).toBe(true);
+    expect(isSoftwareAdapter({ description: 'SwiftShader Device (Subzero)' })).toBe(true);
+    expect(isSoftwareAdapter({ isFallbackAdapter: true })).toBe(true);
+    expect(isSoftwareAdapter({ architecture: 'hopper', device: '', description: 'NVIDIA H100 80GB HBM3', isFallbackAdapter: false })).toBe(false);
+    expect(gpu.software).toBe(isSoftwareAdapter((gpu.device as GPUDevice & { adapterInfo: GPUAdapterInfo }).adapterInfo ?? {}));
   });
 
   it('the result says where each stage ran, and the two paths agree', async () => {
