@@ -8,8 +8,9 @@ import { median } from './ttt.ts';
 const { gpu } = await nodeGpu();
 if (!gpu.enableProfiling()) throw new Error('this device has no timestamp queries');
 const size = Number(process.argv[2] ?? 1024);
-// The filterbank, as `ttt bench` times it (the network's features are timed on their own).
-const options = resolveOptions({ 'features.extractor': 'filterbank' });
+// The filterbank, as `ttt bench` times it (the network's features are timed on their own), on the GPU path
+// (the kernels are what is profiled).
+const options = resolveOptions({ 'features.extractor': 'filterbank', 'compute.stages': 'gpu' });
 const s = syntheticSample({ width: size, height: size, seed: 42, defects: 3, mapStride: 1 });
 for (let k = 0; k < 3; k++) { await segment(gpu, s, options); await gpu.takeProfile(); }
 const acc = new Map<string, number[]>(); const tim: Record<string, number[]> = {};

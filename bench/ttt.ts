@@ -1,5 +1,5 @@
-// The test-time stage benchmark: the GPU pipeline and the CPU reference side by side on the same
-// synthetic samples, per-stage medians over repeated runs after a warm-up.
+// The test-time stage benchmark: the GPU path, the host path (compute.stages) and the CPU reference side by
+// side on the same synthetic samples, per-stage medians over repeated runs after a warm-up.
 
 import type { Gpu } from '../src/core/gpu.ts';
 import { resolveOptions, type TttOptions } from '../src/core/options.ts';
@@ -40,12 +40,20 @@ export interface StageMedians {
 export interface TttBench {
   size: number;
   runs: number;
+  /** compute.stages=gpu */
   gpu: StageMedians;
+  /** compute.stages=host */
+  host: StageMedians;
+  /** The reference pipeline (src/core/reference/). */
   cpu: StageMedians;
   /** cpu.testTimeMs / gpu.testTimeMs */
   speedup: number;
+  /** cpu.testTimeMs / host.testTimeMs */
+  hostSpeedup: number;
   /** Share of pixels where the GPU and CPU masks agree (last run). */
   maskAgreement: number;
+  /** Share of pixels where the host and CPU masks agree (last run). */
+  hostMaskAgreement: number;
   pseudoLabels: { anomalous: number; nominal: number };
 }
 
@@ -67,39 +75,63 @@ export async function benchTtt(
 ): Promise<TttBench> {
   const sample = syntheticSample({ width: size, height: size, seed: 42, defects: 3 });
   const input = { image: sample.image, scoreMap: sample.scoreMap };
-  // Warm-up: pipeline compilation and buffer pool.
-  await segment(gpu, input, options);
-  await segment(gpu, input, options);
+  const onGpu = resolveOptions({ 'compute.stages': 'gpu' }, options);
+  const onHost = resolveOptions({ 'compute.stages': 'host' }, options);
+  // Warm-up: pipeline compilation, buffer pool, the JIT of the host loops.
+  for (let i = 0; i < 2; i++) await segment(gpu, input, onGpu);
+  for (let i = 0; i < 5; i++) await segment(gpu, input, onHost);
   const gpuRuns: Partial<Record<StageName, number>>[] = [];
+  const hostRuns: Partial<Record<StageName, number>>[] = [];
   const cpuRuns: Partial<Record<StageName, number>>[] = [];
+  const agree = (a: Uint8Array, b: Uint8Array) => {
+    let same = 0;
+    for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
+    return same / a.length;
+  };
   let agreement = 0;
+  let hostAgreement = 0;
   let counts = { anomalous: 0, nominal: 0 };
-  // Interleave GPU and CPU runs so that machine noise hits both alike.
+  // Interleave the three so that machine noise hits all alike.
   for (let r = 0; r < runs; r++) {
-    const g = await segment(gpu, input, options);
+    const g = await segment(gpu, input, onGpu);
+    const h = await segment(gpu, input, onHost);
     const c = referenceSegment(input, options);
     gpuRuns.push(g.timings);
+    hostRuns.push(h.timings);
     cpuRuns.push(c.timings);
-    let same = 0;
-    for (let i = 0; i < g.predMask.length; i++) if (g.predMask[i] === c.predMask[i]) same++;
-    agreement = same / g.predMask.length;
+    agreement = agree(g.predMask, c.predMask);
+    hostAgreement = agree(h.predMask, c.predMask);
     counts = { anomalous: g.pseudoLabels?.anomalous ?? 0, nominal: g.pseudoLabels?.nominal ?? 0 };
     onProgress?.(`${size}x${size}: run ${r + 1}/${runs}`);
   }
   const gpuM = summarize(gpuRuns);
+  const hostM = summarize(hostRuns);
   const cpuM = summarize(cpuRuns);
-  return { size, runs, gpu: gpuM, cpu: cpuM, speedup: cpuM.testTimeMs / gpuM.testTimeMs, maskAgreement: agreement, pseudoLabels: counts };
+  return {
+    size,
+    runs,
+    gpu: gpuM,
+    host: hostM,
+    cpu: cpuM,
+    speedup: cpuM.testTimeMs / gpuM.testTimeMs,
+    hostSpeedup: cpuM.testTimeMs / hostM.testTimeMs,
+    maskAgreement: agreement,
+    hostMaskAgreement: hostAgreement,
+    pseudoLabels: counts,
+  };
 }
 
 export function formatTttTable(results: readonly TttBench[]): string {
-  const rows = ['| stage | ' + results.map((r) => `GPU ${r.size}² ms | CPU ${r.size}² ms`).join(' | ') + ' |'];
-  rows.push('|---|' + results.map(() => '---:|---:').join('|') + '|');
+  const rows = ['| stage | ' + results.map((r) => `GPU ${r.size}² ms | host ${r.size}² ms | CPU ref. ${r.size}² ms`).join(' | ') + ' |'];
+  rows.push('|---|' + results.map(() => '---:|---:|---:').join('|') + '|');
   for (const s of ALL_STAGES) {
-    rows.push(`| ${s} | ` + results.map((r) => `${r.gpu.stages[s].toFixed(2)} | ${r.cpu.stages[s].toFixed(2)}`).join(' | ') + ' |');
+    rows.push(`| ${s} | ` + results.map((r) => `${r.gpu.stages[s].toFixed(2)} | ${r.host.stages[s].toFixed(2)} | ${r.cpu.stages[s].toFixed(2)}`).join(' | ') + ' |');
   }
   rows.push(
-    '| **test-time stage** | ' + results.map((r) => `**${r.gpu.testTimeMs.toFixed(2)}** | **${r.cpu.testTimeMs.toFixed(2)}**`).join(' | ') + ' |',
+    '| **test-time stage** | ' +
+      results.map((r) => `**${r.gpu.testTimeMs.toFixed(2)}** | **${r.host.testTimeMs.toFixed(2)}** | **${r.cpu.testTimeMs.toFixed(2)}**`).join(' | ') +
+      ' |',
   );
-  rows.push('| speed-up (CPU / GPU) | ' + results.map((r) => `${r.speedup.toFixed(2)}x | `).join(' | ') + ' |');
+  rows.push('| speed-up over the CPU reference | ' + results.map((r) => `${r.speedup.toFixed(2)}x | ${r.hostSpeedup.toFixed(2)}x | `).join(' | ') + ' |');
   return rows.join('\n');
 }

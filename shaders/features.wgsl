@@ -13,31 +13,35 @@ fn linearIndex(g: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return g.x + g.y * nwg.x * WG;
 }
 
+// One invocation per output column of one plane (software drivers pay per invocation and per integer
+// division; neighbouring invocations are neighbouring columns, so loads and stores stay contiguous): the
+// column's source columns and weight are computed once, then the column is swept row by row.
 @compute @workgroup_size(WG)
 fn bilinear(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linearIndex(g, nwg);
-  let plane = P.dstW * P.dstH;
-  if (i >= plane * P.planes) { return; }
-  let c = i / plane;
-  let r = i % plane;
-  let x = r % P.dstW;
-  let y = r / P.dstW;
+  if (i >= P.dstW * P.planes) { return; }
+  let c = i / P.dstW;
+  let x = i % P.dstW;
   let sx = max((f32(x) + 0.5) * P.scaleX - 0.5, 0.0);
-  let sy = max((f32(y) + 0.5) * P.scaleY - 0.5, 0.0);
   let x0 = min(u32(sx), P.srcW - 1u);
-  let y0 = min(u32(sy), P.srcH - 1u);
   let x1 = min(x0 + 1u, P.srcW - 1u);
-  let y1 = min(y0 + 1u, P.srcH - 1u);
   let fx = sx - f32(x0);
-  let fy = sy - f32(y0);
   let base = c * P.srcW * P.srcH;
-  let a = src[base + y0 * P.srcW + x0];
-  let b = src[base + y0 * P.srcW + x1];
-  let d = src[base + y1 * P.srcW + x0];
-  let e = src[base + y1 * P.srcW + x1];
-  let top = a + (b - a) * fx;
-  let bottom = d + (e - d) * fx;
-  dst[i] = top + (bottom - top) * fy;
+  var out = c * P.dstH * P.dstW + x;
+  for (var y = 0u; y < P.dstH; y++) {
+    let sy = max((f32(y) + 0.5) * P.scaleY - 0.5, 0.0);
+    let y0 = min(u32(sy), P.srcH - 1u);
+    let y1 = min(y0 + 1u, P.srcH - 1u);
+    let fy = sy - f32(y0);
+    let a = src[base + y0 * P.srcW + x0];
+    let b = src[base + y0 * P.srcW + x1];
+    let d = src[base + y1 * P.srcW + x0];
+    let e = src[base + y1 * P.srcW + x1];
+    let top = a + (b - a) * fx;
+    let bottom = d + (e - d) * fx;
+    dst[out] = top + (bottom - top) * fy;
+    out += P.dstW;
+  }
 }
 
 // In place: x <- (x - mean_c) / std_c, from per-channel moments (8 floats per channel, as stats.wgsl

@@ -9,7 +9,8 @@ import { parse, intArg } from './args.ts';
 const HELP = `usage: ttt bench [--size N ...] [--runs N] [--skip features,score] [--json]
 
 Times the test-time stage (statistics, pseudo-labels, gathering, classifier, prediction, regions) of the
-GPU pipeline and of the CPU reference on the same synthetic N x N samples, interleaved, and prints
+GPU path (compute.stages=gpu), the host path (compute.stages=host) and the CPU reference on the same
+synthetic N x N samples, interleaved, and prints
 per-stage medians (default sizes 256 and 1024, 20 runs each). Then the MobileNetV2 forward pass (WGSL
 against TensorFlow.js on the CPU) at the first size, and PatchCore scoring of a 256x256 image against a
 50,000-patch bank (at most 10 runs each).
@@ -17,11 +18,11 @@ against TensorFlow.js on the CPU) at the first size, and PatchCore scoring of a 
   --size N   image size (repeatable; the first one is reported in the JSON's ttt and features keys)
   --runs N   timed runs per size after two warm-up runs (default 20)
   --skip L   leave out "features" and/or "score"
-  --json     one JSON object: { ttt: { gpuMs, cpuMs }, stages: { <size>: { gpu, cpu } },
+  --json     one JSON object: { ttt: { gpuMs, hostMs, cpuMs }, stages: { <size>: { gpu, host, cpu } },
              features: { gpuMs, tfjsMs }, score: { gpuMs }, ... }`;
 
 export const command = {
-  summary: 'benchmark the GPU pipeline against the CPU reference',
+  summary: 'benchmark the GPU and host paths against the CPU reference',
   async run(argv: string[]): Promise<void> {
     const v = parse(argv, { size: { type: 'string', multiple: true }, runs: { type: 'string' }, skip: { type: 'string' }, json: { type: 'boolean' } }, HELP);
     const skip = new Set((v.skip ?? '').split(',').filter(Boolean));
@@ -45,16 +46,19 @@ export const command = {
         JSON.stringify({
           adapter: adapterName,
           runs,
-          ttt: { gpuMs: first.gpu.testTimeMs, cpuMs: first.cpu.testTimeMs, size: first.size },
+          ttt: { gpuMs: first.gpu.testTimeMs, hostMs: first.host.testTimeMs, cpuMs: first.cpu.testTimeMs, size: first.size },
           ...(features && { features: { gpuMs: features.gpuMs, tfjsMs: features.tfjsMs, extractorMs: features.extractMs, size: features.size } }),
           ...(score && { score: { gpuMs: score.gpuMs, bankSize: score.bankSize, size: score.size, channels: score.channels } }),
-          stages: Object.fromEntries(results.map((r) => [String(r.size), { gpu: r.gpu.stages, cpu: r.cpu.stages }])),
+          stages: Object.fromEntries(results.map((r) => [String(r.size), { gpu: r.gpu.stages, host: r.host.stages, cpu: r.cpu.stages }])),
           sizes: results.map((r) => ({
             size: r.size,
             gpuMs: r.gpu.testTimeMs,
+            hostMs: r.host.testTimeMs,
             cpuMs: r.cpu.testTimeMs,
             speedup: r.speedup,
+            hostSpeedup: r.hostSpeedup,
             maskAgreement: r.maskAgreement,
+            hostMaskAgreement: r.hostMaskAgreement,
             pseudoLabels: r.pseudoLabels,
           })),
         }),

@@ -5,7 +5,7 @@
 import { TttError, withSubject } from '../core/errors.ts';
 import { OPTION_SPECS, parseAssignments, resolveOptions } from '../core/options.ts';
 import { segment } from '../core/pipeline.ts';
-import type { SegmentationResult } from '../core/types.ts';
+import type { SegmentationResult, StageName } from '../core/types.ts';
 import { validateFeatures, validateImage, validatePointCloud, validateScoreMap } from '../core/validate.ts';
 import { countValid, pointValidity } from '../core/validity.ts';
 import { resolveModality } from '../core/features/index.ts';
@@ -123,6 +123,7 @@ function report(
     regions: r.regions,
     emptyReason: r.emptyReason,
     timings: r.timings,
+    placement: r.placement,
     featureChannels: r.featureChannels,
     anomalyMap: { ...r.anomalyMap, width: map.width, height: map.height },
     adapter,
@@ -149,6 +150,6 @@ function summary(
   else lines.push(`mask: ${(100 * r.defectFraction).toFixed(2)}% defective in ${r.regions.length} region${r.regions.length === 1 ? '' : 's'}`);
   if (out) lines.push(`wrote ${out}`);
   if (overlay) lines.push(`wrote ${overlay}`);
-  lines.push(`time: ${total.toFixed(1)} ms (${Object.entries(r.timings).map(([k, t]) => `${k} ${ms(t)}`).join(', ')})`);
+  lines.push(`time: ${total.toFixed(1)} ms (${Object.entries(r.timings).map(([k, t]) => `${k} ${ms(t)} on ${r.placement[k as StageName] ?? 'host'}`).join(', ')})`);
   return lines.join('\n');
 }

@@ -53,6 +53,11 @@ export function requiredLimits(adapter: GPUAdapter): Record<string, number> {
   };
 }
 
+/** Whether adapter info describes a software adapter (fallback adapter, CPU rasterizer such as llvmpipe). */
+export function isSoftwareAdapter(info: { isFallbackAdapter?: boolean; architecture?: string; device?: string; description?: string }): boolean {
+  return info.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader|softpipe|warp/i.test(`${info.architecture ?? ''} ${info.device ?? ''} ${info.description ?? ''}`) || info.architecture === 'software';
+}
+
 export class Gpu {
   readonly device: GPUDevice;
   private readonly shaders: ShaderSources;
@@ -66,9 +71,16 @@ export class Gpu {
   private gpuError: string | null = null;
   private profiler: { set: GPUQuerySet; names: string[]; capacity: number } | null = null;
 
-  constructor(device: GPUDevice, shaders: ShaderSources) {
+  /**
+   * Whether the adapter is a software one (a fallback adapter such as lavapipe): its kernels run on the
+   * host's CPU cores, so compute.stages=auto runs the test-time stage on the host.
+   */
+  readonly software: boolean;
+
+  constructor(device: GPUDevice, shaders: ShaderSources, adapter: { software?: boolean } = {}) {
     this.device = device;
     this.shaders = shaders;
+    this.software = adapter.software ?? false;
     this.maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
     device.lost.then((info) => {
       this.lostReason = `${info.reason}: ${info.message}`;

@@ -8,6 +8,7 @@ export type Loss = 'hinge' | 'logistic';
 export type Extractor = 'filterbank' | 'mobilenetv2' | 'supplied';
 export type GateMode = 'off' | 'max' | 'sigma';
 export type Modality = 'auto' | 'rgb' | '3d' | 'both';
+export type StagePlacementOption = 'auto' | 'gpu' | 'host';
 
 export interface TttOptions {
   seed: number;
@@ -35,6 +36,7 @@ export interface TttOptions {
   map: { borderNormalize: boolean };
   mask: { scoreFloor: 'off' | 'sigma'; scoreFloorSigmas: number; closeRadius: number; fillHoles: boolean };
   regions: { connectivity: 4 | 8; minArea: number };
+  compute: { stages: StagePlacementOption };
 }
 
 type Kind =
@@ -84,6 +86,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'mask.fillHoles', kind: { type: 'bool' }, default: true, doc: 'Fill the holes of the mask (clear pixels not connected to the image border), after the closing.' },
   { key: 'regions.connectivity', kind: { type: 'enum', values: ['4', '8'] }, default: 8, doc: 'Pixel connectivity of the mask regions.' },
   { key: 'regions.minArea', kind: { type: 'int', min: 0, max: 1 << 30 }, default: 0, doc: 'Regions smaller than this many pixels are removed from the mask.' },
+  { key: 'compute.stages', kind: { type: 'enum', values: ['auto', 'gpu', 'host'] }, default: 'auto', doc: 'Where the test-time stage runs (map statistics, pseudo-labels, standardization of supplied features, gathering, classifier, prediction): gpu: WGSL kernels; host: plain TypeScript on the CPU (same pseudo-labels, the classifier equal up to summation order; features from the extractor are computed on the GPU and read back); auto: host on a software adapter (lavapipe, a fallback adapter), whose kernels run on the same CPU cores, else gpu. Which stage ran where is reported with the timings.' },
 ];
 
 const SPEC_BY_KEY = new Map(OPTION_SPECS.map((s) => [s.key, s]));

@@ -2,7 +2,7 @@
 // pseudo-labels -> training set -> classifier -> mask -> regions. Only small statistics, the model, the
 // mask and (when the map was resampled) the working-resolution map come back to the host.
 
-import { runCalibration, type Calibration } from './calibration.ts';
+import { borderNormalize, runCalibration, type Calibration } from './calibration.ts';
 import { normalizeBorder } from './normalize.ts';
 import { TttError } from './errors.ts';
 import { predict, trainClassifier } from './classifier.ts';
@@ -15,6 +15,9 @@ import type { Gpu } from './gpu.ts';
 import { readMask } from './binarize.ts';
 import { defaultOptions, type TttOptions } from './options.ts';
 import { maskScoreFloor, pseudoLabels, seedFloor } from './pseudoLabels.ts';
+import { channelMoments, type Standardization, hostAnalyzeScoreMap, hostGather, hostPredictMask, hostPseudoLabels, hostTrain } from './hostStage.ts';
+import { MAX_CHANNELS } from './kernels.ts';
+import { referenceBilinear } from './reference/features.ts';
 import { closeMask, connectedComponents, fillHoles } from './regions.ts';
 import { analyzeScoreMap } from './stats.ts';
 import type {
@@ -29,6 +32,7 @@ import type {
   ScoreMap,
   SegmentationResult,
   StageName,
+  StagePlacement,
 } from './types.ts';
 import { validateFeatures, validateImage, validatePointCloud, validateScoreMap } from './validate.ts';
 import { countValid, resampleValidity, uploadValidity } from './validity.ts';
@@ -80,7 +84,7 @@ export const missingLabelsReason = (counts: PseudoLabelCounts): string =>
  * mask.fillHoles; never onto invalid pixels), then regions are measured on (and may trim) it.
  */
 export function trainedResult(
-  base: Pick<SegmentationResult, 'predScore' | 'anomalyMap' | 'gate' | 'timings'>,
+  base: Pick<SegmentationResult, 'predScore' | 'anomalyMap' | 'gate' | 'timings' | 'placement'>,
   predMask: Uint8Array,
   scores: Float32Array,
   size: { width: number; height: number },
@@ -121,12 +125,19 @@ export function preparePoints(input: SegmentInput, cloudValid?: Uint8Array | nul
   return { cloud, valid };
 }
 
+/** Where the test-time stage runs for these options on this device (compute.stages). */
+export function stagePlacement(gpu: Gpu, options: TttOptions): StagePlacement {
+  const s = options.compute.stages;
+  return s === 'auto' ? (gpu.software ? 'host' : 'gpu') : s;
+}
+
 export async function segment(
   gpu: Gpu,
   input: SegmentInput,
   options: TttOptions = defaultOptions(),
   hooks: SegmentHooks = {},
 ): Promise<SegmentationResult> {
+  if (stagePlacement(gpu, options) === 'host') return segmentOnHost(gpu, input, options, hooks);
   const cloudValid = validateInput(input);
   const { image, scoreMap } = input;
   const { width, height } = image;
@@ -135,11 +146,13 @@ export async function segment(
   const { calibration, profile } = runCalibration(input.calibration, options.map.borderNormalize);
   const points = preparePoints(input, cloudValid);
   const timings: Partial<Record<StageName, number>> = {};
+  const placement: Partial<Record<StageName, StagePlacement>> = {};
   let t = performance.now();
   const lap = async (stage: StageName) => {
     await gpu.sync();
     const now = performance.now();
     timings[stage] = (timings[stage] ?? 0) + now - t;
+    placement[stage] = 'gpu';
     t = now;
   };
   const owned: Parameters<Gpu['release']> = [];
@@ -162,7 +175,7 @@ export async function segment(
     const stats = analysis.stats;
     const gate = imageGate(stats.max, calibration, options);
     await lap('stats');
-    const base = { predScore: stats.max, anomalyMap: stats, gate, featureChannels: 0, timings };
+    const base = { predScore: stats.max, anomalyMap: stats, gate, featureChannels: 0, timings, placement };
     if (gate && !gate.anomalous) {
       return emptyResult(width, height, { ...base, pseudoLabels: null, emptyReason: gateReason(gate) });
     }
@@ -200,6 +213,7 @@ export async function segment(
       await lap('predict');
       const result = trainedResult(base, predMask, scoresHost, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, points?.valid ?? null);
       timings.regions = performance.now() - t;
+      placement.regions = 'host';
       return result;
     } finally {
       releaseFeatures(gpu, features);
@@ -207,4 +221,111 @@ export async function segment(
   } finally {
     gpu.release(...owned);
   }
+}
+
+function checkHostChannels(channels: number): void {
+  if (channels > MAX_CHANNELS) throw new TttError('TOO_LARGE', `${channels} feature channels exceed the classifier's limit of ${MAX_CHANNELS}`);
+}
+
+/**
+ * The features on the host for the host path, with their standardization (to fold into the classifier):
+ * supplied maps (resampled on the host when needed), or an extractor's maps computed on the GPU and read back
+ * raw, standardized over the image on the host; a point cloud's channels come back standardized from the
+ * GPU (over its valid pixels) and get the identity.
+ */
+async function hostFeatures(
+  gpu: Gpu,
+  input: SegmentInput,
+  options: TttOptions,
+  hooks: SegmentHooks,
+  modality: 'rgb' | '3d' | 'both',
+  points: ReturnType<typeof preparePoints>,
+): Promise<{ features: FeatureTensor; standardization: Standardization; on: StagePlacement }> {
+  const { image } = input;
+  const n = image.width * image.height;
+  const supplied = input.features;
+  if (supplied && modality === 'rgb' && !hooks.extractor) {
+    const same = supplied.width === image.width && supplied.height === image.height;
+    const data = same ? supplied.data : referenceBilinear(supplied.data, supplied.channels, supplied, image);
+    const features = { data, channels: supplied.channels, width: image.width, height: image.height };
+    return { features, standardization: channelMoments(features), on: 'host' };
+  }
+  const validity = points ? uploadValidity(gpu, points.valid) : null;
+  const parts: GpuFeatures[] = [];
+  try {
+    if (modality !== '3d') parts.push(await extractFeatures(gpu, image, hooks.extractor ?? chooseExtractor(options, supplied), false));
+    if (modality !== 'rgb') parts.push(await geometryFeatures(gpu, points!.cloud, image, options.features.geometryScales, validity!));
+    const features = concatFeatures(parts);
+    checkHostChannels(features.channels);
+    const data = new Float32Array(features.channels * n);
+    let offset = 0;
+    for (const chunk of features.chunks) {
+      data.set(await gpu.readF32(chunk.data, chunk.channels * n), offset);
+      offset += chunk.channels * n;
+    }
+    const imageChannels = modality === '3d' ? 0 : parts[0].channels;
+    const standardization = { mean: new Float64Array(features.channels), sd: new Float64Array(features.channels).fill(1) };
+    if (imageChannels > 0) {
+      const own = channelMoments({ data: data.subarray(0, imageChannels * n), channels: imageChannels, width: image.width, height: image.height });
+      standardization.mean.set(own.mean);
+      standardization.sd.set(own.sd);
+    }
+    return { features: { data, channels: features.channels, width: image.width, height: image.height }, standardization, on: 'gpu' };
+  } finally {
+    for (const p of parts) releaseFeatures(gpu, p);
+    if (validity) gpu.release(validity.data);
+  }
+}
+
+/**
+ * compute.stages=host: the test-time stage in plain TypeScript (src/core/hostStage.ts), stage for stage as
+ * `segment`; only feature extraction (an extractor's or a point cloud's) uses the GPU.
+ */
+async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions, hooks: SegmentHooks): Promise<SegmentationResult> {
+  const cloudValid = validateInput(input);
+  if (input.features) checkHostChannels(input.features.channels);
+  const { image, scoreMap } = input;
+  const { width, height } = image;
+  const modality = resolveModality(options, input.pointCloud);
+  const { calibration, profile } = runCalibration(input.calibration, options.map.borderNormalize);
+  const points = preparePoints(input, cloudValid);
+  const valid = points?.valid ?? null;
+  const timings: Partial<Record<StageName, number>> = {};
+  const placement: Partial<Record<StageName, StagePlacement>> = {};
+  let t = performance.now();
+  const lap = (stage: StageName, on: StagePlacement = 'host') => {
+    const now = performance.now();
+    timings[stage] = now - t;
+    placement[stage] = on;
+    t = now;
+  };
+  const resampled = scoreMap.width !== width || scoreMap.height !== height;
+  const working = resampled ? referenceBilinear(scoreMap.data, 1, scoreMap, image) : scoreMap.data;
+  const data = profile ? borderNormalize({ data: working, width, height }, profile) : working;
+  const map = { data, width, height };
+  lap('upload');
+  const analysis = hostAnalyzeScoreMap(map, requestedPercentiles(options), valid);
+  const stats = analysis.stats;
+  const gate = imageGate(stats.max, calibration, options);
+  lap('stats');
+  const base = { predScore: stats.max, anomalyMap: stats, gate, featureChannels: 0, timings, placement };
+  if (gate && !gate.anomalous) {
+    return emptyResult(width, height, { ...base, pseudoLabels: null, emptyReason: gateReason(gate) });
+  }
+  const labels = hostPseudoLabels(map, analysis, options, seedFloor(calibration, options), valid);
+  lap('pseudoLabels');
+  if (labels.counts.anomalous === 0 || labels.counts.nominal === 0) {
+    return emptyResult(width, height, { ...base, pseudoLabels: labels.counts, emptyReason: missingLabelsReason(labels.counts) });
+  }
+  const { features, standardization, on } = await hostFeatures(gpu, input, options, hooks, modality, points);
+  lap('features', on);
+  const set = hostGather(labels, features, standardization);
+  lap('gather');
+  const report = hostTrain(set, labels.counts, options);
+  lap('classifier');
+  const predMask = hostPredictMask(report.weights, features, standardization, data, maskScoreFloor(calibration, options), valid);
+  lap('predict');
+  const result = trainedResult(base, predMask, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, valid);
+  lap('regions');
+  return result;
 }

@@ -98,6 +98,9 @@ export interface GateReport {
 
 export type StageName = 'upload' | 'features' | 'stats' | 'pseudoLabels' | 'gather' | 'classifier' | 'predict' | 'regions';
 
+/** Where a stage ran: on the GPU (WGSL kernels) or on the host (plain TypeScript). */
+export type StagePlacement = 'gpu' | 'host';
+
 /** What one segmentation produced (names as anomalib: anomaly map, predicted score, mask, label). */
 export interface SegmentationResult {
   readonly width: number;
@@ -118,4 +121,6 @@ export interface SegmentationResult {
   readonly emptyReason: string | null;
   readonly featureChannels: number;
   readonly timings: Readonly<Partial<Record<StageName, number>>>;
+  /** Where each timed stage ran (compute.stages). */
+  readonly placement: Readonly<Partial<Record<StageName, StagePlacement>>>;
 }

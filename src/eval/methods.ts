@@ -99,6 +99,8 @@ export function ttt4asOverrides(seed: number): Record<string, unknown> {
     'mask.fillHoles': false,
     'regions.connectivity': 8,
     'regions.minArea': 0,
+    // Where it runs changes no result beyond summation order: the device decides, as for ttt.
+    'compute.stages': 'auto',
   };
 }
 

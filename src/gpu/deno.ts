@@ -1,7 +1,7 @@
 // The Deno host: creates the device through Deno's built-in WebGPU (`deno run --unstable-webgpu`) and
 // reads the WGSL sources from shaders/. Type-checked by Deno, not by the project's tsc.
 
-import { Gpu, requiredLimits, type ShaderSources } from '../core/gpu.ts';
+import { Gpu, isSoftwareAdapter, requiredLimits, type ShaderSources } from '../core/gpu.ts';
 import { TttError } from '../core/errors.ts';
 
 declare const Deno: {
@@ -26,5 +26,11 @@ export async function denoGpu(): Promise<{ gpu: Gpu; adapterName: string }> {
     requiredLimits: requiredLimits(adapter),
   });
   const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
-  return { gpu: new Gpu(device, await loadShaders()), adapterName: `${info?.vendor ?? ''} ${info?.description ?? ''}`.trim() };
+  const software = isSoftwareAdapter({
+    architecture: info?.architecture,
+    device: info?.device,
+    description: info?.description,
+    isFallbackAdapter: (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter,
+  });
+  return { gpu: new Gpu(device, await loadShaders(), { software }), adapterName: `${info?.vendor ?? ''} ${info?.description ?? ''}`.trim() };
 }

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { create, globals } from 'webgpu';
-import { Gpu, requiredLimits, type ShaderSources } from '../core/gpu.ts';
+import { Gpu, isSoftwareAdapter, requiredLimits, type ShaderSources } from '../core/gpu.ts';
 import { TttError } from '../core/errors.ts';
 
 Object.assign(globalThis, globals);
@@ -60,7 +60,7 @@ export async function createNodeGpu(): Promise<NodeDevice> {
   });
   const info = adapter.info;
   const adapterName = `${info.vendor || 'unknown'} ${info.description || info.architecture || ''} (${backend})`.trim();
-  return { gpu: new Gpu(device, loadShaders()), adapterName };
+  return { gpu: new Gpu(device, loadShaders(), { software: isSoftwareAdapter(info) }), adapterName };
 }
 
 /** The process's shared device, created on first use. */

@@ -12,7 +12,7 @@ import type { Gpu } from '../core/gpu.ts';
 import { confusion, pixelMetrics, type PixelMetrics } from '../core/metrics.ts';
 import { resolveOptions } from '../core/options.ts';
 import { segment } from '../core/pipeline.ts';
-import type { FeatureTensor, ScoreMap, SegmentationResult } from '../core/types.ts';
+import type { FeatureTensor, ScoreMap, SegmentationResult, StagePlacement } from '../core/types.ts';
 import type { PrismaClient } from '../db.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import type { BlobKind } from '../generated/prisma/enums.ts';
@@ -124,6 +124,7 @@ export async function runInspection(ctx: JobContext, id: string, delivery?: JobD
   try {
     const blob = (kind: BlobKind) => row.blobs.find((b) => b.kind === kind);
     const stageMs: Record<string, number> = {};
+    const placement: Record<string, StagePlacement> = { decode: 'host', encode: 'host' };
     let t = performance.now();
     const imageBlob = blob('IMAGE');
     const mapBlob = blob('SCORE_MAP');
@@ -148,12 +149,14 @@ export async function runInspection(ctx: JobContext, id: string, delivery?: JobD
         const scorer = await ctx.scorers.get(gpu, row.productId, row.product.updatedAt.getTime(), () => readBank(db, row.productId));
         computedMap = (await scorer.score(image, pointCloud)).anomalyMap;
         stageMs.score = round(performance.now() - ts);
+        placement.score = 'gpu';
       }
       const scoreMap = uploadedMap ?? computedMap!;
       const result: SegmentationResult = await segment(gpu, { image, scoreMap, features, calibration, pointCloud }, options);
       return { result, computedMap };
     });
     for (const [stage, ms] of Object.entries(result.timings)) stageMs[stage] = round(ms);
+    Object.assign(placement, result.placement);
 
     t = performance.now();
     const maskPng = await encodeMaskPng(result.predMask, result.width, result.height);
@@ -178,7 +181,7 @@ export async function runInspection(ctx: JobContext, id: string, delivery?: JobD
           classifierEpochs: result.classifier?.epochs ?? null,
           gateThreshold: result.gate?.threshold ?? null,
           emptyReason: result.emptyReason,
-          stageMs,
+          stageMs: { ...stageMs, placement },
           totalMs,
           precision: metrics?.precision ?? null,
           recall: metrics?.recall ?? null,

@@ -54,8 +54,17 @@ const PseudoLabelCounts = builder.objectRef<{ anomalous: number; nominal: number
   fields: (t) => ({ anomalous: t.exposeInt('anomalous'), nominal: t.exposeInt('nominal') }),
 });
 
-const StageTiming = builder.objectRef<{ stage: string; ms: number }>('StageTiming').implement({
-  fields: (t) => ({ stage: t.exposeString('stage'), ms: t.exposeFloat('ms') }),
+const StagePlacementEnum = builder.enumType('StagePlacement', {
+  description: 'Where a processing stage ran: on the GPU (WGSL kernels) or on the host CPU (compute.stages).',
+  values: { GPU: { value: 'gpu' }, HOST: { value: 'host' } } as const,
+});
+
+const StageTiming = builder.objectRef<{ stage: string; ms: number; on: 'gpu' | 'host' | null }>('StageTiming').implement({
+  fields: (t) => ({
+    stage: t.exposeString('stage'),
+    ms: t.exposeFloat('ms'),
+    on: t.expose('on', { type: StagePlacementEnum, nullable: true, description: 'Where the stage ran (null for inspections processed before this was recorded).' }),
+  }),
 });
 
 const PixelMetrics = builder.objectRef<{ precision: number; recall: number; f1: number; iou: number }>('PixelMetrics').implement({
@@ -117,10 +126,15 @@ export const InspectionNode = builder.prismaNode('Inspection', {
       type: [StageTiming],
       description: 'Milliseconds per processing stage, in processing order.',
       select: { stageMs: true },
-      resolve: (i) =>
-        Object.entries((i.stageMs ?? {}) as Record<string, number>)
-          .map(([stage, ms]) => ({ stage, ms }))
-          .sort((a, b) => stageRank(a.stage) - stageRank(b.stage) || a.stage.localeCompare(b.stage)),
+      resolve: (i) => {
+        // Stored as { <stage>: ms, ..., placement: { <stage>: 'gpu' | 'host' } } (placement since it exists).
+        const stored = (i.stageMs ?? {}) as Record<string, unknown>;
+        const on = (stored.placement ?? {}) as Record<string, 'gpu' | 'host'>;
+        return Object.entries(stored)
+          .filter((e): e is [string, number] => typeof e[1] === 'number')
+          .map(([stage, ms]) => ({ stage, ms, on: on[stage] ?? null }))
+          .sort((a, b) => stageRank(a.stage) - stageRank(b.stage) || a.stage.localeCompare(b.stage));
+      },
     }),
     totalMs: t.exposeFloat('totalMs', { nullable: true }),
     metrics: t.field({

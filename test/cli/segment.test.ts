@@ -131,6 +131,13 @@ describe('ttt synth + ttt segment', () => {
     const j = JSON.parse(r.stdout);
     expect(j.featureChannels).toBe(12);
     expect(j.classifier.epochs).toBeGreaterThan(0);
+    // Where each stage ran, for every timed stage; --set compute.stages=host puts them all on the host.
+    expect(Object.keys(j.placement).sort()).toEqual(Object.keys(j.timings).sort());
+    const host = await ttt('segment', '--image', p('f.png'), '--score-map', p('f-map.npy'), '--features', p('f.npy'), '--json', '--set', 'compute.stages=host');
+    expect(host.code, host.stderr).toBe(0);
+    const hj = JSON.parse(host.stdout);
+    expect(hj.placement).toEqual({ upload: 'host', stats: 'host', pseudoLabels: 'host', features: 'host', gather: 'host', classifier: 'host', predict: 'host', regions: 'host' });
+    expect(hj.pseudoLabels).toEqual(j.pseudoLabels);
     await writeFile(p('f-square.npy'), encodeNpy(new Float32Array(12 * 16 * 16), [12, 16, 16]));
     const bad = await ttt('segment', '--image', p('f.png'), '--score-map', p('f-map.npy'), '--features', p('f-square.npy'), '--out', p('f-out.png'));
     expect(bad.code).toBe(2);

@@ -285,11 +285,12 @@ describe('holes of the point cloud through the stages', () => {
 describe('segment() with a point cloud', () => {
   const sample = synthetic3dSample({ width: 96, height: 72, seed: 4, defects: 2 });
 
-  it('GPU and reference pipelines agree (filterbank + 3-D features), and the mask is empty in the holes', async () => {
-    const options = resolveOptions({ 'features.extractor': 'filterbank', 'features.sigmas': [1, 2] });
+  it.each(['gpu', 'host'] as const)('GPU and reference pipelines agree (filterbank + 3-D features), and the mask is empty in the holes (compute.stages=%s)', async (stages) => {
+    const options = resolveOptions({ 'features.extractor': 'filterbank', 'features.sigmas': [1, 2], 'compute.stages': stages });
     const input = { image: sample.image, scoreMap: sample.scoreMap, pointCloud: sample.pointCloud };
     const g = await segment(gpu, input, options);
     const r = referenceSegment(input, options);
+    expect(g.placement.classifier).toBe(stages);
     expect(g.featureChannels).toBe(3 + 11 * 2 + 13);
     expect(g.pseudoLabels).toEqual(r.pseudoLabels);
     expect(agreement(g.predMask, r.predMask)).toBeGreaterThan(0.995);

@@ -182,7 +182,7 @@ describe('trainedResult', () => {
     const mask = () => Uint8Array.from(rows.join(''), (c) => Number(c));
     const valid = new Uint8Array(w * h).fill(1);
     valid[2 * w + 2] = valid[3 * w + 2] = 0;
-    const base = { predScore: 1, anomalyMap: null as never, gate: null, timings: {} };
+    const base = { predScore: 1, anomalyMap: null as never, gate: null, timings: {}, placement: {} };
     const run = { pseudoLabels: { anomalous: 1, nominal: 1, eligible: 1 }, classifier: null as never, featureChannels: 1 };
     const opts = (set: Record<string, unknown>) => resolveOptions(set);
     const plain = trainedResult(base, mask(), new Float32Array(w * h), { width: w, height: h }, run, opts({ 'mask.fillHoles': false }), valid);

@@ -18,17 +18,21 @@ beforeAll(async () => {
   gpu = await testGpu();
 });
 
-describe('segment (GPU) against referenceSegment (CPU)', () => {
+describe('segment (GPU path and host path) against referenceSegment (CPU)', () => {
   const cases = [
     { name: 'grey 96x80, full-resolution map', sample: { width: 96, height: 80, seed: 3, defects: 3 } },
     { name: 'grey 128x128, map at stride 4', sample: { width: 128, height: 128, seed: 5, defects: 2, mapStride: 4 } },
     { name: 'colour 100x64', sample: { width: 100, height: 64, seed: 9, defects: 3, colour: true } },
   ];
-  for (const c of cases) {
-    it(c.name, async () => {
+  for (const c of cases) for (const stages of ['gpu', 'host'] as const) {
+    it(`${c.name} (compute.stages=${stages})`, async () => {
       const s = syntheticSample(c.sample);
-      const options = resolveOptions({ 'features.extractor': 'filterbank', 'pseudoLabels.nominalCount': 300, 'classifier.epochs': 30 });
+      const options = resolveOptions({ 'features.extractor': 'filterbank', 'pseudoLabels.nominalCount': 300, 'classifier.epochs': 30, 'compute.stages': stages });
       const g = await segment(gpu, s, options);
+      expect(g.placement.stats).toBe(stages);
+      expect(g.placement.predict).toBe(stages);
+      // The filterbank runs on the GPU on either path; the host path reads its features back.
+      expect(g.placement.features).toBe('gpu');
       const r = referenceSegment(s, options);
       expect(g.pseudoLabels).toEqual(r.pseudoLabels);
       expect(g.pseudoLabels!.anomalous).toBeGreaterThan(0);
@@ -87,11 +91,14 @@ describe('segment (GPU) against referenceSegment (CPU)', () => {
     const s = syntheticSample({ width: 96, height: 80, seed: 3, defects: 2 });
     const input = { ...s, scoreMap: biased(s.scoreMap), calibration };
     const on = resolveOptions({ 'features.extractor': 'filterbank', 'pseudoLabels.nominalCount': 300, 'classifier.epochs': 30 });
-    const g = await segment(gpu, input, on);
     const r = referenceSegment(input, on);
-    expect(g.pseudoLabels).toEqual(r.pseudoLabels);
-    expect(agreement(g.predMask, r.predMask)).toBeGreaterThanOrEqual(0.999);
-    expect(g.predScore).toBeCloseTo(r.predScore, 4);
+    for (const stages of ['gpu', 'host'] as const) {
+      const p = await segment(gpu, input, resolveOptions({ 'compute.stages': stages }, on));
+      expect(p.pseudoLabels).toEqual(r.pseudoLabels);
+      expect(agreement(p.predMask, r.predMask)).toBeGreaterThanOrEqual(0.999);
+      expect(p.predScore).toBeCloseTo(r.predScore, 4);
+    }
+    const g = await segment(gpu, input, resolveOptions({ 'compute.stages': 'gpu' }, on));
     const off = await segment(gpu, input, resolveOptions({ 'features.extractor': 'filterbank', 'pseudoLabels.nominalCount': 300, 'classifier.epochs': 30, 'map.borderNormalize': false }));
     const f1 = (m: Uint8Array) => pixelMetrics(confusion(m, s.groundTruth)).f1;
     // Without the normalization the defects stay under the border's scores: the nominal maps' maxima (the
@@ -104,10 +111,14 @@ describe('segment (GPU) against referenceSegment (CPU)', () => {
   it('uses supplied feature maps at a coarser stride', async () => {
     const s = syntheticSample({ width: 120, height: 96, seed: 4, defects: 2 });
     const features = syntheticFeatures(s, 12, 4);
-    const g = await segment(gpu, { ...s, features });
     const r = referenceSegment({ ...s, features });
-    expect(g.featureChannels).toBe(12);
-    expect(g.pseudoLabels).toEqual(r.pseudoLabels);
-    expect(agreement(g.predMask, r.predMask)).toBeGreaterThanOrEqual(0.999);
+    for (const stages of ['gpu', 'host'] as const) {
+      const g = await segment(gpu, { ...s, features }, resolveOptions({ 'compute.stages': stages }));
+      expect(g.featureChannels).toBe(12);
+      // Supplied maps are resampled and standardized where the stage runs.
+      expect(g.placement.features).toBe(stages);
+      expect(g.pseudoLabels).toEqual(r.pseudoLabels);
+      expect(agreement(g.predMask, r.predMask)).toBeGreaterThanOrEqual(0.999);
+    }
   });
 });

@@ -213,13 +213,17 @@ describe('features', () => {
     expect(Array.from(zeros).every((v) => v === 0)).toBe(true);
   });
 
-  it('resamples bilinearly like the reference (up and down)', async () => {
+  it('resamples bilinearly like the reference (up and down, one plane and several)', async () => {
     const src = noiseMap(33, 17, 13);
+    const planes = { data: Float32Array.from({ length: 5 * 33 * 17 }, (_, i) => Math.sin(i * 0.37) + (i % 7) * 0.1), width: 33, height: 17 };
     for (const to of [{ width: 100, height: 52 }, { width: 11, height: 6 }]) {
-      const out = resampleBilinear(gpu, gpu.upload(src.data), 1, src, to);
-      const g = await gpu.readF32(out);
-      const r = referenceBilinear(src.data, 1, src, to);
-      expect(maxAbsDiff(g, r)).toBeLessThan(1e-5);
+      for (const [map, count] of [[src, 1], [planes, 5]] as const) {
+        const out = resampleBilinear(gpu, gpu.upload(map.data), count, map, to);
+        const g = await gpu.readF32(out);
+        const r = referenceBilinear(map.data, count, map, to);
+        expect(g.length).toBe(count * to.width * to.height);
+        expect(maxAbsDiff(g, r)).toBeLessThan(1e-5);
+      }
     }
   });
 });
@@ -266,7 +270,7 @@ describe('classifier', () => {
 
   it('stops early on a loss plateau and is deterministic for a seed', async () => {
     const s = syntheticSample({ width: 64, height: 64, seed: 15, defects: 2 });
-    const options = resolveOptions({ 'features.extractor': 'filterbank', 'classifier.epochs': 500, 'classifier.patience': 3, 'classifier.tolerance': 0.01 });
+    const options = resolveOptions({ 'features.extractor': 'filterbank', 'classifier.epochs': 500, 'classifier.patience': 3, 'classifier.tolerance': 0.01, 'compute.stages': 'gpu' });
     const { segment } = await import('../../src/core/pipeline.ts');
     const a = await segment(gpu, s, options);
     const b = await segment(gpu, s, options);

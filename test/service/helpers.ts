@@ -316,7 +316,7 @@ export async function readPng(bytes: Uint8Array): Promise<{ format: string | und
 export const INSPECTION_FIELDS = `
   id status externalId errorCode errorMessage width height channels verdict imageScore defectFraction regionCount
   pseudoLabels { anomalous nominal } classifierLoss classifierEpochs emptyReason gateThreshold
-  stageMs { stage ms } totalMs metrics { precision recall f1 iou }
+  stageMs { stage ms on } totalMs metrics { precision recall f1 iou }
   createdAt startedAt finishedAt options { key value }
   imageUrl scoreMapUrl maskUrl overlayUrl
   product { id name }

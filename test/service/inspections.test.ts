@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { confusion, pixelMetrics } from '../../src/core/metrics.ts';
 import { decodeGlobalID, encodeGlobalID } from '@pothos/plugin-relay';
 import { syntheticSample } from '../../src/synthetic.ts';
+import { testGpu } from '../helpers/gpu.ts';
 import { recoverUnfinished } from '../../src/processing/processor.ts';
 import { BACKENDS, INSPECTION, ORIGIN, REPROCESS, SUBMIT, createProduct, imagePng, readPng, rowCounts, sampleFiles, scoreMapNpy, startService, type TestService } from './helpers.ts';
 
@@ -50,6 +51,11 @@ describe.each(BACKENDS)('inspections on %s', (backend) => {
     expect(i.classifierEpochs).toBeLessThanOrEqual(30);
     expect(Number.isFinite(i.classifierLoss)).toBe(true);
     expect(i.stageMs.map((t: { stage: string }) => t.stage)).toEqual(['decode', 'upload', 'stats', 'pseudoLabels', 'features', 'gather', 'classifier', 'predict', 'regions', 'encode']);
+    // Where each stage ran: compute.stages=auto takes the host path on a software adapter (lavapipe here);
+    // the default extractor's features come from the GPU either way.
+    const where = (await testGpu()).software ? 'HOST' : 'GPU';
+    const on = Object.fromEntries(i.stageMs.map((t: { stage: string; on: string }) => [t.stage, t.on]));
+    expect(on).toEqual({ decode: 'HOST', upload: where, stats: where, pseudoLabels: where, features: 'GPU', gather: where, classifier: where, predict: where, regions: 'HOST', encode: 'HOST' });
     expect(i.totalMs).toBeGreaterThan(0);
     expect(new Date(i.startedAt).getTime()).toBeGreaterThanOrEqual(new Date(i.createdAt).getTime());
     expect(new Date(i.finishedAt).getTime()).toBeGreaterThanOrEqual(new Date(i.startedAt).getTime());

@@ -25,10 +25,11 @@ export function chooseExtractor(options: TttOptions, supplied?: FeatureTensor): 
   return filterbankExtractor(options.features.sigmas);
 }
 
-export async function extractFeatures(gpu: Gpu, image: ImageTensor, extractor: FeatureExtractor): Promise<GpuFeatures> {
+/** `standardize`: false leaves the channels raw (the host path folds the standardization into the classifier). */
+export async function extractFeatures(gpu: Gpu, image: ImageTensor, extractor: FeatureExtractor, standardize = true): Promise<GpuFeatures> {
   const features = await extractor.extract(gpu, image);
   checkChannelLimit(gpu, features);
-  standardizeFeatures(gpu, features);
+  if (standardize) standardizeFeatures(gpu, features);
   return features;
 }
 

@@ -25,7 +25,7 @@ export function resampleBilinear(
       pad: 0,
     },
     { src, dst },
-    groupsFor(planes * to.width * to.height),
+    groupsFor(planes * to.width),
   );
   return dst;
 }

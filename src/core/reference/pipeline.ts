@@ -7,7 +7,7 @@ import { imageGate } from '../gate.ts';
 import { defaultOptions, type TttOptions } from '../options.ts';
 import { resolveModality } from '../features/index.ts';
 import { emptyResult, gateReason, missingLabelsReason, preparePoints, requestedPercentiles, trainedResult, validateInput, type SegmentInput } from '../pipeline.ts';
-import type { FeatureTensor, SegmentationResult, StageName } from '../types.ts';
+import type { FeatureTensor, SegmentationResult, StageName, StagePlacement } from '../types.ts';
 import { referencePredict, referenceGather, referenceTrain } from './classifier.ts';
 import { referenceBilinear, referenceFilterbank, referenceStandardize } from './features.ts';
 import { referencePseudoLabels } from './pseudoLabels.ts';
@@ -61,10 +61,12 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
   const { image, scoreMap } = input;
   const { width, height } = image;
   const timings: Partial<Record<StageName, number>> = {};
+  const placement: Partial<Record<StageName, StagePlacement>> = {};
   let t = performance.now();
   const lap = (stage: StageName) => {
     const now = performance.now();
     timings[stage] = now - t;
+    placement[stage] = 'host';
     t = now;
   };
   const { calibration, profile } = runCalibration(input.calibration, options.map.borderNormalize);
@@ -76,7 +78,7 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
   const stats = analysis.stats;
   const gate = imageGate(stats.max, calibration, options);
   lap('stats');
-  const base = { predScore: stats.max, anomalyMap: stats, gate, featureChannels: 0, timings };
+  const base = { predScore: stats.max, anomalyMap: stats, gate, featureChannels: 0, timings, placement };
   if (gate && !gate.anomalous) {
     return emptyResult(width, height, { ...base, pseudoLabels: null, emptyReason: gateReason(gate) });
   }
