@@ -8,7 +8,7 @@ import { createNodeGpu, nodeGpu } from '../gpu/node.ts';
 import type { PrismaClient } from '../db.ts';
 import type { InspectionEvents } from '../server/events.ts';
 import type { Logger } from '../server/log.ts';
-import { runInspection } from './job.ts';
+import { runInspection, type JobLimits } from './job.ts';
 import { createScorerCache } from './scorers.ts';
 
 export interface InspectionProcessor {
@@ -36,6 +36,8 @@ export interface InProcessOptions {
   db: PrismaClient;
   events: InspectionEvents;
   logger: Logger;
+  /** The decode and time limits of every job (jobLimits(config)). */
+  limits: JobLimits;
   /** Jobs in progress at once (decoding, storing); the GPU stage is serialized. */
   concurrency?: number;
   /**
@@ -102,9 +104,15 @@ export function createGpuLane(acquire: () => Promise<Gpu>, logger: Logger): GpuL
     withGpu<T>(fn: (g: Gpu) => Promise<T>): Promise<T> {
       const run = tail.then(async () => {
         const g = await gpu();
+        // Each use is a job of its own on the device: its GPU errors are its own, and a failure at any
+        // point leaves nothing recorded, pending or reported for the next one (Gpu.abortJob).
+        g.beginJob();
         try {
-          return await fn(g);
+          const result = await fn(g);
+          await g.endJob();
+          return result;
         } catch (e) {
+          await g.abortJob();
           throw await asDeviceLoss(g, e);
         }
       });
@@ -146,7 +154,7 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
    */
   const run = async (id: string): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
-      const outcome = await runInspection({ db, events, logger, withGpu, scorers }, id, { retriesLeft: attempt < retryLimit });
+      const outcome = await runInspection({ db, events, logger, withGpu, scorers, limits: options.limits }, id, { retriesLeft: attempt < retryLimit });
       if (outcome !== 'RETRY' || closed) return;
       await backOff(retryDelayMs * 2 ** attempt);
       if (closed) return;
