@@ -52,6 +52,11 @@ export interface SegmentInput {
 export interface SegmentHooks {
   /** An extractor to use instead of the options' choice (e.g. a pretrained network). */
   extractor?: FeatureExtractor;
+  /**
+   * Called after each stage has finished on the GPU, with its name; throwing stops the run there (a job's
+   * time limit). The run's buffers go back to the pool as on any failure.
+   */
+  checkpoint?: (stage: StageName) => void;
 }
 
 /** Percentiles every run computes: the pseudo-label thresholds and a few for reports. */
@@ -141,6 +146,7 @@ export async function segment(
     const now = performance.now();
     timings[stage] = (timings[stage] ?? 0) + now - t;
     t = now;
+    hooks.checkpoint?.(stage);
   };
   const owned: Parameters<Gpu['release']> = [];
   try {

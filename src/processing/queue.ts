@@ -12,7 +12,7 @@ import type { PrismaClient } from '../db.ts';
 import type { QueueSettings } from '../server/config.ts';
 import type { InspectionEvents } from '../server/events.ts';
 import type { Logger } from '../server/log.ts';
-import { runInspection, type JobContext } from './job.ts';
+import { runInspection, type JobContext, type JobLimits } from './job.ts';
 import { createGpuLane, defaultAcquire, type InspectionProcessor } from './processor.ts';
 import { createScorerCache } from './scorers.ts';
 
@@ -35,6 +35,11 @@ export interface QueueProcessorOptions {
   events: InspectionEvents;
   logger: Logger;
   settings: QueueSettings;
+  /**
+   * The decode and time limits of every job (jobLimits(config)); the time limit is held under 90% of
+   * the visibility timeout, so that a slow attempt fails with TIMEOUT before the queue redelivers it.
+   */
+  limits: JobLimits;
   /** Whether this process takes jobs (a worker, the server's embedded worker) or only queues them. */
   work: boolean;
   /** Jobs in progress at once in this process (decoding, storing); the GPU stage is serialized. */
@@ -101,7 +106,8 @@ export async function createQueueProcessor(options: QueueProcessorOptions): Prom
 
   const scorers = createScorerCache();
   const lane = createGpuLane(options.acquireGpu ?? defaultAcquire(), logger);
-  const ctx: JobContext = { db, events, logger, withGpu: lane.withGpu, scorers, worker };
+  const limits = { ...options.limits, timeoutMs: Math.min(options.limits.timeoutMs, settings.jobTimeoutSeconds * 900) };
+  const ctx: JobContext = { db, events, logger, withGpu: lane.withGpu, scorers, worker, limits };
   const workerIds: string[] = [];
   /** The inspection jobs whose handler is running in this process: job id -> inspection id. */
   const running = new Map<string, string>();

@@ -110,7 +110,7 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
   if (decodedCloud) await withSubjectAsync('pointCloud', async () => validatePointCloud(decodedCloud, decodedImage));
   resolveModality(options, decodedCloud);
   const groundTruth: Upload | null = input.groundTruth ? await readUpload(input.groundTruth) : null;
-  if (groundTruth) await withSubjectAsync('groundTruth', () => decodeMask(groundTruth.bytes, groundTruth.name, decodedImage));
+  if (groundTruth) await withSubjectAsync('groundTruth', () => decodeMask(groundTruth.bytes, groundTruth.name, decodedImage, config.maxImagePixels));
 
   const blobs = [
     { kind: 'IMAGE' as const, upload: image },
