@@ -4,6 +4,7 @@
 
 import { runCalibration, type Calibration } from './calibration.ts';
 import { normalizeBorder } from './normalize.ts';
+import { deviceLimits, planRun } from './plan.ts';
 import { TttError } from './errors.ts';
 import { predict, trainClassifier } from './classifier.ts';
 import { checkChannelLimit, chooseExtractor, concatFeatures, extractFeatures, releaseFeatures, resolveModality, type FeatureExtractor } from './features/index.ts';
@@ -134,6 +135,8 @@ export async function segment(
 ): Promise<SegmentationResult> {
   const cloudValid = validateInput(input);
   const { image, scoreMap } = input;
+  // The same check as the submission's, before any GPU work: what cannot fit the device fails here, typed.
+  await planRun(deviceLimits(gpu.device), { image, scoreMap, features: input.features, pointCloud: input.pointCloud }, options, hooks.extractor !== undefined);
   const { width, height } = image;
   const n = width * height;
   const modality = resolveModality(options, input.pointCloud);

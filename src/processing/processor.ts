@@ -3,6 +3,7 @@
 // one GPU device (the PGlite default); queue.ts implements it with a durable PostgreSQL job queue.
 
 import { TttError } from '../core/errors.ts';
+import { deviceLimits, WEBGPU_DEFAULT_LIMITS, type DeviceLimits } from '../core/plan.ts';
 import type { Gpu } from '../core/gpu.ts';
 import { createNodeGpu, nodeGpu } from '../gpu/node.ts';
 import type { PrismaClient } from '../db.ts';
@@ -30,6 +31,11 @@ export interface InspectionProcessor {
    * memory banks there, between jobs' GPU stages.
    */
   withGpu<T>(fn: (gpu: Gpu) => Promise<T>): Promise<T>;
+  /**
+   * The limits of the device the jobs run on, for the submission's check that a run fits (core/plan.ts);
+   * WebGPU's default limits where this process has no device (no adapter).
+   */
+  deviceLimits(): Promise<DeviceLimits>;
 }
 
 export interface InProcessOptions {
@@ -70,6 +76,8 @@ export interface GpuLane {
   withGpu<T>(fn: (gpu: Gpu) => Promise<T>): Promise<T>;
   /** Resolves once the work queued on the device so far has finished. */
   idle(): Promise<void>;
+  /** The device's limits (read without waiting for the lane); WebGPU's defaults when none can be acquired. */
+  limits(): Promise<DeviceLimits>;
 }
 
 /**
@@ -120,6 +128,14 @@ export function createGpuLane(acquire: () => Promise<Gpu>, logger: Logger): GpuL
       return run;
     },
     idle: () => tail.then(() => undefined),
+    limits: async () => {
+      try {
+        return deviceLimits((await gpu()).device);
+      } catch (e) {
+        logger.log('warn', 'no GPU device for the submission check: WebGPU default limits assumed', { error: e });
+        return WEBGPU_DEFAULT_LIMITS;
+      }
+    },
   };
 }
 
@@ -132,7 +148,7 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
   let closed = false;
   let idleWaiters: (() => void)[] = [];
   const scorers = createScorerCache();
-  const { withGpu, idle } = createGpuLane(options.acquireGpu ?? defaultAcquire(), logger);
+  const { withGpu, idle, limits } = createGpuLane(options.acquireGpu ?? defaultAcquire(), logger);
   const retryLimit = Math.max(0, options.retryLimit ?? 0);
   const retryDelayMs = Math.max(0, options.retryDelayMs ?? 1000);
   /** Wakes the jobs waiting to retry when the processor closes. */
@@ -208,6 +224,7 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
       return { released: 0 };
     },
     withGpu,
+    deviceLimits: limits,
   };
 }
 

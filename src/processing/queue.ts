@@ -246,5 +246,6 @@ export async function createQueueProcessor(options: QueueProcessorOptions): Prom
       return { released: left.length };
     },
     withGpu: lane.withGpu,
+    deviceLimits: lane.limits,
   };
 }

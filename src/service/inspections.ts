@@ -7,6 +7,7 @@
 import { TttError, withSubjectAsync } from '../core/errors.ts';
 import { chooseExtractor, resolveModality } from '../core/features/index.ts';
 import { resolveOptions } from '../core/options.ts';
+import { planRun } from '../core/plan.ts';
 import type { FeatureTensor, ImageTensor, PointCloud, ScoreMap } from '../core/types.ts';
 import { validateFeatures, validateImage, validatePointCloud, validateScoreMap } from '../core/validate.ts';
 import { decodePointCloud } from '../io/pointcloud.ts';
@@ -109,6 +110,9 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
     : null;
   if (decodedCloud) await withSubjectAsync('pointCloud', async () => validatePointCloud(decodedCloud, decodedImage));
   resolveModality(options, decodedCloud);
+  // Whether the run fits the processing device (buffer sizes and dispatches for these sizes and options):
+  // what cannot run is refused here, typed, instead of failing in the job.
+  await planRun(await ctx.processor.deviceLimits(), { image: decodedImage, scoreMap: decodedMap, features: decodedFeatures, pointCloud: decodedCloud }, options);
   const groundTruth: Upload | null = input.groundTruth ? await readUpload(input.groundTruth) : null;
   if (groundTruth) await withSubjectAsync('groundTruth', () => decodeMask(groundTruth.bytes, groundTruth.name, decodedImage, config.maxImagePixels));
 
