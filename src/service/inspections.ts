@@ -6,6 +6,7 @@
 
 import { TttError, withSubjectAsync } from '../core/errors.ts';
 import { chooseExtractor, resolveModality } from '../core/features/index.ts';
+import { checkOptionLimits } from '../core/cost.ts';
 import { resolveOptions } from '../core/options.ts';
 import { planRun } from '../core/plan.ts';
 import type { FeatureTensor, ImageTensor, PointCloud, ScoreMap } from '../core/types.ts';
@@ -57,7 +58,10 @@ async function checkQueueDepth(ctx: ServiceContext): Promise<void> {
 export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInput, load: (id: string) => Promise<T>): Promise<T> {
   const { db, config } = ctx;
   const productId = localId('Product', input.productId);
-  const product = await db.product.findFirst({ where: { AND: [{ id: productId }, productScope(ctx.auth)] }, select: { id: true, options: true, scorer: true } });
+  const product = await db.product.findFirst({
+    where: { AND: [{ id: productId }, productScope(ctx.auth)] },
+    select: { id: true, options: true, optionLimits: true, scorer: true },
+  });
   if (!product) throw notFound('Product', input.productId);
 
   const externalId = input.externalId ?? null;
@@ -88,7 +92,9 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
   }
 
   const overrides = parseOptionPairs(input.options);
-  const options = resolveOptions(overrides, resolveOptions(product.options as Record<string, unknown>));
+  const productOptions = resolveOptions(product.options as Record<string, unknown>);
+  const options = resolveOptions(overrides, productOptions);
+  checkOptionLimits(options, productOptions, product.optionLimits as Record<string, unknown>);
 
   const image: Upload = await readUpload(input.image);
   const decodedImage: ImageTensor = await withSubjectAsync('image', () => decodeImage(image.bytes, image.name, { maxPixels: config.maxImagePixels }));
@@ -182,7 +188,7 @@ export async function reprocessInspection<T>(
   const id = localId('Inspection', globalIdValue);
   const current = await db.inspection.findFirst({
     where: { id, ...inspectionScope(ctx.auth) },
-    select: { status: true, productId: true, scoreSource: true, product: { select: { options: true } } },
+    select: { status: true, productId: true, scoreSource: true, product: { select: { options: true, optionLimits: true } } },
   });
   if (!current) throw notFound('Inspection', globalIdValue);
   if (current.status === 'QUEUED' || current.status === 'RUNNING') {
@@ -190,7 +196,10 @@ export async function reprocessInspection<T>(
   }
   await checkQueueDepth(ctx);
   const overrides = options ? parseOptionPairs(options) : undefined;
-  if (overrides) resolveOptions(overrides, resolveOptions(current.product.options as Record<string, unknown>));
+  if (overrides) {
+    const productOptions = resolveOptions(current.product.options as Record<string, unknown>);
+    checkOptionLimits(resolveOptions(overrides, productOptions), productOptions, current.product.optionLimits as Record<string, unknown>);
+  }
   await db.$transaction(async (tx) => {
     const reset = await tx.inspection.updateMany({
       where: { id, status: { in: ['SUCCEEDED', 'FAILED'] } },
