@@ -10,6 +10,7 @@ import { checkOptionLimits } from '../core/cost.ts';
 import { resolveOptions } from '../core/options.ts';
 import { planRun } from '../core/plan.ts';
 import type { FeatureTensor, ImageTensor, PointCloud, ScoreMap } from '../core/types.ts';
+import type { TttOptions } from '../core/options.ts';
 import { validateFeatures, validateImage, validatePointCloud, validateScoreMap } from '../core/validate.ts';
 import { decodePointCloud } from '../io/pointcloud.ts';
 import { Prisma } from '../generated/prisma/client.ts';
@@ -198,7 +199,9 @@ export async function reprocessInspection<T>(
   const overrides = options ? parseOptionPairs(options) : undefined;
   if (overrides) {
     const productOptions = resolveOptions(current.product.options as Record<string, unknown>);
-    checkOptionLimits(resolveOptions(overrides, productOptions), productOptions, current.product.optionLimits as Record<string, unknown>);
+    const options = resolveOptions(overrides, productOptions);
+    checkOptionLimits(options, productOptions, current.product.optionLimits as Record<string, unknown>);
+    await checkStoredRunFits(ctx, id, options);
   }
   await db.$transaction(async (tx) => {
     const reset = await tx.inspection.updateMany({
@@ -242,6 +245,30 @@ export async function reprocessInspection<T>(
     await ctx.processor.enqueue(id);
     ctx.events.publish({ id, productId: current.productId, status: 'QUEUED' });
   }
+}
+
+/** The submission's device check for new options on an inspection's stored inputs (decoded as the job will). */
+async function checkStoredRunFits(ctx: ServiceContext, id: string, options: TttOptions): Promise<void> {
+  const maxPixels = ctx.config.maxImagePixels;
+  const blobs = await ctx.db.inspectionBlob.findMany({ where: { inspectionId: id, kind: { in: ['IMAGE', 'SCORE_MAP', 'FEATURES', 'POINT_CLOUD'] } }, select: { kind: true, name: true, data: true } });
+  const blob = (kind: BlobKind) => blobs.find((b) => b.kind === kind);
+  const image = blob('IMAGE');
+  if (!image) throw new TttError('INVALID_INPUT', 'the inspection has no stored image');
+  const map = blob('SCORE_MAP');
+  const features = blob('FEATURES');
+  const cloud = blob('POINT_CLOUD');
+  const decodedImage = await decodeImage(image.data, image.name, { maxPixels });
+  const decodedFeatures = features ? await decodeFeatures(features.data, features.name) : undefined;
+  await planRun(
+    await ctx.processor.deviceLimits(),
+    {
+      image: decodedImage,
+      scoreMap: map ? await decodeScoreMap(map.data, map.name, { maxPixels }) : null,
+      features: decodedFeatures,
+      pointCloud: cloud ? decodePointCloud(cloud.data, cloud.name, { maxPixels }) : null,
+    },
+    options,
+  );
 }
 
 export async function deleteInspection(ctx: ServiceContext, globalIdValue: string): Promise<string> {

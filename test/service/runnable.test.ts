@@ -4,7 +4,7 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeNpy } from '../../src/io/npy.ts';
-import { BACKENDS, SUBMIT, createProduct, file, rowCounts, startService, type TestService } from './helpers.ts';
+import { BACKENDS, REPROCESS, SUBMIT, createProduct, file, rowCounts, startService, type TestService } from './helpers.ts';
 
 async function tallFiles(width: number, height: number): Promise<Record<string, File>> {
   const png = await sharp(new Uint8Array(width * height).map((_, i) => i % 251), { raw: { width, height, channels: 1 } }).toColourspace('b-w').png().toBuffer();
@@ -50,5 +50,23 @@ describe.each(BACKENDS)('submission check against the device on %s', (backend) =
     } else {
       expect(r.__typename).toBe('SubmitInspectionSuccess');
     }
+  });
+
+  it('reprocess with options that do not fit: refused the same way, the inspection left as it was', async () => {
+    const productId = await createProduct(s, 'tube', [{ key: 'features.inputSize', value: '1024' }]);
+    // Allow the most costly input size, so that the device check is what refuses it.
+    const limits = await s.gql(`mutation($p: ID!) { setProductOptionLimits(productId: $p, limits: [{key: "features.inputSize", value: "0"}]) { __typename } }`, { p: productId });
+    expect(limits.data!.setProductOptionLimits.__typename).toBe('SetProductOptionLimitsSuccess');
+    const r = (await s.upload(SUBMIT, { input: { productId, image: null, scoreMap: null } }, await tallFiles(200, 2100))).data!.submitInspection;
+    expect(r.__typename).toBe('SubmitInspectionSuccess');
+    await s.processor.drain();
+    const again = (await s.gql(REPROCESS, { id: r.inspection.id, options: [{ key: 'features.inputSize', value: '0' }] })).data!.reprocessInspection;
+    expect(again).toEqual({
+      __typename: 'TooLargeError',
+      code: 'TOO_LARGE',
+      message: "the network input would be 200x2100 (the image's size, features.inputSize=0): at most 2048 pixels per side; set features.inputSize to at most 2048",
+    });
+    const row = await s.gql(`query($id: ID!) { inspection(id: $id) { status options { key value } } }`, { id: r.inspection.id });
+    expect(row.data!.inspection).toEqual({ status: 'SUCCEEDED', options: [] });
   });
 });
