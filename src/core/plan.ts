@@ -109,17 +109,26 @@ export function checkRunnable(limits: DeviceLimits, shape: RunShape, options: Tt
           `the network input would be ${input.width}x${input.height} (the image's size, features.inputSize=0): at most ${MAX_NETWORK_SIDE} pixels per side; set features.inputSize to at most ${MAX_NETWORK_SIDE}`,
         );
       }
-      const shapes = tensorShapes(network, input);
-      network.channels.forEach((c, t) => {
-        buffer(c * planeStride(shapes[t]), () => `a network input of ${input.width}x${input.height}: layer output ${t} (${c} x ${shapes[t].width}x${shapes[t].height})`, inputOption);
-      });
-      network.ops.forEach((op) => {
-        if (op.kind !== 'conv' || (op.kh === 1 && op.kw === 1 && op.sh === 1 && op.sw === 1)) return;
-        const out = shapes[op.output];
-        buffer(op.kh * op.kw * op.cin * planeStride(out), () => `a network input of ${input.width}x${input.height}: the windows of layer ${op.name}`, inputOption);
-      });
+      // An input too small for the network is the run's own error, if and when it reaches the features
+      // (an image without pseudo-labels never does); no buffer of such an input is near a limit.
+      let shapes: ReturnType<typeof tensorShapes> | null = null;
+      try {
+        shapes = tensorShapes(network, input);
+      } catch (e) {
+        if (!(e instanceof TttError && e.code === 'INVALID_INPUT')) throw e;
+      }
+      if (shapes) {
+        const at = shapes;
+        network.channels.forEach((c, t) => {
+          buffer(c * planeStride(at[t]), () => `a network input of ${input.width}x${input.height}: layer output ${t} (${c} x ${at[t].width}x${at[t].height})`, inputOption);
+        });
+        network.ops.forEach((op) => {
+          if (op.kind !== 'conv' || (op.kh === 1 && op.kw === 1 && op.sh === 1 && op.sw === 1)) return;
+          buffer(op.kh * op.kw * op.cin * planeStride(at[op.output]), () => `a network input of ${input.width}x${input.height}: the windows of layer ${op.name}`, inputOption);
+        });
+      }
       for (const [layer, t] of network.outputs) {
-        buffer(Math.max(shapes[t].width * shapes[t].height, n), () => `one channel of layer ${layer} at ${width}x${height}`);
+        if (shapes) buffer(Math.max(shapes[t].width * shapes[t].height, n), () => `one channel of layer ${layer} at ${width}x${height}`);
         featureChannels += network.channels[t];
       }
     }

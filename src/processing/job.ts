@@ -170,7 +170,7 @@ export async function runInspection(ctx: JobContext, id: string, delivery?: JobD
   /** The attempt's time limit, checked between stages: the stage in flight finishes, no further one starts. */
   const checkDeadline = (after: string) => {
     if (performance.now() - t0 > timeLimit) {
-      throw new TttError('TIMEOUT', `the inspection exceeded the job time limit of ${timeLimit / 1000} s (JOB_TIMEOUT_SECONDS); it was stopped after the ${after} stage`);
+      throw new TttError('TIMEOUT', `the inspection exceeded the job time limit of ${timeLimit / 1000} s (JOB_TIMEOUT_SECONDS); it was stopped after ${after}`);
     }
   };
   try {
@@ -181,20 +181,20 @@ export async function runInspection(ctx: JobContext, id: string, delivery?: JobD
     const options = resolveOptions(row.options as Record<string, unknown>, resolveOptions(row.product.options as Record<string, unknown>));
     const calibration = row.product.calibration ? calibrationFromJson(row.product.calibration as unknown as CalibrationJson) : null;
     stageMs.decode = round(performance.now() - t);
-    checkDeadline('decode');
+    checkDeadline('decoding');
 
     const { result, computedMap } = await ctx.withGpu(async (gpu) => {
-      checkDeadline('decode'); // the wait for the device counts
+      checkDeadline('waiting for the GPU'); // the wait for the device counts
       let computedMap: ScoreMap | null = null;
       if (!uploadedMap) {
         const ts = performance.now();
         const scorer = await ctx.scorers.get(gpu, row.productId, row.product.updatedAt.getTime(), () => readBank(db, row.productId));
         computedMap = (await scorer.score(image, pointCloud)).anomalyMap;
         stageMs.score = round(performance.now() - ts);
-        checkDeadline('score');
+        checkDeadline('the score stage');
       }
       const scoreMap = uploadedMap ?? computedMap!;
-      const result: SegmentationResult = await segment(gpu, { image, scoreMap, features, calibration, pointCloud }, options, { checkpoint: checkDeadline });
+      const result: SegmentationResult = await segment(gpu, { image, scoreMap, features, calibration, pointCloud }, options, { checkpoint: (stage) => checkDeadline(`the ${stage} stage`) });
       return { result, computedMap };
     });
     for (const [stage, ms] of Object.entries(result.timings)) stageMs[stage] = round(ms);

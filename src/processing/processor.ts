@@ -99,6 +99,8 @@ export function createGpuLane(acquire: () => Promise<Gpu>, logger: Logger): GpuL
   let device: Promise<Gpu> | null = null;
   // One segmentation at a time: the Gpu wrapper records into a single command encoder.
   let tail: Promise<unknown> = Promise.resolve();
+  /** The device's limits, read once (a replacement device comes from the same adapter). */
+  let limits: DeviceLimits | null = null;
   const gpu = async (): Promise<Gpu> => {
     if (device) {
       const current = await device.catch(() => null);
@@ -129,12 +131,14 @@ export function createGpuLane(acquire: () => Promise<Gpu>, logger: Logger): GpuL
     },
     idle: () => tail.then(() => undefined),
     limits: async () => {
+      if (limits) return limits;
       try {
-        return deviceLimits((await gpu()).device);
+        limits = deviceLimits((await gpu()).device);
       } catch (e) {
         logger.log('warn', 'no GPU device for the submission check: WebGPU default limits assumed', { error: e });
-        return WEBGPU_DEFAULT_LIMITS;
+        limits = WEBGPU_DEFAULT_LIMITS;
       }
+      return limits;
     },
   };
 }
