@@ -76,7 +76,10 @@ export interface GpuLane {
   withGpu<T>(fn: (gpu: Gpu) => Promise<T>): Promise<T>;
   /** Resolves once the work queued on the device so far has finished. */
   idle(): Promise<void>;
-  /** The device's limits (read without waiting for the lane); WebGPU's defaults when none can be acquired. */
+  /**
+   * The device's limits (read without the lane, nor acquiring its device: a submission never waits for
+   * the GPU); WebGPU's defaults when the process has no adapter.
+   */
   limits(): Promise<DeviceLimits>;
 }
 
@@ -95,7 +98,15 @@ async function asDeviceLoss(g: Gpu, e: unknown): Promise<unknown> {
   return reason === null ? e : new TttError('DEVICE_LOST', `the GPU device was lost (${reason})`);
 }
 
-export function createGpuLane(acquire: () => Promise<Gpu>, logger: Logger): GpuLane {
+/**
+ * The limits of the devices the process creates: its shared device's (every device of the process comes
+ * from the same adapter, with the same requested limits).
+ */
+export async function nodeDeviceLimits(): Promise<DeviceLimits> {
+  return deviceLimits((await nodeGpu()).gpu.device);
+}
+
+export function createGpuLane(acquire: () => Promise<Gpu>, logger: Logger, readLimits: () => Promise<DeviceLimits> = nodeDeviceLimits): GpuLane {
   let device: Promise<Gpu> | null = null;
   // One segmentation at a time: the Gpu wrapper records into a single command encoder.
   let tail: Promise<unknown> = Promise.resolve();
@@ -133,7 +144,7 @@ export function createGpuLane(acquire: () => Promise<Gpu>, logger: Logger): GpuL
     limits: async () => {
       if (limits) return limits;
       try {
-        limits = deviceLimits((await gpu()).device);
+        limits = await readLimits();
       } catch (e) {
         logger.log('warn', 'no GPU device for the submission check: WebGPU default limits assumed', { error: e });
         limits = WEBGPU_DEFAULT_LIMITS;

@@ -36,8 +36,9 @@ export interface QueueProcessorOptions {
   logger: Logger;
   settings: QueueSettings;
   /**
-   * The decode and time limits of every job (jobLimits(config)); the time limit is held under 90% of
-   * the visibility timeout, so that a slow attempt fails with TIMEOUT before the queue redelivers it.
+   * The decode and time limits of every job (jobLimits(config)). An attempt's own time limit is extended
+   * by the expiry check's interval: by then the queue has failed its job (the visibility timeout) and
+   * delivers it again, and the attempt stops at its next stage, giving the device to the next job.
    */
   limits: JobLimits;
   /** Whether this process takes jobs (a worker, the server's embedded worker) or only queues them. */
@@ -106,7 +107,7 @@ export async function createQueueProcessor(options: QueueProcessorOptions): Prom
 
   const scorers = createScorerCache();
   const lane = createGpuLane(options.acquireGpu ?? defaultAcquire(), logger);
-  const limits = { ...options.limits, timeoutMs: Math.min(options.limits.timeoutMs, settings.jobTimeoutSeconds * 900) };
+  const limits = { ...options.limits, timeoutMs: options.limits.timeoutMs + maintenanceSeconds(settings) * 1000 };
   const ctx: JobContext = { db, events, logger, withGpu: lane.withGpu, scorers, worker, limits };
   const workerIds: string[] = [];
   /** The inspection jobs whose handler is running in this process: job id -> inspection id. */

@@ -13,7 +13,7 @@ import type { JobLimits } from './job.ts';
 /**
  * The limits of every job, from the service's settings: the submission's MAX_IMAGE_PIXELS, and
  * JOB_TIMEOUT_SECONDS as the time limit of one attempt (on PostgreSQL also the queue's visibility
- * timeout, which redelivers a job whose worker died: the attempt's own limit ends it first).
+ * timeout, which redelivers a job whose worker died or is too slow; see QueueProcessorOptions.limits).
  */
 export function jobLimits(config: Pick<ServiceConfig, 'maxImagePixels' | 'queue'>): JobLimits {
   return { maxImagePixels: config.maxImagePixels, timeoutMs: config.queue.jobTimeoutSeconds * 1000 };

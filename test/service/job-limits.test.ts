@@ -67,25 +67,25 @@ describe.each(BACKENDS)('job limits on %s', (backend) => {
     let s: TestService;
     let productId: string;
     beforeAll(async () => {
-      s = await startService(backend, { config: { queue: { jobTimeoutSeconds: 1, retryLimit: 2, retryDelaySeconds: 1, shutdownTimeoutSeconds: 30 } }, inProcessRetries: { retryLimit: 2, retryDelayMs: 10 } });
+      s = await startService(backend, { config: { queue: { jobTimeoutSeconds: 5, retryLimit: 2, retryDelaySeconds: 1, shutdownTimeoutSeconds: 30 } }, inProcessRetries: { retryLimit: 2, retryDelayMs: 10 } });
       productId = await createProduct(s, 'spring');
     });
     afterAll(async () => s?.close());
 
-    it('FAILs an attempt past its time limit with TIMEOUT, once, and the next job runs', async () => {
+    it('FAILs an attempt past its time limit with TIMEOUT, once, and the next job runs', { timeout: 60_000 }, async () => {
       const sample = syntheticSample({ width: 40, height: 40, seed: 2 });
       // The device is busy for longer than the job's limit: the wait counts, so the job times out.
       let release!: () => void;
       const busy = s.processor.withGpu(() => new Promise<void>((r) => (release = r)));
       const r = (await s.upload(SUBMIT, { input: { productId, image: null, scoreMap: null } }, await sampleFiles(sample))).data!.submitInspection;
-      await new Promise((r) => setTimeout(r, 1200));
+      await new Promise((r) => setTimeout(r, 5500));
       release();
       await busy;
       await s.processor.drain();
       const failed = (await s.gql(INSPECTION, { id: r.inspection.id })).data!.inspection;
       expect(failed.status).toBe('FAILED');
       expect(failed.errorCode).toBe('TIMEOUT');
-      expect(failed.errorMessage).toBe('the inspection exceeded the job time limit of 1 s (JOB_TIMEOUT_SECONDS); it was stopped after waiting for the GPU');
+      expect(failed.errorMessage).toBe('the inspection exceeded the job time limit of 5 s (JOB_TIMEOUT_SECONDS); it was stopped after waiting for the GPU');
       const attempts = await s.prisma.inspectionAttempt.findMany({ where: { inspectionId: decodeGlobalID(r.inspection.id).id }, select: { outcome: true, errorCode: true } });
       expect(attempts).toEqual([{ outcome: 'FAILED', errorCode: 'TIMEOUT' }]);
 
