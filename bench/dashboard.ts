@@ -13,6 +13,7 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import { openDatabase } from '../src/db.ts';
 import { migrate } from '../src/migrate.ts';
 import { createInProcessProcessor } from '../src/processing/processor.ts';
+import { jobLimits } from '../src/processing/start.ts';
 import { defaultConfig } from '../src/server/config.ts';
 import { createInspectionEvents } from '../src/server/events.ts';
 import { memoryLogger } from '../src/server/log.ts';
@@ -123,9 +124,10 @@ async function main(): Promise<void> {
 
     const logger = memoryLogger();
     const events = createInspectionEvents();
-    const processor = createInProcessProcessor({ db: db.prisma, events, logger });
     // Timed runs exceed the per-key rate limit on purpose: the bench measures the queries, not the limiter.
-    const { yoga } = createApp({ db: db.prisma, processor, events, config: defaultConfig({ rateLimitPerMinute: 1e9, rateLimitBurst: 1e9 }), logger });
+    const config = defaultConfig({ rateLimitPerMinute: 1e9, rateLimitBurst: 1e9 });
+    const processor = createInProcessProcessor({ db: db.prisma, events, logger, limits: jobLimits(config) });
+    const { yoga } = createApp({ db: db.prisma, processor, events, config, logger });
     const { secret } = await createApiKey(db.prisma, { role: 'VIEWER', name: 'bench/dashboard.ts' });
 
     const cases: { label: string; query: string; variables: Record<string, unknown>; target: number }[] = [

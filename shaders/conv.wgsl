@@ -14,9 +14,10 @@ struct PreParams { srcW: u32, srcH: u32, srcChannels: u32, dstW: u32, dstH: u32,
 @group(0) @binding(2) var<storage, read_write> preDst: array<f32>;
 
 @compute @workgroup_size(WG)
-fn preprocess(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-  let i = wg.x * WG + t;
-  let k = wg.y;
+fn preprocess(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  // Pixels along x, folded into y beyond the per-dimension limit; the channel along z.
+  let i = (wg.y * groups.x + wg.x) * WG + t;
+  let k = wg.z;
   if (i >= PRE.dstW * PRE.dstH) { return; }
   let x = i % PRE.dstW;
   let y = i / PRE.dstW;

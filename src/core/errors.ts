@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'INVALID_OPTION'
   | 'QUEUE_FULL'
   | 'DEVICE_LOST'
+  | 'TIMEOUT'
   | 'NO_ADAPTER'
   | 'INTERNAL';
 

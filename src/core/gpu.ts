@@ -70,6 +70,8 @@ export class Gpu {
   private lostReason: string | null = null;
   private gpuError: string | null = null;
   private profiler: { set: GPUQuerySet; names: string[]; capacity: number } | null = null;
+  /** Whether a job's error scopes are pushed (see `beginJob`). */
+  private scoped = false;
 
   /**
    * Whether the adapter is a software one (a fallback adapter such as lavapipe): its kernels run on the
@@ -298,6 +300,63 @@ export class Gpu {
     await this.device.queue.onSubmittedWorkDone();
     this.dropPending();
     this.checkErrors();
+    await this.checkScope();
+  }
+
+  /**
+   * Opens a job: validation and out-of-memory errors of the work recorded from now on are captured in
+   * error scopes that belong to this job (checked at every read-back and at `endJob`), so that an error
+   * can never be reported to the next job. Jobs on one Gpu must not overlap.
+   */
+  beginJob(): void {
+    if (this.scoped) throw new TttError('INTERNAL', 'a GPU job is already open on this device');
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    this.scoped = true;
+  }
+
+  /** Pops the job's error scopes; with `reopen`, pushes fresh ones. Returns the first error's message. */
+  private async popScopes(reopen: boolean): Promise<string | null> {
+    if (!this.scoped) return null;
+    this.scoped = false;
+    const validation = await this.device.popErrorScope();
+    const oom = await this.device.popErrorScope();
+    if (reopen) {
+      this.device.pushErrorScope('out-of-memory');
+      this.device.pushErrorScope('validation');
+      this.scoped = true;
+    }
+    return (validation ?? oom)?.message ?? null;
+  }
+
+  /** Closes a job that completed: its work is submitted and finished; a GPU error of it is thrown here. */
+  async endJob(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.dropPending();
+    const error = await this.popScopes(false);
+    if (error) throw gpuFailure(error);
+    this.checkErrors();
+  }
+
+  /**
+   * Leaves the device as clean as after a successful job, after a job failed at any point: the work it
+   * recorded but did not submit is discarded (never submitted to the next job), what it submitted has
+   * finished, its uniform buffers are freed, and its error scopes are popped (their errors belong to the
+   * failed job and are dropped with it).
+   */
+  async abortJob(): Promise<void> {
+    this.encoder = null;
+    if (this.profiler) this.profiler.names = [];
+    if (!this.lostReason) await this.device.queue.onSubmittedWorkDone().catch(() => undefined);
+    this.dropPending();
+    await this.popScopes(false).catch(() => null);
+    this.gpuError = null;
+  }
+
+  private async checkScope(): Promise<void> {
+    const error = await this.popScopes(true);
+    if (error) throw gpuFailure(error);
   }
 
   private checkErrors(): void {
@@ -305,7 +364,7 @@ export class Gpu {
     if (this.gpuError) {
       const msg = this.gpuError;
       this.gpuError = null;
-      throw new TttError('INTERNAL', `a GPU command failed: ${msg.split('\n')[0]}`);
+      throw gpuFailure(msg);
     }
   }
 
@@ -325,6 +384,7 @@ export class Gpu {
     staging.destroy();
     this.dropPending();
     this.checkErrors();
+    await this.checkScope();
     return out;
   }
 
@@ -346,6 +406,8 @@ export class Gpu {
     this.modules.clear();
   }
 }
+
+const gpuFailure = (message: string): TttError => new TttError('INTERNAL', `a GPU command failed: ${message.split('\n')[0]}`);
 
 const poolKey = (bytes: number, usage: number): string => `${bytes}:${usage}`;
 

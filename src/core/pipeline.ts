@@ -4,6 +4,7 @@
 
 import { borderNormalize, runCalibration, type Calibration } from './calibration.ts';
 import { normalizeBorder } from './normalize.ts';
+import { deviceLimits, planRun } from './plan.ts';
 import { TttError } from './errors.ts';
 import { predict, trainClassifier } from './classifier.ts';
 import { checkChannelLimit, chooseExtractor, concatFeatures, extractFeatures, releaseFeatures, resolveModality, type FeatureExtractor } from './features/index.ts';
@@ -56,6 +57,11 @@ export interface SegmentInput {
 export interface SegmentHooks {
   /** An extractor to use instead of the options' choice (e.g. a pretrained network). */
   extractor?: FeatureExtractor;
+  /**
+   * Called after each stage has finished on the GPU, with its name; throwing stops the run there (a job's
+   * time limit). The run's buffers go back to the pool as on any failure.
+   */
+  checkpoint?: (stage: StageName) => void;
 }
 
 /** Percentiles every run computes: the pseudo-label thresholds and a few for reports. */
@@ -140,6 +146,8 @@ export async function segment(
   if (stagePlacement(gpu, options) === 'host') return segmentOnHost(gpu, input, options, hooks);
   const cloudValid = validateInput(input);
   const { image, scoreMap } = input;
+  // The same check as the submission's, before any GPU work: what cannot fit the device fails here, typed.
+  await planRun(deviceLimits(gpu.device), { image, scoreMap, features: input.features, pointCloud: input.pointCloud }, options, hooks.extractor !== undefined);
   const { width, height } = image;
   const n = width * height;
   const modality = resolveModality(options, input.pointCloud);
@@ -154,6 +162,7 @@ export async function segment(
     timings[stage] = (timings[stage] ?? 0) + now - t;
     placement[stage] = 'gpu';
     t = now;
+    hooks.checkpoint?.(stage);
   };
   const owned: Parameters<Gpu['release']> = [];
   try {

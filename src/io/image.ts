@@ -6,10 +6,15 @@ import { TttError, withSubjectAsync } from '../core/errors.ts';
 import type { ImageTensor, Region, ScoreMap } from '../core/types.ts';
 import { FORMAT_LABELS, requireFormat, type Format } from './sniff.ts';
 
-export const DEFAULT_MAX_PIXELS = 40_000_000;
+/**
+ * The one decode limit (MAX_IMAGE_PIXELS' default, 64 Mi pixels = 8192 x 8192): every raster and array
+ * decoder refuses more pixels from the file's header, before any pixel is decoded; the submission and
+ * the job decode under the same configured value.
+ */
+export const DEFAULT_MAX_PIXELS = 64 * 1024 * 1024;
 
 export interface DecodeImageOptions {
-  /** Images whose header declares more pixels are refused before decoding (default 40 megapixels). */
+  /** Images whose header declares more pixels are refused before decoding (default DEFAULT_MAX_PIXELS). */
   maxPixels?: number;
   /** Downscale (lanczos3) so that the longest side is at most this many pixels. */
   maxSide?: number;
@@ -162,14 +167,14 @@ export function decodeImage(bytes: Uint8Array, name: string, opts: DecodeImageOp
  * A ground-truth mask (any PNG/JPEG/TIFF; colour is converted to grey): 1 where the grey value is above
  * half the range (> 127 for 8-bit), else 0. A mask whose size differs from `size` is refused.
  */
-export function decodeMask(bytes: Uint8Array, name: string, size: { width: number; height: number }): Promise<Uint8Array> {
+export function decodeMask(bytes: Uint8Array, name: string, size: { width: number; height: number }, maxPixels = DEFAULT_MAX_PIXELS): Promise<Uint8Array> {
   return withSubjectAsync(name, async () => {
-    const { format, meta } = await inspectRaster(bytes, ['png', 'jpeg', 'tiff'], 'mask');
+    const { format, meta } = await inspectRaster(bytes, ['png', 'jpeg', 'tiff'], 'mask', maxPixels);
     if (meta.width !== size.width || meta.height !== size.height) {
       throw new TttError('SIZE_MISMATCH', `the mask is ${meta.width}x${meta.height} but the image is ${size.width}x${size.height}`);
     }
     const wide = meta.depth === 'ushort';
-    const p = sharpInput(bytes, DEFAULT_MAX_PIXELS)
+    const p = sharpInput(bytes, maxPixels)
       .removeAlpha()
       .toColourspace(wide ? 'grey16' : 'b-w')
       .raw({ depth: wide ? 'ushort' : 'uchar' });

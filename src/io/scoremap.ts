@@ -10,7 +10,7 @@ import { DEFAULT_MAX_NPY_ELEMENTS, parseNpy } from './npy.ts';
 import { requireFormat } from './sniff.ts';
 
 export interface DecodeMapOptions {
-  /** Largest map accepted, in pixels (default 40 megapixels); checked before decoding. */
+  /** Largest map accepted, in pixels (default DEFAULT_MAX_PIXELS); checked before decoding. */
   maxPixels?: number;
 }
 

@@ -7,12 +7,12 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { calibrationFromJson, type CalibrationJson } from '../core/calibration.ts';
-import { INPUT_ERROR_CODES, TttError } from '../core/errors.ts';
+import { INPUT_ERROR_CODES, TttError, type ErrorCode } from '../core/errors.ts';
 import type { Gpu } from '../core/gpu.ts';
 import { confusion, pixelMetrics, type PixelMetrics } from '../core/metrics.ts';
 import { resolveOptions } from '../core/options.ts';
 import { segment } from '../core/pipeline.ts';
-import type { FeatureTensor, ScoreMap, SegmentationResult, StagePlacement } from '../core/types.ts';
+import type { FeatureTensor, ImageTensor, PointCloud, ScoreMap, SegmentationResult, StagePlacement } from '../core/types.ts';
 import type { PrismaClient } from '../db.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import type { BlobKind } from '../generated/prisma/enums.ts';
@@ -25,8 +25,23 @@ import type { Logger } from '../server/log.ts';
 import { inspectionRetries, recordInspection } from '../service/metrics.ts';
 import type { ScorerCache, StoredBank } from './scorers.ts';
 
+/** What one job may use: the decode limit of the submission, and a time limit. */
+export interface JobLimits {
+  /**
+   * MAX_IMAGE_PIXELS: the stored inputs are decoded under the same limit as the submission checked them
+   * against, so that an accepted inspection never fails on a different one.
+   */
+  maxImagePixels: number;
+  /**
+   * Wall-clock limit of one attempt in milliseconds, from its claim (GPU wait included): checked between
+   * the pipeline's stages; past it the job FAILs with TIMEOUT and gives the device to the next job.
+   */
+  timeoutMs: number;
+}
+
 export interface JobContext {
   db: PrismaClient;
+  limits: JobLimits;
   events: InspectionEvents;
   logger: Logger;
   /** Runs `fn` with exclusive use of the process's GPU device. */
@@ -58,10 +73,41 @@ export type JobOutcome = 'SUCCEEDED' | 'FAILED' | 'SKIPPED' | 'RETRY';
  * Failures that the same inputs reproduce every time (the typed input errors): retrying cannot help, so
  * they are final at once. Device losses, unexpected errors and crashes are retried by a durable queue.
  */
-const DETERMINISTIC = new Set(INPUT_ERROR_CODES);
+const DETERMINISTIC = new Set<ErrorCode>([...INPUT_ERROR_CODES, 'TIMEOUT']);
 
 export function isDeterministicFailure(e: unknown): boolean {
   return e instanceof TttError && DETERMINISTIC.has(e.code);
+}
+
+type StoredBlob = { kind: BlobKind; name: string; data: Uint8Array };
+
+export interface StoredInputs {
+  image: ImageTensor;
+  scoreMap: ScoreMap | null;
+  features?: FeatureTensor;
+  pointCloud: PointCloud | null;
+  truth: Uint8Array | null;
+}
+
+/**
+ * Decodes an inspection's stored inputs under the submission's limits (MAX_IMAGE_PIXELS for every raster
+ * and array, checked from the headers before any pixel is decoded).
+ */
+export async function decodeStoredInputs(blobs: readonly StoredBlob[], limits: Pick<JobLimits, 'maxImagePixels'>): Promise<StoredInputs> {
+  const blob = (kind: BlobKind) => blobs.find((b) => b.kind === kind);
+  const maxPixels = limits.maxImagePixels;
+  const imageBlob = blob('IMAGE');
+  if (!imageBlob) throw new TttError('INVALID_INPUT', 'the inspection has no stored image');
+  const image = await decodeImage(imageBlob.data, imageBlob.name, { maxPixels });
+  const mapBlob = blob('SCORE_MAP');
+  const scoreMap = mapBlob ? await decodeScoreMap(mapBlob.data, mapBlob.name, { maxPixels }) : null;
+  const featuresBlob = blob('FEATURES');
+  const features = featuresBlob ? await decodeFeatures(featuresBlob.data, featuresBlob.name) : undefined;
+  const cloudBlob = blob('POINT_CLOUD');
+  const pointCloud = cloudBlob ? decodePointCloud(cloudBlob.data, cloudBlob.name, { maxPixels }) : null;
+  const truthBlob = blob('GROUND_TRUTH');
+  const truth = truthBlob ? await decodeMask(truthBlob.data, truthBlob.name, image, maxPixels) : null;
+  return { image, scoreMap, features, pointCloud, truth };
 }
 
 /** The inspection was deleted, re-queued or claimed by a redelivery while the job ran: results are dropped. */
@@ -121,28 +167,26 @@ export async function runInspection(ctx: JobContext, id: string, delivery?: JobD
   });
   if (!row) return 'SKIPPED'; // deleted right after the claim
   events.publish({ id, productId: row.productId, status: 'RUNNING' });
+  const timeLimit = ctx.limits.timeoutMs;
+  /** The attempt's time limit, checked between stages: the stage in flight finishes, no further one starts. */
+  const checkDeadline = (after: string) => {
+    if (performance.now() - t0 > timeLimit) {
+      throw new TttError('TIMEOUT', `the inspection exceeded the job time limit of ${timeLimit / 1000} s (JOB_TIMEOUT_SECONDS); it was stopped after ${after}`);
+    }
+  };
   try {
-    const blob = (kind: BlobKind) => row.blobs.find((b) => b.kind === kind);
     const stageMs: Record<string, number> = {};
     const placement: Record<string, StagePlacement> = { decode: 'host', encode: 'host' };
     let t = performance.now();
-    const imageBlob = blob('IMAGE');
-    const mapBlob = blob('SCORE_MAP');
-    if (!imageBlob) throw new TttError('INVALID_INPUT', 'the inspection has no stored image');
-    if (!mapBlob && row.scoreSource !== 'BUILTIN') throw new TttError('INVALID_INPUT', 'the inspection has no stored score map');
-    const image = await decodeImage(imageBlob.data, imageBlob.name);
-    const uploadedMap: ScoreMap | null = mapBlob ? await decodeScoreMap(mapBlob.data, mapBlob.name) : null;
-    const featuresBlob = blob('FEATURES');
-    const features: FeatureTensor | undefined = featuresBlob ? await decodeFeatures(featuresBlob.data, featuresBlob.name) : undefined;
-    const cloudBlob = blob('POINT_CLOUD');
-    const pointCloud = cloudBlob ? decodePointCloud(cloudBlob.data, cloudBlob.name) : null;
-    const truthBlob = blob('GROUND_TRUTH');
-    const truth = truthBlob ? await decodeMask(truthBlob.data, truthBlob.name, image) : null;
+    if (!row.blobs.some((b) => b.kind === 'SCORE_MAP') && row.scoreSource !== 'BUILTIN') throw new TttError('INVALID_INPUT', 'the inspection has no stored score map');
+    const { image, scoreMap: uploadedMap, features, pointCloud, truth } = await decodeStoredInputs(row.blobs, ctx.limits);
     const options = resolveOptions(row.options as Record<string, unknown>, resolveOptions(row.product.options as Record<string, unknown>));
     const calibration = row.product.calibration ? calibrationFromJson(row.product.calibration as unknown as CalibrationJson) : null;
     stageMs.decode = round(performance.now() - t);
+    checkDeadline('decoding');
 
     const { result, computedMap } = await ctx.withGpu(async (gpu) => {
+      checkDeadline('waiting for the GPU'); // the wait for the device counts
       let computedMap: ScoreMap | null = null;
       if (!uploadedMap) {
         const ts = performance.now();
@@ -150,9 +194,10 @@ export async function runInspection(ctx: JobContext, id: string, delivery?: JobD
         computedMap = (await scorer.score(image, pointCloud)).anomalyMap;
         stageMs.score = round(performance.now() - ts);
         placement.score = 'gpu';
+        checkDeadline('the score stage');
       }
       const scoreMap = uploadedMap ?? computedMap!;
-      const result: SegmentationResult = await segment(gpu, { image, scoreMap, features, calibration, pointCloud }, options);
+      const result: SegmentationResult = await segment(gpu, { image, scoreMap, features, calibration, pointCloud }, options, { checkpoint: (stage) => checkDeadline(`the ${stage} stage`) });
       return { result, computedMap };
     });
     for (const [stage, ms] of Object.entries(result.timings)) stageMs[stage] = round(ms);

@@ -3,13 +3,14 @@
 // one GPU device (the PGlite default); queue.ts implements it with a durable PostgreSQL job queue.
 
 import { TttError } from '../core/errors.ts';
+import { deviceLimits, WEBGPU_DEFAULT_LIMITS, type DeviceLimits } from '../core/plan.ts';
 import type { Gpu } from '../core/gpu.ts';
 import { createNodeGpu, nodeGpu } from '../gpu/node.ts';
 import type { PrismaClient } from '../db.ts';
 import type { InspectionEvents } from '../server/events.ts';
 import type { Logger } from '../server/log.ts';
 import { deviceLosses } from '../service/metrics.ts';
-import { runInspection } from './job.ts';
+import { runInspection, type JobLimits } from './job.ts';
 import { createScorerCache } from './scorers.ts';
 
 export interface InspectionProcessor {
@@ -33,12 +34,19 @@ export interface InspectionProcessor {
   withGpu<T>(fn: (gpu: Gpu) => Promise<T>): Promise<T>;
   /** The durable queue only: resolves when the queue answers, throws why it does not (readiness). */
   ready?(): Promise<void>;
+  /**
+   * The limits of the device the jobs run on, for the submission's check that a run fits (core/plan.ts);
+   * WebGPU's default limits where this process has no device (no adapter).
+   */
+  deviceLimits(): Promise<DeviceLimits>;
 }
 
 export interface InProcessOptions {
   db: PrismaClient;
   events: InspectionEvents;
   logger: Logger;
+  /** The decode and time limits of every job (jobLimits(config)). */
+  limits: JobLimits;
   /** Jobs in progress at once (decoding, storing); the GPU stage is serialized. */
   concurrency?: number;
   /**
@@ -71,6 +79,11 @@ export interface GpuLane {
   withGpu<T>(fn: (gpu: Gpu) => Promise<T>): Promise<T>;
   /** Resolves once the work queued on the device so far has finished. */
   idle(): Promise<void>;
+  /**
+   * The device's limits (read without the lane, nor acquiring its device: a submission never waits for
+   * the GPU); WebGPU's defaults when the process has no adapter.
+   */
+  limits(): Promise<DeviceLimits>;
 }
 
 /**
@@ -88,10 +101,20 @@ async function asDeviceLoss(g: Gpu, e: unknown): Promise<unknown> {
   return reason === null ? e : new TttError('DEVICE_LOST', `the GPU device was lost (${reason})`);
 }
 
-export function createGpuLane(acquire: () => Promise<Gpu>, logger: Logger): GpuLane {
+/**
+ * The limits of the devices the process creates: its shared device's (every device of the process comes
+ * from the same adapter, with the same requested limits).
+ */
+export async function nodeDeviceLimits(): Promise<DeviceLimits> {
+  return deviceLimits((await nodeGpu()).gpu.device);
+}
+
+export function createGpuLane(acquire: () => Promise<Gpu>, logger: Logger, readLimits: () => Promise<DeviceLimits> = nodeDeviceLimits): GpuLane {
   let device: Promise<Gpu> | null = null;
   // One segmentation at a time: the Gpu wrapper records into a single command encoder.
   let tail: Promise<unknown> = Promise.resolve();
+  /** The device's limits, read once (a replacement device comes from the same adapter). */
+  let limits: DeviceLimits | null = null;
   const gpu = async (): Promise<Gpu> => {
     if (device) {
       const current = await device.catch(() => null);
@@ -108,9 +131,15 @@ export function createGpuLane(acquire: () => Promise<Gpu>, logger: Logger): GpuL
     withGpu<T>(fn: (g: Gpu) => Promise<T>): Promise<T> {
       const run = tail.then(async () => {
         const g = await gpu();
+        // Each use is a job of its own on the device: its GPU errors are its own, and a failure at any
+        // point leaves nothing recorded, pending or reported for the next one (Gpu.abortJob).
+        g.beginJob();
         try {
-          return await fn(g);
+          const result = await fn(g);
+          await g.endJob();
+          return result;
         } catch (e) {
+          await g.abortJob();
           throw await asDeviceLoss(g, e);
         }
       });
@@ -118,6 +147,16 @@ export function createGpuLane(acquire: () => Promise<Gpu>, logger: Logger): GpuL
       return run;
     },
     idle: () => tail.then(() => undefined),
+    limits: async () => {
+      if (limits) return limits;
+      try {
+        limits = await readLimits();
+      } catch (e) {
+        logger.log('warn', 'no GPU device for the submission check: WebGPU default limits assumed', { error: e });
+        limits = WEBGPU_DEFAULT_LIMITS;
+      }
+      return limits;
+    },
   };
 }
 
@@ -130,7 +169,7 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
   let closed = false;
   let idleWaiters: (() => void)[] = [];
   const scorers = createScorerCache();
-  const { withGpu, idle } = createGpuLane(options.acquireGpu ?? defaultAcquire(), logger);
+  const { withGpu, idle, limits } = createGpuLane(options.acquireGpu ?? defaultAcquire(), logger);
   const retryLimit = Math.max(0, options.retryLimit ?? 0);
   const retryDelayMs = Math.max(0, options.retryDelayMs ?? 1000);
   /** Wakes the jobs waiting to retry when the processor closes. */
@@ -152,7 +191,7 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
    */
   const run = async (id: string): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
-      const outcome = await runInspection({ db, events, logger, withGpu, scorers }, id, { retriesLeft: attempt < retryLimit });
+      const outcome = await runInspection({ db, events, logger, withGpu, scorers, limits: options.limits }, id, { retriesLeft: attempt < retryLimit });
       if (outcome !== 'RETRY' || closed) return;
       await backOff(retryDelayMs * 2 ** attempt);
       if (closed) return;
@@ -206,6 +245,7 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
       return { released: 0 };
     },
     withGpu,
+    deviceLimits: limits,
   };
 }
 

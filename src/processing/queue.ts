@@ -13,7 +13,7 @@ import type { QueueSettings } from '../server/config.ts';
 import type { InspectionEvents } from '../server/events.ts';
 import type { Logger } from '../server/log.ts';
 import { recordInspection } from '../service/metrics.ts';
-import { runInspection, type JobContext } from './job.ts';
+import { runInspection, type JobContext, type JobLimits } from './job.ts';
 import { createGpuLane, defaultAcquire, type InspectionProcessor } from './processor.ts';
 import { createScorerCache } from './scorers.ts';
 
@@ -36,6 +36,12 @@ export interface QueueProcessorOptions {
   events: InspectionEvents;
   logger: Logger;
   settings: QueueSettings;
+  /**
+   * The decode and time limits of every job (jobLimits(config)). An attempt's own time limit is extended
+   * by the expiry check's interval: by then the queue has failed its job (the visibility timeout) and
+   * delivers it again, and the attempt stops at its next stage, giving the device to the next job.
+   */
+  limits: JobLimits;
   /** Whether this process takes jobs (a worker, the server's embedded worker) or only queues them. */
   work: boolean;
   /** Jobs in progress at once in this process (decoding, storing); the GPU stage is serialized. */
@@ -102,7 +108,8 @@ export async function createQueueProcessor(options: QueueProcessorOptions): Prom
 
   const scorers = createScorerCache();
   const lane = createGpuLane(options.acquireGpu ?? defaultAcquire(), logger);
-  const ctx: JobContext = { db, events, logger, withGpu: lane.withGpu, scorers, worker };
+  const limits = { ...options.limits, timeoutMs: options.limits.timeoutMs + maintenanceSeconds(settings) * 1000 };
+  const ctx: JobContext = { db, events, logger, withGpu: lane.withGpu, scorers, worker, limits };
   const workerIds: string[] = [];
   /** The inspection jobs whose handler is running in this process: job id -> inspection id. */
   const running = new Map<string, string>();
@@ -247,5 +254,6 @@ export async function createQueueProcessor(options: QueueProcessorOptions): Prom
       if (closed) throw new Error('the job queue is closed');
       if (!(await boss.getQueue(INSPECTION_QUEUE))) throw new Error(`the job queue ${INSPECTION_QUEUE} does not exist`);
     },
+    deviceLimits: lane.limits,
   };
 }

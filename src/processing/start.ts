@@ -8,6 +8,16 @@ import { createInspectionEvents, createSharedInspectionEvents, type InspectionEv
 import type { Logger } from '../server/log.ts';
 import { createInProcessProcessor, recoverUnfinished, type InspectionProcessor } from './processor.ts';
 import { createQueueProcessor, type QueueProcessor } from './queue.ts';
+import type { JobLimits } from './job.ts';
+
+/**
+ * The limits of every job, from the service's settings: the submission's MAX_IMAGE_PIXELS, and
+ * JOB_TIMEOUT_SECONDS as the time limit of one attempt (on PostgreSQL also the queue's visibility
+ * timeout, which redelivers a job whose worker died or is too slow; see QueueProcessorOptions.limits).
+ */
+export function jobLimits(config: Pick<ServiceConfig, 'maxImagePixels' | 'queue'>): JobLimits {
+  return { maxImagePixels: config.maxImagePixels, timeoutMs: config.queue.jobTimeoutSeconds * 1000 };
+}
 
 export interface Processing {
   processor: InspectionProcessor;
@@ -25,6 +35,7 @@ export async function startProcessing(db: Database, config: ServiceConfig, logge
       db: db.prisma,
       events,
       logger,
+      limits: jobLimits(config),
       concurrency: config.concurrency,
       retryLimit: config.queue.retryLimit,
       retryDelayMs: config.queue.retryDelaySeconds * 1000,
@@ -43,6 +54,7 @@ export async function startProcessing(db: Database, config: ServiceConfig, logge
     events,
     logger,
     settings: config.queue,
+    limits: jobLimits(config),
     work: options.work,
     concurrency: config.concurrency,
   });

@@ -18,6 +18,7 @@ export const ErrorCodeEnum = builder.enumType('ErrorCode', {
     'INVALID_OPTION',
     'QUEUE_FULL',
     'DEVICE_LOST',
+    'TIMEOUT',
     'NO_ADAPTER',
     'INTERNAL',
   ] as const satisfies readonly ErrorCode[],

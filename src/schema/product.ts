@@ -1,7 +1,8 @@
-// Products: the Product node (scorer, calibration, built-in scorer bank), its queries, createProduct and
-// addNominalSamples.
+// Products: the Product node (scorer, calibration, built-in scorer bank, option limits), its queries,
+// createProduct, setProductOptionLimits and addNominalSamples.
 
 import type { CalibrationJson } from '../core/calibration.ts';
+import { COST_OPTIONS } from '../core/cost.ts';
 import { decodeBankHeader, type BankHeader } from '../core/patchcore/bank.ts';
 import { builder } from '../builder.ts';
 import { Scorer } from '../generated/prisma/enums.ts';
@@ -9,7 +10,7 @@ import { HOLD_OUT_EVERY } from '../service/builtin.ts';
 import { productScope } from '../service/auth.ts';
 import { tryLocalId } from '../service/ids.ts';
 import { optionPairs } from '../service/options.ts';
-import { addNominalSamples, createProduct } from '../service/products.ts';
+import { addNominalSamples, createProduct, setProductOptionLimits } from '../service/products.ts';
 import { mutationErrors } from './errors.ts';
 import { OptionInput, OptionValue } from './options.ts';
 import { withId } from './select.ts';
@@ -80,6 +81,14 @@ export const ProductNode = builder.prismaNode('Product', {
       select: { options: true },
       resolve: (p) => optionPairs(p.options),
     }),
+    optionLimits: t.field({
+      type: [OptionValue],
+      description:
+        'The most an inspection may ask of the options that cost processing time (set by an ADMIN with setProductOptionLimits). ' +
+        "A cost option without a limit here is limited to the product's own value: a station may only lower it.",
+      select: { optionLimits: true },
+      resolve: (p) => optionPairs(p.optionLimits),
+    }),
     calibration: t.field({
       type: Calibration,
       nullable: true,
@@ -136,6 +145,20 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: CreateProductInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
       const id = await createProduct(ctx, input);
+      return ctx.db.product.findUniqueOrThrow({ ...withId(query), where: { id } });
+    },
+  }),
+  setProductOptionLimits: t.prismaField({
+    type: 'Product',
+    description:
+      `Replaces the product's option limits (an empty list clears them): the most a submission or reprocess may ask of ${[...COST_OPTIONS.keys()].join(', ')} ` +
+      "(for classifier.tolerance the least; for the lists their length; features.inputSize 0, the image's own size, is the most). " +
+      "An option without a limit is limited to the product's own value. The product's own options must be within the limits. " +
+      'Requests over a limit are an InvalidOptionError naming the option and the limit.',
+    errors: mutationErrors('SetProductOptionLimits', 'product'),
+    args: { productId: t.arg.id({ required: true }), limits: t.arg({ type: [OptionInput], required: true }) },
+    resolve: async (query, _root, { productId, limits }, ctx) => {
+      const id = await setProductOptionLimits(ctx, String(productId), limits);
       return ctx.db.product.findUniqueOrThrow({ ...withId(query), where: { id } });
     },
   }),

@@ -1,5 +1,7 @@
 // The service's settings, read once from the environment (every variable has a default).
 
+import { DEFAULT_MAX_PIXELS } from '../io/image.ts';
+
 export interface ServiceConfig {
   /** HTTP port of `npm start`. */
   port: number;
@@ -137,7 +139,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
     requestTimeoutMs: 1000 * requestTimeoutSeconds,
     maxUploadBytes,
     maxRequestBytes: positiveInt(env, 'MAX_REQUEST_BYTES', requestLimitFor(maxUploadBytes)),
-    maxImagePixels: positiveInt(env, 'MAX_IMAGE_PIXELS', 64 * 1024 * 1024),
+    maxImagePixels: positiveInt(env, 'MAX_IMAGE_PIXELS', DEFAULT_MAX_PIXELS),
     concurrency: positiveInt(env, 'PROCESSING_CONCURRENCY', 2),
     publicUrl: env.PUBLIC_URL ? env.PUBLIC_URL.replace(/\/+$/, '') : null,
     maxQueueDepth: positiveInt(env, 'MAX_QUEUE_DEPTH', 1000),

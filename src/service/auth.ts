@@ -43,6 +43,7 @@ export const OPERATION_ROLES: Record<'Query' | 'Mutation' | 'Subscription', Reco
     reprocessInspection: 'STATION',
     createProduct: 'ADMIN',
     addNominalSamples: 'ADMIN',
+    setProductOptionLimits: 'ADMIN',
     deleteInspection: 'ADMIN',
     createApiKey: 'ADMIN',
     revokeApiKey: 'ADMIN',

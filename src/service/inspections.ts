@@ -6,8 +6,11 @@
 
 import { TttError, withSubjectAsync } from '../core/errors.ts';
 import { chooseExtractor, resolveModality } from '../core/features/index.ts';
+import { checkOptionLimits } from '../core/cost.ts';
 import { resolveOptions } from '../core/options.ts';
+import { planRun } from '../core/plan.ts';
 import type { FeatureTensor, ImageTensor, PointCloud, ScoreMap } from '../core/types.ts';
+import type { TttOptions } from '../core/options.ts';
 import { validateFeatures, validateImage, validatePointCloud, validateScoreMap } from '../core/validate.ts';
 import { decodePointCloud } from '../io/pointcloud.ts';
 import { Prisma } from '../generated/prisma/client.ts';
@@ -56,7 +59,10 @@ async function checkQueueDepth(ctx: ServiceContext): Promise<void> {
 export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInput, load: (id: string) => Promise<T>): Promise<T> {
   const { db, config } = ctx;
   const productId = localId('Product', input.productId);
-  const product = await db.product.findFirst({ where: { AND: [{ id: productId }, productScope(ctx.auth)] }, select: { id: true, options: true, scorer: true } });
+  const product = await db.product.findFirst({
+    where: { AND: [{ id: productId }, productScope(ctx.auth)] },
+    select: { id: true, options: true, optionLimits: true, scorer: true },
+  });
   if (!product) throw notFound('Product', input.productId);
 
   const externalId = input.externalId ?? null;
@@ -87,7 +93,9 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
   }
 
   const overrides = parseOptionPairs(input.options);
-  const options = resolveOptions(overrides, resolveOptions(product.options as Record<string, unknown>));
+  const productOptions = resolveOptions(product.options as Record<string, unknown>);
+  const options = resolveOptions(overrides, productOptions);
+  checkOptionLimits(options, productOptions, product.optionLimits as Record<string, unknown>);
 
   const image: Upload = await readUpload(input.image);
   const decodedImage: ImageTensor = await withSubjectAsync('image', () => decodeImage(image.bytes, image.name, { maxPixels: config.maxImagePixels }));
@@ -109,8 +117,11 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
     : null;
   if (decodedCloud) await withSubjectAsync('pointCloud', async () => validatePointCloud(decodedCloud, decodedImage));
   resolveModality(options, decodedCloud);
+  // Whether the run fits the processing device (buffer sizes and dispatches for these sizes and options):
+  // what cannot run is refused here, typed, instead of failing in the job.
+  await planRun(await ctx.processor.deviceLimits(), { image: decodedImage, scoreMap: decodedMap, features: decodedFeatures, pointCloud: decodedCloud }, options);
   const groundTruth: Upload | null = input.groundTruth ? await readUpload(input.groundTruth) : null;
-  if (groundTruth) await withSubjectAsync('groundTruth', () => decodeMask(groundTruth.bytes, groundTruth.name, decodedImage));
+  if (groundTruth) await withSubjectAsync('groundTruth', () => decodeMask(groundTruth.bytes, groundTruth.name, decodedImage, config.maxImagePixels));
 
   const blobs = [
     { kind: 'IMAGE' as const, upload: image },
@@ -178,7 +189,7 @@ export async function reprocessInspection<T>(
   const id = localId('Inspection', globalIdValue);
   const current = await db.inspection.findFirst({
     where: { id, ...inspectionScope(ctx.auth) },
-    select: { status: true, productId: true, scoreSource: true, product: { select: { options: true } } },
+    select: { status: true, productId: true, scoreSource: true, product: { select: { options: true, optionLimits: true } } },
   });
   if (!current) throw notFound('Inspection', globalIdValue);
   if (current.status === 'QUEUED' || current.status === 'RUNNING') {
@@ -186,7 +197,12 @@ export async function reprocessInspection<T>(
   }
   await checkQueueDepth(ctx);
   const overrides = options ? parseOptionPairs(options) : undefined;
-  if (overrides) resolveOptions(overrides, resolveOptions(current.product.options as Record<string, unknown>));
+  if (overrides) {
+    const productOptions = resolveOptions(current.product.options as Record<string, unknown>);
+    const options = resolveOptions(overrides, productOptions);
+    checkOptionLimits(options, productOptions, current.product.optionLimits as Record<string, unknown>);
+    await checkStoredRunFits(ctx, id, options);
+  }
   await db.$transaction(async (tx) => {
     const reset = await tx.inspection.updateMany({
       where: { id, status: { in: ['SUCCEEDED', 'FAILED'] } },
@@ -229,6 +245,30 @@ export async function reprocessInspection<T>(
     await ctx.processor.enqueue(id);
     ctx.events.publish({ id, productId: current.productId, status: 'QUEUED' });
   }
+}
+
+/** The submission's device check for new options on an inspection's stored inputs (decoded as the job will). */
+async function checkStoredRunFits(ctx: ServiceContext, id: string, options: TttOptions): Promise<void> {
+  const maxPixels = ctx.config.maxImagePixels;
+  const blobs = await ctx.db.inspectionBlob.findMany({ where: { inspectionId: id, kind: { in: ['IMAGE', 'SCORE_MAP', 'FEATURES', 'POINT_CLOUD'] } }, select: { kind: true, name: true, data: true } });
+  const blob = (kind: BlobKind) => blobs.find((b) => b.kind === kind);
+  const image = blob('IMAGE');
+  if (!image) throw new TttError('INVALID_INPUT', 'the inspection has no stored image');
+  const map = blob('SCORE_MAP');
+  const features = blob('FEATURES');
+  const cloud = blob('POINT_CLOUD');
+  const decodedImage = await decodeImage(image.data, image.name, { maxPixels });
+  const decodedFeatures = features ? await decodeFeatures(features.data, features.name) : undefined;
+  await planRun(
+    await ctx.processor.deviceLimits(),
+    {
+      image: decodedImage,
+      scoreMap: map ? await decodeScoreMap(map.data, map.name, { maxPixels }) : null,
+      features: decodedFeatures,
+      pointCloud: cloud ? decodePointCloud(cloud.data, cloud.name, { maxPixels }) : null,
+    },
+    options,
+  );
 }
 
 export async function deleteInspection(ctx: ServiceContext, globalIdValue: string): Promise<string> {

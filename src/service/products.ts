@@ -5,6 +5,7 @@
 
 import { calibrate, calibrationToJson } from '../core/calibration.ts';
 import { TttError, withSubjectAsync } from '../core/errors.ts';
+import { checkOptionLimits, parseOptionLimits } from '../core/cost.ts';
 import { resolveOptions } from '../core/options.ts';
 import type { ScoreMap } from '../core/types.ts';
 import { checkAspect, checkDimensions, checkFinite } from '../core/validate.ts';
@@ -41,6 +42,27 @@ export async function createProduct(ctx: ServiceContext, input: CreateProductInp
     if (isUniqueViolation(e)) throw new TttError('INVALID_INPUT', `a product named ${JSON.stringify(name)} already exists`);
     throw e;
   }
+}
+
+/**
+ * Sets a product's option limits (replacing the previous ones; an empty list clears them): the most an
+ * inspection of it may ask of each option that costs processing time (core/cost.ts). The product's own
+ * options must be within them. Returns the product's local id.
+ */
+export async function setProductOptionLimits(ctx: ServiceContext, productGlobalId: string, pairs: readonly OptionPair[]): Promise<string> {
+  const productId = localId('Product', productGlobalId);
+  const product = await ctx.db.product.findFirst({ where: { AND: [{ id: productId }, productScope(ctx.auth)] }, select: { options: true } });
+  if (!product) throw notFound('Product', productGlobalId);
+  const limits = parseOptionLimits(parseOptionPairs(pairs));
+  const own = resolveOptions(product.options as Record<string, unknown>);
+  try {
+    checkOptionLimits(own, own, limits);
+  } catch (e) {
+    throw new TttError('INVALID_OPTION', `the product's own options exceed the new limits: ${(e as Error).message.replace(/, the product's limit$/, '')}`);
+  }
+  const updated = await ctx.db.product.updateMany({ where: { id: productId }, data: { optionLimits: limits as object } });
+  if (updated.count === 0) throw notFound('Product', productGlobalId);
+  return productId;
 }
 
 /** At most this many maps per call (each is decoded and held in memory). */

@@ -122,3 +122,25 @@ describe('segment (GPU path and host path) against referenceSegment (CPU)', () =
     }
   });
 });
+
+describe('segment checkpoint (a job time limit)', () => {
+  it('is called after each stage in order, and a throw there stops the run with that error', async () => {
+    const s = syntheticSample({ width: 64, height: 64, seed: 4, defects: 2 });
+    const options = resolveOptions({ 'features.extractor': 'filterbank', 'gate.mode': 'off' });
+    const seen: string[] = [];
+    await segment(gpu, s, options, { checkpoint: (stage) => void seen.push(stage) });
+    expect(seen).toEqual(['upload', 'stats', 'pseudoLabels', 'features', 'gather', 'classifier', 'predict']);
+
+    const stopped: string[] = [];
+    const stop = (stage: string) => {
+      stopped.push(stage);
+      if (stage === 'features') throw new Error(`deadline after ${stage}`);
+    };
+    await expect(segment(gpu, s, options, { checkpoint: stop })).rejects.toThrow('deadline after features');
+    expect(stopped).toEqual(['upload', 'stats', 'pseudoLabels', 'features']);
+    // The device is usable at once: the same run completes with the same mask.
+    const again = await segment(gpu, s, options);
+    const first = await segment(gpu, s, options);
+    expect(agreement(again.predMask, first.predMask)).toBe(1);
+  });
+});

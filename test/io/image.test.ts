@@ -175,12 +175,12 @@ describe('decodeImage: malformed and oversized inputs', () => {
     await expectTttError(() => decodeImage(bytes, 'zero.png'), 'INVALID_INPUT', 'zero.png', /zero size \(0x5\)/);
   });
 
-  it('more pixels than maxPixels -> TOO_LARGE from the header alone (8000x6000 PNG of 47 KB, default 40 MP)', async () => {
+  it('more pixels than maxPixels -> TOO_LARGE from the header alone (9000x8000 PNG, default 64 Mi pixels)', async () => {
     const bytes = new Uint8Array(
-      await sharp(new Uint8Array(8000 * 6000), { raw: { width: 8000, height: 6000, channels: 1 } }).toColourspace('b-w').png({ compressionLevel: 9 }).toBuffer(),
+      await sharp(new Uint8Array(9000 * 8000), { raw: { width: 9000, height: 8000, channels: 1 } }).toColourspace('b-w').png({ compressionLevel: 9 }).toBuffer(),
     );
     expect(bytes.length).toBeLessThan(100_000);
-    await expectTttError(() => decodeImage(bytes, 'huge.png'), 'TOO_LARGE', 'huge.png', /8000x6000 = 48000000 pixels, more than the limit of 40000000/);
+    await expectTttError(() => decodeImage(bytes, 'huge.png'), 'TOO_LARGE', 'huge.png', /9000x8000 = 72000000 pixels, more than the limit of 67108864/);
     const small = await png(pixels8(1), 1, 'b-w');
     await expectTttError(() => decodeImage(small, 'small.png', { maxPixels: 34 }), 'TOO_LARGE', 'small.png', /limit of 34/);
   });

@@ -178,6 +178,16 @@ const OPERATIONS: Operation[] = [
   },
   {
     type: 'Mutation',
+    field: 'setProductOptionLimits',
+    scoped: true,
+    run: async (w, c, t) =>
+      classify(
+        await c.gql(`mutation($p: ID!) { setProductOptionLimits(productId: $p, limits: []) { __typename ... on SetProductOptionLimitsSuccess { product { id } } } }`, { p: w.product[t] }),
+        result('setProductOptionLimits'),
+      ),
+  },
+  {
+    type: 'Mutation',
     field: 'createApiKey',
     scoped: false,
     run: async (_w, c) => classify(await c.gql(`mutation { createApiKey(input: {role: VIEWER}) { __typename ... on CreatedApiKey { secret } } }`), result('createApiKey')),

@@ -13,6 +13,7 @@ import { migrate } from '../../src/migrate.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
 import { createInProcessProcessor, type InspectionProcessor } from '../../src/processing/processor.ts';
 import { createQueueProcessor } from '../../src/processing/queue.ts';
+import { jobLimits } from '../../src/processing/start.ts';
 import { defaultConfig, type QueueSettings, type ServiceConfig } from '../../src/server/config.ts';
 import { createInspectionEvents, createSharedInspectionEvents } from '../../src/server/events.ts';
 import { memoryLogger } from '../../src/server/log.ts';
@@ -138,6 +139,7 @@ export async function startService(
   let processor: InspectionProcessor;
   let events = createInspectionEvents();
   let closeEvents = async () => {};
+  const config = defaultConfig(options.config);
   if (options.queue) {
     if (!database.url) throw new Error('the queue processor needs the PostgreSQL server');
     const shared = await createSharedInspectionEvents(database.url);
@@ -149,6 +151,7 @@ export async function startService(
       events,
       logger,
       settings: { jobTimeoutSeconds: 60, retryLimit: 2, retryDelaySeconds: 1, shutdownTimeoutSeconds: 30, ...options.queue.settings },
+      limits: jobLimits({ ...config, queue: { ...config.queue, jobTimeoutSeconds: 60, ...options.queue.settings } }),
       work: options.queue.work,
       concurrency: options.concurrency ?? 2,
       acquireGpu: options.acquireGpu,
@@ -158,12 +161,13 @@ export async function startService(
       db: database.db.prisma,
       events,
       logger,
+      limits: jobLimits(config),
       concurrency: options.concurrency ?? 2,
       acquireGpu: options.acquireGpu,
       ...options.inProcessRetries,
     });
   }
-  const app = createApp({ db: database.db.prisma, processor, events, config: defaultConfig(options.config), logger, faults: options.faults });
+  const app = createApp({ db: database.db.prisma, processor, events, config, logger, faults: options.faults });
   const createKey = async (role: Role, productIds: string[] = []) => {
     const { key, secret } = await createApiKey(database.db.prisma, { role, productIds, name: `test ${role.toLowerCase()}` });
     return { id: key.id, secret };

@@ -10,6 +10,7 @@ import type { Gpu } from '../../src/core/gpu.ts';
 import { openDatabase, type Database } from '../../src/db.ts';
 import { createNodeGpu } from '../../src/gpu/node.ts';
 import { createQueueProcessor, type QueueProcessor } from '../../src/processing/queue.ts';
+import { jobLimits } from '../../src/processing/start.ts';
 import { configFromEnv, defaultConfig } from '../../src/server/config.ts';
 import { createSharedInspectionEvents, type SharedInspectionEvents } from '../../src/server/events.ts';
 import { listen } from '../../src/server/http.ts';
@@ -389,6 +390,7 @@ describe('readiness when the database goes away', () => {
         events,
         logger,
         settings: { jobTimeoutSeconds: 60, retryLimit: 0, retryDelaySeconds: 1, shutdownTimeoutSeconds: 5 },
+        limits: jobLimits(defaultConfig()),
         work: false,
       });
       const app = createApp({ db: db.prisma, processor: queue, events, config: defaultConfig(), logger });

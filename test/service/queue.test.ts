@@ -9,6 +9,8 @@ import type { Gpu } from '../../src/core/gpu.ts';
 import { createNodeGpu } from '../../src/gpu/node.ts';
 import { runInspection, type JobContext } from '../../src/processing/job.ts';
 import { createScorerCache } from '../../src/processing/scorers.ts';
+import { jobLimits } from '../../src/processing/start.ts';
+import { defaultConfig } from '../../src/server/config.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
 import { BACKENDS, INSPECTION, POSTGRES_URL, REPROCESS, SUBMIT, createProduct, destroyMidRun, rowCounts, sampleFiles, startService, type TestService } from './helpers.ts';
 
@@ -59,6 +61,7 @@ describe.each(BACKENDS)('idempotent completion on %s', (backend) => {
       logger: s.logger,
       scorers: createScorerCache(),
       worker: 'test',
+      limits: jobLimits(defaultConfig()),
       withGpu: async (fn) => {
         if (++entered === 2) release();
         await bothClaimed;

@@ -79,7 +79,7 @@ export function preprocessImage(gpu: Gpu, image: ImageTensor, size: Shape, uploa
       scaleX: image.width / size.width, scaleY: image.height / size.height,
     },
     { src, dst },
-    [ceilDiv(size.width * size.height, NET_WG), 3, 1],
+    [...gpu.fold(ceilDiv(size.width * size.height, NET_WG)), 3],
   );
   if (!uploadedImage) gpu.release(src);
   return { data: dst, channels: 3, height: size.height, width: size.width, stride };
