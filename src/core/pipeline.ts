@@ -143,11 +143,12 @@ export async function segment(
   options: TttOptions = defaultOptions(),
   hooks: SegmentHooks = {},
 ): Promise<SegmentationResult> {
-  if (stagePlacement(gpu, options) === 'host') return segmentOnHost(gpu, input, options, hooks);
+  // The same check as the submission's, before any work (the host path too: its features run on the GPU):
+  // what cannot fit the device fails here, typed.
   const cloudValid = validateInput(input);
   const { image, scoreMap } = input;
-  // The same check as the submission's, before any GPU work: what cannot fit the device fails here, typed.
   await planRun(deviceLimits(gpu.device), { image, scoreMap, features: input.features, pointCloud: input.pointCloud }, options, hooks.extractor !== undefined);
+  if (stagePlacement(gpu, options) === 'host') return segmentOnHost(gpu, input, options, hooks, cloudValid);
   const { width, height } = image;
   const n = width * height;
   const modality = resolveModality(options, input.pointCloud);
@@ -290,8 +291,7 @@ async function hostFeatures(
  * compute.stages=host: the test-time stage in plain TypeScript (src/core/hostStage.ts), stage for stage as
  * `segment`; only feature extraction (an extractor's or a point cloud's) uses the GPU.
  */
-async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions, hooks: SegmentHooks): Promise<SegmentationResult> {
-  const cloudValid = validateInput(input);
+async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions, hooks: SegmentHooks, cloudValid: Uint8Array | null): Promise<SegmentationResult> {
   if (input.features) checkHostChannels(input.features.channels);
   const { image, scoreMap } = input;
   const { width, height } = image;
@@ -307,6 +307,8 @@ async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions,
     timings[stage] = now - t;
     placement[stage] = on;
     t = now;
+    // As on the GPU path: between stages, not after the last (regions).
+    if (stage !== 'regions') hooks.checkpoint?.(stage);
   };
   const resampled = scoreMap.width !== width || scoreMap.height !== height;
   const working = resampled ? referenceBilinear(scoreMap.data, 1, scoreMap, image) : scoreMap.data;
