@@ -1,6 +1,7 @@
 // The Node HTTP server around the app: how long a request may take to arrive, and where it listens.
 
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { App } from './yoga.ts';
 import type { ServiceConfig } from './config.ts';
 
@@ -13,7 +14,41 @@ import type { ServiceConfig } from './config.ts';
  */
 export function createHttpServer(app: App, config: Pick<ServiceConfig, 'headersTimeoutMs' | 'requestTimeoutMs'>): Server {
   const checkMs = Math.max(250, Math.min(1000, Math.floor(config.headersTimeoutMs / 4)));
-  return createServer({ headersTimeout: config.headersTimeoutMs, requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: checkMs }, app.yoga);
+  const server = createServer({ headersTimeout: config.headersTimeoutMs, requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: checkMs }, app.yoga);
+  lingerAfterEarlyAnswers(server);
+  return server;
+}
+
+/** How long, and for how many more bytes, a connection answered before its request was read stays open. */
+export const LINGER = { ms: 2000, bytes: 4 * 1024 * 1024 };
+
+/**
+ * Lingering close (as nginx's): a connection closed after an answer sent before its request body was read
+ * (a 401 or 413 refusal) first reads and drops what the client still sends, up to LINGER, and closes when
+ * the client has stopped. Closing a socket with unread input at once makes the kernel send a reset, which
+ * can reach the client before it has read the answer: it would see a dropped connection, not the refusal.
+ */
+function lingerAfterEarlyAnswers(server: Server): void {
+  const current = new WeakMap<Socket, IncomingMessage>();
+  server.on('request', (req: IncomingMessage) => current.set(req.socket, req));
+  server.on('connection', (socket: Socket) => {
+    const destroySoon = socket.destroySoon.bind(socket);
+    socket.destroySoon = () => {
+      const req = current.get(socket);
+      if (!req || req.complete) return destroySoon();
+      socket.end();
+      let left = LINGER.bytes;
+      const close = () => {
+        clearTimeout(timer);
+        socket.destroy();
+      };
+      const timer = setTimeout(close, LINGER.ms);
+      socket.on('data', (chunk: Buffer) => {
+        if ((left -= chunk.byteLength) <= 0) close();
+      });
+      socket.once('end', close);
+    };
+  });
 }
 
 /** Listens on the configured port and address (every interface when HOST is unset). */
