@@ -12,7 +12,7 @@ import type { InspectionProcessor } from '../processing/processor.ts';
 import { schema } from '../schema/index.ts';
 import { FILE_ROLE, hasRole } from '../service/auth.ts';
 import type { Faults } from '../service/faults.ts';
-import { FILE_KINDS, renderFile, type FileKind } from '../service/files.ts';
+import { FILE_KINDS, InspectionFiles, type FileKind } from '../service/files.ts';
 import { authPlugin, checkOperationRoles, disableIntrospectionPlugin, jsonError, operationRolesPlugin, principalOf, RateLimiter, subscriptionKeysPlugin } from './auth.ts';
 import { defaultConfig, type GraphqlLimits, type ServiceConfig } from './config.ts';
 import { createInspectionEvents, type InspectionEvents } from './events.ts';
@@ -34,6 +34,7 @@ export interface App {
   events: InspectionEvents;
   config: ServiceConfig;
   subscriptions: OpenSubscriptions;
+  files: InspectionFiles;
 }
 
 /** Codes whose messages are meant for the client; anything else is masked. */
@@ -41,7 +42,7 @@ const EXPECTED = new Set<ErrorCode>([...INPUT_ERROR_CODES, 'QUEUE_FULL']);
 
 const FILE_ROUTE = new RegExp(`^/files/inspections/([0-9a-f-]{36})/(${FILE_KINDS.join('|')})\\.png$`, 'i');
 
-function filesPlugin(db: PrismaClient, maxImagePixels: number): Plugin {
+function filesPlugin(files: InspectionFiles): Plugin {
   return {
     async onRequest({ url, request, endResponse }) {
       const m = FILE_ROUTE.exec(url.pathname);
@@ -55,7 +56,13 @@ function filesPlugin(db: PrismaClient, maxImagePixels: number): Plugin {
         endResponse(new Response('forbidden\n', { status: 403, headers: { 'content-type': 'text/plain; charset=utf-8' } }));
         return;
       }
-      const file = await renderFile(db, m[1].toLowerCase(), m[2] as FileKind, principal, maxImagePixels);
+      const file = await files.get(m[1].toLowerCase(), m[2] as FileKind, principal, request.headers.get('if-none-match'));
+      // Clients may keep a file and must revalidate it: its ETag changes when the inspection is processed again.
+      const caching = { 'cache-control': 'no-cache' };
+      if (!file.ok && file.status === 304) {
+        endResponse(new Response(null, { status: 304, headers: { etag: file.etag, ...caching } }));
+        return;
+      }
       if (!file.ok) {
         endResponse(new Response(`${file.reason}\n`, { status: file.status, headers: { 'content-type': 'text/plain; charset=utf-8' } }));
         return;
@@ -63,7 +70,7 @@ function filesPlugin(db: PrismaClient, maxImagePixels: number): Plugin {
       endResponse(
         new Response(request.method === 'HEAD' ? null : (file.png as Uint8Array<ArrayBuffer>), {
           status: 200,
-          headers: { 'content-type': 'image/png', 'content-length': String(file.png.byteLength), 'cache-control': 'no-cache' },
+          headers: { 'content-type': 'image/png', 'content-length': String(file.png.byteLength), etag: file.etag, ...caching },
         }),
       );
     },
@@ -161,6 +168,7 @@ export function createApp(options: AppOptions): App {
     trustProxy: config.trustProxy,
   };
   const subscriptions = new OpenSubscriptions(db, config.subscriptionKeyCheckMs, logger);
+  const files = new InspectionFiles(db, config.maxImagePixels);
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -192,12 +200,12 @@ export function createApp(options: AppOptions): App {
       requestLogPlugin(logger),
       bodyLimitPlugin(config.maxRequestBytes),
       authPlugin(db, limits, logger),
-      filesPlugin(db, config.maxImagePixels),
+      filesPlugin(files),
       armorPlugin(config.graphqlLimits),
       ...(config.introspection ? [] : [disableIntrospectionPlugin()]),
       operationRolesPlugin(),
       subscriptionKeysPlugin(subscriptions),
     ],
   });
-  return { yoga, events, config, subscriptions };
+  return { yoga, events, config, subscriptions, files };
 }
