@@ -77,6 +77,22 @@ function filesPlugin(files: InspectionFiles): Plugin {
   };
 }
 
+/**
+ * Answers 429 with Retry-After when the operation was refused for a full queue (the GraphQL result still
+ * holds the typed QueueFullError), so that HTTP clients and proxies back off without reading the body.
+ */
+function admissionPlugin(refusals: WeakMap<Request, NonNullable<Context['admission']>>): Plugin {
+  return {
+    onResponse({ request, response, setResponse }) {
+      const retryAfter = refusals.get(request)?.retryAfterSeconds;
+      if (retryAfter === undefined || response.status !== 200) return;
+      const headers = new Headers(response.headers);
+      headers.set('retry-after', String(retryAfter));
+      setResponse(new Response(response.body, { status: 429, headers }));
+    },
+  };
+}
+
 function tooLarge(message: string): Response {
   return jsonError(413, 'TOO_LARGE', message, { connection: 'close' });
 }
@@ -169,6 +185,7 @@ export function createApp(options: AppOptions): App {
   };
   const subscriptions = new OpenSubscriptions(db, config.subscriptionKeyCheckMs, logger);
   const files = new InspectionFiles(db, config.maxImagePixels);
+  const refusals = new WeakMap<Request, NonNullable<Context['admission']>>();
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -181,7 +198,9 @@ export function createApp(options: AppOptions): App {
       const auth = principalOf(request);
       // The auth plugin ends every request without a principal before GraphQL runs.
       if (!auth) throw new Error('no principal for the request');
-      return { db, processor, events, config, logger, auth, faults, subscriptions, baseUrl: config.publicUrl ?? new URL(request.url).origin };
+      const admission = {};
+      refusals.set(request, admission);
+      return { db, processor, events, config, logger, auth, faults, subscriptions, admission, baseUrl: config.publicUrl ?? new URL(request.url).origin };
     },
     maskedErrors: {
       maskError(error, message, isDev) {
@@ -198,6 +217,7 @@ export function createApp(options: AppOptions): App {
     },
     plugins: [
       requestLogPlugin(logger),
+      admissionPlugin(refusals),
       bodyLimitPlugin(config.maxRequestBytes),
       authPlugin(db, limits, logger),
       filesPlugin(files),
