@@ -6,6 +6,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
+import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { databaseOptionsFromEnv, openDatabase } from '../db.ts';
 import { migrate } from '../migrate.ts';
@@ -16,8 +17,16 @@ import { jsonLogger, type Logger } from './log.ts';
 import { createApp } from './yoga.ts';
 
 /**
+ * The child's scheduling priority (nice): where the GPU is emulated on the CPU (lavapipe), or the CPU is
+ * short, the API's requests come first and processing takes the rest. Threads the worker starts later
+ * (the GPU driver's, libuv's) inherit it.
+ */
+const WORKER_NICE = 10;
+
+/**
  * The embedded worker: `npm run worker` as a child process with this process's environment and loader,
- * started again a second after it dies; `stop` ends it (SIGTERM: it finishes or releases its jobs).
+ * at a lower priority, started again a second after it dies; `stop` ends it (SIGTERM: it finishes or
+ * releases its jobs).
  */
 function startWorkerChild(logger: Logger): { stop(): Promise<void> } {
   const script = fileURLToPath(new URL('../worker/main.ts', import.meta.url));
@@ -26,6 +35,11 @@ function startWorkerChild(logger: Logger): { stop(): Promise<void> } {
   const start = () => {
     const c = spawn(process.execPath, [...process.execArgv, script], { stdio: 'inherit', env: process.env });
     child = c;
+    try {
+      setPriority(c.pid!, WORKER_NICE);
+    } catch (error) {
+      logger.log('warn', 'could not lower the embedded worker\'s priority', { error });
+    }
     c.on('exit', (code, signal) => {
       if (stopping) return;
       logger.log('error', 'embedded worker exited; starting another', { code, signal });

@@ -1,8 +1,9 @@
 // The server on PostgreSQL with its embedded worker (EMBEDDED_WORKER on, the default): the worker runs as
-// a child process, so that inspections are processed outside the API's event loop. One server process;
-// an inspection submitted to it is processed by another pid (the attempt log names host:pid), and
-// SIGTERM stops both.
+// a child process at a lower priority, so that inspections are processed outside the API's event loop.
+// One server process; an inspection submitted to it is processed by another pid (the attempt log names
+// host:pid), and SIGTERM stops both.
 
+import { getPriority } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/service/keys.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
@@ -54,6 +55,8 @@ describe.skipIf(!POSTGRES_URL)('the embedded worker on PostgreSQL', () => {
     const workerPid = Number(/"worker ready".*"pid":(\d+)/.exec(server.output.join(''))![1]);
     expect(attempt.worker).toMatch(new RegExp(`:${workerPid}$`));
     expect(workerPid).not.toBe(server.child.pid);
+    // At a lower priority than the server (nice 10): the API's requests come first.
+    expect(getPriority(workerPid)).toBe(10);
     const listening = server.output.join('');
     expect(listening).toContain('queue + embedded worker (child process)');
 
