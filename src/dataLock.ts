@@ -13,7 +13,20 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Takes the lock of `dir` (throws when a live process holds it); returns its release. */
+/** Another live process holds the database: a state to report in one line, not a bug. */
+export class DataDirInUseError extends Error {
+  constructor(
+    readonly dir: string,
+    readonly owner: number,
+  ) {
+    super(
+      `the PGlite database at ${dir} is in use by process ${owner} (a running server?): PGlite allows one process at a time, so stop that process first, or let the server and this command share a PostgreSQL server through DATABASE_URL`,
+    );
+    this.name = 'DataDirInUseError';
+  }
+}
+
+/** Takes the lock of `dir` (throws DataDirInUseError when a live process holds it); returns its release. */
 export function lockDataDir(dir: string): () => void {
   const path = `${dir}.lock`;
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -35,7 +48,7 @@ export function lockDataDir(dir: string): () => void {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const owner = Number(readFileSync(path, 'utf8'));
       if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
-        throw new Error(`the PGlite database at ${dir} is in use by process ${owner}: stop it first (or use a PostgreSQL server through DATABASE_URL)`);
+        throw new DataDirInUseError(dir, owner);
       }
       unlinkSync(path);
     }

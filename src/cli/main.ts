@@ -1,7 +1,9 @@
 // The `ttt` command: one module per subcommand under src/cli/. Expected failures (bad input, bad
-// options) print one line naming the problem and exit 2; anything else exits 1 with the stack.
+// options) print one line naming the problem and exit 2; a database another process holds prints one line
+// and exits 1; anything else exits 1 with the stack.
 
 import { TttError } from '../core/errors.ts';
+import { DataDirInUseError } from '../dataLock.ts';
 import { registerMobileNet } from '../models/nsfwjs.ts';
 
 interface Command {
@@ -54,6 +56,11 @@ main().then(
     if (e instanceof TttError) {
       console.error(`ttt: ${e.message} [${e.code}]`);
       process.exit(2);
+    }
+    // The command is right but cannot run now: one line saying why and what to do, no stack.
+    if (e instanceof DataDirInUseError) {
+      console.error(`ttt: ${e.message}`);
+      process.exit(1);
     }
     console.error(e);
     process.exit(1);

@@ -164,6 +164,7 @@ export const InspectionNode = builder.prismaNode('Inspection', {
 const InspectionFilter = builder.inputType('InspectionFilter', {
   fields: (t) => ({
     productId: t.id(),
+    externalId: t.string({ description: "The station's id of the part (e.g. its serial number), matched exactly; with productId it is one inspection at most." }),
     status: t.field({ type: InspectionStatusEnum }),
     verdict: t.field({ type: VerdictEnum }),
     from: t.field({ type: 'DateTime', description: 'Created at or after.' }),
@@ -191,6 +192,7 @@ function inspectionWhere(filter: FilterInput | null | undefined): Prisma.Inspect
   if (!filter) return {};
   const where: Prisma.InspectionWhereInput = {};
   if (filter.productId) where.productId = localId('Product', String(filter.productId));
+  if (filter.externalId !== null && filter.externalId !== undefined) where.externalId = filter.externalId;
   if (filter.status) where.status = filter.status;
   if (filter.verdict) where.verdict = filter.verdict;
   if (filter.from || filter.to) where.createdAt = { ...(filter.from ? { gte: filter.from } : {}), ...(filter.to ? { lt: filter.to } : {}) };

@@ -1,4 +1,5 @@
-// Live updates over SSE: one inspection's every change, or a product's completed inspections.
+// Live updates over SSE: one inspection's every change, or the completed inspections of a product or of
+// every product the key may see.
 
 import { TttError } from '../core/errors.ts';
 import { builder, type Context } from '../builder.ts';
@@ -26,8 +27,9 @@ async function* watchInspection(
   }
 }
 
-async function* completed(events: AsyncIterable<InspectionEvent>): AsyncGenerator<InspectionEvent> {
-  for await (const e of events) if (e.status === 'SUCCEEDED' || e.status === 'FAILED') yield e;
+/** The completions among `events` of the products `visible` accepts. */
+async function* completed(events: AsyncIterable<InspectionEvent>, visible: (productId: string) => boolean = () => true): AsyncGenerator<InspectionEvent> {
+  for await (const e of events) if ((e.status === 'SUCCEEDED' || e.status === 'FAILED') && visible(e.productId)) yield e;
 }
 
 /**
@@ -62,9 +64,11 @@ builder.subscriptionType({
     }),
     inspectionCompleted: t.prismaField({
       type: 'Inspection',
-      args: { productId: t.arg.id({ required: true }) },
-      description: 'Each inspection of the product that reaches SUCCEEDED or FAILED. An unknown product is a NOT_FOUND error.',
+      args: { productId: t.arg.id({ required: false }) },
+      description:
+        "Each inspection that reaches SUCCEEDED or FAILED: of the product given (an unknown product is a NOT_FOUND error), or without productId of every product the key may see.",
       subscribe: async (_root, { productId }, ctx) => {
+        if (productId === null || productId === undefined) return completed(ctx.events.all(), (p) => inScope(ctx.auth, p));
         return completed(ctx.events.ofProduct(await visibleProductId(ctx.db, ctx.auth, String(productId))));
       },
       resolve: resolveEvent,

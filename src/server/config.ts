@@ -142,7 +142,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
     maxImagePixels: positiveInt(env, 'MAX_IMAGE_PIXELS', DEFAULT_MAX_PIXELS),
     concurrency: positiveInt(env, 'PROCESSING_CONCURRENCY', 2),
     publicUrl: env.PUBLIC_URL ? env.PUBLIC_URL.replace(/\/+$/, '') : null,
-    maxQueueDepth: positiveInt(env, 'MAX_QUEUE_DEPTH', 1000),
+    maxQueueDepth: positiveInt(env, 'MAX_QUEUE_DEPTH', 100),
     embeddedWorker: onOff(env, 'EMBEDDED_WORKER', true),
     queue: {
       jobTimeoutSeconds: positiveInt(env, 'JOB_TIMEOUT_SECONDS', 300),

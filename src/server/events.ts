@@ -18,20 +18,25 @@ export interface InspectionEvents {
   ofInspection(id: string): AsyncIterable<InspectionEvent>;
   /** Every event of one product's inspections. */
   ofProduct(productId: string): AsyncIterable<InspectionEvent>;
+  /** Every event (the subscriber filters by the products it may see). */
+  all(): AsyncIterable<InspectionEvent>;
 }
 
 export function createInspectionEvents(): InspectionEvents {
   const pubsub = createPubSub<{
     'inspection': [id: string, event: InspectionEvent];
     'product': [productId: string, event: InspectionEvent];
+    'all': [event: InspectionEvent];
   }>();
   return {
     publish(event) {
       pubsub.publish('inspection', event.id, event);
       pubsub.publish('product', event.productId, event);
+      pubsub.publish('all', event);
     },
     ofInspection: (id) => pubsub.subscribe('inspection', id),
     ofProduct: (productId) => pubsub.subscribe('product', productId),
+    all: () => pubsub.subscribe('all'),
   };
 }
 
@@ -84,6 +89,7 @@ export async function createSharedInspectionEvents(
     },
     ofInspection: local.ofInspection,
     ofProduct: local.ofProduct,
+    all: local.all,
     async close() {
       closed = true;
       const c = client;

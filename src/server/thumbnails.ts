@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import type { Plugin } from 'graphql-yoga';
 import type { PrismaClient } from '../db.ts';
 import { FILE_ROLE, hasRole, inScope } from '../service/auth.ts';
-import { renderFile } from '../service/files.ts';
+import type { InspectionFiles } from '../service/files.ts';
 import { principalOf } from './auth.ts';
 
 export const THUMBNAIL_ROUTE = /^\/thumbnails\/([0-9a-f-]{36})\.png$/i;
@@ -23,7 +23,7 @@ export function thumbnailPath(inspectionId: string, finishedAt: Date, size: numb
   return `/thumbnails/${inspectionId}.png?size=${size}&v=${finishedAt.getTime()}`;
 }
 
-export function thumbnailsPlugin(db: PrismaClient, maxImagePixels: number): Plugin {
+export function thumbnailsPlugin(db: PrismaClient, files: InspectionFiles): Plugin {
   return {
     async onRequest({ url, request, endResponse }) {
       const m = THUMBNAIL_ROUTE.exec(url.pathname);
@@ -63,9 +63,11 @@ export function thumbnailsPlugin(db: PrismaClient, maxImagePixels: number): Plug
         endResponse(new Response(null, { status: 304, headers }));
         return;
       }
-      const file = await renderFile(db, id, 'overlay', principal, maxImagePixels);
+      // The overlay as its file route serves it: rendered once, off the event loop, cached.
+      const file = await files.get(id, 'overlay', principal, null);
+      // Asked without an ETag, the file is never a 304.
       if (!file.ok) {
-        endResponse(text(file.status, file.reason));
+        endResponse(text(file.status, file.status === 304 ? 'not modified' : file.reason));
         return;
       }
       const png = new Uint8Array(await sharp(file.png).resize(size, size, { fit: 'inside', withoutEnlargement: true }).png().toBuffer());

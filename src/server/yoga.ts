@@ -15,7 +15,7 @@ import { schema } from '../schema/index.ts';
 import { DEFAULT_PAGE_SIZE } from '../schema/inspection.ts';
 import { FILE_ROLE, hasRole } from '../service/auth.ts';
 import type { Faults } from '../service/faults.ts';
-import { FILE_KINDS, renderFile, type FileKind } from '../service/files.ts';
+import { FILE_KINDS, InspectionFiles, type FileKind } from '../service/files.ts';
 import { createReadinessCheck } from '../service/health.ts';
 import { authPlugin, checkOperationRoles, disableIntrospectionPlugin, jsonError, operationRolesPlugin, principalOf, RateLimiter, subscriptionKeysPlugin } from './auth.ts';
 import { defaultConfig, type GraphqlLimits, type ServiceConfig } from './config.ts';
@@ -45,6 +45,7 @@ export interface App {
   events: InspectionEvents;
   config: ServiceConfig;
   subscriptions: OpenSubscriptions;
+  files: InspectionFiles;
 }
 
 /** Codes whose messages are meant for the client; anything else is masked. */
@@ -52,7 +53,7 @@ const EXPECTED = new Set<ErrorCode>([...INPUT_ERROR_CODES, 'QUEUE_FULL']);
 
 const FILE_ROUTE = new RegExp(`^/files/inspections/([0-9a-f-]{36})/(${FILE_KINDS.join('|')})\\.png$`, 'i');
 
-function filesPlugin(db: PrismaClient, maxImagePixels: number): Plugin {
+function filesPlugin(files: InspectionFiles): Plugin {
   return {
     async onRequest({ url, request, endResponse }) {
       const m = FILE_ROUTE.exec(url.pathname);
@@ -66,7 +67,13 @@ function filesPlugin(db: PrismaClient, maxImagePixels: number): Plugin {
         endResponse(new Response('forbidden\n', { status: 403, headers: { 'content-type': 'text/plain; charset=utf-8' } }));
         return;
       }
-      const file = await renderFile(db, m[1].toLowerCase(), m[2] as FileKind, principal, maxImagePixels);
+      const file = await files.get(m[1].toLowerCase(), m[2] as FileKind, principal, request.headers.get('if-none-match'));
+      // Clients may keep a file and must revalidate it: its ETag changes when the inspection is processed again.
+      const caching = { 'cache-control': 'no-cache' };
+      if (!file.ok && file.status === 304) {
+        endResponse(new Response(null, { status: 304, headers: { etag: file.etag, ...caching } }));
+        return;
+      }
       if (!file.ok) {
         endResponse(new Response(`${file.reason}\n`, { status: file.status, headers: { 'content-type': 'text/plain; charset=utf-8' } }));
         return;
@@ -74,7 +81,7 @@ function filesPlugin(db: PrismaClient, maxImagePixels: number): Plugin {
       endResponse(
         new Response(request.method === 'HEAD' ? null : (file.png as Uint8Array<ArrayBuffer>), {
           status: 200,
-          headers: { 'content-type': 'image/png', 'content-length': String(file.png.byteLength), 'cache-control': 'no-cache' },
+          headers: { 'content-type': 'image/png', 'content-length': String(file.png.byteLength), etag: file.etag, ...caching },
         }),
       );
     },
@@ -91,6 +98,22 @@ function unknownPathsPlugin(graphqlEndpoint: string): Plugin {
       const path = url.pathname;
       if (path === graphqlEndpoint || path === `${graphqlEndpoint}/` || path === METRICS_PATH || FILE_ROUTE.test(path) || THUMBNAIL_ROUTE.test(path)) return;
       endResponse(jsonError(404, 'NOT_FOUND', `no such path; the API is at ${graphqlEndpoint}`));
+    },
+  };
+}
+
+/**
+ * Answers 429 with Retry-After when the operation was refused for a full queue (the GraphQL result still
+ * holds the typed QueueFullError), so that HTTP clients and proxies back off without reading the body.
+ */
+function admissionPlugin(refusals: WeakMap<Request, NonNullable<Context['admission']>>): Plugin {
+  return {
+    onResponse({ request, response, setResponse }) {
+      const retryAfter = refusals.get(request)?.retryAfterSeconds;
+      if (retryAfter === undefined || response.status !== 200) return;
+      const headers = new Headers(response.headers);
+      headers.set('retry-after', String(retryAfter));
+      setResponse(new Response(response.body, { status: 429, headers }));
     },
   };
 }
@@ -252,6 +275,8 @@ export function createApp(options: AppOptions): App {
   };
   const subscriptions = new OpenSubscriptions(db, config.subscriptionKeyCheckMs, logger);
   const readiness = createReadinessCheck({ db, gpu: options.gpuReady ?? nodeGpu, queue: processor.ready?.bind(processor) });
+  const files = new InspectionFiles(db, config.maxImagePixels);
+  const refusals = new WeakMap<Request, NonNullable<Context['admission']>>();
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -269,7 +294,9 @@ export function createApp(options: AppOptions): App {
       const auth = principalOf(request);
       // The auth plugin ends every request without a principal before GraphQL runs.
       if (!auth) throw new Error('no principal for the request');
-      return { db, processor, events, config, logger, auth, faults, subscriptions, baseUrl: config.publicUrl ?? new URL(request.url).origin };
+      const admission = {};
+      refusals.set(request, admission);
+      return { db, processor, events, config, logger, auth, faults, subscriptions, admission, baseUrl: config.publicUrl ?? new URL(request.url).origin };
     },
     maskedErrors: {
       maskError(error, message, isDev) {
@@ -287,6 +314,7 @@ export function createApp(options: AppOptions): App {
     plugins: [
       requestMetricsPlugin('/graphql', FILE_ROUTE),
       requestLogPlugin(logger),
+      admissionPlugin(refusals),
       noSuggestionsPlugin(),
       ...(config.graphiql ? [graphiqlAssetsPlugin()] : []),
       // Probes carry no key.
@@ -298,8 +326,8 @@ export function createApp(options: AppOptions): App {
       authPlugin(db, limits, logger),
       metricsPlugin(db),
       bodyLimitPlugin(config.maxRequestBytes),
-      filesPlugin(db, config.maxImagePixels),
-      thumbnailsPlugin(db, config.maxImagePixels),
+      filesPlugin(files),
+      thumbnailsPlugin(db, files),
       armorPlugin(config.graphqlLimits),
       ...(config.introspection ? [] : [disableIntrospectionPlugin()]),
       operationRolesPlugin(),
@@ -307,5 +335,5 @@ export function createApp(options: AppOptions): App {
       subscriptionKeysPlugin(subscriptions),
     ],
   });
-  return { yoga, events, config, subscriptions };
+  return { yoga, events, config, subscriptions, files };
 }

@@ -16,6 +16,8 @@ export interface ServiceContext {
   config: ServiceConfig;
   logger: Logger;
   auth: Principal;
+  /** Set when the request was refused for a full queue: the HTTP edge then answers 429 with Retry-After. */
+  admission?: { retryAfterSeconds?: number };
   /** Test-only failure injection between the steps of multi-step writes. */
   faults?: Faults;
 }

@@ -1,22 +1,17 @@
-// Inspection commands: submit (validate every input synchronously, store, queue), reprocess, delete.
+// Inspection commands: submit (validate every input within the request, in a worker thread; store, queue),
+// reprocess, delete.
 // A rejected submission stores nothing: all decoding and checks happen before one transaction writes the
 // inspection and its inputs, so a failure at any step leaves no inspection or a complete one. Without a
 // score map (BUILTIN products with a bank) the job computes it with the built-in scorer. Products outside
 // the caller's key scope answer as missing ones.
 
-import { TttError, withSubjectAsync } from '../core/errors.ts';
-import { chooseExtractor, resolveModality } from '../core/features/index.ts';
+import { TttError } from '../core/errors.ts';
 import { checkOptionLimits } from '../core/cost.ts';
-import { resolveOptions } from '../core/options.ts';
+import { resolveOptions, type TttOptions } from '../core/options.ts';
 import { planRun } from '../core/plan.ts';
-import type { FeatureTensor, ImageTensor, PointCloud, ScoreMap } from '../core/types.ts';
-import type { TttOptions } from '../core/options.ts';
-import { validateFeatures, validateImage, validatePointCloud, validateScoreMap } from '../core/validate.ts';
-import { decodePointCloud } from '../io/pointcloud.ts';
 import { Prisma } from '../generated/prisma/client.ts';
 import type { BlobKind } from '../generated/prisma/enums.ts';
-import { decodeImage, decodeMask } from '../io/image.ts';
-import { decodeFeatures, decodeScoreMap } from '../io/scoremap.ts';
+import { offload } from '../io/offload.ts';
 import { inspectionScope, productScope } from './auth.ts';
 import type { ServiceContext } from './context.ts';
 import { step } from './faults.ts';
@@ -39,15 +34,20 @@ export interface SubmitInput {
 
 const MAX_EXTERNAL_ID = 200;
 
+/** What a refused station is told to wait before it tries again (HTTP Retry-After). */
+export const QUEUE_RETRY_AFTER_SECONDS = 5;
+
 /**
  * Backpressure: refuses new work while MAX_QUEUE_DEPTH inspections are QUEUED or RUNNING (counted on the
- * shared database, so across every server). Concurrent submissions may each pass the check: the limit can
- * be exceeded by at most the number of submissions in flight at once.
+ * shared database, so across every server), before anything is decoded. Concurrent submissions may each
+ * pass the check: the limit can be exceeded by at most the number of submissions in flight at once. The
+ * refusal is the typed QueueFullError, and the HTTP answer 429 with Retry-After (ctx.admission).
  */
 async function checkQueueDepth(ctx: ServiceContext): Promise<void> {
   const limit = ctx.config.maxQueueDepth;
   const depth = await ctx.db.inspection.count({ where: { status: { in: ['QUEUED', 'RUNNING'] } } });
   if (depth >= limit) {
+    if (ctx.admission) ctx.admission.retryAfterSeconds = QUEUE_RETRY_AFTER_SECONDS;
     throw new TttError('QUEUE_FULL', `the processing queue is full (${depth} inspections queued or running, limit ${limit}): nothing was stored; retry later`);
   }
 }
@@ -98,30 +98,21 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
   checkOptionLimits(options, productOptions, product.optionLimits as Record<string, unknown>);
 
   const image: Upload = await readUpload(input.image);
-  const decodedImage: ImageTensor = await withSubjectAsync('image', () => decodeImage(image.bytes, image.name, { maxPixels: config.maxImagePixels }));
   const scoreMap: Upload | null = input.scoreMap ? await readUpload(input.scoreMap) : null;
-  const decodedMap: ScoreMap | null = scoreMap
-    ? await withSubjectAsync('scoreMap', () => decodeScoreMap(scoreMap.bytes, scoreMap.name, { maxPixels: config.maxImagePixels }))
-    : null;
   const features: Upload | null = input.features ? await readUpload(input.features) : null;
-  const decodedFeatures: FeatureTensor | undefined = features
-    ? await withSubjectAsync('features', () => decodeFeatures(features.bytes, features.name))
-    : undefined;
-  validateImage(decodedImage);
-  if (decodedMap) validateScoreMap(decodedMap, decodedImage);
-  if (decodedFeatures) validateFeatures(decodedFeatures, decodedImage);
-  chooseExtractor(options, decodedFeatures);
   const pointCloud: Upload | null = input.pointCloud ? await readUpload(input.pointCloud) : null;
-  const decodedCloud: PointCloud | null = pointCloud
-    ? await withSubjectAsync('pointCloud', async () => decodePointCloud(pointCloud.bytes, pointCloud.name, { maxPixels: config.maxImagePixels }))
-    : null;
-  if (decodedCloud) await withSubjectAsync('pointCloud', async () => validatePointCloud(decodedCloud, decodedImage));
-  resolveModality(options, decodedCloud);
+  const groundTruth: Upload | null = input.groundTruth ? await readUpload(input.groundTruth) : null;
+  // Decoded and validated in a worker thread (io/offloadTasks.ts): the pixel loops stay off the event loop.
+  const asFile = (u: Upload | null) => (u ? { name: u.name, bytes: u.bytes } : null);
+  const shape = await offload().run('checkSubmission', [
+    { image: asFile(image)!, scoreMap: asFile(scoreMap), features: asFile(features), pointCloud: asFile(pointCloud), groundTruth: asFile(groundTruth) },
+    options,
+    config.maxImagePixels,
+  ]);
   // Whether the run fits the processing device (buffer sizes and dispatches for these sizes and options):
   // what cannot run is refused here, typed, instead of failing in the job.
-  await planRun(await ctx.processor.deviceLimits(), { image: decodedImage, scoreMap: decodedMap, features: decodedFeatures, pointCloud: decodedCloud }, options);
-  const groundTruth: Upload | null = input.groundTruth ? await readUpload(input.groundTruth) : null;
-  if (groundTruth) await withSubjectAsync('groundTruth', () => decodeMask(groundTruth.bytes, groundTruth.name, decodedImage, config.maxImagePixels));
+  await planRun(await ctx.processor.deviceLimits(), shape, options);
+  const decodedImage = shape.image;
 
   const blobs = [
     { kind: 'IMAGE' as const, upload: image },
@@ -247,28 +238,24 @@ export async function reprocessInspection<T>(
   }
 }
 
-/** The submission's device check for new options on an inspection's stored inputs (decoded as the job will). */
+/**
+ * The submission's device check for new options on an inspection's stored inputs: decoded and checked in
+ * the worker thread as at submission (the job decodes them the same way), planned here.
+ */
 async function checkStoredRunFits(ctx: ServiceContext, id: string, options: TttOptions): Promise<void> {
-  const maxPixels = ctx.config.maxImagePixels;
   const blobs = await ctx.db.inspectionBlob.findMany({ where: { inspectionId: id, kind: { in: ['IMAGE', 'SCORE_MAP', 'FEATURES', 'POINT_CLOUD'] } }, select: { kind: true, name: true, data: true } });
-  const blob = (kind: BlobKind) => blobs.find((b) => b.kind === kind);
-  const image = blob('IMAGE');
+  const file = (kind: BlobKind) => {
+    const b = blobs.find((x) => x.kind === kind);
+    return b ? { name: b.name, bytes: b.data } : null;
+  };
+  const image = file('IMAGE');
   if (!image) throw new TttError('INVALID_INPUT', 'the inspection has no stored image');
-  const map = blob('SCORE_MAP');
-  const features = blob('FEATURES');
-  const cloud = blob('POINT_CLOUD');
-  const decodedImage = await decodeImage(image.data, image.name, { maxPixels });
-  const decodedFeatures = features ? await decodeFeatures(features.data, features.name) : undefined;
-  await planRun(
-    await ctx.processor.deviceLimits(),
-    {
-      image: decodedImage,
-      scoreMap: map ? await decodeScoreMap(map.data, map.name, { maxPixels }) : null,
-      features: decodedFeatures,
-      pointCloud: cloud ? decodePointCloud(cloud.data, cloud.name, { maxPixels }) : null,
-    },
+  const shape = await offload().run('checkSubmission', [
+    { image, scoreMap: file('SCORE_MAP'), features: file('FEATURES'), pointCloud: file('POINT_CLOUD'), groundTruth: null },
     options,
-  );
+    ctx.config.maxImagePixels,
+  ]);
+  await planRun(await ctx.processor.deviceLimits(), shape, options);
 }
 
 export async function deleteInspection(ctx: ServiceContext, globalIdValue: string): Promise<string> {

@@ -73,8 +73,12 @@ it('creates the first admin key on a fresh database, scopes station keys to prod
       ttt('create', '--role', 'owner'),
       ttt('revoke', 'nonsense'),
     ]);
+    // One line that says why and what to do, no stack trace.
     expect(inUse.code).toBe(1);
-    expect(inUse.stderr).toMatch(new RegExp(`in use by process ${process.pid}`));
+    expect(inUse.stdout).toBe('');
+    expect(inUse.stderr).toBe(
+      `ttt: the PGlite database at ${join(dir, 'pglite')} is in use by process ${process.pid} (a running server?): PGlite allows one process at a time, so stop that process first, or let the server and this command share a PostgreSQL server through DATABASE_URL\n`,
+    );
     // Refused from the arguments alone (exit 2), not from the locked database (exit 1).
     expect([scopedAdmin.code, badRole.code, badRef.code]).toEqual([2, 2, 2]);
     expect(scopedAdmin.stderr).toMatch(/an ADMIN key cannot be limited to products .*\[INVALID_INPUT\]/);

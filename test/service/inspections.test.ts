@@ -188,4 +188,25 @@ describe.each(BACKENDS)('inspections on %s', (backend) => {
     await s.processor.drain();
     expect((await s.prisma.inspection.findUniqueOrThrow({ where: { id: row.id }, select: { status: true } })).status).toBe('SUCCEEDED');
   });
+
+  it('filters inspections by externalId (exact), within the key\'s products', async () => {
+    const other = await createProduct(s, 'bracket-b');
+    const r = await s.upload(SUBMIT, { input: { productId: other, externalId: 'station-7/000123', image: null, scoreMap: null } }, await sampleFiles(sample));
+    const otherId = r.data!.submitInspection.inspection.id;
+    await s.upload(SUBMIT, { input: { productId, externalId: 'station-7/000124', image: null, scoreMap: null } }, await sampleFiles(sample));
+    await s.processor.drain();
+    const query = `query($f: InspectionFilter) { inspections(first: 10, filter: $f) { totalCount edges { node { id externalId } } } }`;
+    const ids = async (client: { gql: typeof s.gql }, filter: Record<string, unknown>) => {
+      const res = await client.gql(query, { f: filter });
+      expect(res.errors).toBeUndefined();
+      return res.data!.inspections.edges.map((e: { node: { id: string; externalId: string } }) => [e.node.id, e.node.externalId]).sort();
+    };
+    // Both products' parts with that serial number; neither the other serial nor a prefix matches.
+    expect(await ids(s, { externalId: 'station-7/000123' })).toEqual([[inspectionId, 'station-7/000123'], [otherId, 'station-7/000123']].sort());
+    expect(await ids(s, { externalId: 'station-7/000123', productId })).toEqual([[inspectionId, 'station-7/000123']]);
+    expect(await ids(s, { externalId: 'station-7/00012' })).toEqual([]);
+    // A key limited to the other product sees only its part.
+    const viewer = await s.createKey('VIEWER', [decodeGlobalID(other).id]);
+    expect(await ids(s.as(viewer.secret), { externalId: 'station-7/000123' })).toEqual([[otherId, 'station-7/000123']]);
+  });
 });

@@ -12,7 +12,8 @@ import { createScorerCache } from '../../src/processing/scorers.ts';
 import { jobLimits } from '../../src/processing/start.ts';
 import { defaultConfig } from '../../src/server/config.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
-import { BACKENDS, INSPECTION, POSTGRES_URL, REPROCESS, SUBMIT, createProduct, destroyMidRun, rowCounts, sampleFiles, startService, type TestService } from './helpers.ts';
+import { QUEUE_RETRY_AFTER_SECONDS } from '../../src/service/inspections.ts';
+import { BACKENDS, INSPECTION, ORIGIN, POSTGRES_URL, REPROCESS, SUBMIT, createProduct, destroyMidRun, rowCounts, sampleFiles, startService, type TestService } from './helpers.ts';
 
 const FILTERBANK = [{ key: 'features.extractor', value: 'filterbank' }];
 const sample = (seed: number) => syntheticSample({ width: 48, height: 48, seed });
@@ -117,6 +118,20 @@ describe.each(BACKENDS)('backpressure on %s', (backend) => {
       code: 'QUEUE_FULL',
       message: 'the processing queue is full (2 inspections queued or running, limit 2): nothing was stored; retry later',
     });
+    expect(await rowCounts(s)).toEqual(before);
+    // The HTTP answer is 429 with Retry-After, with the same typed result in its body.
+    const form = new FormData();
+    form.set('operations', JSON.stringify({ query: SUBMIT, variables: { input: { productId, image: null, scoreMap: null, options: FILTERBANK } } }));
+    form.set('map', JSON.stringify({ 0: ['variables.input.image'], 1: ['variables.input.scoreMap'] }));
+    const files = await sampleFiles(sample(4));
+    form.set('0', files['input.image']);
+    form.set('1', files['input.scoreMap']);
+    const res = await s.yoga.fetch(`${ORIGIN}/graphql`, { method: 'POST', body: form, headers: { accept: 'application/json', ...s.headers } });
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe(String(QUEUE_RETRY_AFTER_SECONDS));
+    expect(((await res.json()) as any).data.submitInspection.__typename).toBe('QueueFullError');
+    // Other operations answer 200 meanwhile.
+    expect((await s.gql('{ __typename }')).status).toBe(200);
     expect(await rowCounts(s)).toEqual(before);
     releaseGpu();
     await s.processor.drain();

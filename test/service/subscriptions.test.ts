@@ -2,7 +2,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticSample } from '../../src/synthetic.ts';
-import { BACKENDS, REPROCESS, SUBMIT, createProduct, sampleFiles, startService, subscribe, type TestService } from './helpers.ts';
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import { BACKENDS, REPROCESS, SUBMIT, createProduct, eventStream, openSubscription, sampleFiles, startService, subscribe, type TestService } from './helpers.ts';
 
 describe.each(BACKENDS)('subscriptions on %s', (backend) => {
   let s: TestService;
@@ -29,6 +30,32 @@ describe.each(BACKENDS)('subscriptions on %s', (backend) => {
       expect(g.status).toBe('SUCCEEDED');
       expect(['DEFECTIVE', 'NOMINAL']).toContain(g.verdict);
     }
+  });
+
+  it('inspectionCompleted without productId streams every product the key may see, and only those', async () => {
+    const hidden = await createProduct(s, 'valve-hidden');
+    const viewer = await s.createKey('VIEWER', [decodeGlobalID(productId).id]);
+    const query = `subscription { inspectionCompleted { id product { id } } }`;
+    const scoped = await openSubscription(s, { authorization: `Bearer ${viewer.secret}` }, query, {});
+    expect(scoped.res.status).toBe(200);
+    const scopedEvents = eventStream(scoped.res, scoped.abort);
+    const all = await subscribe(s, query, {});
+    const submitted: string[] = [];
+    // The hidden product's inspection finishes first: a scoped subscription that leaked would see it first.
+    for (const [p, seed] of [[hidden, 3], [productId, 4]] as const) {
+      const r = await s.upload(SUBMIT, { input: { productId: p, image: null, scoreMap: null } }, await sampleFiles(syntheticSample({ width: 40, height: 40, seed })));
+      submitted.push(r.data!.submitInspection.inspection.id);
+      await s.processor.drain();
+    }
+    const seenByAll = [await all.next(), await all.next()].map((e) => e.data.inspectionCompleted);
+    const seenByScoped = (await scopedEvents.next()).data.inspectionCompleted;
+    all.close();
+    scopedEvents.close();
+    expect(seenByAll.map((e) => [e.id, e.product.id])).toEqual([
+      [submitted[0], hidden],
+      [submitted[1], productId],
+    ]);
+    expect([seenByScoped.id, seenByScoped.product.id]).toEqual([submitted[1], productId]);
   });
 
   it('inspectionUpdated gives the current state, then every status change', async () => {
