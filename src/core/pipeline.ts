@@ -250,27 +250,36 @@ async function hostFeatures(
     const features = { data, channels: supplied.channels, width: image.width, height: image.height };
     return { features, standardization: channelMoments(features), on: 'host' };
   }
+  const extractor = modality === '3d' ? null : (hooks.extractor ?? chooseExtractor(options, supplied));
+  // The extractor's maps straight to the host where it can (the coarse maps read back and resampled here).
+  const hostImage = extractor?.extractHost ? await extractor.extractHost(gpu, image) : null;
+  if (hostImage) checkHostChannels(hostImage.channels);
   const validity = points ? uploadValidity(gpu, points.valid) : null;
   const parts: GpuFeatures[] = [];
   try {
-    if (modality !== '3d') parts.push(await extractFeatures(gpu, image, hooks.extractor ?? chooseExtractor(options, supplied), false));
+    if (extractor && !hostImage) parts.push(await extractFeatures(gpu, image, extractor, false));
     if (modality !== 'rgb') parts.push(await geometryFeatures(gpu, points!.cloud, image, options.features.geometryScales, validity!));
-    const features = concatFeatures(parts);
-    checkHostChannels(features.channels);
-    const data = new Float32Array(features.channels * n);
+    const gpuFeatures = parts.length > 0 ? concatFeatures(parts) : null;
+    const channels = (hostImage?.channels ?? 0) + (gpuFeatures?.channels ?? 0);
+    checkHostChannels(channels);
+    const data = hostImage && !gpuFeatures ? hostImage.data : new Float32Array(channels * n);
     let offset = 0;
-    for (const chunk of features.chunks) {
+    if (hostImage && gpuFeatures) {
+      data.set(hostImage.data);
+      offset = hostImage.data.length;
+    }
+    for (const chunk of gpuFeatures?.chunks ?? []) {
       data.set(await gpu.readF32(chunk.data, chunk.channels * n), offset);
       offset += chunk.channels * n;
     }
-    const imageChannels = modality === '3d' ? 0 : parts[0].channels;
-    const standardization = { mean: new Float64Array(features.channels), sd: new Float64Array(features.channels).fill(1) };
+    const imageChannels = modality === '3d' ? 0 : (hostImage?.channels ?? parts[0].channels);
+    const standardization = { mean: new Float64Array(channels), sd: new Float64Array(channels).fill(1) };
     if (imageChannels > 0) {
       const own = channelMoments({ data: data.subarray(0, imageChannels * n), channels: imageChannels, width: image.width, height: image.height });
       standardization.mean.set(own.mean);
       standardization.sd.set(own.sd);
     }
-    return { features: { data, channels: features.channels, width: image.width, height: image.height }, standardization, on: 'gpu' };
+    return { features: { data, channels, width: image.width, height: image.height }, standardization, on: 'gpu' };
   } finally {
     for (const p of parts) releaseFeatures(gpu, p);
     if (validity) gpu.release(validity.data);

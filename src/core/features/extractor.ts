@@ -3,9 +3,20 @@
 // resample.ts). The pipeline standardizes every channel afterwards, whatever the source.
 
 import type { Gpu } from '../gpu.ts';
-import type { GpuFeatures, ImageTensor } from '../types.ts';
+import type { FeatureTensor, GpuFeatures, ImageTensor } from '../types.ts';
+
+/** Feature maps on the host at the working resolution, raw (not standardized), with one name per channel. */
+export interface HostFeatures extends FeatureTensor {
+  readonly names: readonly string[];
+}
 
 export interface FeatureExtractor {
   readonly name: string;
   extract(gpu: Gpu, image: ImageTensor): Promise<GpuFeatures>;
+  /**
+   * The same maps delivered to the host (for the host path of the test-time stage), where the extractor can
+   * do that more cheaply than `extract` followed by a read-back; values equal to `extract`'s up to f32
+   * rounding. Optional: without it the host path reads `extract`'s maps back.
+   */
+  extractHost?(gpu: Gpu, image: ImageTensor): Promise<HostFeatures>;
 }

@@ -4,8 +4,8 @@
 
 import { ceilDiv, type Gpu } from '../../gpu.ts';
 import type { GpuFeatures, ImageTensor } from '../../types.ts';
-import type { FeatureExtractor } from '../extractor.ts';
-import { resampleBilinear } from '../resample.ts';
+import type { FeatureExtractor, HostFeatures } from '../extractor.ts';
+import { resampleBilinear, resampleBilinearHost } from '../resample.ts';
 import { type NetworkGraph, type Shape } from './graph.ts';
 import { preprocessImage, runNetwork } from './forward.ts';
 import { localMeanKernel, NET_WG, tileWidth } from './kernels.ts';
@@ -30,20 +30,25 @@ export function networkInputSize(image: Shape, inputSize: number): Shape {
   return { width: Math.max(1, Math.round(image.width * scale)), height: Math.max(1, Math.round(image.height * scale)) };
 }
 
-/**
- * The graph's outputs for one image resized to `inputShape`, aggregated and resampled to `target`, as chunks of whole channels in
- * request order (a layer is split across chunks only when it exceeds the device's binding limit).
- */
-export function networkFeatureMaps(gpu: Gpu, graph: NetworkGraph, image: ImageTensor, inputShape: Shape, target: Shape): GpuFeatures {
+/** One layer's 3x3 local means at the layer's own resolution, in chunks of whole channels (the caller releases them). */
+interface LayerMeans {
+  readonly layer: string;
+  readonly shape: Shape;
+  readonly channels: number;
+  readonly chunks: { data: ReturnType<Gpu['alloc']>; channels: number }[];
+}
+
+/** The graph's outputs for one image resized to `inputShape`, each aggregated over its 3x3 neighbourhood on the GPU. */
+function networkLocalMeans(gpu: Gpu, graph: NetworkGraph, image: ImageTensor, inputShape: Shape, target: Shape): LayerMeans[] {
   const input = preprocessImage(gpu, image, inputShape);
   const outputs = runNetwork(gpu, graph, input);
   gpu.release(input.data);
-  const chunks: { data: ReturnType<Gpu['alloc']>; channels: number }[] = [];
-  const names: string[] = [];
+  const layers: LayerMeans[] = [];
   for (const [layer, t] of outputs) {
     const plane = t.width * t.height;
     const perChunk = Math.max(1, Math.floor(gpu.maxElements / Math.max(plane, target.width * target.height)));
     const tw = tileWidth(t.width);
+    const chunks: LayerMeans['chunks'] = [];
     for (let c0 = 0; c0 < t.channels; c0 += perChunk) {
       const channels = Math.min(perChunk, t.channels - c0);
       const mean = gpu.alloc(channels * plane);
@@ -53,17 +58,63 @@ export function networkFeatureMaps(gpu: Gpu, graph: NetworkGraph, image: ImageTe
         { input: t.data, output: mean },
         [ceilDiv(t.width, tw), ceilDiv(t.height, NET_WG / tw), channels],
       );
-      if (t.width === target.width && t.height === target.height) {
+      chunks.push({ data: mean, channels });
+    }
+    layers.push({ layer, shape: { width: t.width, height: t.height }, channels: t.channels, chunks });
+    gpu.release(t.data);
+  }
+  return layers;
+}
+
+const layerNames = (layers: readonly LayerMeans[]): string[] =>
+  layers.flatMap((l) => Array.from({ length: l.channels }, (_, c) => `${l.layer}.${c}`));
+
+/**
+ * The graph's outputs for one image resized to `inputShape`, aggregated and resampled to `target`, as chunks of whole channels in
+ * request order (a layer is split across chunks only when it exceeds the device's binding limit).
+ */
+export function networkFeatureMaps(gpu: Gpu, graph: NetworkGraph, image: ImageTensor, inputShape: Shape, target: Shape): GpuFeatures {
+  const layers = networkLocalMeans(gpu, graph, image, inputShape, target);
+  const chunks: { data: ReturnType<Gpu['alloc']>; channels: number }[] = [];
+  for (const l of layers) {
+    for (const { data: mean, channels } of l.chunks) {
+      if (l.shape.width === target.width && l.shape.height === target.height) {
         chunks.push({ data: mean, channels });
       } else {
-        chunks.push({ data: resampleBilinear(gpu, mean, channels, t, target), channels });
+        chunks.push({ data: resampleBilinear(gpu, mean, channels, l.shape, target), channels });
         gpu.release(mean);
       }
     }
-    for (let c = 0; c < t.channels; c++) names.push(`${layer}.${c}`);
-    gpu.release(t.data);
   }
-  return { chunks, channels: names.length, width: target.width, height: target.height, names };
+  return { chunks, channels: chunks.reduce((a, c) => a + c.channels, 0), width: target.width, height: target.height, names: layerNames(layers) };
+}
+
+/**
+ * The same maps on the host (the host path of the test-time stage): the network and the local means on the
+ * GPU, the small coarse means read back and resampled to `target` on the host, which on a software adapter
+ * costs a fraction of the GPU's resampling plus the read-back of the full-resolution planes (152 channels at
+ * 256x256: 0.6 MB read back instead of 40 MB).
+ */
+export async function networkFeatureMapsHost(gpu: Gpu, graph: NetworkGraph, image: ImageTensor, inputShape: Shape, target: Shape): Promise<HostFeatures> {
+  const layers = networkLocalMeans(gpu, graph, image, inputShape, target);
+  try {
+    const channels = layers.reduce((a, l) => a + l.channels, 0);
+    const n = target.width * target.height;
+    const data = new Float32Array(channels * n);
+    let offset = 0;
+    for (const l of layers) {
+      const plane = l.shape.width * l.shape.height;
+      for (const chunk of l.chunks) {
+        const coarse = await gpu.readF32(chunk.data, chunk.channels * plane);
+        if (plane === n && l.shape.width === target.width) data.set(coarse, offset);
+        else resampleBilinearHost(coarse, chunk.channels, l.shape, target, data, offset);
+        offset += chunk.channels * n;
+      }
+    }
+    return { data, channels, width: target.width, height: target.height, names: layerNames(layers) };
+  } finally {
+    for (const l of layers) for (const c of l.chunks) gpu.release(c.data);
+  }
 }
 
 export function mobilenetExtractor(options: MobileNetOptions): FeatureExtractor {
@@ -72,6 +123,10 @@ export function mobilenetExtractor(options: MobileNetOptions): FeatureExtractor 
     async extract(gpu: Gpu, image: ImageTensor): Promise<GpuFeatures> {
       const graph = await mobileNetGraph(options.layers);
       return networkFeatureMaps(gpu, graph, image, networkInputSize(image, options.inputSize), image);
+    },
+    async extractHost(gpu: Gpu, image: ImageTensor): Promise<HostFeatures> {
+      const graph = await mobileNetGraph(options.layers);
+      return networkFeatureMapsHost(gpu, graph, image, networkInputSize(image, options.inputSize), image);
     },
   };
 }
