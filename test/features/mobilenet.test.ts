@@ -9,6 +9,7 @@ import type { Gpu } from '../../src/core/gpu.ts';
 import { chooseExtractor } from '../../src/core/features/index.ts';
 import { DEFAULT_LAYERS, networkFeatureMaps, networkFeatureMapsHost, networkInputSize } from '../../src/core/features/mobilenet/extractor.ts';
 import { resampleBilinear, resampleBilinearHost } from '../../src/core/features/resample.ts';
+import { materializeCoarse } from '../../src/core/coarseFeatures.ts';
 import { preprocessImage, readTensor, runNetwork, type GpuTensor } from '../../src/core/features/mobilenet/forward.ts';
 import { buildGraph, tensorShapes } from '../../src/core/features/mobilenet/graph.ts';
 import { mobileNetGraph, provideMobileNet } from '../../src/core/features/mobilenet/registry.ts';
@@ -231,15 +232,17 @@ describe('network kernels against the plain-TS reference and TensorFlow.js', () 
     for (const c of f.chunks) gpu.release(c.data);
   });
 
-  it('feature maps on the host (coarse means read back, resampled on the host) = the GPU maps = the reference', async () => {
+  it('feature maps for the host (coarse means read back), resampled = the GPU maps = the reference', async () => {
     const tiny = tinyKerasModel(5);
     const layers = ['add1', 'c5'];
     const graph = buildGraph(tiny, layers);
     const image = testImage(40, 30, 1, 3);
     const target = { width: 37, height: 23 };
     const f = networkFeatureMaps(gpu, graph, image, image, target);
-    const h = await networkFeatureMapsHost(gpu, graph, image, image, target);
-    expect([h.channels, h.width, h.height, h.names]).toEqual([f.channels, 37, 23, f.names]);
+    const coarse = await networkFeatureMapsHost(gpu, graph, image, image, target);
+    expect([coarse.channels, coarse.width, coarse.height, coarse.names]).toEqual([f.channels, 37, 23, f.names]);
+    expect(coarse.layers.map((l) => [l.channels, l.width, l.height])).toEqual([[8, 20, 15], [4, 10, 8]]);
+    const h = { ...coarse, data: materializeCoarse(coarse) };
     const input = referencePreprocess(image, image);
     const ref = referenceNetwork(graph, input, image);
     const n = target.width * target.height;
@@ -287,7 +290,8 @@ describe('the mobilenetv2 extractor', () => {
     const image = testImage(48, 40, 1, 4);
     const f = await extractor.extract(gpu, image);
     expect([f.channels, f.width, f.height, f.chunks.map((c) => c.channels)]).toEqual([152, 48, 40, [24, 32, 96]]);
-    const h = await extractor.extractHost!(gpu, image);
+    const coarse = await extractor.extractHost!(gpu, image);
+    const h = { ...coarse, data: materializeCoarse(coarse) };
     expect([h.channels, h.width, h.height, h.data.length]).toEqual([152, 48, 40, 152 * 48 * 40]);
     let offset = 0;
     let worst = 0;
@@ -323,7 +327,7 @@ describe('the mobilenetv2 extractor', () => {
     expect(r.pseudoLabels!.anomalous).toBeGreaterThan(0);
   });
 
-  it('the host path gives the same segmentation with the maps resampled on the host as with the GPU maps read back', async () => {
+  it('the host path gives the same segmentation on the coarse maps as with the GPU-resampled maps read back', async () => {
     registerMobileNet();
     const s = syntheticSample({ width: 96, height: 80, seed: 5, defects: 2 });
     const options = resolveOptions({ 'features.extractor': 'mobilenetv2', 'compute.stages': 'host' });

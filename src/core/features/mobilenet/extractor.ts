@@ -5,7 +5,8 @@
 import { ceilDiv, type Gpu } from '../../gpu.ts';
 import type { GpuFeatures, ImageTensor } from '../../types.ts';
 import type { FeatureExtractor, HostFeatures } from '../extractor.ts';
-import { resampleBilinear, resampleBilinearHost } from '../resample.ts';
+import { resampleBilinear } from '../resample.ts';
+import type { CoarseLayer } from '../../coarseFeatures.ts';
 import { type NetworkGraph, type Shape } from './graph.ts';
 import { preprocessImage, runNetwork } from './forward.ts';
 import { localMeanKernel, NET_WG, tileWidth } from './kernels.ts';
@@ -90,28 +91,25 @@ export function networkFeatureMaps(gpu: Gpu, graph: NetworkGraph, image: ImageTe
 }
 
 /**
- * The same maps on the host (the host path of the test-time stage): the network and the local means on the
- * GPU, the small coarse means read back and resampled to `target` on the host, which on a software adapter
- * costs a fraction of the GPU's resampling plus the read-back of the full-resolution planes (152 channels at
- * 256x256: 0.6 MB read back instead of 40 MB).
+ * The same maps for the host (the host path of the test-time stage): the network and the local means on the
+ * GPU, and the small coarse means read back (152 channels for a 256x256 input: 0.6 MB instead of the 40 MB of
+ * the resampled maps); the host stage works on them through the resampling (src/core/coarseFeatures.ts).
  */
 export async function networkFeatureMapsHost(gpu: Gpu, graph: NetworkGraph, image: ImageTensor, inputShape: Shape, target: Shape): Promise<HostFeatures> {
   const layers = networkLocalMeans(gpu, graph, image, inputShape, target);
   try {
-    const channels = layers.reduce((a, l) => a + l.channels, 0);
-    const n = target.width * target.height;
-    const data = new Float32Array(channels * n);
-    let offset = 0;
+    const coarse: CoarseLayer[] = [];
     for (const l of layers) {
       const plane = l.shape.width * l.shape.height;
+      const data = new Float32Array(l.channels * plane);
+      let offset = 0;
       for (const chunk of l.chunks) {
-        const coarse = await gpu.readF32(chunk.data, chunk.channels * plane);
-        if (plane === n && l.shape.width === target.width) data.set(coarse, offset);
-        else resampleBilinearHost(coarse, chunk.channels, l.shape, target, data, offset);
-        offset += chunk.channels * n;
+        data.set(await gpu.readF32(chunk.data, chunk.channels * plane), offset);
+        offset += chunk.channels * plane;
       }
+      coarse.push({ data, channels: l.channels, ...l.shape });
     }
-    return { data, channels, width: target.width, height: target.height, names: layerNames(layers) };
+    return { layers: coarse, channels: coarse.reduce((a, l) => a + l.channels, 0), width: target.width, height: target.height, names: layerNames(layers) };
   } finally {
     for (const l of layers) for (const c of l.chunks) gpu.release(c.data);
   }
