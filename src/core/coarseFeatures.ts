@@ -81,9 +81,11 @@ function weightGram(a: AxisWeights, src: number): { diag: Float64Array; upper: F
 
 /**
  * Mean and standard deviation (population, over all pixels of the working resolution) of every channel of
- * the resampled maps: sum f = sum_ji rowW_j colW_i v_ji; sum f^2 = sum_x sum_jk Gy_jk g_j(x) g_k(x) with g the
- * horizontally resampled coarse rows. Values are shifted by each channel's first coarse value (the
- * resampling of a constant is that constant), so that the one-pass variance keeps its precision.
+ * the resampled maps, from the coarse values alone: the resampling is f = Wy V Wx^T, so sum f = rowW^T V colW
+ * (each coarse value times the total weight it receives) and sum f^2 = sum over (j, k) and (i, l) of
+ * Gy_jk Gx_il v_ji v_kl, with the Gram matrices G = W^T W of the two axes, which are tridiagonal (bilinear
+ * weights touch two neighbouring rows or columns). Values are shifted by each channel's first coarse value
+ * (the resampling of a constant is that constant), so that the one-pass variance keeps its precision.
  */
 export function coarseMoments(f: CoarseFeatures): Standardization {
   const mean = new Float64Array(f.channels);
@@ -91,39 +93,42 @@ export function coarseMoments(f: CoarseFeatures): Standardization {
   const n = f.width * f.height;
   let c0 = 0;
   for (const l of f.layers) {
-    const ax = axisWeights(l.width, f.width);
-    const ay = axisWeights(l.height, f.height);
-    const colW = weightSums(ax, l.width);
-    const rowW = weightSums(ay, l.height);
-    const gy = weightGram(ay, l.height);
-    const plane = l.width * l.height;
-    const g = new Float64Array(l.height * f.width);
+    const w = l.width;
+    const h = l.height;
+    const ax = axisWeights(w, f.width);
+    const ay = axisWeights(h, f.height);
+    const colW = weightSums(ax, w);
+    const rowW = weightSums(ay, h);
+    const gx = weightGram(ax, w);
+    const gy = weightGram(ay, h);
+    const plane = w * h;
+    const e = new Float64Array(plane);
     for (let c = 0; c < l.channels; c++) {
       const base = c * plane;
       const shift = l.data[base];
+      for (let i = 0; i < plane; i++) e[i] = l.data[base + i] - shift;
       let s = 0;
-      for (let j = 0; j < l.height; j++) {
-        let r = 0;
-        for (let i = 0; i < l.width; i++) r += colW[i] * (l.data[base + j * l.width + i] - shift);
-        s += rowW[j] * r;
-        const row = base + j * l.width;
-        const o = j * f.width;
-        for (let x = 0; x < f.width; x++) {
-          const a = l.data[row + ax.i0[x]] - shift;
-          g[o + x] = a + (l.data[row + ax.i1[x]] - shift - a) * ax.f[x];
-        }
-      }
       let s2 = 0;
-      for (let j = 0; j < l.height; j++) {
-        const o = j * f.width;
-        const d = gy.diag[j];
-        const u = gy.upper[j];
-        if (j + 1 < l.height && u !== 0) {
-          const o1 = o + f.width;
-          for (let x = 0; x < f.width; x++) s2 += g[o + x] * (d * g[o + x] + 2 * u * g[o1 + x]);
-        } else {
-          for (let x = 0; x < f.width; x++) s2 += d * g[o + x] * g[o + x];
+      for (let j = 0; j < h; j++) {
+        const r = j * w;
+        // Row j with itself (Q(j, j)) and with row j + 1 (Q(j, j + 1)) through Gx.
+        let sum = 0;
+        let same = 0;
+        let next = 0;
+        const below = j + 1 < h && gy.upper[j] !== 0;
+        const r1 = r + w;
+        for (let i = 0; i < w; i++) {
+          const v = e[r + i];
+          sum += colW[i] * v;
+          same += gx.diag[i] * v * v;
+          if (i + 1 < w) same += 2 * gx.upper[i] * v * e[r + i + 1];
+          if (below) {
+            next += gx.diag[i] * v * e[r1 + i];
+            if (i + 1 < w) next += gx.upper[i] * (v * e[r1 + i + 1] + e[r + i + 1] * e[r1 + i]);
+          }
         }
+        s += rowW[j] * sum;
+        s2 += gy.diag[j] * same + (below ? 2 * gy.upper[j] * next : 0);
       }
       const m = s / n;
       mean[c0 + c] = shift + m;
