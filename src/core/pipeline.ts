@@ -18,6 +18,7 @@ import { defaultOptions, type TttOptions } from './options.ts';
 import { maskScoreFloor, pseudoLabels, seedFloor } from './pseudoLabels.ts';
 import { channelMoments, type Standardization, hostAnalyzeScoreMap, hostGather, hostPredictMask, hostPseudoLabels, hostTrain } from './hostStage.ts';
 import { MAX_CHANNELS } from './kernels.ts';
+import { coarseGather, coarseMoments, coarsePredictMask, materializeCoarse, type CoarseFeatures } from './coarseFeatures.ts';
 import { referenceBilinear } from './reference/features.ts';
 import { closeMask, connectedComponents, fillHoles } from './regions.ts';
 import { analyzeScoreMap } from './stats.ts';
@@ -250,7 +251,7 @@ async function hostFeatures(
   hooks: SegmentHooks,
   modality: 'rgb' | '3d' | 'both',
   points: ReturnType<typeof preparePoints>,
-): Promise<{ features: FeatureTensor; standardization: Standardization; on: StagePlacement }> {
+): Promise<{ features: FeatureTensor | CoarseFeatures; coarse: boolean; standardization: Standardization; on: StagePlacement }> {
   const { image } = input;
   const n = image.width * image.height;
   const supplied = input.features;
@@ -258,29 +259,40 @@ async function hostFeatures(
     const same = supplied.width === image.width && supplied.height === image.height;
     const data = same ? supplied.data : referenceBilinear(supplied.data, supplied.channels, supplied, image);
     const features = { data, channels: supplied.channels, width: image.width, height: image.height };
-    return { features, standardization: channelMoments(features), on: 'host' };
+    return { features, coarse: false, standardization: channelMoments(features), on: 'host' };
   }
+  const extractor = modality === '3d' ? null : (hooks.extractor ?? chooseExtractor(options, supplied));
+  // The extractor's maps straight to the host where it can: its coarse layers, which the host stage reads
+  // through their resampling (src/core/coarseFeatures.ts), never materialized for the image alone.
+  const hostImage = extractor?.extractHost ? await extractor.extractHost(gpu, image) : null;
+  if (hostImage) checkHostChannels(hostImage.channels);
+  if (hostImage && modality === 'rgb') return { features: hostImage, coarse: true, standardization: coarseMoments(hostImage), on: 'gpu' };
   const validity = points ? uploadValidity(gpu, points.valid) : null;
   const parts: GpuFeatures[] = [];
   try {
-    if (modality !== '3d') parts.push(await extractFeatures(gpu, image, hooks.extractor ?? chooseExtractor(options, supplied), false));
+    if (extractor && !hostImage) parts.push(await extractFeatures(gpu, image, extractor, false));
     if (modality !== 'rgb') parts.push(await geometryFeatures(gpu, points!.cloud, image, options.features.geometryScales, validity!));
-    const features = concatFeatures(parts);
-    checkHostChannels(features.channels);
-    const data = new Float32Array(features.channels * n);
+    const gpuFeatures = concatFeatures(parts);
+    const channels = (hostImage?.channels ?? 0) + gpuFeatures.channels;
+    checkHostChannels(channels);
+    const data = new Float32Array(channels * n);
     let offset = 0;
-    for (const chunk of features.chunks) {
+    if (hostImage) {
+      data.set(materializeCoarse(hostImage));
+      offset = hostImage.channels * n;
+    }
+    for (const chunk of gpuFeatures.chunks) {
       data.set(await gpu.readF32(chunk.data, chunk.channels * n), offset);
       offset += chunk.channels * n;
     }
-    const imageChannels = modality === '3d' ? 0 : parts[0].channels;
-    const standardization = { mean: new Float64Array(features.channels), sd: new Float64Array(features.channels).fill(1) };
+    const imageChannels = modality === '3d' ? 0 : (hostImage?.channels ?? parts[0].channels);
+    const standardization = { mean: new Float64Array(channels), sd: new Float64Array(channels).fill(1) };
     if (imageChannels > 0) {
       const own = channelMoments({ data: data.subarray(0, imageChannels * n), channels: imageChannels, width: image.width, height: image.height });
       standardization.mean.set(own.mean);
       standardization.sd.set(own.sd);
     }
-    return { features: { data, channels: features.channels, width: image.width, height: image.height }, standardization, on: 'gpu' };
+    return { features: { data, channels, width: image.width, height: image.height }, coarse: false, standardization, on: 'gpu' };
   } finally {
     for (const p of parts) releaseFeatures(gpu, p);
     if (validity) gpu.release(validity.data);
@@ -328,13 +340,18 @@ async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions,
   if (labels.counts.anomalous === 0 || labels.counts.nominal === 0) {
     return emptyResult(width, height, { ...base, pseudoLabels: labels.counts, emptyReason: missingLabelsReason(labels.counts) });
   }
-  const { features, standardization, on } = await hostFeatures(gpu, input, options, hooks, modality, points);
+  const { features, coarse, standardization, on } = await hostFeatures(gpu, input, options, hooks, modality, points);
   lap('features', on);
-  const set = hostGather(labels, features, standardization);
+  const set = coarse
+    ? coarseGather(labels, features as CoarseFeatures, standardization)
+    : hostGather(labels, features as FeatureTensor, standardization);
   lap('gather');
   const report = hostTrain(set, labels.counts, options);
   lap('classifier');
-  const predMask = hostPredictMask(report.weights, features, standardization, data, maskScoreFloor(calibration, options), valid);
+  const floor = maskScoreFloor(calibration, options);
+  const predMask = coarse
+    ? coarsePredictMask(report.weights, features as CoarseFeatures, standardization, data, floor, valid)
+    : hostPredictMask(report.weights, features as FeatureTensor, standardization, data, floor, valid);
   lap('predict');
   const result = trainedResult(base, predMask, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, valid);
   lap('regions');

@@ -7,7 +7,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { TttError } from '../../src/core/errors.ts';
 import type { Gpu } from '../../src/core/gpu.ts';
 import { chooseExtractor } from '../../src/core/features/index.ts';
-import { DEFAULT_LAYERS, networkFeatureMaps, networkInputSize } from '../../src/core/features/mobilenet/extractor.ts';
+import { DEFAULT_LAYERS, networkFeatureMaps, networkFeatureMapsHost, networkInputSize } from '../../src/core/features/mobilenet/extractor.ts';
+import { resampleBilinear, resampleBilinearHost } from '../../src/core/features/resample.ts';
+import { materializeCoarse } from '../../src/core/coarseFeatures.ts';
 import { preprocessImage, readTensor, runNetwork, type GpuTensor } from '../../src/core/features/mobilenet/forward.ts';
 import { buildGraph, tensorShapes } from '../../src/core/features/mobilenet/graph.ts';
 import { mobileNetGraph, provideMobileNet } from '../../src/core/features/mobilenet/registry.ts';
@@ -229,6 +231,52 @@ describe('network kernels against the plain-TS reference and TensorFlow.js', () 
     }
     for (const c of f.chunks) gpu.release(c.data);
   });
+
+  it('feature maps for the host (coarse means read back), resampled = the GPU maps = the reference', async () => {
+    const tiny = tinyKerasModel(5);
+    const layers = ['add1', 'c5'];
+    const graph = buildGraph(tiny, layers);
+    const image = testImage(40, 30, 1, 3);
+    const target = { width: 37, height: 23 };
+    const f = networkFeatureMaps(gpu, graph, image, image, target);
+    const coarse = await networkFeatureMapsHost(gpu, graph, image, image, target);
+    expect([coarse.channels, coarse.width, coarse.height, coarse.names]).toEqual([f.channels, 37, 23, f.names]);
+    expect(coarse.layers.map((l) => [l.channels, l.width, l.height])).toEqual([[8, 20, 15], [4, 10, 8]]);
+    const h = { ...coarse, data: materializeCoarse(coarse) };
+    const input = referencePreprocess(image, image);
+    const ref = referenceNetwork(graph, input, image);
+    const n = target.width * target.height;
+    let offset = 0;
+    for (const [k, name] of layers.entries()) {
+      const mean = referenceLocalMean(ref.get(name)!);
+      const want = { ...mean, ...target, data: referenceBilinear(mean.data, mean.channels, mean, target) };
+      const onHost = h.data.subarray(offset, offset + mean.channels * n);
+      expect(relDiff(onHost, want)).toBeLessThan(1e-5);
+      const onGpu = { ...want, data: await gpu.readF32(f.chunks[k].data, want.data.length) };
+      expect(relDiff(onHost, onGpu)).toBeLessThan(1e-6);
+      offset += mean.channels * n;
+    }
+    expect(offset).toBe(h.data.length);
+    for (const c of f.chunks) gpu.release(c.data);
+  });
+
+  it('the host bilinear resampling = the GPU kernel, up and down, odd sizes, into an offset', async () => {
+    const from = { width: 13, height: 7 };
+    const src = new Float32Array(3 * 13 * 7).map((_, i) => Math.sin(i * 1.7) * 100 + i);
+    const buffer = gpu.upload(src);
+    for (const to of [{ width: 64, height: 29 }, { width: 5, height: 4 }, { width: 13, height: 7 }]) {
+      const dst = resampleBilinear(gpu, buffer, 3, from, to);
+      const want = await gpu.readF32(dst, 3 * to.width * to.height);
+      gpu.release(dst);
+      const out = new Float32Array(2 + want.length).fill(-1);
+      resampleBilinearHost(src, 3, from, to, out, 2);
+      expect(Array.from(out.subarray(0, 2))).toEqual([-1, -1]);
+      let worst = 0;
+      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(out[2 + i] - want[i]));
+      expect(worst).toBeLessThan(1e-4); // values up to ~360: a few f32 ulps
+    }
+    gpu.release(buffer);
+  });
 });
 
 describe('the mobilenetv2 extractor', () => {
@@ -242,6 +290,17 @@ describe('the mobilenetv2 extractor', () => {
     const image = testImage(48, 40, 1, 4);
     const f = await extractor.extract(gpu, image);
     expect([f.channels, f.width, f.height, f.chunks.map((c) => c.channels)]).toEqual([152, 48, 40, [24, 32, 96]]);
+    const coarse = await extractor.extractHost!(gpu, image);
+    const h = { ...coarse, data: materializeCoarse(coarse) };
+    expect([h.channels, h.width, h.height, h.data.length]).toEqual([152, 48, 40, 152 * 48 * 40]);
+    let offset = 0;
+    let worst = 0;
+    for (const c of f.chunks) {
+      const g = await gpu.readF32(c.data, c.channels * 48 * 40);
+      for (let i = 0; i < g.length; i++) worst = Math.max(worst, Math.abs(g[i] - h.data[offset + i]));
+      offset += g.length;
+    }
+    expect(worst).toBeLessThan(1e-5);
     for (const c of f.chunks) gpu.release(c.data);
   });
 
@@ -266,5 +325,22 @@ describe('the mobilenetv2 extractor', () => {
     expect(r.featureChannels).toBe(56);
     expect(r.classifier).not.toBeNull();
     expect(r.pseudoLabels!.anomalous).toBeGreaterThan(0);
+  });
+
+  it('the host path gives the same segmentation on the coarse maps as with the GPU-resampled maps read back', async () => {
+    registerMobileNet();
+    const s = syntheticSample({ width: 96, height: 80, seed: 5, defects: 2 });
+    const options = resolveOptions({ 'features.extractor': 'mobilenetv2', 'compute.stages': 'host' });
+    const full = chooseExtractor(options);
+    expect(full.extractHost).toBeDefined();
+    const onHost = await segment(gpu, s, options);
+    const readBack = await segment(gpu, s, options, { extractor: { name: full.name, extract: (g, image) => full.extract(g, image) } });
+    expect(onHost.featureChannels).toBe(152);
+    expect(onHost.pseudoLabels).toEqual(readBack.pseudoLabels);
+    let same = 0;
+    for (let i = 0; i < onHost.predMask.length; i++) same += onHost.predMask[i] === readBack.predMask[i] ? 1 : 0;
+    expect(same / onHost.predMask.length).toBeGreaterThanOrEqual(0.999);
+    expect(onHost.classifier!.weights.length).toBe(153);
+    onHost.classifier!.weights.forEach((w, i) => expect(w).toBeCloseTo(readBack.classifier!.weights[i], 3));
   });
 });

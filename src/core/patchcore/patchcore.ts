@@ -82,7 +82,8 @@ export interface PatchArray {
 export function patchFeatures(gpu: Gpu, graph: NetworkGraph, image: ImageTensor, config: PatchCoreConfig, extraChannels = 0): PatchArray {
   const working = workingShape(image, config.size);
   const grid = patchGrid(working, config.stride);
-  const f = networkFeatureMaps(gpu, graph, image, working, grid);
+  // The coarse means stay on the device for the test-time stage of the same image (its host path).
+  const f = networkFeatureMaps(gpu, graph, image, working, grid, true);
   const patches = grid.width * grid.height;
   const stride = Math.ceil(patches / 4) * 4;
   const data = gpu.alloc((f.channels + extraChannels) * stride);
