@@ -14,9 +14,9 @@ import { openDatabase } from '../src/db.ts';
 import { migrate } from '../src/migrate.ts';
 import { createInProcessProcessor } from '../src/processing/processor.ts';
 import { jobLimits } from '../src/processing/start.ts';
-import { defaultConfig } from '../src/server/config.ts';
-import { createInspectionEvents } from '../src/server/events.ts';
-import { memoryLogger } from '../src/server/log.ts';
+import { defaultConfig } from '../src/service/config.ts';
+import { createInspectionEvents } from '../src/service/events.ts';
+import { memoryLogger } from '../src/service/log.ts';
 import { createApp } from '../src/server/yoga.ts';
 import { createApiKey } from '../src/service/keys.ts';
 

@@ -3,7 +3,7 @@
 //   npx tsx bench/features.ts [--sizes 224,256,512] [--runs 10] [--bank 50000] [--score-layers a,b] [--json]
 
 import { parseArgs } from 'node:util';
-import { benchFeatures, benchScore } from './mobilenet.ts';
+import { benchFeatures, benchScore } from '../src/cli/benchmarks/mobilenet.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
 
 const { values: v } = parseArgs({ options: { sizes: { type: 'string' }, runs: { type: 'string' }, bank: { type: 'string' }, 'score-layers': { type: 'string' }, json: { type: 'boolean' } } });
@@ -18,7 +18,8 @@ if (v.json) {
   console.log(`adapter: ${adapterName}; medians of ${runs} runs after warm-up`);
   console.log('size      WGSL ms   tfjs-CPU ms   speed-up   extractor ms');
   for (const f of features) {
-    console.log(`${`${f.size}x${f.size}`.padEnd(9)} ${f.gpuMs.toFixed(1).padStart(7)} ${f.tfjsMs.toFixed(1).padStart(13)} ${(f.tfjsMs / f.gpuMs).toFixed(1).padStart(9)}x ${f.extractMs.toFixed(1).padStart(14)}`);
+    const tfjs = f.tfjsMs === null ? `${'-'.padStart(13)} ${'-'.padStart(9)} ` : `${f.tfjsMs.toFixed(1).padStart(13)} ${(f.tfjsMs / f.gpuMs).toFixed(1).padStart(9)}x`;
+    console.log(`${`${f.size}x${f.size}`.padEnd(9)} ${f.gpuMs.toFixed(1).padStart(7)} ${tfjs} ${f.extractMs.toFixed(1).padStart(14)}`);
   }
   console.log(`score: ${score.size}x${score.size} image (${score.patches} patches x ${score.channels} channels, ${score.layers.join('+')}) against ${score.bankSize} bank patches: ${score.gpuMs.toFixed(1)} ms`);
 }

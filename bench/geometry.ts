@@ -17,7 +17,7 @@ import { referencePoolBoxes } from '../src/core/reference/patchcore.ts';
 import { uploadValidity } from '../src/core/validity.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
 import { synthetic3dSample } from '../src/synthetic3d.ts';
-import { timeRuns } from './ttt.ts';
+import { timeRuns } from '../src/cli/benchmarks/ttt.ts';
 
 const { values: v } = parseArgs({ options: { sizes: { type: 'string' }, runs: { type: 'string' }, 'ref-runs': { type: 'string' }, json: { type: 'boolean' } } });
 const sizes = (v.sizes ?? '256,800').split(',').map(Number);

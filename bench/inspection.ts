@@ -16,13 +16,13 @@ import { migrate } from '../src/migrate.ts';
 import { registerMobileNet } from '../src/models/nsfwjs.ts';
 import { createInProcessProcessor } from '../src/processing/processor.ts';
 import { jobLimits } from '../src/processing/start.ts';
-import { defaultConfig } from '../src/server/config.ts';
-import { createInspectionEvents } from '../src/server/events.ts';
-import { memoryLogger } from '../src/server/log.ts';
+import { defaultConfig } from '../src/service/config.ts';
+import { createInspectionEvents } from '../src/service/events.ts';
+import { memoryLogger } from '../src/service/log.ts';
 import { createApp, type App } from '../src/server/yoga.ts';
 import { createApiKey } from '../src/service/keys.ts';
 import { syntheticSample } from '../src/synthetic.ts';
-import { median } from './ttt.ts';
+import { median } from '../src/cli/benchmarks/ttt.ts';
 
 const ORIGIN = 'http://bench.local';
 

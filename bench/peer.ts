@@ -16,7 +16,7 @@ import { defaultOptions } from '../src/core/options.ts';
 import { requestedPercentiles } from '../src/core/pipeline.ts';
 import { encodeNpy } from '../src/io/npy.ts';
 import { syntheticFeatures, syntheticSample } from '../src/synthetic.ts';
-import { median } from './ttt.ts';
+import { median } from '../src/cli/benchmarks/ttt.ts';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'peer', 'ttt_stage.py');

@@ -8,7 +8,7 @@ import { coarseMoments } from '../src/core/coarseFeatures.ts';
 import { resolveOptions } from '../src/core/options.ts';
 import { registerMobileNet } from '../src/models/nsfwjs.ts';
 import { syntheticSample } from '../src/synthetic.ts';
-import { median } from './ttt.ts';
+import { median } from '../src/cli/benchmarks/ttt.ts';
 const { gpu } = await nodeGpu();
 const profiling = gpu.enableProfiling();
 registerMobileNet();

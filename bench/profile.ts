@@ -4,7 +4,7 @@ import { nodeGpu } from '../src/gpu/node.ts';
 import { segment } from '../src/core/pipeline.ts';
 import { resolveOptions } from '../src/core/options.ts';
 import { syntheticSample } from '../src/synthetic.ts';
-import { median } from './ttt.ts';
+import { median } from '../src/cli/benchmarks/ttt.ts';
 const { gpu } = await nodeGpu();
 if (!gpu.enableProfiling()) throw new Error('this device has no timestamp queries');
 const size = Number(process.argv[2] ?? 1024);

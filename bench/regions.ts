@@ -7,7 +7,7 @@ import { nodeGpu } from '../src/gpu/node.ts';
 import { readMask, thresholdMask } from '../src/core/binarize.ts';
 import { connectedComponents } from '../src/core/regions.ts';
 import { syntheticSample } from '../src/synthetic.ts';
-import { median } from './ttt.ts';
+import { median } from '../src/cli/benchmarks/ttt.ts';
 
 const { gpu, adapterName } = await nodeGpu();
 gpu.enableProfiling();

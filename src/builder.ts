@@ -6,7 +6,7 @@ import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
 import type PrismaTypes from './generated/pothos-types.ts';
 import { getDatamodel } from './generated/pothos-types.ts';
-import type { OpenSubscriptions } from './server/openSubscriptions.ts';
+import type { OpenSubscriptions } from './service/openSubscriptions.ts';
 import type { ServiceContext } from './service/context.ts';
 
 export interface Context extends ServiceContext {

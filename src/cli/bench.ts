@@ -1,7 +1,7 @@
 // `ttt bench`: per-stage medians of the GPU pipeline and the CPU reference, side by side in one run.
 
-import { benchFeatures, benchScore } from '../../bench/mobilenet.ts';
-import { benchTtt, formatTttTable, type TttBench } from '../../bench/ttt.ts';
+import { benchFeatures, benchScore } from './benchmarks/mobilenet.ts';
+import { benchTtt, formatTttTable, type TttBench } from './benchmarks/ttt.ts';
 import { nodeGpu } from '../gpu/node.ts';
 import { TttError } from '../core/errors.ts';
 import { parse, intArg } from './args.ts';
@@ -47,7 +47,7 @@ export const command = {
           adapter: adapterName,
           runs,
           ttt: { gpuMs: first.gpu.testTimeMs, hostMs: first.host.testTimeMs, cpuMs: first.cpu.testTimeMs, size: first.size },
-          ...(features && { features: { gpuMs: features.gpuMs, tfjsMs: features.tfjsMs, extractorMs: features.extractMs, size: features.size } }),
+          ...(features && { features: { gpuMs: features.gpuMs, tfjsMs: features.tfjsMs, ...(features.tfjsUnavailable && { tfjsUnavailable: features.tfjsUnavailable }), extractorMs: features.extractMs, size: features.size } }),
           ...(score && { score: { gpuMs: score.gpuMs, bankSize: score.bankSize, size: score.size, channels: score.channels } }),
           stages: Object.fromEntries(results.map((r) => [String(r.size), { gpu: r.gpu.stages, host: r.host.stages, cpu: r.cpu.stages }])),
           sizes: results.map((r) => ({
@@ -67,7 +67,8 @@ export const command = {
       console.log(`adapter: ${adapterName}; ${runs} runs per size, medians in ms\n`);
       console.log(formatTttTable(results));
       if (features) {
-        console.log(`\nMobileNetV2 forward at ${features.size}x${features.size}: WGSL ${features.gpuMs.toFixed(1)} ms, TensorFlow.js CPU ${features.tfjsMs.toFixed(1)} ms (${(features.tfjsMs / features.gpuMs).toFixed(1)}x); whole extractor ${features.extractMs.toFixed(1)} ms`);
+        const tfjs = features.tfjsMs === null ? `no TensorFlow.js baseline: ${features.tfjsUnavailable}` : `TensorFlow.js CPU ${features.tfjsMs.toFixed(1)} ms (${(features.tfjsMs / features.gpuMs).toFixed(1)}x)`;
+        console.log(`\nMobileNetV2 forward at ${features.size}x${features.size}: WGSL ${features.gpuMs.toFixed(1)} ms, ${tfjs}; whole extractor ${features.extractMs.toFixed(1)} ms`);
       }
       if (score) console.log(`PatchCore: ${score.size}x${score.size} image against ${score.bankSize} bank patches (${score.channels} channels): ${score.gpuMs.toFixed(1)} ms`);
     }

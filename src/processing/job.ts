@@ -20,8 +20,8 @@ import { decodeImage, decodeMask, encodeMaskPng } from '../io/image.ts';
 import { encodeNpy } from '../io/npy.ts';
 import { decodeFeatures, decodeScoreMap } from '../io/scoremap.ts';
 import { decodePointCloud } from '../io/pointcloud.ts';
-import type { InspectionEvents } from '../server/events.ts';
-import type { Logger } from '../server/log.ts';
+import type { InspectionEvents } from '../service/events.ts';
+import type { Logger } from '../service/log.ts';
 import { inspectionRetries, recordInspection } from '../service/metrics.ts';
 import type { ScorerCache, StoredBank } from './scorers.ts';
 

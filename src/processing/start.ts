@@ -3,9 +3,9 @@
 // server (`npm start`) and the worker (`npm run worker`).
 
 import type { Database } from '../db.ts';
-import type { ServiceConfig } from '../server/config.ts';
-import { createInspectionEvents, createSharedInspectionEvents, type InspectionEvents } from '../server/events.ts';
-import type { Logger } from '../server/log.ts';
+import type { ServiceConfig } from '../service/config.ts';
+import { createInspectionEvents, createSharedInspectionEvents, type InspectionEvents } from '../service/events.ts';
+import type { Logger } from '../service/log.ts';
 import { createInProcessProcessor, recoverUnfinished, type InspectionProcessor } from './processor.ts';
 import { createQueueProcessor, type QueueProcessor } from './queue.ts';
 import type { JobLimits } from './job.ts';

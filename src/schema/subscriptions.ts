@@ -4,7 +4,7 @@
 import { TttError } from '../core/errors.ts';
 import { builder, type Context } from '../builder.ts';
 import type { InspectionStatus } from '../generated/prisma/enums.ts';
-import type { InspectionEvent } from '../server/events.ts';
+import type { InspectionEvent } from '../service/events.ts';
 import { inScope } from '../service/auth.ts';
 import { localId, notFound } from '../service/ids.ts';
 import { visibleProductId } from '../service/products.ts';

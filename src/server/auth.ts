@@ -11,8 +11,8 @@ import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { PrismaClient } from '../db.ts';
 import { hasRole, OPERATION_ROLES, type Principal } from '../service/auth.ts';
 import { authenticate } from '../service/keys.ts';
-import type { Logger } from './log.ts';
-import type { OpenSubscriptions } from './openSubscriptions.ts';
+import type { Logger } from '../service/log.ts';
+import type { OpenSubscriptions } from '../service/openSubscriptions.ts';
 
 const principals = new WeakMap<Request, Principal>();
 

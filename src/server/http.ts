@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { App } from './yoga.ts';
-import type { ServiceConfig } from './config.ts';
+import type { ServiceConfig } from '../service/config.ts';
 
 /**
  * The server for `app`. A client must send a request's headers within `headersTimeoutMs` and all of it

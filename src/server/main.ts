@@ -11,9 +11,9 @@ import { databaseOptionsFromEnv, openDatabase } from '../db.ts';
 import { migrate } from '../migrate.ts';
 import { registerMobileNet } from '../models/nsfwjs.ts';
 import { startProcessing, stopOnSignals } from '../processing/start.ts';
-import { configFromEnv } from './config.ts';
+import { configFromEnv } from '../service/config.ts';
 import { createHttpServer, listen } from './http.ts';
-import { jsonLogger, type Logger } from './log.ts';
+import { jsonLogger, type Logger } from '../service/log.ts';
 import { createMetricsServer } from './operations.ts';
 import { createApp } from './yoga.ts';
 

@@ -18,13 +18,13 @@ import type { Faults } from '../service/faults.ts';
 import { FILE_KINDS, InspectionFiles, type FileKind } from '../service/files.ts';
 import { createReadinessCheck } from '../service/health.ts';
 import { authPlugin, checkOperationRoles, disableIntrospectionPlugin, jsonError, operationRolesPlugin, principalOf, RateLimiter, subscriptionKeysPlugin } from './auth.ts';
-import { defaultConfig, type GraphqlLimits, type ServiceConfig } from './config.ts';
+import { defaultConfig, type GraphqlLimits, type ServiceConfig } from '../service/config.ts';
 import { costLimitPlugin } from './cost.ts';
 import { dashboardPlugin } from './dashboard.ts';
-import { createInspectionEvents, type InspectionEvents } from './events.ts';
+import { createInspectionEvents, type InspectionEvents } from '../service/events.ts';
 import { graphiqlAssetsPlugin, renderGraphiQL } from './graphiql.ts';
-import { jsonLogger, type Logger } from './log.ts';
-import { OpenSubscriptions } from './openSubscriptions.ts';
+import { jsonLogger, type Logger } from '../service/log.ts';
+import { OpenSubscriptions } from '../service/openSubscriptions.ts';
 import { healthPlugin, METRICS_PATH, metricsPlugin, requestMetricsPlugin } from './operations.ts';
 import { THUMBNAIL_ROUTE, thumbnailsPlugin } from './thumbnails.ts';
 

@@ -2,10 +2,10 @@
 // who is asking (the principal whose product scope the reads and writes respect).
 
 import type { PrismaClient } from '../db.ts';
-import type { InspectionProcessor } from '../processing/processor.ts';
-import type { ServiceConfig } from '../server/config.ts';
-import type { InspectionEvents } from '../server/events.ts';
-import type { Logger } from '../server/log.ts';
+import type { InspectionProcessor } from './processor.ts';
+import type { ServiceConfig } from './config.ts';
+import type { InspectionEvents } from './events.ts';
+import type { Logger } from './log.ts';
 import type { Principal } from './auth.ts';
 import type { Faults } from './faults.ts';
 

@@ -8,9 +8,9 @@ import { databaseOptionsFromEnv, openDatabase } from '../db.ts';
 import { migrate } from '../migrate.ts';
 import { registerMobileNet } from '../models/nsfwjs.ts';
 import { startProcessing, stopOnSignals } from '../processing/start.ts';
-import { configFromEnv } from '../server/config.ts';
+import { configFromEnv } from '../service/config.ts';
 import { listen } from '../server/http.ts';
-import { jsonLogger } from '../server/log.ts';
+import { jsonLogger } from '../service/log.ts';
 import { createMetricsServer } from '../server/operations.ts';
 
 async function main(): Promise<void> {

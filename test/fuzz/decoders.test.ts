@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { TttError } from '../../src/core/errors.ts';
 import { decodeImage, decodeMask } from '../../src/io/image.ts';
 import { decodeFeatures, decodeScoreMap } from '../../src/io/scoremap.ts';
-import { defaultConfig } from '../../src/server/config.ts';
+import { defaultConfig } from '../../src/service/config.ts';
 import { buildCorpus, CORPUS_DIR, H, rng, W, type Manifest } from './corpus.ts';
 
 /** Milliseconds of random mutations per run (FUZZ_MS overrides). */

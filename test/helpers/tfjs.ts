@@ -1,7 +1,7 @@
 // The requested layers' outputs computed by TensorFlow.js (CPU backend), by name.
 import type { LayersModelArtifacts } from '../../src/core/features/mobilenet/weights.ts';
 import type { FeatureTensor } from '../../src/core/types.ts';
-import { tfjsModel } from '../../bench/tfjs.ts';
+import { tfjsModel } from '../../src/cli/benchmarks/tfjs.ts';
 
 export async function tfjsOutputs(
   artifacts: LayersModelArtifacts,

@@ -8,7 +8,7 @@ import { createConnection, type AddressInfo, type Socket } from 'node:net';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { schema } from '../../src/schema/index.ts';
-import { configFromEnv } from '../../src/server/config.ts';
+import { configFromEnv } from '../../src/service/config.ts';
 import { operationCost } from '../../src/server/cost.ts';
 import { createHttpServer, listen } from '../../src/server/http.ts';
 import { BACKENDS, ORIGIN, createProduct, eventStream, startService, type TestService } from './helpers.ts';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { clientAddress, RateLimiter } from '../../src/server/auth.ts';
-import { defaultConfig } from '../../src/server/config.ts';
+import { defaultConfig } from '../../src/service/config.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CORPUS_DIR } from '../fuzz/corpus.ts';
@@ -294,7 +294,7 @@ describe.each(BACKENDS)('failed authentications on %s', (backend) => {
 
 describe('configuration', () => {
   it('the default request limit holds every file of a submission at the per-file limit', async () => {
-    const { configFromEnv, SUBMISSION_FILES } = await import('../../src/server/config.ts');
+    const { configFromEnv, SUBMISSION_FILES } = await import('../../src/service/config.ts');
     const { readFileSync } = await import('node:fs');
     const sdl = readFileSync(new URL('../../schema.graphql', import.meta.url), 'utf8');
     const input = /input SubmitInspectionInput \{([^}]*)\}/.exec(sdl)?.[1] ?? '';
@@ -304,7 +304,7 @@ describe('configuration', () => {
     expect(configFromEnv({ MAX_UPLOAD_BYTES: '1000000', MAX_REQUEST_BYTES: '123' }).maxRequestBytes).toBe(123);
   });
   it('GRAPHIQL and INTROSPECTION default to on, off under NODE_ENV=production, and take on/off', async () => {
-    const { configFromEnv } = await import('../../src/server/config.ts');
+    const { configFromEnv } = await import('../../src/service/config.ts');
     expect([configFromEnv({}).graphiql, configFromEnv({}).introspection]).toEqual([true, true]);
     expect([configFromEnv({ NODE_ENV: 'production' }).graphiql, configFromEnv({ NODE_ENV: 'production' }).introspection]).toEqual([false, false]);
     expect(configFromEnv({ NODE_ENV: 'production', GRAPHIQL: 'on' }).graphiql).toBe(true);
@@ -321,7 +321,7 @@ describe('configuration', () => {
   });
 
   it('the queue settings default as documented and take positive whole seconds', async () => {
-    const { configFromEnv } = await import('../../src/server/config.ts');
+    const { configFromEnv } = await import('../../src/service/config.ts');
     expect(configFromEnv({}).queue).toEqual({ jobTimeoutSeconds: 300, retryLimit: 3, retryDelaySeconds: 5, shutdownTimeoutSeconds: 30 });
     expect(configFromEnv({ SHUTDOWN_TIMEOUT_SECONDS: '5', JOB_RETRY_LIMIT: '0' }).queue).toMatchObject({ shutdownTimeoutSeconds: 5, retryLimit: 0 });
     expect(() => configFromEnv({ SHUTDOWN_TIMEOUT_SECONDS: '0' })).toThrow('SHUTDOWN_TIMEOUT_SECONDS must be a positive integer, got "0"');

@@ -16,7 +16,7 @@ import { decodeGlobalID } from '@pothos/plugin-relay';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { QueueProcessor } from '../../src/processing/queue.ts';
-import { defaultConfig } from '../../src/server/config.ts';
+import { defaultConfig } from '../../src/service/config.ts';
 import { createApp } from '../../src/server/yoga.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
 import { startProcess, until, type Proc } from '../helpers/processes.ts';

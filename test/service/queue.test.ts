@@ -10,7 +10,7 @@ import { createNodeGpu } from '../../src/gpu/node.ts';
 import { runInspection, type JobContext } from '../../src/processing/job.ts';
 import { createScorerCache } from '../../src/processing/scorers.ts';
 import { jobLimits } from '../../src/processing/start.ts';
-import { defaultConfig } from '../../src/server/config.ts';
+import { defaultConfig } from '../../src/service/config.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
 import { QUEUE_RETRY_AFTER_SECONDS } from '../../src/service/inspections.ts';
 import { BACKENDS, INSPECTION, ORIGIN, POSTGRES_URL, REPROCESS, SUBMIT, createProduct, destroyMidRun, rowCounts, sampleFiles, startService, type TestService } from './helpers.ts';

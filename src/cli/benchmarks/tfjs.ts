@@ -1,9 +1,11 @@
 // TensorFlow.js (CPU backend; a dev dependency) running a layers model pruned to the requested outputs at a
-// given input size: the independent reference of the network runtime in tests and its speed baseline.
+// given input size: the independent reference of the network runtime in tests and the speed baseline of
+// `ttt bench`. The package is loaded when first used, so that a production install (`npm ci --omit=dev`)
+// runs `ttt bench` without it (loadTfjs() then says why there is no baseline).
 
-import * as tf from '@tensorflow/tfjs';
-import type { LayersModelArtifacts } from '../src/core/features/mobilenet/weights.ts';
-import type { FeatureTensor } from '../src/core/types.ts';
+import type * as Tf from '@tensorflow/tfjs';
+import type { LayersModelArtifacts } from '../../core/features/mobilenet/weights.ts';
+import type { FeatureTensor } from '../../core/types.ts';
 
 interface Layer {
   name: string;
@@ -12,7 +14,22 @@ interface Layer {
   inbound_nodes: [string, number, number, unknown][][];
 }
 
-let ready: Promise<void> | null = null;
+let loaded: Promise<typeof Tf> | null = null;
+
+/** TensorFlow.js on its CPU backend; rejects naming the missing package in a production install. */
+export function loadTfjs(): Promise<typeof Tf> {
+  loaded ??= import('@tensorflow/tfjs').then(
+    async (tf) => {
+      await tf.setBackend('cpu');
+      return tf;
+    },
+    (error: unknown) => {
+      loaded = null;
+      throw new Error(`the TensorFlow.js baseline needs the dev dependency @tensorflow/tfjs, which is not installed (${error instanceof Error ? error.message.split('\n')[0] : String(error)})`);
+    },
+  );
+  return loaded;
+}
 
 /** The topology reduced to the ancestors of `outputs`, with the input size set to height x width. */
 export function prunedTopology(artifacts: LayersModelArtifacts, outputs: readonly string[], height: number, width: number): unknown {
@@ -39,11 +56,10 @@ export interface TfjsModel {
 }
 
 export async function tfjsModel(artifacts: LayersModelArtifacts, outputs: readonly string[], height: number, width: number): Promise<TfjsModel> {
-  ready ??= tf.setBackend('cpu').then(() => undefined);
-  await ready;
-  const weightSpecs = artifacts.weightsManifest.flatMap((g) => g.weights) as tf.io.WeightsManifestEntry[];
+  const tf = await loadTfjs();
+  const weightSpecs = artifacts.weightsManifest.flatMap((g) => g.weights) as Tf.io.WeightsManifestEntry[];
   const model = await tf.loadLayersModel(
-    tf.io.fromMemory({ modelTopology: prunedTopology(artifacts, outputs, height, width) as tf.io.ModelJSON['modelTopology'], weightSpecs, weightData: artifacts.weightData }),
+    tf.io.fromMemory({ modelTopology: prunedTopology(artifacts, outputs, height, width) as Tf.io.ModelJSON['modelTopology'], weightSpecs, weightData: artifacts.weightData }),
     { strict: false },
   );
   return {
@@ -52,7 +68,7 @@ export async function tfjsModel(artifacts: LayersModelArtifacts, outputs: readon
       const nhwc = new Float32Array(3 * n);
       for (let c = 0; c < 3; c++) for (let i = 0; i < n; i++) nhwc[i * 3 + c] = input[c * n + i];
       const x = tf.tensor4d(nhwc, [1, height, width, 3]);
-      const ys = model.predict(x) as tf.Tensor | tf.Tensor[];
+      const ys = model.predict(x) as Tf.Tensor | Tf.Tensor[];
       const list = Array.isArray(ys) ? ys : [ys];
       const out: FeatureTensor[] = [];
       for (const y of list) {

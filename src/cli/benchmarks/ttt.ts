@@ -1,12 +1,12 @@
 // The test-time stage benchmark: the GPU path, the host path (compute.stages) and the CPU reference side by
 // side on the same synthetic samples, per-stage medians over repeated runs after a warm-up.
 
-import type { Gpu } from '../src/core/gpu.ts';
-import { resolveOptions, type TttOptions } from '../src/core/options.ts';
-import { segment } from '../src/core/pipeline.ts';
-import { referenceSegment } from '../src/core/reference/pipeline.ts';
-import type { StageName } from '../src/core/types.ts';
-import { syntheticSample } from '../src/synthetic.ts';
+import type { Gpu } from '../../core/gpu.ts';
+import { resolveOptions, type TttOptions } from '../../core/options.ts';
+import { segment } from '../../core/pipeline.ts';
+import { referenceSegment } from '../../core/reference/pipeline.ts';
+import type { StageName } from '../../core/types.ts';
+import { syntheticSample } from '../../synthetic.ts';
 
 /** The stages of the test-time stage proper: everything after upload and feature extraction. */
 export const TEST_TIME_STAGES: readonly StageName[] = ['stats', 'pseudoLabels', 'gather', 'classifier', 'predict', 'regions'];

@@ -6,7 +6,7 @@
 
 import { GraphQLError, type ExecutionResult } from 'graphql';
 import type { PrismaClient } from '../db.ts';
-import type { Principal } from '../service/auth.ts';
+import type { Principal } from './auth.ts';
 import type { Logger } from './log.ts';
 
 interface Watcher {

@@ -1,16 +1,16 @@
 // Benchmarks of the pretrained MobileNetV2 features and the built-in PatchCore scorer, shared by
 // bench/features.ts and `ttt bench`: medians over `runs` timed runs after warm-up.
 
-import { DEFAULT_LAYERS, networkFeatureMaps } from '../src/core/features/mobilenet/extractor.ts';
-import { preprocessImage, runNetwork } from '../src/core/features/mobilenet/forward.ts';
-import { hasMobileNet, mobileNetGraph } from '../src/core/features/mobilenet/registry.ts';
-import { BANK_VERSION, type MemoryBank } from '../src/core/patchcore/bank.ts';
-import { PATCHCORE_DEFAULTS, PatchCoreScorer } from '../src/core/patchcore/patchcore.ts';
-import { pcgHash } from '../src/core/rng.ts';
-import type { ImageTensor } from '../src/core/types.ts';
-import { nodeGpu } from '../src/gpu/node.ts';
+import { DEFAULT_LAYERS, networkFeatureMaps } from '../../core/features/mobilenet/extractor.ts';
+import { preprocessImage, runNetwork } from '../../core/features/mobilenet/forward.ts';
+import { hasMobileNet, mobileNetGraph } from '../../core/features/mobilenet/registry.ts';
+import { BANK_VERSION, type MemoryBank } from '../../core/patchcore/bank.ts';
+import { PATCHCORE_DEFAULTS, PatchCoreScorer } from '../../core/patchcore/patchcore.ts';
+import { pcgHash } from '../../core/rng.ts';
+import type { ImageTensor } from '../../core/types.ts';
+import { nodeGpu } from '../../gpu/node.ts';
 import { timeRuns } from './ttt.ts';
-import { loadMobileNetArtifacts, registerMobileNet } from '../src/models/nsfwjs.ts';
+import { loadMobileNetArtifacts, registerMobileNet } from '../../models/nsfwjs.ts';
 
 
 
@@ -27,8 +27,10 @@ export interface FeatureBench {
   readonly size: number;
   /** Our WGSL forward: preprocessing (upload included) and the network up to the three output layers. */
   readonly gpuMs: number;
-  /** TensorFlow.js (CPU backend) on the same network up to the same outputs, outputs read back. */
-  readonly tfjsMs: number;
+  /** TensorFlow.js (CPU backend) on the same network up to the same outputs, outputs read back; null without it. */
+  readonly tfjsMs: number | null;
+  /** Why there is no TensorFlow.js figure (a production install has no dev dependencies). */
+  readonly tfjsUnavailable?: string;
   /** The whole mobilenetv2 extractor (forward, 3x3 aggregation, resampling to size x size). */
   readonly extractMs: number;
 }
@@ -38,7 +40,11 @@ export async function benchFeatures(sizes: readonly number[], runs = 10): Promis
   if (!hasMobileNet()) registerMobileNet();
   const { gpu } = await nodeGpu();
   const graph = await mobileNetGraph(DEFAULT_LAYERS);
-  const { tfjsModel } = await import('./tfjs.ts');
+  const { loadTfjs, tfjsModel } = await import('./tfjs.ts');
+  const tfjsUnavailable = await loadTfjs().then(
+    () => undefined,
+    (error: Error) => error.message,
+  );
   const artifacts = loadMobileNetArtifacts();
   const out: FeatureBench[] = [];
   for (const size of sizes) {
@@ -55,11 +61,14 @@ export async function benchFeatures(sizes: readonly number[], runs = 10): Promis
       await gpu.sync();
       gpu.release(...f.chunks.map((c) => c.data));
     });
-    const model = await tfjsModel(artifacts, DEFAULT_LAYERS, size, size);
-    const input = Float32Array.from({ length: 3 * size * size }, (_, i) => 2 * image.data[i % (size * size)] - 1);
-    const tfjsMs = await timeRuns(runs, () => model.run(input));
-    model.dispose();
-    out.push({ size, gpuMs: +gpuMs.toFixed(1), tfjsMs: +tfjsMs.toFixed(1), extractMs: +extractMs.toFixed(1) });
+    let tfjsMs: number | null = null;
+    if (!tfjsUnavailable) {
+      const model = await tfjsModel(artifacts, DEFAULT_LAYERS, size, size);
+      const input = Float32Array.from({ length: 3 * size * size }, (_, i) => 2 * image.data[i % (size * size)] - 1);
+      tfjsMs = +(await timeRuns(runs, () => model.run(input))).toFixed(1);
+      model.dispose();
+    }
+    out.push({ size, gpuMs: +gpuMs.toFixed(1), tfjsMs, ...(tfjsUnavailable && { tfjsUnavailable }), extractMs: +extractMs.toFixed(1) });
   }
   return out;
 }
