@@ -102,3 +102,36 @@ export function predict(
   });
   return { decision, mask };
 }
+
+/**
+ * The epochs' bookkeeping shared by referenceTrain and the host path's hostTrain (the shader's rule): an
+ * epoch's loss is the class-weighted mean loss plus the L2 term; it improves when it falls below the best by
+ * the relative tolerance; training stops after `patience` epochs without improvement.
+ */
+export class EpochLog {
+  readonly history: number[] = [];
+  private best = 3.4e38; // as the shader: the first epoch always improves
+  private wait = 0;
+  private last = 0;
+
+  constructor(private readonly o: Pick<TttOptions['classifier'], 'lambda' | 'tolerance' | 'patience'>) {}
+
+  /** Ends an epoch; true when training stops. */
+  end(lossSum: number, weightSum: number, w: Float64Array): boolean {
+    let reg = 0;
+    for (let c = 0; c < w.length; c++) reg += w[c] * w[c];
+    this.last = lossSum / weightSum + 0.5 * this.o.lambda * reg;
+    this.history.push(this.last);
+    if (this.last < this.best - this.o.tolerance * Math.abs(this.best)) {
+      this.best = this.last;
+      this.wait = 0;
+    } else {
+      this.wait++;
+    }
+    return this.wait >= this.o.patience;
+  }
+
+  report(w: Float64Array, bias: number): ClassifierReport {
+    return { loss: this.last, epochs: this.history.length, lossHistory: this.history, weights: [...w, bias] };
+  }
+}

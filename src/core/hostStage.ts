@@ -3,7 +3,7 @@
 // and the classifier differs only by summation order. Standardization is folded into the classifier
 // (w / sd, b - w.mu / sd) instead of materializing standardized features.
 
-import { classWeights, sgdSchedule } from './classifier.ts';
+import { classWeights, EpochLog, sgdSchedule } from './classifier.ts';
 import { TttError } from './errors.ts';
 import { HISTOGRAM_BINS } from './kernels.ts';
 import type { TttOptions } from './options.ts';
@@ -303,10 +303,7 @@ export function hostTrain(set: HostTrainingSet, counts: { anomalous: number; nom
   const w = new Float64Array(C);
   const g = new Float64Array(C);
   let bias = 0;
-  const history: number[] = [];
-  let best = 3.4e38;
-  let wait = 0;
-  let lastLoss = 0;
+  const log = new EpochLog(o);
   let step = 0;
   for (let epoch = 0; epoch < o.epochs; epoch++) {
     let lossSum = 0;
@@ -343,19 +340,9 @@ export function hostTrain(set: HostTrainingSet, counts: { anomalous: number; nom
       bias -= (lr * gb) / asum;
       weightSum += asum;
     }
-    let reg = 0;
-    for (let c = 0; c < C; c++) reg += w[c] * w[c];
-    lastLoss = lossSum / weightSum + 0.5 * o.lambda * reg;
-    history.push(lastLoss);
-    if (lastLoss < best - o.tolerance * Math.abs(best)) {
-      best = lastLoss;
-      wait = 0;
-    } else {
-      wait++;
-    }
-    if (wait >= o.patience) break;
+    if (log.end(lossSum, weightSum, w)) break;
   }
-  return { loss: lastLoss, epochs: history.length, lossHistory: history, weights: [...w, bias] };
+  return log.report(w, bias);
 }
 
 /**

@@ -1,7 +1,7 @@
 // Reference of the gather, classifier and predict stages: rows in pixel order, the same SGD schedule and
 // batch draws as shaders/classifier.wgsl (in f64), and the mask decision > 0.
 
-import { classWeights, sgdSchedule } from '../classifier.ts';
+import { classWeights, EpochLog, sgdSchedule } from '../classifier.ts';
 import type { TttOptions } from '../options.ts';
 import { sgdRow } from '../rng.ts';
 import type { ClassifierReport, FeatureTensor } from '../types.ts';
@@ -39,10 +39,7 @@ export function referenceTrain(set: ReferenceTrainingSet, counts: { anomalous: n
   const coef = new Float64Array(batch);
   const alpha = new Float64Array(batch);
   const rowOf = new Uint32Array(batch);
-  const history: number[] = [];
-  let best = 3.4e38; // as the shader: the first epoch always improves
-  let wait = 0;
-  let lastLoss = 0;
+  const log = new EpochLog(o);
   let step = 0;
   for (let epoch = 0; epoch < o.epochs; epoch++) {
     let lossSum = 0;
@@ -82,19 +79,9 @@ export function referenceTrain(set: ReferenceTrainingSet, counts: { anomalous: n
       bias -= (lr * gb) / asum;
       weightSum += asum;
     }
-    let reg = 0;
-    for (let c = 0; c < C; c++) reg += w[c] * w[c];
-    lastLoss = lossSum / weightSum + 0.5 * o.lambda * reg;
-    history.push(lastLoss);
-    if (lastLoss < best - o.tolerance * Math.abs(best)) {
-      best = lastLoss;
-      wait = 0;
-    } else {
-      wait++;
-    }
-    if (wait >= o.patience) break;
+    if (log.end(lossSum, weightSum, w)) break;
   }
-  return { loss: lastLoss, epochs: history.length, lossHistory: history, weights: [...w, bias] };
+  return log.report(w, bias);
 }
 
 /**
