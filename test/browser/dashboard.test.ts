@@ -237,7 +237,8 @@ describe('dashboard in Chromium', () => {
     await page.click('[data-testid=delete]');
     await expect.poll(() => new URL(page.url()).hash).toBe(`#/history?product=${encodeURIComponent(productId)}`);
     expect((await s.gql(INSPECTION, { id: inspectionId })).data!.inspection).toBeNull();
-    expect(await page.locator('[data-testid=history-table] tbody tr').allTextContents()).toEqual(['No inspections match.']);
+    // History loads after the navigation: wait for its answer rather than read the table mid-load.
+    await expect.poll(() => page.locator('[data-testid=history-table] tbody tr').allTextContents()).toEqual(['No inspections match.']);
   });
 
   it('the ADMIN page logged no error and broke no Content-Security-Policy rule', () => {

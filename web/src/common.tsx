@@ -3,6 +3,18 @@
 import { useEffect, useState } from 'preact/hooks';
 import { fileUrl, gql, type Session } from './api.ts';
 
+/** The fields of an inspection every view shows (its card, its row, its header). */
+export interface InspectionSummary {
+  id: string;
+  status: string;
+  verdict: string | null;
+  imageScore: number | null;
+  defectFraction: number | null;
+  regionCount: number | null;
+  createdAt: string;
+  externalId: string | null;
+}
+
 export interface ProductSummary {
   id: string;
   name: string;

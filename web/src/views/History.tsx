@@ -3,7 +3,7 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { gql, type Session } from '../api.ts';
-import { fmt, ProductSelect, useProducts, Verdict } from '../common.tsx';
+import { fmt, ProductSelect, useProducts, Verdict, type InspectionSummary } from '../common.tsx';
 import { href } from '../route.ts';
 
 const PAGE = 50;
@@ -11,15 +11,7 @@ const STATUSES = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED'];
 const VERDICTS = ['DEFECTIVE', 'NOMINAL'];
 const SORTS: Record<string, string> = { time: 'CREATED_AT', score: 'IMAGE_SCORE' };
 
-interface Row {
-  id: string;
-  status: string;
-  verdict: string | null;
-  imageScore: number | null;
-  defectFraction: number | null;
-  regionCount: number | null;
-  createdAt: string;
-  externalId: string | null;
+interface Row extends InspectionSummary {
   product: { name: string };
 }
 

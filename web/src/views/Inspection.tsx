@@ -4,7 +4,7 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { gql, may, subscribe, type Session } from '../api.ts';
-import { AuthImage, fmt, Verdict } from '../common.tsx';
+import { AuthImage, fmt, Verdict, type InspectionSummary } from '../common.tsx';
 import { href } from '../route.ts';
 
 const FIELDS = `id status verdict imageScore defectFraction regionCount width height channels externalId errorCode errorMessage
@@ -13,17 +13,10 @@ const FIELDS = `id status verdict imageScore defectFraction regionCount width he
   imageUrl scoreMapUrl maskUrl overlayUrl product { id name options { key value } }
   regions { index area bbox { x y width height } centroid { x y } meanScore maxScore }`;
 
-interface Detail {
-  id: string;
-  status: string;
-  verdict: string | null;
-  imageScore: number | null;
-  defectFraction: number | null;
-  regionCount: number | null;
+interface Detail extends InspectionSummary {
   width: number;
   height: number;
   channels: number;
-  externalId: string | null;
   errorCode: string | null;
   errorMessage: string | null;
   emptyReason: string | null;
@@ -31,7 +24,6 @@ interface Detail {
   classifierLoss: number | null;
   classifierEpochs: number | null;
   totalMs: number | null;
-  createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
   scoreSource: string;

@@ -2,22 +2,14 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { gql, subscribe, thumbnailUrl, type Session } from '../api.ts';
-import { AuthImage, fmt, ProductSelect, useProducts, Verdict } from '../common.tsx';
+import { AuthImage, fmt, ProductSelect, useProducts, Verdict, type InspectionSummary } from '../common.tsx';
 import { href } from '../route.ts';
 
 const FIELDS = 'id status verdict imageScore defectFraction regionCount createdAt finishedAt externalId errorCode';
 const LIMIT = 24;
 
-interface Row {
-  id: string;
-  status: string;
-  verdict: string | null;
-  imageScore: number | null;
-  defectFraction: number | null;
-  regionCount: number | null;
-  createdAt: string;
+interface Row extends InspectionSummary {
   finishedAt: string | null;
-  externalId: string | null;
   errorCode: string | null;
 }
 
