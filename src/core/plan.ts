@@ -56,7 +56,17 @@ const COLUMNS_PER_GROUP = 64;
  * limit, naming the option) when the run cannot fit the device; returns the largest buffer in 4-byte
  * elements otherwise. Buffers are counted as the stages allocate them (a chunked stage by its largest chunk).
  */
-export function checkRunnable(limits: DeviceLimits, shape: RunShape, options: TttOptions, features: RunFeatures): number {
+/**
+ * The checks that depend on the image's size alone (its side against the dispatch grid, its working map in
+ * one buffer): what a submission can check from the image's header, before anything is decoded.
+ */
+export function checkImageSize(limits: DeviceLimits, width: number, height: number): void {
+  checkRunnable(limits, { image: { width, height, channels: 1 } }, null, null);
+}
+
+export function checkRunnable(limits: DeviceLimits, shape: RunShape, options: TttOptions, features: RunFeatures): number;
+export function checkRunnable(limits: DeviceLimits, shape: RunShape, options: null, features: null): number;
+export function checkRunnable(limits: DeviceLimits, shape: RunShape, options: TttOptions | null, features: RunFeatures | null): number {
   const maxElements = Math.floor(limits.maxStorageBufferBindingSize / 4);
   const maxGroups = limits.maxComputeWorkgroupsPerDimension;
   const binding = `this device's largest storage buffer (maxStorageBufferBindingSize ${limits.maxStorageBufferBindingSize} bytes = ${maxElements} floats)`;
@@ -80,6 +90,7 @@ export function checkRunnable(limits: DeviceLimits, shape: RunShape, options: Tt
 
   side('the image', width, height);
   buffer(n, () => `the image of ${width}x${height} pixels (its score map at the working resolution)`);
+  if (!options || !features) return largest;
   if (shape.scoreMap) buffer(shape.scoreMap.width * shape.scoreMap.height, () => `the score map of ${shape.scoreMap!.width}x${shape.scoreMap!.height}`);
 
   let featureChannels = 0;

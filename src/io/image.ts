@@ -53,6 +53,9 @@ function tiffBitsPerSample(bytes: Uint8Array): number | null {
   return null;
 }
 
+/** The formats an image may come in. */
+export const IMAGE_FORMATS = ['png', 'jpeg', 'tiff'] as const;
+
 /**
  * Header checks shared by every raster decoder: the format is sniffed, the size is non-zero and within
  * `maxPixels`. Errors carry no file name (callers wrap them with it).
@@ -139,7 +142,7 @@ export function decodeImage(bytes: Uint8Array, name: string, opts: DecodeImageOp
     if (opts.maxSide !== undefined && !(Number.isInteger(opts.maxSide) && opts.maxSide >= 1)) {
       throw new TttError('INVALID_OPTION', `maxSide must be a positive integer, got ${opts.maxSide}`);
     }
-    const { format, meta } = await inspectRaster(bytes, ['png', 'jpeg', 'tiff'], 'image', maxPixels);
+    const { format, meta } = await inspectRaster(bytes, IMAGE_FORMATS, 'image', maxPixels);
     if (meta.depth !== 'uchar' && meta.depth !== 'ushort') {
       throw new TttError('UNSUPPORTED_FORMAT', `the image has ${meta.depth} samples; images must be 8- or 16-bit (float TIFFs are read as score maps)`);
     }

@@ -4,10 +4,10 @@
 import { withSubjectAsync } from '../core/errors.ts';
 import { chooseExtractor, resolveModality } from '../core/features/index.ts';
 import type { TttOptions } from '../core/options.ts';
-import type { RunShape } from '../core/plan.ts';
+import { checkImageSize, type DeviceLimits, type RunShape } from '../core/plan.ts';
 import type { Region } from '../core/types.ts';
 import { validateFeatures, validateImage, validatePointCloud, validateScoreMap } from '../core/validate.ts';
-import { decodeImage, decodeMask, encodeOverlayPng, encodeScoreMapPng } from './image.ts';
+import { decodeImage, decodeMask, encodeOverlayPng, encodeScoreMapPng, IMAGE_FORMATS, inspectRaster } from './image.ts';
 import { decodePointCloud } from './pointcloud.ts';
 import { decodeFeatures, decodeScoreMap } from './scoremap.ts';
 
@@ -33,8 +33,15 @@ export interface SubmissionShape extends RunShape {
  * Decodes and validates every file of a submission against the image and the resolved options (typed
  * errors naming the field); returns their sizes. The decoded tensors stay in the worker.
  */
-async function checkSubmission(files: SubmissionFiles, options: TttOptions, maxPixels: number): Promise<SubmissionShape> {
+async function checkSubmission(files: SubmissionFiles, options: TttOptions, maxPixels: number, device: DeviceLimits): Promise<SubmissionShape> {
   const { image, scoreMap, features, pointCloud, groundTruth } = files;
+  // From the image's header first: an image the device cannot process at its size is refused undecoded.
+  await withSubjectAsync('image', () =>
+    withSubjectAsync(image.name, async () => {
+      const { meta } = await inspectRaster(image.bytes, IMAGE_FORMATS, 'image', maxPixels);
+      checkImageSize(device, meta.width!, meta.height!);
+    }),
+  );
   const decodedImage = await withSubjectAsync('image', () => decodeImage(image.bytes, image.name, { maxPixels }));
   const decodedMap = scoreMap ? await withSubjectAsync('scoreMap', () => decodeScoreMap(scoreMap.bytes, scoreMap.name, { maxPixels })) : null;
   const decodedFeatures = features ? await withSubjectAsync('features', () => decodeFeatures(features.bytes, features.name)) : undefined;

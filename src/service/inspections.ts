@@ -104,14 +104,16 @@ export async function submitInspection<T>(ctx: ServiceContext, input: SubmitInpu
   const groundTruth: Upload | null = input.groundTruth ? await readUpload(input.groundTruth) : null;
   // Decoded and validated in a worker thread (io/offloadTasks.ts): the pixel loops stay off the event loop.
   const asFile = (u: Upload | null) => (u ? { name: u.name, bytes: u.bytes } : null);
+  const device = await ctx.processor.deviceLimits();
   const shape = await offload().run('checkSubmission', [
     { image: asFile(image)!, scoreMap: asFile(scoreMap), features: asFile(features), pointCloud: asFile(pointCloud), groundTruth: asFile(groundTruth) },
     options,
     config.maxImagePixels,
+    device,
   ]);
   // Whether the run fits the processing device (buffer sizes and dispatches for these sizes and options):
   // what cannot run is refused here, typed, instead of failing in the job.
-  await planRun(await ctx.processor.deviceLimits(), shape, options);
+  await planRun(device, shape, options);
   const decodedImage = shape.image;
 
   const blobs = [
@@ -250,12 +252,14 @@ async function checkStoredRunFits(ctx: ServiceContext, id: string, options: TttO
   };
   const image = file('IMAGE');
   if (!image) throw new TttError('INVALID_INPUT', 'the inspection has no stored image');
+  const device = await ctx.processor.deviceLimits();
   const shape = await offload().run('checkSubmission', [
     { image, scoreMap: file('SCORE_MAP'), features: file('FEATURES'), pointCloud: file('POINT_CLOUD'), groundTruth: null },
     options,
     ctx.config.maxImagePixels,
+    device,
   ]);
-  await planRun(await ctx.processor.deviceLimits(), shape, options);
+  await planRun(device, shape, options);
 }
 
 export async function deleteInspection(ctx: ServiceContext, globalIdValue: string): Promise<string> {

@@ -2,6 +2,7 @@
 // error naming the size or option and the limit, and nothing is stored (issue 16, item 5).
 
 import sharp from 'sharp';
+import { crc32, deflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeNpy } from '../../src/io/npy.ts';
 import { BACKENDS, REPROCESS, SUBMIT, createProduct, file, rowCounts, startService, type TestService } from './helpers.ts';
@@ -10,6 +11,24 @@ async function tallFiles(width: number, height: number): Promise<Record<string, 
   const png = await sharp(new Uint8Array(width * height).map((_, i) => i % 251), { raw: { width, height, channels: 1 } }).toColourspace('b-w').png().toBuffer();
   const map = Float32Array.from({ length: width * height }, (_, i) => (i % 97) / 97);
   return { 'input.image': file(new Uint8Array(png), 'tall.png'), 'input.scoreMap': file(encodeNpy(map, [height, width]), 'tall.npy') };
+}
+
+/** An 8-bit grey PNG of this size cut after its first rows: a valid header, truncated pixel data. */
+function truncatedPng(width: number, height: number): Uint8Array {
+  const chunk = (type: string, data: Uint8Array) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.byteLength);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 0, 0, 0, 0], 8); // 8-bit grey, no interlace
+  const rows = deflateSync(Buffer.alloc(8 * (width + 1)));
+  return new Uint8Array(Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', rows)]));
 }
 
 describe.each(BACKENDS)('submission check against the device on %s', (backend) => {
@@ -31,11 +50,32 @@ describe.each(BACKENDS)('submission check against the device on %s', (backend) =
     expect(await rowCounts(s)).toEqual(before);
   });
 
+  it('an image whose working map exceeds the device\'s storage binding is refused from its header, before any pixel is decoded', async () => {
+    const productId = await createProduct(s, 'sheet');
+    const limits = await s.processor.deviceLimits();
+    // The smallest 8192-wide image whose map (one float per pixel) is over the binding.
+    const width = 8192;
+    const height = Math.floor(limits.maxStorageBufferBindingSize / 4 / width) + 1;
+    // A grey PNG's header and the first rows of its pixel data, no more: decoding it would fail as a
+    // truncated file, so only a refusal from the header can answer TOO_LARGE.
+    const truncated = truncatedPng(width, height);
+    const before = await rowCounts(s);
+    const files = { 'input.image': file(truncated, 'sheet.png'), 'input.scoreMap': file(encodeNpy(Float32Array.from({ length: 64 * 2 }, (_, i) => i), [2, 64]), 'map.npy') };
+    const r = (await s.upload(SUBMIT, { input: { productId, image: null, scoreMap: null } }, files)).data!.submitInspection;
+    const floats = Math.floor(limits.maxStorageBufferBindingSize / 4);
+    expect(r).toEqual({
+      __typename: 'TooLargeError',
+      code: 'TOO_LARGE',
+      message: `image: sheet.png: the image of ${width}x${height} pixels (its score map at the working resolution) needs ${width * height} floats in one buffer, more than this device's largest storage buffer (maxStorageBufferBindingSize ${limits.maxStorageBufferBindingSize} bytes = ${floats} floats)`,
+    });
+    expect(await rowCounts(s)).toEqual(before);
+  });
+
   it('a 1 x 300000 image with the filterbank: TooLargeError naming the rows the image kernels take', async () => {
     const productId = await createProduct(s, 'wire', [{ key: 'features.extractor', value: 'filterbank' }]);
     const r = (await s.upload(SUBMIT, { input: { productId, image: null, scoreMap: null } }, await tallFiles(1, 300_000))).data!.submitInspection;
     expect(r.__typename).toBe('TooLargeError');
-    expect(r.message).toBe('the image is 1x300000: the image kernels take at most 262140 rows and 4194240 columns (maxComputeWorkgroupsPerDimension 65535)');
+    expect(r.message).toBe('image: tall.png: the image is 1x300000: the image kernels take at most 262140 rows and 4194240 columns (maxComputeWorkgroupsPerDimension 65535)');
   });
 
   it('features.inputSize=2048 where the network at 2048 x 2048 exceeds the device\'s storage binding: InvalidOptionError naming the option', async () => {
