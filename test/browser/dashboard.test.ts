@@ -172,7 +172,10 @@ describe('dashboard in Chromium', () => {
       .toBe(2);
     const compared = JSON.parse((await page.locator('[data-testid=chart-total]').getAttribute('data-points'))!);
     expect(compared).toEqual({ x, y: [buckets.map((b) => b.total), buckets.map(() => 0)] });
-    expect(await page.locator('[data-testid=chart-total] .u-legend .u-series').allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining('bracket'), expect.stringContaining('housing')]));
+    // The chart's data attribute is set before uPlot redraws its legend: wait for the legend too.
+    await expect
+      .poll(() => page.locator('[data-testid=chart-total] .u-legend .u-series').allTextContents())
+      .toEqual(expect.arrayContaining([expect.stringContaining('bracket'), expect.stringContaining('housing')]));
   });
 
   it('Setup (ADMIN) lists the products, creates one and adds nominal score maps that calibrate it', async () => {

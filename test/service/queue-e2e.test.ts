@@ -46,7 +46,15 @@ describe.skipIf(!POSTGRES_URL)('two workers and a server on PostgreSQL', () => {
     const { secret } = await createApiKey(database.db.prisma, { role: 'ADMIN', name: 'e2e' });
     const gql = async (body: BodyInit, headers: Record<string, string> = {}) =>
       (await (await fetch(url, { method: 'POST', body, headers: { authorization: `Bearer ${secret}`, ...headers } })).json()) as any;
-    const product = await gql(JSON.stringify({ query: CREATE_PRODUCT, variables: { input: { name: 'e2e', options: [{ key: 'features.extractor', value: 'filterbank' }] } } }), {
+    // Long enough a training (about a second on the host path: 10,000 epochs, no early stop) that the worker
+    // is still inside the job when the test kills it; faster jobs finished between the look and the kill.
+    const slow = [
+      { key: 'features.extractor', value: 'filterbank' },
+      { key: 'classifier.epochs', value: '10000' },
+      { key: 'classifier.patience', value: '10000' },
+      { key: 'classifier.tolerance', value: '0' },
+    ];
+    const product = await gql(JSON.stringify({ query: CREATE_PRODUCT, variables: { input: { name: 'e2e', options: slow } } }), {
       'content-type': 'application/json',
     });
     const productId = product.data.createProduct.product.id;
