@@ -37,9 +37,10 @@ export function Setup(props: { session: Session }) {
         input: { name: String(form.get('name') ?? ''), line: String(form.get('line') ?? '') || null, scorer: String(form.get('scorer')) },
       });
       const r = d.createProduct;
-      setNotice(r.__typename === 'CreateProductSuccess' ? `Created ${form.get('name')}.` : `${r.code}: ${r.message}`);
       if (r.__typename === 'CreateProductSuccess') (e.target as HTMLFormElement).reset();
+      // The list first, then the notice: when it says done, the table shows it.
       await reload();
+      setNotice(r.__typename === 'CreateProductSuccess' ? `Created ${form.get('name')}.` : `${r.code}: ${r.message}`);
     } catch (err) {
       setNotice((err as Error).message);
     } finally {
@@ -61,9 +62,9 @@ export function Setup(props: { session: Session }) {
         { [variable]: files },
       );
       const r = d.addNominalSamples;
-      setNotice(r.__typename === 'AddNominalSamplesSuccess' ? `Added ${files.length} nominal sample(s) to ${p.name}.` : `${r.code}: ${r.message}`);
       input.value = '';
       await reload();
+      setNotice(r.__typename === 'AddNominalSamplesSuccess' ? `Added ${files.length} nominal sample(s) to ${p.name}.` : `${r.code}: ${r.message}`);
     } catch (err) {
       setNotice((err as Error).message);
     } finally {
