@@ -7,13 +7,9 @@
 // (the drain), p50/p99 of submit and dashboard latency, refusals and the peak queue depth.
 // Usage: DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test npx tsx bench/responsive.ts [--workers 0] [--seconds 45] [--stations 20] [--size 256] [--max-queue-depth 100000]
 
-import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { encodeImagePng } from '../src/io/image.ts';
-import { encodeNpy } from '../src/io/npy.ts';
-import { syntheticSample } from '../src/synthetic.ts';
-import { ROOT, TSX, freePort, startProcess as start } from '../test/helpers/processes.ts';
+import { percentile as pct, samples, sleep, startServiceUnderLoad } from './serviceUnderLoad.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -32,57 +28,12 @@ const SECONDS = Number(args.seconds);
 const STATIONS = Number(args.stations);
 const SIZE = Number(args.size);
 
-const SUBMIT = `mutation($input: SubmitInspectionInput!) { submitInspection(input: $input) {
-  __typename ... on SubmitInspectionSuccess { inspection { id status } } ... on Error { code message } } }`;
 const HISTORY = `query { inspections(first: 50) { edges { node { id externalId status verdict imageScore defectFraction regionCount createdAt finishedAt totalMs } } } }`;
 const STATS = `query($from: DateTime!, $to: DateTime!) { inspectionStats(from: $from, to: $to, bucket: HOUR) { totals { total succeeded failed defective } } }`;
 
-const pct = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN);
-};
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const files: { png: Uint8Array; npy: Uint8Array }[] = [];
-for (let k = 0; k < 8; k++) {
-  const s = syntheticSample({ width: SIZE, height: SIZE, seed: 1000 + k });
-  files.push({ png: await encodeImagePng(s.image), npy: encodeNpy(s.scoreMap.data, [s.image.height, s.image.width]) });
-}
-
-const name = `ttt_resp_${Date.now().toString(36)}`;
-const admin = new pg.Client({ connectionString: BASE });
-await admin.connect();
-await admin.query(`CREATE DATABASE ${name}`);
-const u = new URL(BASE);
-u.pathname = `/${name}`;
-const url = u.toString();
-const port = await freePort();
-const env = {
-  DATABASE_URL: url,
-  PORT: String(port),
-  EMBEDDED_WORKER: WORKERS === 0 ? 'true' : 'false',
-  LOG_LEVEL: 'warn',
-  MAX_QUEUE_DEPTH: args['max-queue-depth']!,
-  RATE_LIMIT_PER_MINUTE: '1000000000',
-  RATE_LIMIT_BURST: '1000000000',
-};
-const secret = execFileSync(TSX, ['src/cli/main.ts', 'keys', 'create', '--role', 'admin', '--name', 'responsive bench'], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' }).trim();
-const server = start('src/server/main.ts', { ...env, LOG_LEVEL: 'info' });
-for (let t = Date.now(); !server.output.join('').includes('"listening"'); ) {
-  if (Date.now() - t > 60_000) throw new Error(`server did not start: ${server.output.join('')}`);
-  await sleep(100);
-}
-const procs = [server, ...Array.from({ length: WORKERS }, () => start('src/worker/main.ts', { ...env, LOG_LEVEL: 'info' }))];
-for (let t = Date.now(); !procs.slice(1).every((p) => p.output.join('').includes('"worker ready"')); ) {
-  if (Date.now() - t > 60_000) throw new Error(`workers did not start: ${procs.map((p) => p.output.join('')).join('\n')}`);
-  await sleep(100);
-}
-const endpoint = `http://127.0.0.1:${port}/graphql`;
-const post = (body: BodyInit, json = false) =>
-  fetch(endpoint, { method: 'POST', body, headers: { authorization: `Bearer ${secret}`, ...(json ? { 'content-type': 'application/json' } : {}) } });
-const gql = async (body: BodyInit, json = false) => (await (await post(body, json)).json()) as any;
-const product = await gql(JSON.stringify({ query: 'mutation { createProduct(input: {name: "load"}) { ... on CreateProductSuccess { product { id } } } }' }), true);
-const productId = product.data.createProduct.product.id;
+const files = await samples(8, SIZE);
+const service = await startServiceUnderLoad({ base: BASE, name: 'ttt_resp', workers: WORKERS, embeddedWorker: WORKERS === 0, maxQueueDepth: Number(args['max-queue-depth']) });
+const { url, gql } = service;
 
 // Warm-up: one inspection through the whole pipeline (compilation, first device use) before the clock starts.
 {
@@ -92,14 +43,8 @@ const productId = product.data.createProduct.product.id;
 }
 
 async function submit(k: number): Promise<{ id?: string; retryAfter?: number; ms: number }> {
-  const f = files[k % files.length];
-  const form = new FormData();
-  form.set('operations', JSON.stringify({ query: SUBMIT, variables: { input: { productId, image: null, scoreMap: null } } }));
-  form.set('map', JSON.stringify({ 0: ['variables.input.image'], 1: ['variables.input.scoreMap'] }));
-  form.set('0', new File([f.png as Uint8Array<ArrayBuffer>], 'part.png'));
-  form.set('1', new File([f.npy as Uint8Array<ArrayBuffer>], 'part-map.npy'));
   const t = performance.now();
-  const res = await post(form);
+  const res = await service.submit(files[k % files.length]);
   const body = (await res.json()) as any;
   const ms = performance.now() - t;
   const r = body.data?.submitInspection;
@@ -159,10 +104,7 @@ const finishedTotal = (await finished()) - finished0;
 clearInterval(sampler);
 const { rows } = await db.query(`SELECT status::text, count(*)::int AS n FROM "Inspection" GROUP BY status ORDER BY status`);
 await db.end();
-for (const p of procs) p.child.kill('SIGTERM');
-await Promise.all(procs.map((p) => p.exited));
-await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-await admin.end();
+await service.stop();
 
 const result = {
   workers: WORKERS,
