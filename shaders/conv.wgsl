@@ -147,6 +147,239 @@ fn pointwiseResidual(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
   pwStoreRes(co + 4u, p4, r.a4); pwStoreRes(co + 5u, p4, r.a5); pwStoreRes(co + 6u, p4, r.a6); pwStoreRes(co + 7u, p4, r.a7);
 }
 
+// The same products with larger register tiles, generated (see pointwiseTiles in kernels.ts): an invocation
+// computes P vec4 of pixels (WG vec4 apart) x C output channels. On a CPU adapter (lavapipe) every load is
+// done lane by lane, so the loads per multiply-add (P + C / 4 vec4 per 4 * P * C) decide the speed:
+// pointwiseWide is 8 pixels x 16 channels, pointwiseWider 16 x 16 (on workgroups of 32 and 16 invocations,
+// so that a 16x16 map fills a workgroup).
+fn pointwiseWideTile(p4: u32, cg: u32) -> array<vec4<f32>, 32> {
+  let q0 = min(p4 + 0u * WG, PW.stride4 - 1u);
+  let q1 = min(p4 + 1u * WG, PW.stride4 - 1u);
+  let b0 = pwBias[cg + 0u];
+  let b1 = pwBias[cg + 1u];
+  let b2 = pwBias[cg + 2u];
+  let b3 = pwBias[cg + 3u];
+  var a0_0 = vec4(b0.x);
+  var a0_1 = vec4(b0.y);
+  var a0_2 = vec4(b0.z);
+  var a0_3 = vec4(b0.w);
+  var a0_4 = vec4(b1.x);
+  var a0_5 = vec4(b1.y);
+  var a0_6 = vec4(b1.z);
+  var a0_7 = vec4(b1.w);
+  var a0_8 = vec4(b2.x);
+  var a0_9 = vec4(b2.y);
+  var a0_10 = vec4(b2.z);
+  var a0_11 = vec4(b2.w);
+  var a0_12 = vec4(b3.x);
+  var a0_13 = vec4(b3.y);
+  var a0_14 = vec4(b3.z);
+  var a0_15 = vec4(b3.w);
+  var a1_0 = vec4(b0.x);
+  var a1_1 = vec4(b0.y);
+  var a1_2 = vec4(b0.z);
+  var a1_3 = vec4(b0.w);
+  var a1_4 = vec4(b1.x);
+  var a1_5 = vec4(b1.y);
+  var a1_6 = vec4(b1.z);
+  var a1_7 = vec4(b1.w);
+  var a1_8 = vec4(b2.x);
+  var a1_9 = vec4(b2.y);
+  var a1_10 = vec4(b2.z);
+  var a1_11 = vec4(b2.w);
+  var a1_12 = vec4(b3.x);
+  var a1_13 = vec4(b3.y);
+  var a1_14 = vec4(b3.z);
+  var a1_15 = vec4(b3.w);
+  for (var ci = 0u; ci < PW.cin; ci++) {
+    let i = ci * PW.stride4;
+    let x0 = pwIn[i + q0];
+    let x1 = pwIn[i + q1];
+    let o = ci * PW.coutPad4 + cg;
+    let w0 = pwW[o + 0u];
+    let w1 = pwW[o + 1u];
+    let w2 = pwW[o + 2u];
+    let w3 = pwW[o + 3u];
+    a0_0 += x0 * w0.x; a0_1 += x0 * w0.y; a0_2 += x0 * w0.z; a0_3 += x0 * w0.w;
+    a0_4 += x0 * w1.x; a0_5 += x0 * w1.y; a0_6 += x0 * w1.z; a0_7 += x0 * w1.w;
+    a0_8 += x0 * w2.x; a0_9 += x0 * w2.y; a0_10 += x0 * w2.z; a0_11 += x0 * w2.w;
+    a0_12 += x0 * w3.x; a0_13 += x0 * w3.y; a0_14 += x0 * w3.z; a0_15 += x0 * w3.w;
+    a1_0 += x1 * w0.x; a1_1 += x1 * w0.y; a1_2 += x1 * w0.z; a1_3 += x1 * w0.w;
+    a1_4 += x1 * w1.x; a1_5 += x1 * w1.y; a1_6 += x1 * w1.z; a1_7 += x1 * w1.w;
+    a1_8 += x1 * w2.x; a1_9 += x1 * w2.y; a1_10 += x1 * w2.z; a1_11 += x1 * w2.w;
+    a1_12 += x1 * w3.x; a1_13 += x1 * w3.y; a1_14 += x1 * w3.z; a1_15 += x1 * w3.w;
+  }
+  return array<vec4<f32>, 32>(a0_0, a0_1, a0_2, a0_3, a0_4, a0_5, a0_6, a0_7, a0_8, a0_9, a0_10, a0_11, a0_12, a0_13, a0_14, a0_15, a1_0, a1_1, a1_2, a1_3, a1_4, a1_5, a1_6, a1_7, a1_8, a1_9, a1_10, a1_11, a1_12, a1_13, a1_14, a1_15);
+}
+
+@compute @workgroup_size(WG)
+fn pointwiseWide(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let p4 = wg.x * 2u * WG + t;
+  let cg = wg.y * 4u;
+  let r = pointwiseWideTile(p4, cg);
+  if (p4 + 0u * WG < PW.stride4) {
+    for (var c = 0u; c < 16u; c++) { pwStore(cg * 4u + c, p4 + 0u * WG, r[0u + c]); }
+  }
+  if (p4 + 1u * WG < PW.stride4) {
+    for (var c = 0u; c < 16u; c++) { pwStore(cg * 4u + c, p4 + 1u * WG, r[16u + c]); }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn pointwiseResidualWide(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let p4 = wg.x * 2u * WG + t;
+  let cg = wg.y * 4u;
+  let r = pointwiseWideTile(p4, cg);
+  if (p4 + 0u * WG < PW.stride4) {
+    for (var c = 0u; c < 16u; c++) { pwStoreRes(cg * 4u + c, p4 + 0u * WG, r[0u + c]); }
+  }
+  if (p4 + 1u * WG < PW.stride4) {
+    for (var c = 0u; c < 16u; c++) { pwStoreRes(cg * 4u + c, p4 + 1u * WG, r[16u + c]); }
+  }
+}
+
+fn pointwiseWiderTile(p4: u32, cg: u32) -> array<vec4<f32>, 64> {
+  let q0 = min(p4 + 0u * WG, PW.stride4 - 1u);
+  let q1 = min(p4 + 1u * WG, PW.stride4 - 1u);
+  let q2 = min(p4 + 2u * WG, PW.stride4 - 1u);
+  let q3 = min(p4 + 3u * WG, PW.stride4 - 1u);
+  let b0 = pwBias[cg + 0u];
+  let b1 = pwBias[cg + 1u];
+  let b2 = pwBias[cg + 2u];
+  let b3 = pwBias[cg + 3u];
+  var a0_0 = vec4(b0.x);
+  var a0_1 = vec4(b0.y);
+  var a0_2 = vec4(b0.z);
+  var a0_3 = vec4(b0.w);
+  var a0_4 = vec4(b1.x);
+  var a0_5 = vec4(b1.y);
+  var a0_6 = vec4(b1.z);
+  var a0_7 = vec4(b1.w);
+  var a0_8 = vec4(b2.x);
+  var a0_9 = vec4(b2.y);
+  var a0_10 = vec4(b2.z);
+  var a0_11 = vec4(b2.w);
+  var a0_12 = vec4(b3.x);
+  var a0_13 = vec4(b3.y);
+  var a0_14 = vec4(b3.z);
+  var a0_15 = vec4(b3.w);
+  var a1_0 = vec4(b0.x);
+  var a1_1 = vec4(b0.y);
+  var a1_2 = vec4(b0.z);
+  var a1_3 = vec4(b0.w);
+  var a1_4 = vec4(b1.x);
+  var a1_5 = vec4(b1.y);
+  var a1_6 = vec4(b1.z);
+  var a1_7 = vec4(b1.w);
+  var a1_8 = vec4(b2.x);
+  var a1_9 = vec4(b2.y);
+  var a1_10 = vec4(b2.z);
+  var a1_11 = vec4(b2.w);
+  var a1_12 = vec4(b3.x);
+  var a1_13 = vec4(b3.y);
+  var a1_14 = vec4(b3.z);
+  var a1_15 = vec4(b3.w);
+  var a2_0 = vec4(b0.x);
+  var a2_1 = vec4(b0.y);
+  var a2_2 = vec4(b0.z);
+  var a2_3 = vec4(b0.w);
+  var a2_4 = vec4(b1.x);
+  var a2_5 = vec4(b1.y);
+  var a2_6 = vec4(b1.z);
+  var a2_7 = vec4(b1.w);
+  var a2_8 = vec4(b2.x);
+  var a2_9 = vec4(b2.y);
+  var a2_10 = vec4(b2.z);
+  var a2_11 = vec4(b2.w);
+  var a2_12 = vec4(b3.x);
+  var a2_13 = vec4(b3.y);
+  var a2_14 = vec4(b3.z);
+  var a2_15 = vec4(b3.w);
+  var a3_0 = vec4(b0.x);
+  var a3_1 = vec4(b0.y);
+  var a3_2 = vec4(b0.z);
+  var a3_3 = vec4(b0.w);
+  var a3_4 = vec4(b1.x);
+  var a3_5 = vec4(b1.y);
+  var a3_6 = vec4(b1.z);
+  var a3_7 = vec4(b1.w);
+  var a3_8 = vec4(b2.x);
+  var a3_9 = vec4(b2.y);
+  var a3_10 = vec4(b2.z);
+  var a3_11 = vec4(b2.w);
+  var a3_12 = vec4(b3.x);
+  var a3_13 = vec4(b3.y);
+  var a3_14 = vec4(b3.z);
+  var a3_15 = vec4(b3.w);
+  for (var ci = 0u; ci < PW.cin; ci++) {
+    let i = ci * PW.stride4;
+    let x0 = pwIn[i + q0];
+    let x1 = pwIn[i + q1];
+    let x2 = pwIn[i + q2];
+    let x3 = pwIn[i + q3];
+    let o = ci * PW.coutPad4 + cg;
+    let w0 = pwW[o + 0u];
+    let w1 = pwW[o + 1u];
+    let w2 = pwW[o + 2u];
+    let w3 = pwW[o + 3u];
+    a0_0 += x0 * w0.x; a0_1 += x0 * w0.y; a0_2 += x0 * w0.z; a0_3 += x0 * w0.w;
+    a0_4 += x0 * w1.x; a0_5 += x0 * w1.y; a0_6 += x0 * w1.z; a0_7 += x0 * w1.w;
+    a0_8 += x0 * w2.x; a0_9 += x0 * w2.y; a0_10 += x0 * w2.z; a0_11 += x0 * w2.w;
+    a0_12 += x0 * w3.x; a0_13 += x0 * w3.y; a0_14 += x0 * w3.z; a0_15 += x0 * w3.w;
+    a1_0 += x1 * w0.x; a1_1 += x1 * w0.y; a1_2 += x1 * w0.z; a1_3 += x1 * w0.w;
+    a1_4 += x1 * w1.x; a1_5 += x1 * w1.y; a1_6 += x1 * w1.z; a1_7 += x1 * w1.w;
+    a1_8 += x1 * w2.x; a1_9 += x1 * w2.y; a1_10 += x1 * w2.z; a1_11 += x1 * w2.w;
+    a1_12 += x1 * w3.x; a1_13 += x1 * w3.y; a1_14 += x1 * w3.z; a1_15 += x1 * w3.w;
+    a2_0 += x2 * w0.x; a2_1 += x2 * w0.y; a2_2 += x2 * w0.z; a2_3 += x2 * w0.w;
+    a2_4 += x2 * w1.x; a2_5 += x2 * w1.y; a2_6 += x2 * w1.z; a2_7 += x2 * w1.w;
+    a2_8 += x2 * w2.x; a2_9 += x2 * w2.y; a2_10 += x2 * w2.z; a2_11 += x2 * w2.w;
+    a2_12 += x2 * w3.x; a2_13 += x2 * w3.y; a2_14 += x2 * w3.z; a2_15 += x2 * w3.w;
+    a3_0 += x3 * w0.x; a3_1 += x3 * w0.y; a3_2 += x3 * w0.z; a3_3 += x3 * w0.w;
+    a3_4 += x3 * w1.x; a3_5 += x3 * w1.y; a3_6 += x3 * w1.z; a3_7 += x3 * w1.w;
+    a3_8 += x3 * w2.x; a3_9 += x3 * w2.y; a3_10 += x3 * w2.z; a3_11 += x3 * w2.w;
+    a3_12 += x3 * w3.x; a3_13 += x3 * w3.y; a3_14 += x3 * w3.z; a3_15 += x3 * w3.w;
+  }
+  return array<vec4<f32>, 64>(a0_0, a0_1, a0_2, a0_3, a0_4, a0_5, a0_6, a0_7, a0_8, a0_9, a0_10, a0_11, a0_12, a0_13, a0_14, a0_15, a1_0, a1_1, a1_2, a1_3, a1_4, a1_5, a1_6, a1_7, a1_8, a1_9, a1_10, a1_11, a1_12, a1_13, a1_14, a1_15, a2_0, a2_1, a2_2, a2_3, a2_4, a2_5, a2_6, a2_7, a2_8, a2_9, a2_10, a2_11, a2_12, a2_13, a2_14, a2_15, a3_0, a3_1, a3_2, a3_3, a3_4, a3_5, a3_6, a3_7, a3_8, a3_9, a3_10, a3_11, a3_12, a3_13, a3_14, a3_15);
+}
+
+@compute @workgroup_size(WG)
+fn pointwiseWider(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let p4 = wg.x * 4u * WG + t;
+  let cg = wg.y * 4u;
+  let r = pointwiseWiderTile(p4, cg);
+  if (p4 + 0u * WG < PW.stride4) {
+    for (var c = 0u; c < 16u; c++) { pwStore(cg * 4u + c, p4 + 0u * WG, r[0u + c]); }
+  }
+  if (p4 + 1u * WG < PW.stride4) {
+    for (var c = 0u; c < 16u; c++) { pwStore(cg * 4u + c, p4 + 1u * WG, r[16u + c]); }
+  }
+  if (p4 + 2u * WG < PW.stride4) {
+    for (var c = 0u; c < 16u; c++) { pwStore(cg * 4u + c, p4 + 2u * WG, r[32u + c]); }
+  }
+  if (p4 + 3u * WG < PW.stride4) {
+    for (var c = 0u; c < 16u; c++) { pwStore(cg * 4u + c, p4 + 3u * WG, r[48u + c]); }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn pointwiseResidualWider(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let p4 = wg.x * 4u * WG + t;
+  let cg = wg.y * 4u;
+  let r = pointwiseWiderTile(p4, cg);
+  if (p4 + 0u * WG < PW.stride4) {
+    for (var c = 0u; c < 16u; c++) { pwStoreRes(cg * 4u + c, p4 + 0u * WG, r[0u + c]); }
+  }
+  if (p4 + 1u * WG < PW.stride4) {
+    for (var c = 0u; c < 16u; c++) { pwStoreRes(cg * 4u + c, p4 + 1u * WG, r[16u + c]); }
+  }
+  if (p4 + 2u * WG < PW.stride4) {
+    for (var c = 0u; c < 16u; c++) { pwStoreRes(cg * 4u + c, p4 + 2u * WG, r[32u + c]); }
+  }
+  if (p4 + 3u * WG < PW.stride4) {
+    for (var c = 0u; c < 16u; c++) { pwStoreRes(cg * 4u + c, p4 + 3u * WG, r[48u + c]); }
+  }
+}
+
 // ---- Depthwise convolution (depth multiplier 1; window and stride from the overrides): 4 horizontally
 // adjacent output pixels per invocation, which share their input columns; one channel per workgroup, so
 // the channel's weights are uniform. Weights [c][kh][kw].
