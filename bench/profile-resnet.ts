@@ -32,12 +32,9 @@ gpu.run = ((spec: KernelSpec, ...rest: Parameters<typeof run> extends [unknown, 
 const opOfDispatch: string[] = ['stem'];
 for (const op of graph.ops) {
   const windowed = op.kind === 'conv' && !(op.kh === 1 && op.kw === 1 && op.sh === 1 && op.sw === 1);
-  for (let i = 0; i < (windowed ? 2 : 1); i++) opOfDispatch.push(op.kind === 'depthwise' && /stage4/.test(op.name) ? 'stage3' : stageOf(op.name));
+  // Stage N's activated output is named by stage N+1's first batch norm (stage4's counts with stage 3).
+  for (let i = 0; i < (windowed ? 2 : 1); i++) opOfDispatch.push(/stage4/.test(op.name) ? 'stage3' : stageOf(op.name));
 }
-// A stage's output activation is named by the next stage's batch norm: count it with the stage it activates.
-graph.ops.forEach((op, i) => {
-  void i;
-});
 
 const wall: number[] = [];
 const perStage = new Map<string, number[]>();
