@@ -134,6 +134,10 @@ describe('the weights file format', () => {
     expect([...d.tensors.get('a')!.values]).toEqual([...values]);
     expect(d.tensors.get('b')!.shape).toEqual([1, 3]);
     expect([...d.tensors.get('b')!.values]).toEqual([0.0999755859375, -3.25, 7]);
+    // Bytes at an odd offset (a slice of a larger buffer) decode the same (no aligned 16-bit view there).
+    const odd = new Uint8Array(file.length + 1);
+    odd.set(file, 1);
+    expect([...decodeTensorFile(odd.subarray(1), 'odd').tensors.get('b')!.values]).toEqual([0.0999755859375, -3.25, 7]);
     expect(() => encodeTensorFile('t', [{ name: 'x', shape: [1], dtype: 'float16', values: Float32Array.of(1e6) }])).toThrow(/cannot be stored as float16/);
   });
 
