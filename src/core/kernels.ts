@@ -65,7 +65,7 @@ export const kernels = {
     workgroupSize: WG,
     params: [
       ['srcW', 'u32'], ['srcH', 'u32'], ['dstW', 'u32'], ['dstH', 'u32'],
-      ['planes', 'u32'], ['scaleX', 'f32'], ['scaleY', 'f32'], ['pad', 'u32'],
+      ['planes', 'u32'], ['scaleX', 'f32'], ['scaleY', 'f32'],
     ],
     bindings: ['src', 'dst'],
   },
@@ -74,7 +74,7 @@ export const kernels = {
     shaders: ['validity', 'features'],
     entryPoint: 'standardize',
     workgroupSize: WG,
-    params: [['plane', 'u32'], ['planes', 'u32'], ['pad0', 'u32'], ['pad1', 'u32']],
+    params: [['plane', 'u32'], ['planes', 'u32']],
     bindings: [null, null, 'feat', 'moments', 'valid'],
   },
   filterPrepare: {
@@ -129,7 +129,7 @@ export const kernels = {
       ['rows', 'u32'], ['channels', 'u32'], ['epochs', 'u32'], ['batch', 'u32'],
       ['loss', 'u32'], ['seed', 'u32'], ['patience', 'u32'], ['stepsPerEpoch', 'u32'],
       ['lr', 'f32'], ['lambda', 'f32'], ['wPos', 'f32'], ['wNeg', 'f32'],
-      ['tol', 'f32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32'],
+      ['tol', 'f32'],
     ],
     bindings: ['x', 'targets', 'model', 'info'],
   },
@@ -140,7 +140,7 @@ export const kernels = {
     shaders: ['normalize'],
     entryPoint: 'borderNormalize',
     workgroupSize: WG,
-    params: [['width', 'u32'], ['height', 'u32'], ['bands', 'u32'], ['pad0', 'u32']],
+    params: [['width', 'u32'], ['height', 'u32'], ['bands', 'u32']],
     bindings: ['src', 'dst', 'profile'],
   },
   thresholdGlobal: {
@@ -148,7 +148,7 @@ export const kernels = {
     shaders: ['binarize'],
     entryPoint: 'thresholdGlobal',
     workgroupSize: WG,
-    params: [['pixels', 'u32'], ['threshold', 'f32'], ['pad0', 'u32'], ['pad1', 'u32']],
+    params: [['pixels', 'u32'], ['threshold', 'f32']],
     bindings: ['scores', 'mask'],
   },
   thresholdMap: {
@@ -156,7 +156,7 @@ export const kernels = {
     shaders: ['binarize'],
     entryPoint: 'thresholdMap',
     workgroupSize: WG,
-    params: [['pixels', 'u32'], ['threshold', 'f32'], ['pad0', 'u32'], ['pad1', 'u32']],
+    params: [['pixels', 'u32'], ['threshold', 'f32']],
     bindings: ['scores', 'mask', 'thresholds'],
   },
   planeSums: geometry('planeSums', ['points', 'valid', 'parts'], { CHUNK: PLANE_CHUNK }),
@@ -170,7 +170,7 @@ export const kernels = {
     workgroupSize: WG,
     params: [
       ['srcW', 'u32'], ['srcH', 'u32'], ['gridW', 'u32'], ['gridH', 'u32'],
-      ['channels', 'u32'], ['outStride', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'],
+      ['channels', 'u32'], ['outStride', 'u32'],
     ],
     bindings: ['src', 'valid', 'dst'],
   },
@@ -188,7 +188,7 @@ function pseudo(entryPoint: string, bindings: (string | null)[], constants?: Rec
     params: [
       ['width', 'u32'], ['height', 'u32'], ['radius', 'u32'], ['seedKey', 'u32'],
       ['nominalCount', 'u32'], ['restrictNominal', 'u32'], ['mn', 'f32'], ['scale', 'f32'],
-      ['seedFloor', 'f32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32'],
+      ['seedFloor', 'f32'],
     ],
     bindings,
     constants,
@@ -203,7 +203,7 @@ function gather(entryPoint: string, bindings: (string | null)[]): KernelSpec {
     workgroupSize: WG,
     params: [
       ['n', 'u32'], ['channels', 'u32'], ['chunkChannels', 'u32'], ['channelOffset', 'u32'],
-      ['plane', 'u32'], ['blocks', 'u32'], ['rows', 'u32'], ['pad0', 'u32'],
+      ['plane', 'u32'], ['blocks', 'u32'], ['rows', 'u32'],
     ],
     bindings,
   };
@@ -217,7 +217,7 @@ function predictSpec(entryPoint: string, bindings: (string | null)[]): KernelSpe
     workgroupSize: WG,
     params: [
       ['pixels', 'u32'], ['channels', 'u32'], ['chunkChannels', 'u32'], ['channelOffset', 'u32'],
-      ['first', 'u32'], ['last', 'u32'], ['scoreFloor', 'f32'], ['pad1', 'u32'],
+      ['first', 'u32'], ['last', 'u32'], ['scoreFloor', 'f32'],
     ],
     bindings,
   };
@@ -231,9 +231,9 @@ function geometry(entryPoint: string, bindings: (string | null)[], constants?: R
     workgroupSize: WG,
     params: [
       ['width', 'u32'], ['height', 'u32'], ['radius', 'u32'], ['step', 'u32'],
-      ['outChannel', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32'],
+      ['outChannel', 'u32'],
       ['ox', 'f32'], ['oy', 'f32'], ['oz', 'f32'], ['a', 'f32'],
-      ['b', 'f32'], ['c', 'f32'], ['inv', 'f32'], ['pad3', 'f32'],
+      ['b', 'f32'], ['c', 'f32'], ['inv', 'f32'],
     ],
     bindings,
     constants,
@@ -254,7 +254,7 @@ function morphology(entryPoint: string): KernelSpec {
 function filterParams(): KernelSpec['params'] {
   return [
     ['width', 'u32'], ['height', 'u32'], ['planes', 'u32'], ['radius', 'u32'],
-    ['outChannel', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32'],
+    ['outChannel', 'u32'],
   ];
 }
 

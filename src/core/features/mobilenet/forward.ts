@@ -109,7 +109,7 @@ export function runNetwork(gpu: Gpu, graph: NetworkGraph, input: GpuTensor): Map
       const [a, b] = op.inputs.map((t) => live[t]!);
       const out = alloc(op.output);
       const n4 = (out.channels * out.stride) / 4;
-      gpu.run(netKernels.add, { n4, lo: finite(op.lo), hi: finite(op.hi), pad0: 0 }, { a: a.data, b: b.data, output: out.data }, ceilDiv(n4, NET_WG));
+      gpu.run(netKernels.add, { n4, lo: finite(op.lo), hi: finite(op.hi) }, { a: a.data, b: b.data, output: out.data }, ceilDiv(n4, NET_WG));
     } else {
       const inp = live[op.input]!;
       const out = alloc(op.output);
@@ -117,7 +117,7 @@ export function runNetwork(gpu: Gpu, graph: NetworkGraph, input: GpuTensor): Map
       const geo = windowGeometry(op, inp);
       const window = {
         inW: inp.width, inH: inp.height, inStride: inp.stride, outW: out.width, outH: out.height, outStride: out.stride,
-        padTop: geo.padTop, padLeft: geo.padLeft, lo: finite(op.lo), hi: finite(op.hi), pad0: 0, pad1: 0, pad2: 0,
+        padTop: geo.padTop, padLeft: geo.padLeft, lo: finite(op.lo), hi: finite(op.hi),
       };
       if (op.kind === 'depthwise') {
         const tw = tileWidth(ceilDiv(out.width, 4));
@@ -131,7 +131,7 @@ export function runNetwork(gpu: Gpu, graph: NetworkGraph, input: GpuTensor): Map
           cols = gpu.alloc(op.kh * op.kw * op.cin * out.stride);
           gpu.run(im2colKernel(op, tw), { ...window, cin: op.cin }, { input: inp.data, output: cols }, [ceilDiv(out.width, tw), ceilDiv(out.height, NET_WG / tw), 1]);
         }
-        const params = { stride4: out.stride / 4, cin: op.kh * op.kw * op.cin, cout: op.cout, coutPad4: w.coutPad / 4, lo: window.lo, hi: window.hi, pad0: 0, pad1: 0 };
+        const params = { stride4: out.stride / 4, cin: op.kh * op.kw * op.cin, cout: op.cout, coutPad4: w.coutPad / 4, lo: window.lo, hi: window.hi };
         const groups: [number, number, number] = [ceilDiv(out.stride / 4, NET_WG), w.coutPad / COUT_BLOCK, 1];
         const buffers = { input: cols ?? inp.data, weights: w.weights, bias: w.bias, output: out.data };
         if (op.residual === null) gpu.run(netKernels.pointwise, params, buffers, groups);
