@@ -30,6 +30,7 @@ export interface KernelSpec {
   readonly entryPoint: string;
   /** Invocations per workgroup along x; the WGSL reads it as `override WG: u32`. */
   readonly workgroupSize: number;
+  /** The uniform struct's fields, in order, without padding (`Gpu.run` pads the buffer; see `uniformLayout`). */
   readonly params?: readonly ParamField[];
   /** Storage buffers at bindings 1, 2, ...; null marks a binding this entry point does not use. */
   readonly bindings: readonly (string | null)[];

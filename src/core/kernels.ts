@@ -1,7 +1,12 @@
-// Every compute kernel of the core, declared once: the shader files, entry point, uniform layout and
-// storage bindings (in binding order from 1). The stage modules dispatch these specs through Gpu.run.
+// The kernel registry: every compute kernel of the core, declared once (shader files, entry point, uniform
+// fields, storage bindings in binding order from 1). This module declares the pipeline stages' kernels and
+// collects the two families declared beside their runtimes (patchcore/kernels.ts, features/mobilenet/
+// kernels.ts) into `allKernels`, the one list that test/core/kernel-specs.test.ts holds to the WGSL.
+// The stage modules dispatch these specs through Gpu.run.
 
 import type { KernelSpec } from './gpu.ts';
+import { depthwiseKernel, im2colKernel, localMeanKernel, netKernels } from './features/mobilenet/kernels.ts';
+import { patchcoreKernels } from './patchcore/kernels.ts';
 
 const WG = 256;
 
@@ -257,6 +262,22 @@ function filterParams(): KernelSpec['params'] {
     ['outChannel', 'u32'],
   ];
 }
+
+/**
+ * Every kernel of the core: the stages' (`kernels`), PatchCore's (`patchcoreKernels`) and the network's
+ * (`netKernels`), and one instance of each parameterized spec (`im2colKernel`, `depthwiseKernel`,
+ * `localMeanKernel`; their arguments, like `maskedSpec`'s, change only override constants, never the WGSL,
+ * uniform fields or bindings). A kernel added anywhere must be listed here: the kernel-spec test requires
+ * every `@compute` entry point in shaders/ to have a spec in this list.
+ */
+export const allKernels: readonly KernelSpec[] = [
+  ...Object.values(kernels),
+  ...Object.values(patchcoreKernels),
+  ...Object.values(netKernels),
+  im2colKernel({ kh: 3, kw: 3, sh: 2, sw: 2 }, 16),
+  depthwiseKernel({ kh: 3, kw: 3, sh: 1, sw: 1 }, 16),
+  localMeanKernel(16),
+];
 
 /** Workgroups of the 64 x 4 image kernels over width x height (x planes). */
 export const imageGroups = (width: number, height: number, planes = 1): [number, number, number] => [
