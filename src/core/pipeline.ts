@@ -2,7 +2,7 @@
 // pseudo-labels -> training set -> classifier -> mask -> regions. Only small statistics, the model, the
 // mask and (when the map was resampled) the working-resolution map come back to the host.
 
-import { borderNormalize, runCalibration, type Calibration } from './calibration.ts';
+import { borderNormalize, levelCalibration, runCalibration, type Calibration } from './calibration.ts';
 import { normalizeBorder } from './normalize.ts';
 import { deviceLimits, planRun } from './plan.ts';
 import { TttError } from './errors.ts';
@@ -153,7 +153,7 @@ export async function segment(
   const { width, height } = image;
   const n = width * height;
   const modality = resolveModality(options, input.pointCloud);
-  const { calibration, profile } = runCalibration(input.calibration, options.map.borderNormalize);
+  const { calibration: calibrated, profile } = runCalibration(input.calibration, options.map.borderNormalize);
   const points = preparePoints(input, cloudValid);
   const timings: Partial<Record<StageName, number>> = {};
   const placement: Partial<Record<StageName, StagePlacement>> = {};
@@ -184,6 +184,7 @@ export async function segment(
     const analysis = await analyzeScoreMap(gpu, map, requestedPercentiles(options), validity);
     owned.push(analysis.qbins);
     const stats = analysis.stats;
+    const calibration = levelCalibration(calibrated, stats.percentiles['50'], options.map.level);
     const gate = imageGate(stats.max, calibration, options);
     await lap('stats');
     const base = { predScore: stats.max, anomalyMap: stats, gate, featureChannels: 0, timings, placement };
@@ -308,7 +309,7 @@ async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions,
   const { image, scoreMap } = input;
   const { width, height } = image;
   const modality = resolveModality(options, input.pointCloud);
-  const { calibration, profile } = runCalibration(input.calibration, options.map.borderNormalize);
+  const { calibration: calibrated, profile } = runCalibration(input.calibration, options.map.borderNormalize);
   const points = preparePoints(input, cloudValid);
   const valid = points?.valid ?? null;
   const timings: Partial<Record<StageName, number>> = {};
@@ -329,6 +330,7 @@ async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions,
   lap('upload');
   const analysis = hostAnalyzeScoreMap(map, requestedPercentiles(options), valid);
   const stats = analysis.stats;
+  const calibration = levelCalibration(calibrated, stats.percentiles['50'], options.map.level);
   const gate = imageGate(stats.max, calibration, options);
   lap('stats');
   const base = { predScore: stats.max, anomalyMap: stats, gate, featureChannels: 0, timings, placement };

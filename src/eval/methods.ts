@@ -91,6 +91,7 @@ export function ttt4asOverrides(seed: number): Record<string, unknown> {
     'classifier.patience': 5,
     'gate.mode': 'off',
     'map.borderNormalize': false,
+    'map.level': 'off',
     'gate.factor': 1,
     'gate.sigmas': 0,
     'mask.scoreFloor': 'off',
