@@ -34,7 +34,7 @@ export interface TttOptions {
   };
   gate: { mode: GateMode; factor: number; sigmas: number };
   map: { borderNormalize: boolean; level: 'off' | 'median' | 'down' };
-  mask: { scoreFloor: 'off' | 'sigma'; scoreFloorSigmas: number; closeRadius: number; fillHoles: boolean };
+  mask: { scoreFloor: 'off' | 'sigma'; scoreFloorSigmas: number; scoreFloorPercentile: number; closeRadius: number; fillHoles: boolean };
   regions: { connectivity: 4 | 8; minArea: number };
   compute: { stages: StagePlacementOption };
 }
@@ -83,6 +83,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'gate.sigmas', kind: { type: 'number', min: 0, max: 100 }, default: 0, doc: 'Standard deviations above the mean nominal image score for gate.mode=sigma.' },
   { key: 'mask.scoreFloor', kind: { type: 'enum', values: ['off', 'sigma'] }, default: 'sigma', doc: 'With a calibration, sigma: a pixel the classifier calls defective stays in the mask only where its score is above the nominal global mean + scoreFloorSigmas x std; off: the classifier alone.' },
   { key: 'mask.scoreFloorSigmas', kind: { type: 'number', min: 0, max: 100 }, default: 1.5, doc: 'Standard deviations above the nominal mean for mask.scoreFloor=sigma.' },
+  { key: 'mask.scoreFloorPercentile', kind: { type: 'number', min: 0, max: 100 }, default: 0, doc: 'With mask.scoreFloor=sigma, the floor is at most this percentile of the image\'s own map (0: off): where a drift of the line lowers or flattens the whole map, the floor follows the image instead of staying at the calibrated level.' },
   { key: 'mask.closeRadius', kind: { type: 'int', min: 0, max: 16 }, default: 0, doc: 'Morphological closing of the classifier\'s mask by a square of this radius (a dilation then an erosion, window clipped at the border), before the holes are filled and the regions measured; 0: none.' },
   { key: 'mask.fillHoles', kind: { type: 'bool' }, default: true, doc: 'Fill the holes of the mask (clear pixels not connected to the image border), after the closing.' },
   { key: 'regions.connectivity', kind: { type: 'enum', values: ['4', '8'] }, default: 8, doc: 'Pixel connectivity of the mask regions.' },

@@ -67,7 +67,8 @@ export interface SegmentHooks {
 
 /** Percentiles every run computes: the pseudo-label thresholds and a few for reports. */
 export function requestedPercentiles(options: TttOptions): number[] {
-  return [options.pseudoLabels.anomalousPercentile, options.pseudoLabels.nominalPercentile, 50, 90, 99];
+  const own = options.mask.scoreFloorPercentile;
+  return [options.pseudoLabels.anomalousPercentile, options.pseudoLabels.nominalPercentile, 50, 90, 99, ...(own > 0 ? [own] : [])];
 }
 
 export function emptyResult(
@@ -218,7 +219,7 @@ export async function segment(
       const { model, report } = await trainClassifier(gpu, set, labels.counts, options);
       owned.push(model);
       await lap('classifier');
-      const { decision, mask } = predict(gpu, model, features, mapData, maskScoreFloor(calibration, options), validity);
+      const { decision, mask } = predict(gpu, model, features, mapData, maskScoreFloor(calibration, options, stats.percentiles), validity);
       owned.push(decision, mask);
       const predMask = await readMask(gpu, mask, n);
       const scoresHost = resampled || profile ? await gpu.readF32(mapData, n) : scoreMap.data;
@@ -350,7 +351,7 @@ async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions,
   lap('gather');
   const report = hostTrain(set, labels.counts, options);
   lap('classifier');
-  const floor = maskScoreFloor(calibration, options);
+  const floor = maskScoreFloor(calibration, options, stats.percentiles);
   const predMask = coarse
     ? coarsePredictMask(report.weights, features as CoarseFeatures, standardization, data, floor, valid)
     : hostPredictMask(report.weights, features as FeatureTensor, standardization, data, floor, valid);

@@ -96,6 +96,7 @@ export function ttt4asOverrides(seed: number): Record<string, unknown> {
     'gate.sigmas': 0,
     'mask.scoreFloor': 'off',
     'mask.scoreFloorSigmas': 1.5,
+    'mask.scoreFloorPercentile': 0,
     'mask.closeRadius': 0,
     'mask.fillHoles': false,
     'regions.connectivity': 8,

@@ -6,7 +6,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { calibrate, levelCalibration, type Calibration } from '../../src/core/calibration.ts';
 import type { Gpu } from '../../src/core/gpu.ts';
 import { confusion, pixelMetrics } from '../../src/core/metrics.ts';
-import { resolveOptions } from '../../src/core/options.ts';
+import { defaultOptions, resolveOptions } from '../../src/core/options.ts';
+import { maskScoreFloor } from '../../src/core/pseudoLabels.ts';
 import { segment } from '../../src/core/pipeline.ts';
 import { referenceSegment } from '../../src/core/reference/pipeline.ts';
 import type { ScoreMap } from '../../src/core/types.ts';
@@ -69,5 +70,36 @@ describe('segment with map.level on a map lowered by a constant', () => {
     const moved0 = referenceSegment({ ...s, scoreMap: lowered, calibration }, off);
     expect(agreement(moved0.predMask, referenceSegment({ ...s, calibration }, off).predMask)).toBeLessThan(0.99);
     expect(Math.abs(f1(moved0.predMask) - f1(asIs.predMask))).toBeGreaterThan(0.1);
+  });
+});
+
+describe('mask.scoreFloorPercentile', () => {
+  const c = calibrate([{ data: new Float32Array([0, 2, 0, 2]), width: 2, height: 2 }]);
+  it('caps the calibrated floor at the percentile of the image\'s own map', () => {
+    // Nominal mean 1, std 1: the default floor is 1 + 1.5 x 1 = 2.5.
+    const o = (over: Record<string, unknown>) => resolveOptions(over, defaultOptions());
+    expect(maskScoreFloor(c, o({}), { '90': 1.25 })).toBe(2.5);
+    expect(maskScoreFloor(c, o({ 'mask.scoreFloorPercentile': 90 }), { '90': 1.25 })).toBe(1.25);
+    expect(maskScoreFloor(c, o({ 'mask.scoreFloorPercentile': 90 }), { '90': 3 })).toBe(2.5);
+    expect(maskScoreFloor(c, o({ 'mask.scoreFloorPercentile': 90 }))).toBe(2.5);
+    expect(maskScoreFloor(c, o({ 'mask.scoreFloorPercentile': 90, 'mask.scoreFloor': 'off' }), { '90': 1.25 })).toBe(-Infinity);
+    expect(maskScoreFloor(null, o({ 'mask.scoreFloorPercentile': 90 }), { '90': 1.25 })).toBe(-Infinity);
+  });
+
+  it('GPU, host and reference agree with it on a lowered map, whose mask it widens', async () => {
+    const calibration = calibrate([21, 22, 23, 24].map((seed) => syntheticSample({ width: 96, height: 80, seed, defects: 0 }).scoreMap));
+    const s = syntheticSample({ width: 96, height: 80, seed: 3, defects: 2 });
+    const lowered: ScoreMap = { ...s.scoreMap, data: s.scoreMap.data.map((v) => v - 0.3) };
+    const base = { 'features.extractor': 'filterbank', 'pseudoLabels.nominalCount': 300, 'classifier.epochs': 30, 'gate.mode': 'off', 'pseudoLabels.seedFloor': 'off' };
+    const on = resolveOptions({ ...base, 'mask.scoreFloorPercentile': 90 });
+    const r = referenceSegment({ ...s, scoreMap: lowered, calibration }, on);
+    for (const stages of ['gpu', 'host'] as const) {
+      const g = await segment(gpu, { ...s, scoreMap: lowered, calibration }, resolveOptions({ 'compute.stages': stages }, on));
+      expect(g.pseudoLabels).toEqual(r.pseudoLabels);
+      expect(agreement(g.predMask, r.predMask)).toBeGreaterThanOrEqual(0.999);
+    }
+    const calibrated = referenceSegment({ ...s, scoreMap: lowered, calibration }, resolveOptions(base));
+    const marked = (m: Uint8Array) => m.reduce((a, v) => a + v, 0);
+    expect(marked(r.predMask)).toBeGreaterThan(marked(calibrated.predMask));
   });
 });

@@ -101,7 +101,7 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
   lap('gather');
   const report = referenceTrain(set, labels.counts, options);
   lap('classifier');
-  const { mask } = referencePredict(report.weights, features, data, maskScoreFloor(calibration, options), valid);
+  const { mask } = referencePredict(report.weights, features, data, maskScoreFloor(calibration, options, stats.percentiles), valid);
   lap('predict');
   const result = trainedResult(base, mask, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, valid);
   lap('regions');
