@@ -148,7 +148,8 @@ export const command = {
         onBank: saveBank ? (b) => writeFileAtomic(saveBank, encodeBank(b)) : undefined,
       });
     }
-    let shiftedSource: ScoreSource | undefined = v['shifted-maps'] ? mapsFolder(v['shifted-maps']) : undefined;
+    // The shifted maps never go into --save-maps (they would overwrite the plain test maps there).
+    let shiftedSource: ScoreSource | undefined = v['shifted-maps'] ? mapsFolder(v['shifted-maps']) : shift ? source : undefined;
     if (v['save-shifted-maps']) shiftedSource = savingMaps(source, v['save-shifted-maps']);
     if (v['save-maps']) source = savingMaps(source, v['save-maps']);
     const bar = progressReporter(process.stderr, 'eval');

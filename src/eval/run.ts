@@ -87,7 +87,8 @@ export interface EvalOptions {
   shift?: PhotometricShift;
   /**
    * Where the maps of the shifted test images come from; by default `source`, which must then score the
-   * image it is given (a folder of maps cannot: runEval refuses it).
+   * image it is given (a folder of maps cannot: runEval refuses it). A `savingMaps` source would write
+   * the shifted test maps over the plain ones: give the unwrapped source here.
    */
   shiftedSource?: ScoreSource;
 }

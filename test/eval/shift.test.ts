@@ -240,6 +240,26 @@ describe('ttt eval with a shift on a synthetic dataset', () => {
     expect(a.validation).toEqual(all.validation);
   });
 
+  it('the CLI with the built-in scorer: saved plain and shifted maps reproduce the run through --maps and --shifted-maps', async () => {
+    const plain = join(dir, 'cli-maps');
+    const moved = join(dir, 'cli-maps-shifted');
+    const common = ['--dataset', synth.dataset, '--shift', 'brightness=0.8,contrast=1.2', '--methods', 'thr_global_3sigma,otsu,oracle', '--json'];
+    const built = await ttt('eval', ...common, '--bank-images', '2', '--save-maps', plain, '--save-shifted-maps', moved);
+    expect(built.code, built.stderr).toBe(0);
+    const again = await ttt('eval', ...common, '--maps', plain, '--shifted-maps', moved);
+    expect(again.code, again.stderr).toBe(0);
+    // The plain maps are not overwritten by the shifted ones: both tables come back the same.
+    expect(JSON.parse(again.stdout)).toEqual(JSON.parse(built.stdout));
+    expect(JSON.parse(built.stdout).shifted.f1Lost.thr_global_3sigma.lost).not.toBe(0);
+    // --save-maps alone keeps the plain maps (the shifted ones are not written over them).
+    const alone = join(dir, 'cli-maps-alone');
+    const r = await ttt('eval', ...common, '--bank-images', '2', '--save-maps', alone);
+    expect(r.code, r.stderr).toBe(0);
+    for (const f of ['blob/000.npy', 'good/001.npy', 'mixed/002.npy', 'validation/good/000.npy']) {
+      expect(Buffer.compare(await readFile(join(alone, f)), await readFile(join(plain, f))), f).toBe(0);
+    }
+  });
+
   it('the CLI prints both tables and refuses a bad spec or --shift with --maps alone', async () => {
     const ok = await ttt('eval', '--dataset', synth.dataset, '--maps', synth.maps, '--shifted-maps', synth.maps, '--shift', 'contrast=1.2', '--methods', 'thr_global_3sigma,otsu');
     expect(ok.code, ok.stderr).toBe(0);
