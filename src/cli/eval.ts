@@ -5,7 +5,7 @@ import { TttError } from '../core/errors.ts';
 import { parseAssignments, resolveOptions } from '../core/options.ts';
 import { nodeGpu } from '../gpu/node.ts';
 import { ALL_METHOD_NAMES, METHOD_DESCRIPTIONS, parseMethods } from '../eval/methods.ts';
-import type { EvalSummary, GoalCheck, MethodSummary } from '../eval/report.ts';
+import { OVER_MARKING, type EvalSummary, type GoalCheck, type MethodSummary } from '../eval/report.ts';
 import { DEFAULT_SIZE, runEval } from '../eval/run.ts';
 import { MAP_EXTENSIONS, mapsFolder, patchcoreSource, savingMaps, type ScoreSource } from '../eval/scoreSource.ts';
 import { decodeBank, encodeBank } from '../core/patchcore/bank.ts';
@@ -13,6 +13,7 @@ import { readInputFile, writeFileAtomic } from '../io/files.ts';
 import { intArg, parse } from './args.ts';
 import { modalityArg } from './bank.ts';
 import { progressReporter } from './progress.ts';
+import { parseShift } from '../eval/shift.ts';
 
 const HELP = `usage: ttt eval --dataset DIR [--maps DIR | --bank FILE | --modality rgb|3d|both] [options]
 
@@ -54,10 +55,30 @@ options:
   --size N            working resolution: longest side N pixels (default ${DEFAULT_SIZE}; 0: each image's own size);
                       images are downscaled (lanczos3), masks nearest-neighbour, maps bilinearly
   --limit N           at most N images per test type and per nominal set, drawn by the seed
+  --half a|b          keep one seeded half of the test images (after --limit; by --seed): tune on one half,
+                      report the other
   --seed N            seed of the validation split, the --limit draw and every method (default 0)
   --set key=value     an option of the ttt method (repeatable); see ttt segment --help
   --out DIR           write report.json, report.md and contact sheets (contact-<type>.png) there
-  --json              print one JSON object { methods, perType, images } instead of the tables
+  --json              print one JSON object { methods, perType, images[, shifted] } instead of the tables
+  --shift SPEC        also evaluate the test images after a photometric shift (the line drifted after the
+                      nominal samples were taken), e.g. brightness=0.8,contrast=1.2; the detector (its bank
+                      from the unshifted train images) and the calibration (the unshifted validation maps)
+                      stay as they are, the shifted test images are re-scored, and both tables are reported
+                      with the F1 each method lost and the images it over-marked (> 50% of an image whose
+                      defects cover < 5%). Keys (each optional, clamped to [0, 1] at the end):
+                        brightness=G  gain on every pixel, in (0, 4]           (default 1)
+                        gradient=A    illumination gain from 1-A to 1+A across the image, [0, 1] (0)
+                        angle=D       direction of the gradient in degrees, 0: left to right (0)
+                        contrast=C    v -> pivot + C (v - pivot), [0, 4]        (1)
+                        pivot=P       grey (0.5) or mean (the image's mean)    (grey)
+                        offset=O      added after the contrast, [-1, 1]        (0)
+                        gamma=Y       v -> v^Y after clamping, [0.1, 10]       (1)
+                      With --maps the maps cannot follow a shift of the images: give the maps of the
+                      shifted test images with --shifted-maps (the images are still shifted for ttt's
+                      features); a shift of the maps themselves is not offered (it is no drift of the line).
+  --shifted-maps DIR  with --maps and --shift: the maps of the shifted test images (DIR/<type>/<stem>.npy)
+  --save-shifted-maps DIR  with --shift and the built-in scorer: write the shifted test images' maps there
 
 Progress goes to stderr: a bar on a terminal, plain lines otherwise.
 Exit status: 0 on success, 2 on bad input or options.`;
@@ -80,10 +101,14 @@ export const command = {
         methods: { type: 'string' },
         size: { type: 'string' },
         limit: { type: 'string' },
+        half: { type: 'string' },
         seed: { type: 'string' },
         set: { type: 'string', multiple: true },
         out: { type: 'string' },
         json: { type: 'boolean' },
+        shift: { type: 'string' },
+        'shifted-maps': { type: 'string' },
+        'save-shifted-maps': { type: 'string' },
       },
       HELP,
     );
@@ -92,10 +117,19 @@ export const command = {
       throw new TttError('INVALID_OPTION', '--bank, --bank-images, --save-bank and --modality belong to the built-in scorer: leave them out with --maps');
     }
     if (v.bank && v.modality) throw new TttError('INVALID_OPTION', '--modality chooses the features of a bank built from train/good: a saved --bank keeps its own');
+    const shift = v.shift === undefined ? undefined : parseShift(v.shift);
+    if (!shift && (v['shifted-maps'] || v['save-shifted-maps'])) throw new TttError('INVALID_OPTION', '--shifted-maps and --save-shifted-maps belong to --shift');
+    if (v['shifted-maps'] && !v.maps) throw new TttError('INVALID_OPTION', '--shifted-maps goes with --maps (the built-in scorer scores the shifted images itself)');
+    if (v['save-shifted-maps'] && v.maps) throw new TttError('INVALID_OPTION', '--save-shifted-maps writes the built-in scorer\'s maps: leave it out with --maps');
+    if (shift && v.maps && !v['shifted-maps']) {
+      throw new TttError('INVALID_OPTION', '--shift with --maps: maps read from a folder cannot follow a shift of the images; give the maps of the shifted test images with --shifted-maps DIR');
+    }
     const modality = v.modality === undefined ? undefined : modalityArg(v.modality);
     const methods = v.methods ? parseMethods(v.methods.split(',').map((s) => s.trim())) : undefined;
     const sizeArg = intArg('size', v.size, DEFAULT_SIZE, 0, 1 << 16);
     const limit = v.limit === undefined ? undefined : intArg('limit', v.limit, 0, 1, 1 << 30);
+    if (v.half !== undefined && v.half !== 'a' && v.half !== 'b') throw new TttError('INVALID_OPTION', `--half expects a or b, got ${JSON.stringify(v.half)}`);
+    const half = v.half as 'a' | 'b' | undefined;
     const seed = intArg('seed', v.seed, 0, 0, 0xffffffff);
     const tttOverrides = parseAssignments(v.set ?? []);
     resolveOptions(tttOverrides); // refuse a bad --set before any work
@@ -114,6 +148,9 @@ export const command = {
         onBank: saveBank ? (b) => writeFileAtomic(saveBank, encodeBank(b)) : undefined,
       });
     }
+    // The shifted maps never go into --save-maps (they would overwrite the plain test maps there).
+    let shiftedSource: ScoreSource | undefined = v['shifted-maps'] ? mapsFolder(v['shifted-maps']) : shift ? source : undefined;
+    if (v['save-shifted-maps']) shiftedSource = savingMaps(source, v['save-shifted-maps']);
     if (v['save-maps']) source = savingMaps(source, v['save-maps']);
     const bar = progressReporter(process.stderr, 'eval');
     let result;
@@ -125,8 +162,11 @@ export const command = {
         methods,
         size: sizeArg === 0 ? null : sizeArg,
         limit,
+        half,
         seed,
         tttOverrides,
+        shift,
+        shiftedSource,
         out: v.out,
         command: ['ttt', 'eval', ...argv].map(quote).join(' '),
         onProgress: (p) => bar.update(p),
@@ -162,10 +202,26 @@ function table(title: string, rows: Record<string, MethodSummary>): string {
   return [title, line(head), ...body.map(line)].join('\n');
 }
 
+function shiftTable(sh: NonNullable<EvalSummary['shifted']>): string {
+  const head = ['method', 'F1 plain', 'F1 shifted', 'F1 lost', 'over-marked plain', 'over-marked shifted'];
+  const num = (x: number | null) => (x === null ? '-' : x.toFixed(3));
+  const count = (list: readonly { method: string }[], m: string) => String(list.filter((o) => o.method === m).length);
+  const body = Object.entries(sh.f1Lost).map(([m, l]) => [m, num(l.plain), num(l.shifted), num(l.lost), count(sh.overMarked.plain, m), count(sh.overMarked.shifted, m)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const title = `plain vs shifted (pooled F1; over-marked: images where the mask covers > ${100 * OVER_MARKING.marked}% of an image whose defects cover < ${100 * OVER_MARKING.truth}%):`;
+  return [title, line(head), ...body.map(line)].join('\n');
+}
+
 function tables(s: EvalSummary, goals: readonly GoalCheck[]): string {
   const parts: string[] = [];
   for (const [type, rows] of Object.entries(s.perType)) parts.push(table(`${type}:`, rows));
   parts.push(table(`overall (${s.images.anomalous} anomalous, ${s.images.nominal} defect-free test images; F1..R pooled, img = mean per image):`, s.methods));
+  if (s.shifted) {
+    const sh = s.shifted;
+    parts.push(table(`shifted test images (${sh.shift}), overall; detector and calibration unshifted:`, sh.methods));
+    parts.push(shiftTable(sh));
+  }
   if (goals.length) parts.push(['goals:', ...goals.map((g) => `  ${g.met ? 'met    ' : 'NOT met'}  ${g.goal}: ${g.detail}`)].join('\n'));
   parts.push(['methods:', ...Object.keys(s.methods).map((m) => `  ${m}: ${METHOD_DESCRIPTIONS[m as keyof typeof METHOD_DESCRIPTIONS]}`)].join('\n'));
   return parts.join('\n\n');

@@ -74,6 +74,20 @@ export function runCalibration(c: Calibration | null | undefined, normalize: boo
   return { calibration: { ...c, ...c.border.normalized }, profile: c.border };
 }
 
+/**
+ * The calibration moved to the level of one image's map (map.level): every calibrated threshold (the gate's
+ * image scores, the global mean behind the seed and score floors, the largest nominal score) shifts by the
+ * map's median minus the nominal global mean; 'down' only when that is negative. The per-pixel statistics
+ * (for thr_pixel_3sigma, not the pipeline) are left as they are.
+ */
+export function levelCalibration(c: Calibration | null, median: number, mode: 'off' | 'median' | 'down'): Calibration | null {
+  if (!c || mode === 'off' || !Number.isFinite(median)) return c;
+  const d = mode === 'down' ? Math.min(0, median - c.globalMean) : median - c.globalMean;
+  if (d === 0) return c;
+  const s = c.imageScores;
+  return { ...c, globalMean: c.globalMean + d, maxScore: c.maxScore + d, imageScores: { mean: s.mean + d, std: s.std, max: s.max + d } };
+}
+
 /** Mean, std and maximum of values, and of the per-map maxima. */
 function summary(maps: readonly { data: ArrayLike<number>; valid: Uint8Array | null }[]): BorderProfile['normalized'] {
   let sum = 0;

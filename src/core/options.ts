@@ -33,8 +33,8 @@ export interface TttOptions {
     patience: number;
   };
   gate: { mode: GateMode; factor: number; sigmas: number };
-  map: { borderNormalize: boolean };
-  mask: { scoreFloor: 'off' | 'sigma'; scoreFloorSigmas: number; closeRadius: number; fillHoles: boolean };
+  map: { borderNormalize: boolean; level: 'off' | 'median' | 'down' };
+  mask: { scoreFloor: 'off' | 'sigma'; scoreFloorSigmas: number; scoreFloorPercentile: number; closeRadius: number; fillHoles: boolean };
   regions: { connectivity: 4 | 8; minArea: number };
   compute: { stages: StagePlacementOption };
 }
@@ -63,6 +63,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'features.modality', kind: { type: 'enum', values: ['auto', 'rgb', '3d', 'both'] }, default: 'auto', doc: 'What the classifier sees: rgb: the image features (features.extractor); 3d: the 3-D features of the point cloud (features.geometryScales); both: the two concatenated; auto: both when a point cloud is given, else rgb. Invalid points of a point cloud are masked out whatever the modality.' },
   { key: 'features.geometryScales', kind: { type: 'list', min: 1, max: 16, maxItems: 4 }, default: [2, 4], doc: 'Radii (pixels at the working resolution, rounded) of the windows of the 3-D features: per radius the normal, surface variation, spread of the plane distance and normal deviation, plus the distance to the fitted background plane (1 + 6 per radius channels).' },
   { key: 'map.borderNormalize', kind: { type: 'bool' }, default: true, doc: 'With a calibration that has a border profile (calibrations computed since it exists), normalize the map at the working resolution first: each pixel becomes (score - nominal mean) / nominal std of its distance to the map border (32 bands of 1/256 of the longest side), which removes a detector\'s border bias; the gate, floors, image score, region scores and map statistics are then in nominal standard deviations.' },
+  { key: 'map.level', kind: { type: 'enum', values: ['off', 'median', 'down'] }, default: 'off', doc: 'With a calibration, the calibrated thresholds (the gate, pseudoLabels.seedFloor, mask.scoreFloor) follow the level of the image\'s own map: they move by the map\'s median minus the nominal global mean (after map.borderNormalize), so that a drift of the line that moves the whole map (lighting, exposure, finish) does not move what is marked; median: either way; down: only when the image scores lower overall; off: the calibration as it is.' },
   { key: 'pseudoLabels.anomalousPercentile', kind: { type: 'number', min: 50, max: 100 }, default: 99, doc: 'Anomalous seeds are 3x3 local maxima of the map at or above this percentile.' },
   { key: 'pseudoLabels.radius', kind: { type: 'int', min: 0, max: 16 }, default: 1, doc: 'Seeds are dilated by a square of this radius (1 = 3x3).' },
   { key: 'pseudoLabels.nominalCount', kind: { type: 'int', min: 1, max: 100000 }, default: 500, doc: 'Nominal pseudo-labels drawn uniformly without replacement among the pixels that are not anomalous.' },
@@ -82,6 +83,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'gate.sigmas', kind: { type: 'number', min: 0, max: 100 }, default: 0, doc: 'Standard deviations above the mean nominal image score for gate.mode=sigma.' },
   { key: 'mask.scoreFloor', kind: { type: 'enum', values: ['off', 'sigma'] }, default: 'sigma', doc: 'With a calibration, sigma: a pixel the classifier calls defective stays in the mask only where its score is above the nominal global mean + scoreFloorSigmas x std; off: the classifier alone.' },
   { key: 'mask.scoreFloorSigmas', kind: { type: 'number', min: 0, max: 100 }, default: 1.5, doc: 'Standard deviations above the nominal mean for mask.scoreFloor=sigma.' },
+  { key: 'mask.scoreFloorPercentile', kind: { type: 'number', min: 0, max: 100 }, default: 0, doc: 'With mask.scoreFloor=sigma, the floor is at most this percentile of the image\'s own map (0: off): where a drift of the line lowers or flattens the whole map, the floor follows the image instead of staying at the calibrated level.' },
   { key: 'mask.closeRadius', kind: { type: 'int', min: 0, max: 16 }, default: 0, doc: 'Morphological closing of the classifier\'s mask by a square of this radius (a dilation then an erosion, window clipped at the border), before the holes are filled and the regions measured; 0: none.' },
   { key: 'mask.fillHoles', kind: { type: 'bool' }, default: true, doc: 'Fill the holes of the mask (clear pixels not connected to the image border), after the closing.' },
   { key: 'regions.connectivity', kind: { type: 'enum', values: ['4', '8'] }, default: 8, doc: 'Pixel connectivity of the mask regions.' },

@@ -2,7 +2,7 @@
 // pseudo-labels -> training set -> classifier -> mask -> regions. Only small statistics, the model, the
 // mask and (when the map was resampled) the working-resolution map come back to the host.
 
-import { borderNormalize, runCalibration, type Calibration } from './calibration.ts';
+import { borderNormalize, levelCalibration, runCalibration, type Calibration } from './calibration.ts';
 import { normalizeBorder } from './normalize.ts';
 import { deviceLimits, planRun } from './plan.ts';
 import { TttError } from './errors.ts';
@@ -67,7 +67,8 @@ export interface SegmentHooks {
 
 /** Percentiles every run computes: the pseudo-label thresholds and a few for reports. */
 export function requestedPercentiles(options: TttOptions): number[] {
-  return [options.pseudoLabels.anomalousPercentile, options.pseudoLabels.nominalPercentile, 50, 90, 99];
+  const own = options.mask.scoreFloorPercentile;
+  return [options.pseudoLabels.anomalousPercentile, options.pseudoLabels.nominalPercentile, 50, 90, 99, ...(own > 0 ? [own] : [])];
 }
 
 export function emptyResult(
@@ -153,7 +154,7 @@ export async function segment(
   const { width, height } = image;
   const n = width * height;
   const modality = resolveModality(options, input.pointCloud);
-  const { calibration, profile } = runCalibration(input.calibration, options.map.borderNormalize);
+  const { calibration: calibrated, profile } = runCalibration(input.calibration, options.map.borderNormalize);
   const points = preparePoints(input, cloudValid);
   const timings: Partial<Record<StageName, number>> = {};
   const placement: Partial<Record<StageName, StagePlacement>> = {};
@@ -184,6 +185,7 @@ export async function segment(
     const analysis = await analyzeScoreMap(gpu, map, requestedPercentiles(options), validity);
     owned.push(analysis.qbins);
     const stats = analysis.stats;
+    const calibration = levelCalibration(calibrated, stats.percentiles['50'], options.map.level);
     const gate = imageGate(stats.max, calibration, options);
     await lap('stats');
     const base = { predScore: stats.max, anomalyMap: stats, gate, featureChannels: 0, timings, placement };
@@ -217,7 +219,7 @@ export async function segment(
       const { model, report } = await trainClassifier(gpu, set, labels.counts, options);
       owned.push(model);
       await lap('classifier');
-      const { decision, mask } = predict(gpu, model, features, mapData, maskScoreFloor(calibration, options), validity);
+      const { decision, mask } = predict(gpu, model, features, mapData, maskScoreFloor(calibration, options, stats.percentiles), validity);
       owned.push(decision, mask);
       const predMask = await readMask(gpu, mask, n);
       const scoresHost = resampled || profile ? await gpu.readF32(mapData, n) : scoreMap.data;
@@ -308,7 +310,7 @@ async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions,
   const { image, scoreMap } = input;
   const { width, height } = image;
   const modality = resolveModality(options, input.pointCloud);
-  const { calibration, profile } = runCalibration(input.calibration, options.map.borderNormalize);
+  const { calibration: calibrated, profile } = runCalibration(input.calibration, options.map.borderNormalize);
   const points = preparePoints(input, cloudValid);
   const valid = points?.valid ?? null;
   const timings: Partial<Record<StageName, number>> = {};
@@ -329,6 +331,7 @@ async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions,
   lap('upload');
   const analysis = hostAnalyzeScoreMap(map, requestedPercentiles(options), valid);
   const stats = analysis.stats;
+  const calibration = levelCalibration(calibrated, stats.percentiles['50'], options.map.level);
   const gate = imageGate(stats.max, calibration, options);
   lap('stats');
   const base = { predScore: stats.max, anomalyMap: stats, gate, featureChannels: 0, timings, placement };
@@ -348,7 +351,7 @@ async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions,
   lap('gather');
   const report = hostTrain(set, labels.counts, options);
   lap('classifier');
-  const floor = maskScoreFloor(calibration, options);
+  const floor = maskScoreFloor(calibration, options, stats.percentiles);
   const predMask = coarse
     ? coarsePredictMask(report.weights, features as CoarseFeatures, standardization, data, floor, valid)
     : hostPredictMask(report.weights, features as FeatureTensor, standardization, data, floor, valid);

@@ -36,9 +36,15 @@ export function seedFloor(calibration: Calibration | null | undefined, options: 
   return calibratedFloor(calibration, options.pseudoLabels.seedFloor, options.pseudoLabels.seedFloorSigmas);
 }
 
-/** The score a defective pixel must exceed (mask.scoreFloor). */
-export function maskScoreFloor(calibration: Calibration | null | undefined, options: TttOptions): number {
-  return calibratedFloor(calibration, options.mask.scoreFloor, options.mask.scoreFloorSigmas);
+/**
+ * The score a defective pixel must exceed (mask.scoreFloor), at most the image's own
+ * mask.scoreFloorPercentile when that is set and the map's percentiles are given.
+ */
+export function maskScoreFloor(calibration: Calibration | null | undefined, options: TttOptions, percentiles?: Readonly<Record<string, number>>): number {
+  const floor = calibratedFloor(calibration, options.mask.scoreFloor, options.mask.scoreFloorSigmas);
+  const p = options.mask.scoreFloorPercentile;
+  const own = p > 0 && percentiles ? percentiles[String(p)] : undefined;
+  return own === undefined || floor === -Infinity ? floor : Math.min(floor, Math.fround(own));
 }
 
 /**

@@ -62,6 +62,12 @@ export interface OpenDatasetOptions {
   seed: number;
   /** At most this many images per test type and per nominal set (train, validation). */
   limit?: number;
+  /**
+   * Keep one seeded half of the test images (after --limit): each image's key (drawKey with the seed) is
+   * even for 'a', odd for 'b', so the halves are disjoint and together the whole test set. To tune on one
+   * half and report the other.
+   */
+  half?: 'a' | 'b';
 }
 
 async function isDirectory(path: string): Promise<boolean> {
@@ -121,6 +127,12 @@ function draw<T extends { id: string }>(items: readonly T[], n: number, seed: nu
 
 const SALT_SPLIT = 0x76616c31;
 const SALT_LIMIT = 0x6c696d31;
+const SALT_HALF = 0x68616c66;
+
+/** Which seeded half of the test set an image is in (openDataset's `half`). */
+export function testHalf(id: string, seed: number): 'a' | 'b' {
+  return (drawKey(id, seed, SALT_HALF) & 1) === 0 ? 'a' : 'b';
+}
 
 function limited<T extends { id: string }>(items: readonly T[], limit: number | undefined, seed: number): T[] {
   return limit === undefined || items.length <= limit ? [...items] : draw(items, limit, seed, SALT_LIMIT).chosen;
@@ -182,6 +194,7 @@ export async function openDataset(root: string, opts: OpenDatasetOptions): Promi
   if (types.length === 0) throw new TttError('NOT_FOUND', `${testDir}: no test types (expected folders such as test/good, test/<defect>)`);
   const available: Record<string, number> = { train: train.length, validation: validation.length };
   const test: DatasetImage[] = [];
+  if (opts.half !== undefined && opts.half !== 'a' && opts.half !== 'b') throw new TttError('INVALID_OPTION', `half must be a or b, got ${JSON.stringify(opts.half)}`);
   for (const type of types) {
     const listed = await listImages(join(testDir, type, sub));
     if (listed.length === 0) throw new TttError('INVALID_INPUT', `${join(testDir, type, sub)}: the folder holds no images`);
@@ -195,7 +208,8 @@ export async function openDataset(root: string, opts: OpenDatasetOptions): Promi
       maskPath: type === NOMINAL_TYPE ? null : layout === 'mvtec3d' ? join(testDir, type, 'gt', `${stem}.png`) : join(root, 'ground_truth', type, `${stem}_mask.png`),
       pointCloudPath: layout === 'mvtec3d' ? join(testDir, type, 'xyz') : null,
     }));
-    test.push(...limited(items, opts.limit, opts.seed));
+    const chosen = limited(items, opts.limit, opts.seed);
+    test.push(...(opts.half ? chosen.filter((i) => testHalf(i.id, opts.seed) === opts.half) : chosen));
   }
   // Every chosen defective image needs its mask: fail now, not hours into a run.
   for (const item of test) {

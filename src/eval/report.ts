@@ -29,6 +29,100 @@ export interface EvalSummary {
   methods: Record<string, MethodSummary>;
   perType: Record<string, Record<string, MethodSummary>>;
   images: { anomalous: number; nominal: number };
+  /** With `--shift`: the same test images shifted, and what the shift cost each method. */
+  shifted?: ShiftComparison;
+}
+
+/** An image a method marked mostly although its ground truth covers a small share of it. */
+export interface OverMarked {
+  id: string;
+  type: string;
+  method: string;
+  /** Share of the image's (valid) pixels in the mask. */
+  marked: number;
+  /** Share of the image's (valid) pixels in the ground truth (0 for a defect-free image). */
+  defectShare: number;
+}
+
+/** The per-image check: flag an image when a method marks more than `marked` of it while its defects cover less than `truth`. */
+export const OVER_MARKING = { marked: 0.5, truth: 0.05 } as const;
+
+export interface ShiftComparison {
+  /** The shift (canonical `--shift` spec). */
+  shift: string;
+  /** The summary of the shifted test images (same shape as the plain one). */
+  methods: Record<string, MethodSummary>;
+  perType: Record<string, Record<string, MethodSummary>>;
+  images: { anomalous: number; nominal: number };
+  /** Per method: pooled F1 plain, shifted, and lost (plain - shifted); null without anomalous images. */
+  f1Lost: Record<string, { plain: number | null; shifted: number | null; lost: number | null }>;
+  /** Images over-marked (OVER_MARKING), plain and shifted, every method. */
+  overMarked: { plain: OverMarked[]; shifted: OverMarked[] };
+}
+
+/** Every (image, method) where the mask covers more than OVER_MARKING.marked of an image whose defects cover less than OVER_MARKING.truth. */
+export function overMarkedImages(results: readonly ImageResult[]): OverMarked[] {
+  const out: OverMarked[] = [];
+  for (const r of results) {
+    for (const [method, c] of Object.entries(r.methods)) {
+      if (!c) continue;
+      const pixels = c.tp + c.fp + c.fn + c.tn;
+      if (pixels === 0) continue;
+      const marked = (c.tp + c.fp) / pixels;
+      const defectShare = (c.tp + c.fn) / pixels;
+      if (marked > OVER_MARKING.marked && defectShare < OVER_MARKING.truth) out.push({ id: r.id, type: r.type, method, marked, defectShare });
+    }
+  }
+  return out;
+}
+
+/** The shifted pass beside the plain one: F1 lost per method and over-marked images in both. */
+export function compareShift(shift: string, plain: EvalSummary, shifted: EvalSummary, plainResults: readonly ImageResult[], shiftedResults: readonly ImageResult[]): ShiftComparison {
+  const f1Lost: ShiftComparison['f1Lost'] = {};
+  for (const m of Object.keys(plain.methods)) {
+    const a = plain.methods[m]?.pooled?.f1 ?? null;
+    const b = shifted.methods[m]?.pooled?.f1 ?? null;
+    f1Lost[m] = { plain: a, shifted: b, lost: a !== null && b !== null ? a - b : null };
+  }
+  return {
+    shift,
+    methods: shifted.methods,
+    perType: shifted.perType,
+    images: shifted.images,
+    f1Lost,
+    overMarked: { plain: overMarkedImages(plainResults), shifted: overMarkedImages(shiftedResults) },
+  };
+}
+
+/** The shift's goals: ttt loses less pooled F1 than every thr_*, and over-marks no image, plain or shifted. */
+export function shiftGoals(s: ShiftComparison): GoalCheck[] {
+  const out: GoalCheck[] = [];
+  const lost = (m: string) => s.f1Lost[m]?.lost ?? null;
+  const ttt = lost('ttt');
+  const thr = Object.keys(s.f1Lost).filter((k) => k.startsWith('thr_') && lost(k) !== null);
+  if (ttt !== null && thr.length) {
+    const least = thr.reduce((a, b) => (lost(b)! < lost(a)! ? b : a));
+    out.push({
+      goal: `under the shift (${s.shift}) ttt loses less pooled F1 than every thr_* (least: ${least})`,
+      met: ttt < lost(least)!,
+      value: lost(least)! - ttt,
+      target: 0,
+      detail: `ttt loses ${f3(ttt)}, ${thr.map((k) => `${k} ${f3(lost(k)!)}`).join(', ')}`,
+    });
+  }
+  if (s.f1Lost.ttt) {
+    const count = (list: readonly OverMarked[]) => list.filter((o) => o.method === 'ttt').length;
+    const plain = count(s.overMarked.plain);
+    const shifted = count(s.overMarked.shifted);
+    out.push({
+      goal: `ttt marks > ${pct(OVER_MARKING.marked)} of no image whose defects cover < ${pct(OVER_MARKING.truth)}, plain or shifted`,
+      met: plain + shifted === 0,
+      value: plain + shifted,
+      target: 0,
+      detail: `${plain} image(s) plain, ${shifted} shifted`,
+    });
+  }
+  return out;
 }
 
 /** One test image's confusion counts per method. */
@@ -97,6 +191,7 @@ export interface GoalCheck {
 }
 
 const f3 = (x: number) => x.toFixed(3);
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 /** The issue's goals, for the methods this run has. */
 export function goalChecks(summary: EvalSummary): GoalCheck[] {
@@ -146,7 +241,6 @@ export function goalChecks(summary: EvalSummary): GoalCheck[] {
 
 // ---- report.md ----
 
-const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 function methodTable(rows: Record<string, MethodSummary>, bestThr: string | null): string {
   const lines = [
@@ -208,6 +302,7 @@ export function markdownReport(r: MarkdownInput): string {
     for (const g of r.goals) out.push(`| ${g.goal} | ${g.met ? 'yes' : '**no**'} | ${g.detail} |`);
   }
   out.push('', '## Overall', '', methodTable(r.summary.methods, bestThr));
+  if (r.summary.shifted) out.push('', ...shiftSection(r.summary.methods, r.summary.shifted));
   for (const [type, rows] of Object.entries(r.summary.perType)) {
     const n = Object.values(rows)[0];
     out.push('', `## ${type}${n?.pooled ? '' : ' (defect-free)'}`, '', methodTable(rows, null));
@@ -270,4 +365,40 @@ export async function contactSheet(rows: readonly SheetRow[]): Promise<Uint8Arra
     .png()
     .toBuffer();
   return new Uint8Array(png);
+}
+
+/** The size of the over-marked list shown in report.md (report.json has every one). */
+const OVER_MARKED_SHOWN = 20;
+
+/** report.md's section for the shifted test images: F1 side by side and lost, the shifted table, over-marked images. */
+export function shiftSection(plain: Record<string, MethodSummary>, s: ShiftComparison): string[] {
+  const n = (x: number | null) => (x === null ? '–' : f3(x));
+  const count = (list: readonly OverMarked[], m: string) => list.filter((o) => o.method === m).length;
+  const out = [
+    `## Shifted test images (${s.shift})`,
+    '',
+    'The same test images after a photometric shift (`--shift`), re-scored by the same detector; the calibration is the unshifted one.',
+    `Over-marked: images where the method marks more than ${pct(OVER_MARKING.marked)} of the image while its ground truth covers less than ${pct(OVER_MARKING.truth)} (defect-free images included).`,
+    '',
+    '| method | pooled F1 plain | pooled F1 shifted | F1 lost | per-image F1 plain | per-image F1 shifted | flagged plain | flagged shifted | over-marked plain | over-marked shifted |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const [m, l] of Object.entries(s.f1Lost)) {
+    const p = plain[m];
+    const q = s.methods[m];
+    out.push(
+      `| ${m} | ${n(l.plain)} | ${n(l.shifted)} | ${n(l.lost)} | ${n(p?.perImage?.f1 ?? null)} | ${n(q?.perImage?.f1 ?? null)} | ${p?.nominal ? pct(p.nominal.flaggedImages) : '–'} | ${q?.nominal ? pct(q.nominal.flaggedImages) : '–'} | ${count(s.overMarked.plain, m)} | ${count(s.overMarked.shifted, m)} |`,
+    );
+  }
+  out.push('', '### Shifted: overall', '', methodTable(s.methods, null));
+  for (const [type, rows] of Object.entries(s.perType)) {
+    const first = Object.values(rows)[0];
+    out.push('', `### Shifted: ${type}${first?.pooled ? '' : ' (defect-free)'}`, '', methodTable(rows, null));
+  }
+  const shown = s.overMarked.shifted.slice(0, OVER_MARKED_SHOWN);
+  if (shown.length) {
+    out.push('', `### Over-marked shifted images (${shown.length} of ${s.overMarked.shifted.length})`, '', '| image | method | marked | defect share |', '|---|---|---:|---:|');
+    for (const o of shown) out.push(`| ${o.id} | ${o.method} | ${pct(o.marked)} | ${pct(o.defectShare)} |`);
+  }
+  return out;
 }

@@ -36,6 +36,8 @@ export interface ScoreSource {
   score(item: DatasetImage, image: ImageTensor, pointCloud?: PointCloud | null): Promise<ScoreMap>;
   /** What to name in an error about the map of `item` (its file); by default "the score map of <id>". */
   locate?(item: DatasetImage): string;
+  /** The maps do not depend on the image given to score() (read from a folder): a shift of the images cannot move them. */
+  readonly mapsOnly?: boolean;
 }
 
 export const MAP_EXTENSIONS = ['.npy', '.tiff', '.tif'];
@@ -59,6 +61,7 @@ export function mapsFolder(dir: string): ScoreSource {
   const paths = new Map<string, string>();
   return {
     name: `maps ${dir}`,
+    mapsOnly: true,
     async prepare(dataset) {
       if (!(await stat(dir).catch(() => null))?.isDirectory()) throw new TttError('NOT_FOUND', `${dir}: the maps folder does not exist`);
       for (const item of [...dataset.validation, ...dataset.test]) paths.set(item.id, await findMap(dir, item));

@@ -1,7 +1,7 @@
 // The whole segmentation in plain TypeScript, stage for stage as src/core/pipeline.ts: the reference the
 // GPU path is tested and benchmarked against.
 
-import { borderNormalize, runCalibration } from '../calibration.ts';
+import { borderNormalize, levelCalibration, runCalibration } from '../calibration.ts';
 import { TttError } from '../errors.ts';
 import { imageGate } from '../gate.ts';
 import { defaultOptions, type TttOptions } from '../options.ts';
@@ -69,13 +69,14 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
     placement[stage] = 'host';
     t = now;
   };
-  const { calibration, profile } = runCalibration(input.calibration, options.map.borderNormalize);
+  const { calibration: calibrated, profile } = runCalibration(input.calibration, options.map.borderNormalize);
   const working = scoreMap.width === width && scoreMap.height === height ? scoreMap.data : referenceBilinear(scoreMap.data, 1, scoreMap, image);
   const data = profile ? borderNormalize({ data: working, width, height }, profile) : working;
   const map = { data, width, height };
   lap('upload');
   const analysis = referenceAnalyzeScoreMap(map, requestedPercentiles(options), valid);
   const stats = analysis.stats;
+  const calibration = levelCalibration(calibrated, stats.percentiles['50'], options.map.level);
   const gate = imageGate(stats.max, calibration, options);
   lap('stats');
   const base = { predScore: stats.max, anomalyMap: stats, gate, featureChannels: 0, timings, placement };
@@ -100,7 +101,7 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
   lap('gather');
   const report = referenceTrain(set, labels.counts, options);
   lap('classifier');
-  const { mask } = referencePredict(report.weights, features, data, maskScoreFloor(calibration, options), valid);
+  const { mask } = referencePredict(report.weights, features, data, maskScoreFloor(calibration, options, stats.percentiles), valid);
   lap('predict');
   const result = trainedResult(base, mask, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, valid);
   lap('regions');
