@@ -74,7 +74,7 @@ export const kernels = {
     shaders: ['validity', 'features'],
     entryPoint: 'standardize',
     workgroupSize: WG,
-    params: [['plane', 'u32'], ['planes', 'u32'], ['pad0', 'u32'], ['pad1', 'u32']],
+    params: [['plane', 'u32'], ['planes', 'u32'], ['weight', 'f32'], ['pad1', 'u32']],
     bindings: [null, null, 'feat', 'moments', 'valid'],
   },
   filterPrepare: {

@@ -9,7 +9,7 @@ import { networkInputSize } from './features/mobilenet/extractor.ts';
 import { tensorShapes, type NetworkGraph } from './features/mobilenet/graph.ts';
 import { mobileNetGraph } from './features/mobilenet/registry.ts';
 import { MAX_CHANNELS } from './kernels.ts';
-import type { Modality, TttOptions } from './options.ts';
+import type { Extractor, FeatureSourceName, Modality, TttOptions } from './options.ts';
 
 /** The device limits a run depends on (a GPUSupportedLimits satisfies it). */
 export interface DeviceLimits {
@@ -39,9 +39,9 @@ export interface RunShape {
 /** What the features stage will run: decided by the caller (chooseExtractor, resolveModality). */
 export interface RunFeatures {
   readonly modality: Exclude<Modality, 'auto'>;
-  /** The image feature source when modality is not 3d. */
-  readonly extractor: 'filterbank' | 'mobilenetv2' | 'supplied';
-  /** The compiled network of features.layers, for mobilenetv2. */
+  /** The image feature source when modality is not 3d (combined: the sources of features.sources). */
+  readonly extractor: Extractor;
+  /** The compiled network of features.layers, for mobilenetv2 (alone or among features.sources). */
   readonly network?: NetworkGraph;
   /** The caller's own extractor replaces the options' choice: its buffers are not counted. */
   readonly custom?: boolean;
@@ -94,13 +94,18 @@ export function checkRunnable(limits: DeviceLimits, shape: RunShape, options: Tt
   if (shape.scoreMap) buffer(shape.scoreMap.width * shape.scoreMap.height, () => `the score map of ${shape.scoreMap!.width}x${shape.scoreMap!.height}`);
 
   let featureChannels = 0;
-  if (features.modality !== '3d' && !features.custom) {
-    if (features.extractor === 'supplied') {
+  const sources: readonly (FeatureSourceName | 'supplied')[] =
+    features.modality === '3d' || features.custom ? [] : features.extractor === 'combined' ? options.features.sources : [features.extractor];
+  for (const source of sources) {
+    if (source === 'supplied') {
       const f = shape.features;
       if (!f) throw new TttError('INVALID_INPUT', 'features.extractor=supplied but no feature maps were given');
       buffer(Math.max(f.width * f.height, n), () => `one channel of the feature maps (${f.width}x${f.height}, resampled to ${width}x${height})`);
       featureChannels += f.channels;
-    } else if (features.extractor === 'filterbank') {
+    } else if (source === 'image') {
+      buffer(channels * n, () => `the image of ${width}x${height}x${channels}`);
+      featureChannels += channels;
+    } else if (source === 'filterbank') {
       const sigmas = options.features.sigmas.length;
       const colour = channels === 3;
       const perScale = colour ? 11 : 8;
@@ -171,7 +176,8 @@ export async function planRun(limits: DeviceLimits, shape: RunShape, options: Tt
   const modality = m === 'auto' ? (shape.pointCloud ? 'both' : 'rgb') : m;
   const extractor = shape.features ? 'supplied' : options.features.extractor;
   if (custom) return checkRunnable(limits, shape, options, { modality, extractor, custom: true });
-  const network = modality !== '3d' && extractor === 'mobilenetv2' ? await mobileNetGraph(options.features.layers) : undefined;
+  const usesNetwork = extractor === 'mobilenetv2' || (extractor === 'combined' && options.features.sources.includes('mobilenetv2'));
+  const network = modality !== '3d' && usesNetwork ? await mobileNetGraph(options.features.layers) : undefined;
   return checkRunnable(limits, shape, options, { modality, extractor, network });
 }
 

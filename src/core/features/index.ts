@@ -1,12 +1,15 @@
-// Feature stage: choose the extractor, extract at the working resolution, standardize every channel.
+// Feature stage: choose the extractor (one source, or several concatenated), extract at the working
+// resolution, standardize every channel (and weigh channel groups, features/groups.ts).
 
 import type { Gpu } from '../gpu.ts';
 import { TttError } from '../errors.ts';
 import { MAX_CHANNELS } from '../kernels.ts';
-import type { Modality, TttOptions } from '../options.ts';
+import type { FeatureSourceName, Modality, TttOptions } from '../options.ts';
 import type { FeatureTensor, GpuFeatures, ImageTensor, PointCloud } from '../types.ts';
 import type { FeatureExtractor } from './extractor.ts';
+import { combinedExtractor } from './combined.ts';
 import { filterbankExtractor } from './filterbank.ts';
+import { imageExtractor } from './image.ts';
 import { mobilenetExtractor } from './mobilenet/extractor.ts';
 import { standardizeFeatures } from './standardize.ts';
 import { suppliedExtractor } from './supplied.ts';
@@ -16,13 +19,36 @@ export type { FeatureExtractor } from './extractor.ts';
 /** The extractor the options and inputs ask for (supplied features win when given). */
 export function chooseExtractor(options: TttOptions, supplied?: FeatureTensor): FeatureExtractor {
   if (supplied) return suppliedExtractor(supplied);
-  if (options.features.extractor === 'supplied') {
+  const kind = options.features.extractor;
+  if (kind === 'supplied') {
     throw new TttError('INVALID_INPUT', 'features.extractor=supplied but no feature maps were given');
   }
-  if (options.features.extractor === 'mobilenetv2') {
-    return mobilenetExtractor({ layers: options.features.layers, inputSize: options.features.inputSize });
+  if (kind === 'combined') {
+    const sources = options.features.sources.map((name) => ({ name, extractor: sourceExtractor(options, name) }));
+    return combinedExtractor(sources, options.features.groupNormalize);
   }
-  return filterbankExtractor(options.features.sigmas);
+  return sourceExtractor(options, kind);
+}
+
+/** One feature source of features.sources (or the single extractor of features.extractor). */
+export function sourceExtractor(options: TttOptions, name: FeatureSourceName): FeatureExtractor {
+  switch (name) {
+    case 'image':
+      return imageExtractor();
+    case 'filterbank':
+      return filterbankExtractor(options.features.sigmas);
+    case 'mobilenetv2':
+      return mobilenetExtractor({ layers: options.features.layers, inputSize: options.features.inputSize });
+    default:
+      throw new TttError('INVALID_OPTION', `option features.sources: unknown source ${JSON.stringify(name)}`);
+  }
+}
+
+/** The sources whose maps the image features are made of, for these options (plan.ts). */
+export function imageSources(options: TttOptions): FeatureSourceName[] {
+  const kind = options.features.extractor;
+  if (kind === 'supplied') return [];
+  return kind === 'combined' ? [...options.features.sources] : [kind];
 }
 
 /** `standardize`: false leaves the channels raw (the host path folds the standardization into the classifier). */
@@ -55,6 +81,7 @@ export function concatFeatures(parts: readonly GpuFeatures[]): GpuFeatures {
     width,
     height,
     names: parts.flatMap((p) => p.names),
+    // Each part was standardized (and weighed) on its own; groups no longer apply to the whole.
   };
 }
 
