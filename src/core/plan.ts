@@ -8,6 +8,8 @@ import { MAX_NETWORK_SIDE, planeStride } from './features/mobilenet/forward.ts';
 import { networkInputSize } from './features/mobilenet/extractor.ts';
 import { tensorShapes, type NetworkGraph } from './features/mobilenet/graph.ts';
 import { mobileNetGraph } from './features/mobilenet/registry.ts';
+import { resnetLayersFor } from './features/resnet/extractor.ts';
+import { resnet50Graph } from './features/resnet/registry.ts';
 import { MAX_CHANNELS } from './kernels.ts';
 import type { Extractor, FeatureSourceName, Modality, TttOptions } from './options.ts';
 
@@ -41,10 +43,29 @@ export interface RunFeatures {
   readonly modality: Exclude<Modality, 'auto'>;
   /** The image feature source when modality is not 3d (combined: the sources of features.sources). */
   readonly extractor: Extractor;
-  /** The compiled network of features.layers, for mobilenetv2 (alone or among features.sources). */
-  readonly network?: NetworkGraph;
+  /** The compiled networks of the extractor or sources that run one (mobilenetv2: features.layers; resnet50: its layers). */
+  readonly networks?: Partial<Record<NetworkName, NetworkGraph>>;
   /** The caller's own extractor replaces the options' choice: its buffers are not counted. */
   readonly custom?: boolean;
+}
+
+type NetworkName = 'mobilenetv2' | 'resnet50';
+
+/** The image feature sources a run computes, the resnet50:<layer> sources as one run of the network. */
+function planSources(extractor: Extractor, options: TttOptions): (Exclude<FeatureSourceName, `resnet50:${string}`> | NetworkName | 'supplied')[] {
+  if (extractor !== 'combined') return [extractor];
+  const out: ReturnType<typeof planSources> = [];
+  for (const s of options.features.sources) {
+    const kind = s.startsWith('resnet50:') ? 'resnet50' : (s as Exclude<FeatureSourceName, `resnet50:${string}`>);
+    if (!out.includes(kind)) out.push(kind);
+  }
+  return out;
+}
+
+/** The layers the resnet50 network computes: features.layers for the extractor, the sources' for combined. */
+function resnetLayers(extractor: Extractor, options: TttOptions): readonly string[] {
+  if (extractor === 'resnet50') return resnetLayersFor(options.features.layers);
+  return options.features.sources.filter((s) => s.startsWith('resnet50:')).map((s) => s.slice('resnet50:'.length));
 }
 
 /** Pixels of the image along y that one fixed 2-D image dispatch covers per workgroup row (imageGroups). */
@@ -94,8 +115,7 @@ export function checkRunnable(limits: DeviceLimits, shape: RunShape, options: Tt
   if (shape.scoreMap) buffer(shape.scoreMap.width * shape.scoreMap.height, () => `the score map of ${shape.scoreMap!.width}x${shape.scoreMap!.height}`);
 
   let featureChannels = 0;
-  const sources: readonly (FeatureSourceName | 'supplied')[] =
-    features.modality === '3d' || features.custom ? [] : features.extractor === 'combined' ? options.features.sources : [features.extractor];
+  const sources = features.modality === '3d' || features.custom ? [] : planSources(features.extractor, options);
   for (const source of sources) {
     if (source === 'supplied') {
       const f = shape.features;
@@ -114,8 +134,8 @@ export function checkRunnable(limits: DeviceLimits, shape: RunShape, options: Tt
       buffer(perScale * n, () => `the filterbank on ${width}x${height} pixels (${perScale} channels per scale)`);
       featureChannels += all;
     } else {
-      const network = features.network;
-      if (!network) throw new TttError('INTERNAL', 'the mobilenetv2 plan needs the compiled network');
+      const network = features.networks?.[source];
+      if (!network) throw new TttError('INTERNAL', `the ${source} plan needs the compiled network`);
       buffer(channels * n, () => `the image of ${width}x${height}x${channels} for the network`);
       const input = networkInputSize(shape.image, options.features.inputSize);
       const inputOption = options.features.inputSize > 0 ? 'features.inputSize' : undefined;
@@ -176,9 +196,11 @@ export async function planRun(limits: DeviceLimits, shape: RunShape, options: Tt
   const modality = m === 'auto' ? (shape.pointCloud ? 'both' : 'rgb') : m;
   const extractor = shape.features ? 'supplied' : options.features.extractor;
   if (custom) return checkRunnable(limits, shape, options, { modality, extractor, custom: true });
-  const usesNetwork = extractor === 'mobilenetv2' || (extractor === 'combined' && options.features.sources.includes('mobilenetv2'));
-  const network = modality !== '3d' && usesNetwork ? await mobileNetGraph(options.features.layers) : undefined;
-  return checkRunnable(limits, shape, options, { modality, extractor, network });
+  const sources = modality === '3d' ? [] : planSources(extractor, options);
+  const networks: Partial<Record<NetworkName, NetworkGraph>> = {};
+  if (sources.includes('mobilenetv2')) networks.mobilenetv2 = await mobileNetGraph(options.features.layers);
+  if (sources.includes('resnet50')) networks.resnet50 = await resnet50Graph(resnetLayers(extractor, options));
+  return checkRunnable(limits, shape, options, { modality, extractor, networks });
 }
 
 /** A plain copy of the limits a plan reads (a device's GPUSupportedLimits are live getters). */

@@ -52,7 +52,7 @@ describe('channel groups', () => {
 describe('options', () => {
   it('parses features.sources and refuses unknown or repeated sources', () => {
     expect(combined('image, filterbank').features.sources).toEqual(['image', 'filterbank']);
-    expect(() => resolveOptions({ 'features.sources': 'image,colour' })).toThrow(/not one of image, filterbank, mobilenetv2/);
+    expect(() => resolveOptions({ 'features.sources': 'image,colour' })).toThrow(/not one of image, filterbank, mobilenetv2, resnet50:stem, resnet50:stage1/);
     expect(() => resolveOptions({ 'features.sources': 'image,image' })).toThrow(/listed twice/);
   });
 });

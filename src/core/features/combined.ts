@@ -12,11 +12,13 @@ import type { FeatureExtractor, HostFeatures } from './extractor.ts';
 export interface NamedSource {
   readonly name: string;
   readonly extractor: FeatureExtractor;
+  /** A source made of several groups (a network's layers), from its channel names; absent: one group. */
+  readonly groups?: (names: readonly string[]) => FeatureGroup[];
 }
 
 export function combinedExtractor(sources: readonly NamedSource[], groupNormalize: boolean): FeatureExtractor {
-  const groupsOf = (parts: readonly { channels: number }[]): FeatureGroup[] | undefined =>
-    groupNormalize ? parts.map((p, k) => ({ name: sources[k].name, channels: p.channels })) : undefined;
+  const groupsOf = (parts: readonly { channels: number; names: readonly string[] }[]): FeatureGroup[] | undefined =>
+    groupNormalize ? parts.flatMap((p, k) => sources[k].groups?.(p.names) ?? [{ name: sources[k].name, channels: p.channels }]) : undefined;
   return {
     name: 'combined',
     async extract(gpu: Gpu, image: ImageTensor): Promise<GpuFeatures> {
@@ -40,7 +42,7 @@ export function combinedExtractor(sources: readonly NamedSource[], groupNormaliz
       const n = image.width * image.height;
       const layers: CoarseLayer[] = [];
       const names: string[] = [];
-      const parts: { channels: number }[] = [];
+      const parts: { channels: number; names: readonly string[] }[] = [];
       for (const s of sources) {
         if (s.extractor.extractHost) {
           const h = await s.extractor.extractHost(gpu, image);

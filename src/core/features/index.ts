@@ -5,12 +5,13 @@ import type { Gpu } from '../gpu.ts';
 import { TttError } from '../errors.ts';
 import { MAX_CHANNELS } from '../kernels.ts';
 import type { FeatureSourceName, Modality, TttOptions } from '../options.ts';
-import type { FeatureTensor, GpuFeatures, ImageTensor, PointCloud } from '../types.ts';
+import type { FeatureGroup, FeatureTensor, GpuFeatures, ImageTensor, PointCloud } from '../types.ts';
 import type { FeatureExtractor } from './extractor.ts';
-import { combinedExtractor } from './combined.ts';
+import { combinedExtractor, type NamedSource } from './combined.ts';
 import { filterbankExtractor } from './filterbank.ts';
 import { imageExtractor } from './image.ts';
 import { mobilenetExtractor } from './mobilenet/extractor.ts';
+import { resnetExtractor } from './resnet/extractor.ts';
 import { standardizeFeatures } from './standardize.ts';
 import { suppliedExtractor } from './supplied.ts';
 
@@ -23,15 +24,50 @@ export function chooseExtractor(options: TttOptions, supplied?: FeatureTensor): 
   if (kind === 'supplied') {
     throw new TttError('INVALID_INPUT', 'features.extractor=supplied but no feature maps were given');
   }
-  if (kind === 'combined') {
-    const sources = options.features.sources.map((name) => ({ name, extractor: sourceExtractor(options, name) }));
-    return combinedExtractor(sources, options.features.groupNormalize);
-  }
+  if (kind === 'combined') return combinedExtractor(combinedSources(options), options.features.groupNormalize);
+  if (kind === 'resnet50') return resnetExtractor({ layers: options.features.layers, inputSize: options.features.inputSize });
   return sourceExtractor(options, kind);
 }
 
-/** One feature source of features.sources (or the single extractor of features.extractor). */
-export function sourceExtractor(options: TttOptions, name: FeatureSourceName): FeatureExtractor {
+const RESNET_SOURCE = 'resnet50:';
+
+/**
+ * features.sources as extractors, in order; the resnet50:<layer> sources share one run of the network
+ * (all their layers), at the place of the first, each layer its own group (the network's channel names
+ * start with the layer's).
+ */
+export function combinedSources(options: TttOptions): NamedSource[] {
+  const names = options.features.sources;
+  const stages = names.filter((n) => n.startsWith(RESNET_SOURCE)).map((n) => n.slice(RESNET_SOURCE.length));
+  const out: NamedSource[] = [];
+  for (const name of names) {
+    if (!name.startsWith(RESNET_SOURCE)) {
+      out.push({ name, extractor: sourceExtractor(options, name) });
+    } else if (name.slice(RESNET_SOURCE.length) === stages[0]) {
+      out.push({
+        name: 'resnet50',
+        extractor: resnetExtractor({ layers: stages, inputSize: options.features.inputSize }),
+        groups: (channelNames) => groupsByLayer(channelNames, RESNET_SOURCE),
+      });
+    }
+  }
+  return out;
+}
+
+/** Consecutive channels named <layer>.<index> as one group per layer, named prefix + layer. */
+function groupsByLayer(channelNames: readonly string[], prefix: string): FeatureGroup[] {
+  const groups: { name: string; channels: number }[] = [];
+  for (const c of channelNames) {
+    const layer = prefix + c.slice(0, c.lastIndexOf('.'));
+    const last = groups[groups.length - 1];
+    if (last && last.name === layer) last.channels++;
+    else groups.push({ name: layer, channels: 1 });
+  }
+  return groups;
+}
+
+/** One single-extractor feature source of features.sources (or the extractor of features.extractor). */
+export function sourceExtractor(options: TttOptions, name: FeatureSourceName | 'resnet50'): FeatureExtractor {
   switch (name) {
     case 'image':
       return imageExtractor();
@@ -39,16 +75,11 @@ export function sourceExtractor(options: TttOptions, name: FeatureSourceName): F
       return filterbankExtractor(options.features.sigmas);
     case 'mobilenetv2':
       return mobilenetExtractor({ layers: options.features.layers, inputSize: options.features.inputSize });
+    case 'resnet50':
+      return resnetExtractor({ layers: options.features.layers, inputSize: options.features.inputSize });
     default:
-      throw new TttError('INVALID_OPTION', `option features.sources: unknown source ${JSON.stringify(name)}`);
+      throw new TttError('INVALID_OPTION', `option features.sources: ${JSON.stringify(name)} is not a single source`);
   }
-}
-
-/** The sources whose maps the image features are made of, for these options (plan.ts). */
-export function imageSources(options: TttOptions): FeatureSourceName[] {
-  const kind = options.features.extractor;
-  if (kind === 'supplied') return [];
-  return kind === 'combined' ? [...options.features.sources] : [kind];
 }
 
 /** `standardize`: false leaves the channels raw (the host path folds the standardization into the classifier). */

@@ -48,7 +48,7 @@ export function referenceImageFeatures(input: SegmentInput, options: TttOptions)
       : { data: referenceBilinear(s.data, s.channels, s, image), channels: s.channels, width: image.width, height: image.height };
   } else if (options.features.extractor === 'filterbank') {
     f = referenceFilterbank(image, options.features.sigmas);
-  } else if (options.features.extractor === 'combined' && !options.features.sources.includes('mobilenetv2')) {
+  } else if (options.features.extractor === 'combined' && options.features.sources.every((s) => s === 'image' || s === 'filterbank')) {
     // The sources concatenated, each standardized and weighed by its group (features/groups.ts).
     const parts = options.features.sources.map((s) => (s === 'image' ? { ...image, data: image.data.slice() } : referenceFilterbank(image, options.features.sigmas)));
     const data = new Float32Array(parts.reduce((a, p) => a + p.data.length, 0));
@@ -63,7 +63,7 @@ export function referenceImageFeatures(input: SegmentInput, options: TttOptions)
   } else {
     // The network's reference (reference/mobilenet.ts) is checked layer by layer in its own tests; the
     // whole-pipeline reference takes the filterbank or supplied features.
-    throw new TttError('INVALID_OPTION', `the reference pipeline has no ${options.features.extractor} features: use features.extractor=filterbank, combined without mobilenetv2, or supplied features`);
+    throw new TttError('INVALID_OPTION', `the reference pipeline has no ${options.features.extractor} features: use features.extractor=filterbank, combined of image and filterbank, or supplied features`);
   }
   return referenceStandardize(f);
 }
