@@ -20,6 +20,7 @@ import { addConfusion, meanMetrics, pixelMetrics, type Confusion } from '../src/
 import { parseAssignments, resolveOptions } from '../src/core/options.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
 import { registerMobileNet } from '../src/models/nsfwjs.ts';
+import { registerResnet50 } from '../src/models/resnet50.ts';
 
 /** The feature sets compared (overrides of the ttt method's options). */
 export const VARIANTS: Record<string, Record<string, unknown>> = {
@@ -32,6 +33,14 @@ export const VARIANTS: Record<string, Record<string, unknown>> = {
   'filterbank+mobilenetv2': { 'features.extractor': 'combined', 'features.sources': 'filterbank,mobilenetv2' },
   'image+filterbank+mobilenetv2': { 'features.extractor': 'combined', 'features.sources': 'image,filterbank,mobilenetv2' },
   'image+filterbank+mobilenetv2 (ungrouped)': { 'features.extractor': 'combined', 'features.sources': 'image,filterbank,mobilenetv2', 'features.groupNormalize': false },
+  resnet50: { 'features.extractor': 'resnet50' },
+  'resnet50:stage1': { 'features.extractor': 'combined', 'features.sources': 'resnet50:stage1' },
+  'resnet50:stage2': { 'features.extractor': 'combined', 'features.sources': 'resnet50:stage2' },
+  'resnet50:stage1+2+3': { 'features.extractor': 'combined', 'features.sources': 'resnet50:stage1,resnet50:stage2,resnet50:stage3' },
+  'image+resnet50:stage1': { 'features.extractor': 'combined', 'features.sources': 'image,resnet50:stage1' },
+  'filterbank+resnet50:stage1': { 'features.extractor': 'combined', 'features.sources': 'filterbank,resnet50:stage1' },
+  'image+filterbank+resnet50:stage1+2+3': { 'features.extractor': 'combined', 'features.sources': 'image,filterbank,resnet50:stage1,resnet50:stage2,resnet50:stage3' },
+  'mobilenetv2+resnet50:stage1': { 'features.extractor': 'combined', 'features.sources': 'mobilenetv2,resnet50:stage1' },
 };
 const THRESHOLDS: MethodName[] = ['thr_global_3sigma', 'thr_global_1sigma', 'thr_pixel_3sigma'];
 const SALT_HALF = 0x68616c66;
@@ -56,6 +65,7 @@ for (const n of names) if (!VARIANTS[n]) throw new Error(`unknown variant ${n} (
 for (const n of names) resolveOptions({ ...common, ...VARIANTS[n] });
 
 registerMobileNet();
+registerResnet50();
 const { gpu, adapterName } = await nodeGpu();
 const evalOnce = async (methods: MethodName[], overrides: Record<string, unknown>) => {
   const t0 = performance.now();
