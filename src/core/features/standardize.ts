@@ -12,7 +12,7 @@ import { chunkWeights } from './groups.ts';
 export function standardizeChunk(gpu: Gpu, feat: GpuArray, channels: number, plane: number, validity?: GpuValidity | null, weight = 1): void {
   const valid = validity ?? noValidity(gpu);
   const m = moments(gpu, feat, channels, plane, valid);
-  gpu.run(maskedSpec(kernels.standardize, valid), { plane, planes: channels, weight, pad1: 0 }, { feat, moments: m, valid: valid.data }, [Math.ceil(plane / (256 * 64)), channels, 1]);
+  gpu.run(maskedSpec(kernels.standardize, valid), { plane, planes: channels, weight }, { feat, moments: m, valid: valid.data }, [Math.ceil(plane / (256 * 64)), channels, 1]);
   gpu.release(m);
 }
 
