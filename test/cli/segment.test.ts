@@ -84,8 +84,8 @@ describe('ttt synth + ttt segment', () => {
     expect(j.classifier.epochs).toBeLessThanOrEqual(30);
     expect(Number.isFinite(j.classifier.loss)).toBe(true);
     expect(j.featureChannels).toBeGreaterThan(1);
-    // The feature set the defaults chose, readable in the report (options doc: features.extractor).
-    expect(j.features).toEqual({ extractor: 'combined', sources: defaultOptions().features.sources, groupNormalize: true });
+    // The feature set, readable in the report (options doc: features.extractor).
+    expect(j.features).toEqual({ extractor: defaultOptions().features.extractor });
     expect(j.gate).toBeNull();
     for (const stage of ['upload', 'stats', 'pseudoLabels', 'features', 'classifier', 'predict', 'regions']) expect(j.timings[stage]).toBeGreaterThanOrEqual(0);
     expect(j.outputs).toEqual({ mask, overlay });
