@@ -33,6 +33,7 @@ export const VARIANTS: Record<string, Record<string, unknown>> = {
   'filterbank+mobilenetv2': { 'features.extractor': 'combined', 'features.sources': 'filterbank,mobilenetv2' },
   'image+filterbank+mobilenetv2': { 'features.extractor': 'combined', 'features.sources': 'image,filterbank,mobilenetv2' },
   'image+filterbank+mobilenetv2 (ungrouped)': { 'features.extractor': 'combined', 'features.sources': 'image,filterbank,mobilenetv2', 'features.groupNormalize': false },
+  'mobilenetv2 (one group)': { 'features.extractor': 'combined', 'features.sources': 'mobilenetv2' },
   resnet50: { 'features.extractor': 'resnet50' },
   'resnet50:stage1': { 'features.extractor': 'combined', 'features.sources': 'resnet50:stage1' },
   'resnet50:stage2': { 'features.extractor': 'combined', 'features.sources': 'resnet50:stage2' },

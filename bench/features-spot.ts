@@ -6,7 +6,8 @@
 //
 // Variants are named by their sources: mobilenetv2, filterbank, resnet50 (the single extractors), or a
 // '+'-joined list of features.sources (image+filterbank, filterbank+resnet50:stage1, ...); a trailing '~'
-// turns features.groupNormalize off (image+filterbank~).
+// turns features.groupNormalize off (image+filterbank~); a leading '+' makes a single source combined (+mobilenetv2:
+// one group, weighed 1/sqrt(152)).
 
 import { parseArgs } from 'node:util';
 import { confusion, pixelMetrics } from '../src/core/metrics.ts';
@@ -29,8 +30,8 @@ const common = parseAssignments(v.set ?? []);
 const overrides = (name: string): Record<string, unknown> => {
   const ungrouped = name.endsWith('~');
   const sources = ungrouped ? name.slice(0, -1) : name;
-  if (['mobilenetv2', 'filterbank', 'resnet50'].includes(sources) && !ungrouped) return { ...common, 'features.extractor': sources };
-  return { ...common, 'features.extractor': 'combined', 'features.sources': sources.split('+').join(','), 'features.groupNormalize': !ungrouped };
+  if (['mobilenetv2', 'filterbank', 'resnet50'].includes(sources) && !ungrouped && !name.startsWith('+')) return { ...common, 'features.extractor': sources };
+  return { ...common, 'features.extractor': 'combined', 'features.sources': sources.split('+').filter((x) => x).join(','), 'features.groupNormalize': !ungrouped };
 };
 const names = v.variants!.split(',');
 for (const n of names) resolveOptions(overrides(n));
