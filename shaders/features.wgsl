@@ -44,11 +44,12 @@ fn bilinear(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups
   }
 }
 
-// In place: x <- (x - mean_c) / std_c, from per-channel moments (8 floats per channel, as stats.wgsl
-// writes them). A constant channel becomes 0. Dispatch: x = ceil(plane / (PER WG)) blocks, y = channel;
+// In place: x <- weight (x - mean_c) / std_c, from per-channel moments (8 floats per channel, as stats.wgsl
+// writes them) and the chunk's group weight (features/groups.ts; 1 without groups). A constant channel
+// becomes 0. Dispatch: x = ceil(plane / (PER WG)) blocks, y = channel;
 // many values per invocation, since software drivers pay per invocation.
 const PER: u32 = 64u;
-struct NormParams { plane: u32, planes: u32 }
+struct NormParams { plane: u32, planes: u32, weight: f32 }
 @group(0) @binding(0) var<uniform> N: NormParams;
 @group(0) @binding(3) var<storage, read_write> feat: array<f32>;
 @group(0) @binding(4) var<storage, read> moments: array<f32>;
@@ -62,7 +63,7 @@ fn standardize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   let c = wg.y;
   let sd = moments[c * 8u + 3u];
   let mean = moments[c * 8u + 2u];
-  let inv = select(0.0, 1.0 / sd, sd > 1e-12);
+  let inv = select(0.0, N.weight / sd, sd > 1e-12);
   let base = c * N.plane;
   for (var k = 0u; k < PER; k++) {
     let i = wg.x * WG * PER + k * WG + t;

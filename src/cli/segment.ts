@@ -98,7 +98,14 @@ export const command = {
 
     if (v.json) {
       const cloud = pointCloud ? { width: pointCloud.width, height: pointCloud.height, validPoints: countValid(pointValidity(pointCloud)) } : null;
-      console.log(JSON.stringify({ ...report(result, adapterName, scoreMap, { mask: v.out ?? null, overlay: v.overlay ?? null }), modality, pointCloud: cloud }, null, 2));
+      const f = options.features;
+      // Which features the classifier saw: the extractor, and for combined its sources and group rule.
+      const featureSet = features
+        ? { extractor: 'supplied' }
+        : f.extractor === 'combined'
+          ? { extractor: f.extractor, sources: f.sources, groupNormalize: f.groupNormalize }
+          : { extractor: f.extractor };
+      console.log(JSON.stringify({ ...report(result, adapterName, scoreMap, { mask: v.out ?? null, overlay: v.overlay ?? null }), features: featureSet, modality, pointCloud: cloud }, null, 2));
     } else {
       console.log(summary(result, adapterName, image.channels, scoreMap, v.out, v.overlay));
     }

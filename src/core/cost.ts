@@ -25,6 +25,7 @@ export const COST_OPTIONS: ReadonlyMap<string, Direction> = new Map<string, Dire
   ['features.inputSize', 'inputSize'],
   ['features.sigmas', 'longer'],
   ['features.layers', 'longer'],
+  ['features.sources', 'longer'],
   ['features.geometryScales', 'longer'],
   ['mask.closeRadius', 'higher'],
 ]);

@@ -79,7 +79,7 @@ export const kernels = {
     shaders: ['validity', 'features'],
     entryPoint: 'standardize',
     workgroupSize: WG,
-    params: [['plane', 'u32'], ['planes', 'u32']],
+    params: [['plane', 'u32'], ['planes', 'u32'], ['weight', 'f32']],
     bindings: [null, null, 'feat', 'moments', 'valid'],
   },
   filterPrepare: {

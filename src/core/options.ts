@@ -5,14 +5,26 @@ import { TttError } from './errors.ts';
 import { DEFAULT_LAYERS } from './features/mobilenet/extractor.ts';
 
 export type Loss = 'hinge' | 'logistic';
-export type Extractor = 'filterbank' | 'mobilenetv2' | 'resnet50' | 'supplied';
+export type Extractor = 'filterbank' | 'mobilenetv2' | 'resnet50' | 'combined' | 'supplied';
+/** The feature sources features.extractor=combined concatenates (features.sources). */
+export const FEATURE_SOURCES = ['image', 'filterbank', 'mobilenetv2', 'resnet50:stem', 'resnet50:stage1', 'resnet50:stage2', 'resnet50:stage3'] as const;
+export type FeatureSourceName = (typeof FEATURE_SOURCES)[number];
 export type GateMode = 'off' | 'max' | 'sigma';
 export type Modality = 'auto' | 'rgb' | '3d' | 'both';
 export type StagePlacementOption = 'auto' | 'gpu' | 'host';
 
 export interface TttOptions {
   seed: number;
-  features: { extractor: Extractor; sigmas: number[]; layers: string[]; inputSize: number; modality: Modality; geometryScales: number[] };
+  features: {
+    extractor: Extractor;
+    sources: FeatureSourceName[];
+    groupNormalize: boolean;
+    sigmas: number[];
+    layers: string[];
+    inputSize: number;
+    modality: Modality;
+    geometryScales: number[];
+  };
   pseudoLabels: {
     anomalousPercentile: number;
     radius: number;
@@ -45,7 +57,7 @@ type Kind =
   | { type: 'bool' }
   | { type: 'enum'; values: readonly string[] }
   | { type: 'list'; min: number; max: number; maxItems: number }
-  | { type: 'names'; maxItems: number };
+  | { type: 'names'; maxItems: number; values?: readonly string[] };
 
 export interface OptionSpec {
   key: string;
@@ -56,7 +68,9 @@ export interface OptionSpec {
 
 export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'seed', kind: { type: 'int', min: 0, max: 0xffffffff }, default: 0, doc: 'Seed of every random draw (nominal pseudo-labels, SGD batches).' },
-  { key: 'features.extractor', kind: { type: 'enum', values: ['filterbank', 'mobilenetv2', 'resnet50', 'supplied'] }, default: 'mobilenetv2', doc: 'Feature source: the built-in filterbank, the pretrained MobileNetV2 (features.layers), the pretrained ImageNet ResNet-50 v2 (features.layers), or the feature maps supplied with the input (chosen automatically when supplied).' },
+  { key: 'features.extractor', kind: { type: 'enum', values: ['filterbank', 'mobilenetv2', 'resnet50', 'combined', 'supplied'] }, default: 'mobilenetv2', doc: 'Feature source: the built-in filterbank, the pretrained MobileNetV2 (features.layers), the pretrained ImageNet ResNet-50 v2 (features.layers), the sources of features.sources concatenated (combined), or the feature maps supplied with the input (chosen automatically when supplied).' },
+  { key: 'features.sources', kind: { type: 'names', maxItems: 7, values: FEATURE_SOURCES }, default: ['image', 'mobilenetv2'], doc: 'The sources features.extractor=combined concatenates, in order: image: the image\'s own channels (intensity, or R, G, B); filterbank: the built-in filterbank (features.sigmas); mobilenetv2: the network\'s maps (features.layers, features.inputSize); resnet50:stem, resnet50:stage1, resnet50:stage2, resnet50:stage3: one activated output of ResNet-50 v2 (strides 4, 4, 8, 16; features.inputSize), the network run once for all of them. Each source is one channel group (features.groupNormalize).' },
+  { key: 'features.groupNormalize', kind: { type: 'bool' }, default: true, doc: 'With features.extractor=combined: after every channel is standardized (zero mean, unit deviation over the image), the channels of each source are multiplied by 1 / sqrt(channels of that source), so that every source has the same total variance (1) in the classifier\'s regularized linear fit, whatever its channel count (a 3-channel image group weighs as much as a 320-channel network group); false: every channel at unit variance.' },
   { key: 'features.sigmas', kind: { type: 'list', min: 0.5, max: 32, maxItems: 8 }, default: [1, 2, 4], doc: 'Gaussian scales (pixels at the working resolution) of the filterbank.' },
   { key: 'features.layers', kind: { type: 'names', maxItems: 8 }, default: [...DEFAULT_LAYERS], doc: 'Layers of the mobilenetv2 or resnet50 extractor, each averaged over 3x3 and resampled to the working resolution (MobileNetV2 block outputs: block_2_add stride 4, block_5_add stride 8, block_12_add stride 16; ResNet-50 activated outputs: stem and stage1 stride 4, stage2 stride 8, stage3 stride 16, where the MobileNetV2 default stands for stage1,stage2,stage3).' },
   { key: 'features.inputSize', kind: { type: 'int', min: 0, max: 2048 }, default: 0, doc: 'Longest side in pixels of the mobilenetv2 input (the image is resized to it, keeping its aspect ratio); 0: the working resolution.' },
@@ -151,8 +165,12 @@ export function parseOptionValue(key: string, value: unknown): unknown {
       const items = Array.isArray(value) ? value.map(String) : String(value).split(',');
       const names = items.map((v) => v.trim());
       if (names.length === 0 || names.length > k.maxItems) bad(key, `expected 1 to ${k.maxItems} names`);
-      for (const n of names) if (!/^[A-Za-z0-9_./-]+$/.test(n)) bad(key, `${JSON.stringify(n)} is not a layer name`);
-      if (new Set(names).size !== names.length) bad(key, 'a layer is listed twice');
+      const what = k.values ? 'source' : 'layer';
+      for (const n of names) {
+        if (k.values && !k.values.includes(n)) bad(key, `${JSON.stringify(n)} is not one of ${k.values.join(', ')}`);
+        if (!/^[A-Za-z0-9_./:-]+$/.test(n)) bad(key, `${JSON.stringify(n)} is not a ${what} name`);
+      }
+      if (new Set(names).size !== names.length) bad(key, `a ${what} is listed twice`);
       return names;
     }
     case 'list': {

@@ -17,7 +17,7 @@ export function optionsMarkdown(): string {
       case 'list':
         return `list of up to ${k.maxItems} numbers in [${k.min}, ${k.max}]`;
       case 'names':
-        return `list of up to ${k.maxItems} names`;
+        return k.values ? `list of up to ${k.maxItems} of ${k.values.join(' / ')}` : `list of up to ${k.maxItems} names`;
     }
   };
   const rows = OPTION_SPECS.map((s) => `| \`${s.key}\` | ${Array.isArray(s.default) ? s.default.join(',') : String(s.default)} | ${kind(s)} | ${s.doc} |`);

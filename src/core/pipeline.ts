@@ -9,6 +9,7 @@ import { TttError } from './errors.ts';
 import { predict, trainClassifier } from './classifier.ts';
 import { checkChannelLimit, chooseExtractor, concatFeatures, extractFeatures, releaseFeatures, resolveModality, type FeatureExtractor } from './features/index.ts';
 import { geometryFeatures, preparePointCloud, type PreparedPointCloud } from './features/geometry.ts';
+import { weightStandardization } from './features/groups.ts';
 import { resampleBilinear } from './features/resample.ts';
 import { gatherTrainingSet } from './gather.ts';
 import { imageGate } from './gate.ts';
@@ -268,7 +269,10 @@ async function hostFeatures(
   // through their resampling (src/core/coarseFeatures.ts), never materialized for the image alone.
   const hostImage = extractor?.extractHost ? await extractor.extractHost(gpu, image) : null;
   if (hostImage) checkHostChannels(hostImage.channels);
-  if (hostImage && modality === 'rgb') return { features: hostImage, coarse: true, standardization: coarseMoments(hostImage), on: 'gpu' };
+  if (hostImage && modality === 'rgb') {
+    const standardization = weightStandardization(coarseMoments(hostImage), hostImage.groups, hostImage.channels);
+    return { features: hostImage, coarse: true, standardization, on: 'gpu' };
+  }
   const validity = points ? uploadValidity(gpu, points.valid) : null;
   const parts: GpuFeatures[] = [];
   try {
@@ -290,7 +294,8 @@ async function hostFeatures(
     const imageChannels = modality === '3d' ? 0 : (hostImage?.channels ?? parts[0].channels);
     const standardization = { mean: new Float64Array(channels), sd: new Float64Array(channels).fill(1) };
     if (imageChannels > 0) {
-      const own = channelMoments({ data: data.subarray(0, imageChannels * n), channels: imageChannels, width: image.width, height: image.height });
+      const moments = channelMoments({ data: data.subarray(0, imageChannels * n), channels: imageChannels, width: image.width, height: image.height });
+      const own = weightStandardization(moments, hostImage ? hostImage.groups : parts[0].groups, imageChannels);
       standardization.mean.set(own.mean);
       standardization.sd.set(own.sd);
     }

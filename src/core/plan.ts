@@ -11,7 +11,7 @@ import { mobileNetGraph } from './features/mobilenet/registry.ts';
 import { resnetLayersFor } from './features/resnet/extractor.ts';
 import { resnet50Graph } from './features/resnet/registry.ts';
 import { MAX_CHANNELS } from './kernels.ts';
-import type { Modality, TttOptions } from './options.ts';
+import type { Extractor, FeatureSourceName, Modality, TttOptions } from './options.ts';
 
 /** The device limits a run depends on (a GPUSupportedLimits satisfies it). */
 export interface DeviceLimits {
@@ -41,12 +41,31 @@ export interface RunShape {
 /** What the features stage will run: decided by the caller (chooseExtractor, resolveModality). */
 export interface RunFeatures {
   readonly modality: Exclude<Modality, 'auto'>;
-  /** The image feature source when modality is not 3d. */
-  readonly extractor: 'filterbank' | 'mobilenetv2' | 'resnet50' | 'supplied';
-  /** The compiled network of features.layers, for mobilenetv2 and resnet50. */
-  readonly network?: NetworkGraph;
+  /** The image feature source when modality is not 3d (combined: the sources of features.sources). */
+  readonly extractor: Extractor;
+  /** The compiled networks of the extractor or sources that run one (mobilenetv2: features.layers; resnet50: its layers). */
+  readonly networks?: Partial<Record<NetworkName, NetworkGraph>>;
   /** The caller's own extractor replaces the options' choice: its buffers are not counted. */
   readonly custom?: boolean;
+}
+
+type NetworkName = 'mobilenetv2' | 'resnet50';
+
+/** The image feature sources a run computes, the resnet50:<layer> sources as one run of the network. */
+function planSources(extractor: Extractor, options: TttOptions): (Exclude<FeatureSourceName, `resnet50:${string}`> | NetworkName | 'supplied')[] {
+  if (extractor !== 'combined') return [extractor];
+  const out: ReturnType<typeof planSources> = [];
+  for (const s of options.features.sources) {
+    const kind = s.startsWith('resnet50:') ? 'resnet50' : (s as Exclude<FeatureSourceName, `resnet50:${string}`>);
+    if (!out.includes(kind)) out.push(kind);
+  }
+  return out;
+}
+
+/** The layers the resnet50 network computes: features.layers for the extractor, the sources' for combined. */
+function resnetLayers(extractor: Extractor, options: TttOptions): readonly string[] {
+  if (extractor === 'resnet50') return resnetLayersFor(options.features.layers);
+  return options.features.sources.filter((s) => s.startsWith('resnet50:')).map((s) => s.slice('resnet50:'.length));
 }
 
 /** Pixels of the image along y that one fixed 2-D image dispatch covers per workgroup row (imageGroups). */
@@ -96,13 +115,17 @@ export function checkRunnable(limits: DeviceLimits, shape: RunShape, options: Tt
   if (shape.scoreMap) buffer(shape.scoreMap.width * shape.scoreMap.height, () => `the score map of ${shape.scoreMap!.width}x${shape.scoreMap!.height}`);
 
   let featureChannels = 0;
-  if (features.modality !== '3d' && !features.custom) {
-    if (features.extractor === 'supplied') {
+  const sources = features.modality === '3d' || features.custom ? [] : planSources(features.extractor, options);
+  for (const source of sources) {
+    if (source === 'supplied') {
       const f = shape.features;
       if (!f) throw new TttError('INVALID_INPUT', 'features.extractor=supplied but no feature maps were given');
       buffer(Math.max(f.width * f.height, n), () => `one channel of the feature maps (${f.width}x${f.height}, resampled to ${width}x${height})`);
       featureChannels += f.channels;
-    } else if (features.extractor === 'filterbank') {
+    } else if (source === 'image') {
+      buffer(channels * n, () => `the image of ${width}x${height}x${channels}`);
+      featureChannels += channels;
+    } else if (source === 'filterbank') {
       const sigmas = options.features.sigmas.length;
       const colour = channels === 3;
       const perScale = colour ? 11 : 8;
@@ -111,8 +134,8 @@ export function checkRunnable(limits: DeviceLimits, shape: RunShape, options: Tt
       buffer(perScale * n, () => `the filterbank on ${width}x${height} pixels (${perScale} channels per scale)`);
       featureChannels += all;
     } else {
-      const network = features.network;
-      if (!network) throw new TttError('INTERNAL', `the ${features.extractor} plan needs the compiled network`);
+      const network = features.networks?.[source];
+      if (!network) throw new TttError('INTERNAL', `the ${source} plan needs the compiled network`);
       buffer(channels * n, () => `the image of ${width}x${height}x${channels} for the network`);
       const input = networkInputSize(shape.image, options.features.inputSize);
       const inputOption = options.features.inputSize > 0 ? 'features.inputSize' : undefined;
@@ -173,12 +196,11 @@ export async function planRun(limits: DeviceLimits, shape: RunShape, options: Tt
   const modality = m === 'auto' ? (shape.pointCloud ? 'both' : 'rgb') : m;
   const extractor = shape.features ? 'supplied' : options.features.extractor;
   if (custom) return checkRunnable(limits, shape, options, { modality, extractor, custom: true });
-  const network =
-    modality === '3d' ? undefined
-    : extractor === 'mobilenetv2' ? await mobileNetGraph(options.features.layers)
-    : extractor === 'resnet50' ? await resnet50Graph(resnetLayersFor(options.features.layers))
-    : undefined;
-  return checkRunnable(limits, shape, options, { modality, extractor, network });
+  const sources = modality === '3d' ? [] : planSources(extractor, options);
+  const networks: Partial<Record<NetworkName, NetworkGraph>> = {};
+  if (sources.includes('mobilenetv2')) networks.mobilenetv2 = await mobileNetGraph(options.features.layers);
+  if (sources.includes('resnet50')) networks.resnet50 = await resnet50Graph(resnetLayers(extractor, options));
+  return checkRunnable(limits, shape, options, { modality, extractor, networks });
 }
 
 /** A plain copy of the limits a plan reads (a device's GPUSupportedLimits are live getters). */

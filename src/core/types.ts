@@ -53,6 +53,17 @@ export interface GpuFeatures {
   readonly height: number;
   /** One name per channel, for reports. */
   readonly names: readonly string[];
+  /**
+   * Channel groups to weigh equally after standardization (features.groupNormalize), in channel order,
+   * covering every channel, each made of whole chunks; absent: every channel weighs 1.
+   */
+  readonly groups?: readonly FeatureGroup[];
+}
+
+/** Consecutive channels from one feature source (features/groups.ts). */
+export interface FeatureGroup {
+  readonly name: string;
+  readonly channels: number;
 }
 
 /** Moments and histogram-based percentiles of a score map. */

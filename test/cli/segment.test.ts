@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calibrate, calibrationToJson } from '../../src/core/calibration.ts';
 import { confusion, pixelMetrics } from '../../src/core/metrics.ts';
-import { resolveOptions } from '../../src/core/options.ts';
+import { defaultOptions, resolveOptions } from '../../src/core/options.ts';
 import { segment } from '../../src/core/pipeline.ts';
 import { decodeImage, decodeMask, encodeImagePng } from '../../src/io/image.ts';
 import { encodeNpy, parseNpy } from '../../src/io/npy.ts';
@@ -84,6 +84,8 @@ describe('ttt synth + ttt segment', () => {
     expect(j.classifier.epochs).toBeLessThanOrEqual(30);
     expect(Number.isFinite(j.classifier.loss)).toBe(true);
     expect(j.featureChannels).toBeGreaterThan(1);
+    // The feature set, readable in the report (options doc: features.extractor).
+    expect(j.features).toEqual({ extractor: defaultOptions().features.extractor });
     expect(j.gate).toBeNull();
     for (const stage of ['upload', 'stats', 'pseudoLabels', 'features', 'classifier', 'predict', 'regions']) expect(j.timings[stage]).toBeGreaterThanOrEqual(0);
     expect(j.outputs).toEqual({ mask, overlay });
@@ -130,6 +132,7 @@ describe('ttt synth + ttt segment', () => {
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.featureChannels).toBe(12);
+    expect(j.features).toEqual({ extractor: 'supplied' });
     expect(j.classifier.epochs).toBeGreaterThan(0);
     // Where each stage ran, for every timed stage; --set compute.stages=host puts them all on the host.
     expect(Object.keys(j.placement).sort()).toEqual(Object.keys(j.timings).sort());

@@ -36,6 +36,15 @@ describe('planRun', () => {
     });
   });
 
+  it('combined: each source is planned (the filterbank scale must fit; the image source adds its channels)', async () => {
+    const both = resolveOptions({ 'features.extractor': 'combined', 'features.sources': 'image,filterbank', 'features.sigmas': [1, 2], 'pseudoLabels.nominalCount': 100 });
+    await expect(planRun(limits(11 * 1000), colour(40, 25), both)).resolves.toBe(11 * 1000);
+    expect((await refusal(planRun(limits(11 * 1000 - 1), colour(40, 25), both))).message).toMatch(/^the filterbank on 40x25 pixels/);
+    // 3 image + 25 filterbank channels: 101 training rows of 28 features.
+    const many = resolveOptions({ 'features.extractor': 'combined', 'features.sources': 'image,filterbank', 'features.sigmas': [1, 2], 'pseudoLabels.nominalCount': 1000 });
+    await expect(planRun(limits(1e6), colour(40, 25), many)).resolves.toBe(1001 * 28);
+  });
+
   it('a side over what the image kernels dispatch: TOO_LARGE naming the size and the workgroup limit', async () => {
     expect(await refusal(planRun(limits(1e9), colour(1, 262_141), filterbank))).toEqual({
       code: 'TOO_LARGE',
@@ -45,17 +54,21 @@ describe('planRun', () => {
   });
 
   it('mobilenetv2: a 1 x 60000 image at its own size is over the 2048-pixel network side; features.inputSize over the binding names the option', async () => {
-    const defaults = resolveOptions({});
+    const net = { 'features.extractor': 'mobilenetv2' };
+    const defaults = resolveOptions(net);
     expect(await refusal(planRun(limits(1e9), colour(1, 60_000), defaults))).toEqual({
       code: 'TOO_LARGE',
       message: "the network input would be 1x60000 (the image's size, features.inputSize=0): at most 2048 pixels per side; set features.inputSize to at most 2048",
     });
-    const big = resolveOptions({ 'features.inputSize': 2048 });
+    const big = resolveOptions({ ...net, 'features.inputSize': 2048 });
     const r = await refusal(planRun(limits(2 ** 25), colour(64, 64), big));
     expect(r.code).toBe('INVALID_OPTION');
     expect(r.message).toMatch(/^option features\.inputSize: a network input of 2048x2048: .* needs \d+ floats in one buffer, more than this device's largest storage buffer \(maxStorageBufferBindingSize 134217728 bytes = 33554432 floats\)$/);
     // 1024 fits the same device.
     await expect(planRun(limits(2 ** 25), colour(64, 64), resolveOptions({ 'features.inputSize': 1024 }))).resolves.toBeLessThanOrEqual(2 ** 25);
+    // Among combined sources the network is planned the same way.
+    const inCombined = resolveOptions({ 'features.extractor': 'combined', 'features.sources': 'image,mobilenetv2', 'features.inputSize': 2048 });
+    expect((await refusal(planRun(limits(2 ** 25), colour(64, 64), inCombined))).code).toBe('INVALID_OPTION');
   });
 
   it('pseudoLabels.nominalCount x feature channels over one buffer names pseudoLabels.nominalCount', async () => {

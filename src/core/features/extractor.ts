@@ -4,11 +4,13 @@
 
 import type { Gpu } from '../gpu.ts';
 import type { CoarseFeatures } from '../coarseFeatures.ts';
-import type { GpuFeatures, ImageTensor } from '../types.ts';
+import type { FeatureGroup, GpuFeatures, ImageTensor } from '../types.ts';
 
 /** Feature maps on the host: coarse layers standing for their resampling to the working resolution, raw (not standardized). */
 export interface HostFeatures extends CoarseFeatures {
   readonly names: readonly string[];
+  /** As GpuFeatures.groups. */
+  readonly groups?: readonly FeatureGroup[];
 }
 
 export interface FeatureExtractor {

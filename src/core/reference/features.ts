@@ -114,9 +114,10 @@ export function referenceFilterbank(image: ImageTensor, sigmas: readonly number[
 
 /**
  * In place: every channel to zero mean and unit (population) standard deviation; constant -> 0. With a
- * validity mask, the statistics are over the valid pixels and the others become 0.
+ * validity mask, the statistics are over the valid pixels and the others become 0. With `weights` (one per
+ * channel, features/groups.ts), each channel is then multiplied by its weight.
  */
-export function referenceStandardize(f: FeatureTensor, valid?: Uint8Array | null): FeatureTensor {
+export function referenceStandardize(f: FeatureTensor, valid?: Uint8Array | null, weights?: ArrayLike<number> | null): FeatureTensor {
   const n = f.width * f.height;
   const ok = (i: number) => !valid || valid[i] !== 0;
   for (let c = 0; c < f.channels; c++) {
@@ -132,7 +133,9 @@ export function referenceStandardize(f: FeatureTensor, valid?: Uint8Array | null
     let ss = 0;
     for (let i = 0; i < n; i++) if (ok(i)) ss += (ch[i] - mean) ** 2;
     const sd = Math.sqrt(ss / Math.max(count, 1));
-    for (let i = 0; i < n; i++) ch[i] = sd > 1e-12 && ok(i) ? (ch[i] - mean) / sd : 0;
+    // Times the channel's group weight (features/groups.ts), when given.
+    const w = weights ? weights[c] : 1;
+    for (let i = 0; i < n; i++) ch[i] = sd > 1e-12 && ok(i) ? (w * (ch[i] - mean)) / sd : 0;
   }
   return f;
 }

@@ -6,6 +6,7 @@ import { TttError } from '../errors.ts';
 import { imageGate } from '../gate.ts';
 import { defaultOptions, type TttOptions } from '../options.ts';
 import { resolveModality } from '../features/index.ts';
+import { channelWeights } from '../features/groups.ts';
 import { emptyResult, gateReason, missingLabelsReason, preparePoints, requestedPercentiles, trainedResult, validateInput, type SegmentInput } from '../pipeline.ts';
 import type { FeatureTensor, SegmentationResult, StageName, StagePlacement } from '../types.ts';
 import { referencePredict, referenceGather, referenceTrain } from './classifier.ts';
@@ -47,10 +48,22 @@ export function referenceImageFeatures(input: SegmentInput, options: TttOptions)
       : { data: referenceBilinear(s.data, s.channels, s, image), channels: s.channels, width: image.width, height: image.height };
   } else if (options.features.extractor === 'filterbank') {
     f = referenceFilterbank(image, options.features.sigmas);
+  } else if (options.features.extractor === 'combined' && options.features.sources.every((s) => s === 'image' || s === 'filterbank')) {
+    // The sources concatenated, each standardized and weighed by its group (features/groups.ts).
+    const parts = options.features.sources.map((s) => (s === 'image' ? { ...image, data: image.data.slice() } : referenceFilterbank(image, options.features.sigmas)));
+    const data = new Float32Array(parts.reduce((a, p) => a + p.data.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      data.set(p.data, o);
+      o += p.data.length;
+    }
+    const channels = parts.reduce((a, p) => a + p.channels, 0);
+    const groups = options.features.groupNormalize ? parts.map((p, k) => ({ name: options.features.sources[k], channels: p.channels })) : undefined;
+    return referenceStandardize({ data, channels, width: image.width, height: image.height }, null, channelWeights(groups, channels));
   } else {
     // The network's reference (reference/mobilenet.ts) is checked layer by layer in its own tests; the
     // whole-pipeline reference takes the filterbank or supplied features.
-    throw new TttError('INVALID_OPTION', `the reference pipeline has no ${options.features.extractor} features: use features.extractor=filterbank or supplied features`);
+    throw new TttError('INVALID_OPTION', `the reference pipeline has no ${options.features.extractor} features: use features.extractor=filterbank, combined of image and filterbank, or supplied features`);
   }
   return referenceStandardize(f);
 }
