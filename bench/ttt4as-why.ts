@@ -29,6 +29,7 @@ import { toWorkingResolution } from '../src/eval/run.ts';
 import { mapsFolder } from '../src/eval/scoreSource.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
 import { registerMobileNet } from '../src/models/nsfwjs.ts';
+import { registerResnet50 } from '../src/models/resnet50.ts';
 
 const { values: v } = parseArgs({
   options: {
@@ -44,6 +45,7 @@ if (!v.dataset || !v.maps) throw new Error('--dataset and --maps are required');
 const size = Number(v.size ?? 256);
 const sklearnImages = Number(v.sklearn ?? 0);
 registerMobileNet();
+registerResnet50();
 const { gpu } = await nodeGpu();
 const source = mapsFolder(v.maps);
 const dataset = await openDataset(v.dataset, { seed: 0, limit: v.limit === undefined ? undefined : Number(v.limit) });

@@ -49,7 +49,7 @@ export const TTT4AS_SVC_C = 0.001;
  * The paper's features (mid-level backbone layers: WideResNet-50 stage 2 + stage 3, strides 8 and 16) on
  * the closest extractor available here. The one line to change when another backbone lands.
  */
-export const TTT4AS_FEATURES = { extractor: 'mobilenetv2', layers: ['block_5_add', 'block_12_add'] } as const;
+export const TTT4AS_FEATURES = { extractor: 'resnet50', layers: ['stage2', 'stage3'] } as const;
 
 /**
  * The SGD schedule of ttt4as (the project's; LinearSVC solves exactly): no early stop, 300 epochs, which
