@@ -19,6 +19,7 @@ import type { EvalSummary } from '../../src/eval/report.ts';
 import { runEval, type EvalOptions } from '../../src/eval/run.ts';
 import { mapsFolder, patchcoreSource, savingMaps } from '../../src/eval/scoreSource.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerResnet50 } from '../../src/models/resnet50.ts';
 import { writeSyntheticDataset } from '../../src/eval/syntheticDataset.ts';
 import { progressReporter } from '../../src/cli/progress.ts';
 import { decodeImage, decodeMask, encodeImagePng, encodeMaskPng } from '../../src/io/image.ts';
@@ -26,8 +27,10 @@ import { encodeNpy, parseNpy } from '../../src/io/npy.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { TttError } from '../../src/core/errors.ts';
 
-// The default extractor is the pretrained network: provide its weights, as the CLI and server do.
+// The default extractor is the pretrained network, ttt4as's the ResNet-50: provide their weights, as the CLI
+// and server do.
 registerMobileNet();
+registerResnet50();
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
