@@ -50,7 +50,8 @@ const { gpu } = await nodeGpu();
 const source = mapsFolder(v.maps);
 const dataset = await openDataset(v.dataset, { seed: 0, limit: v.limit === undefined ? undefined : Number(v.limit) });
 const options = resolveOptions({ ...ttt4asOverrides(0), ...parseAssignments(v.set ?? []) });
-if (options.classifier.loss !== 'squared_hinge') throw new Error('the exact solver is for classifier.loss=squared_hinge');
+// The exact solver is for the squared hinge; with another loss its columns repeat the SGD's.
+const squared = options.classifier.loss === 'squared_hinge';
 const extractor = chooseExtractor(options);
 const changed = Object.entries(parseAssignments(v.set ?? [])).map(([k, x]) => `${k}=${x}`);
 console.log(`ttt4as${changed.length ? ` with ${changed.join(', ')}` : ''}; features ${flattenOptions(options)['features.extractor']} ${options.features.layers.join('+')}`);
@@ -113,8 +114,8 @@ for (const item of dataset.test) {
   const set = hostGather(labels, features, null);
   const report = hostTrain(set, labels.counts, options);
   const { lambda, lambdaBias } = sgdLambda(options.classifier, set.rows);
-  const exact = solveSquaredHinge(set, lambda, lambdaBias, 1e-10, 50);
-  const sgdObjective = svmObjective(set, report.weights, lambda, lambdaBias);
+  const exact = squared ? solveSquaredHinge(set, lambda, lambdaBias, 1e-10, 50) : { weights: report.weights, objective: NaN };
+  const sgdObjective = squared ? svmObjective(set, report.weights, lambda, lambdaBias) : NaN;
   const sgd = referencePredict(report.weights, features);
   const ex = referencePredict(exact.weights, features);
   acc.sgd = addConfusion(acc.sgd, confusion(sgd.mask, truth));
@@ -150,7 +151,7 @@ for (const item of dataset.test) {
     posExact: ex.mask.reduce((s, x) => s + x, 0) / n,
     defectShare: defect / n,
   });
-  if (sk.length < sklearnImages) {
+  if (squared && sk.length < sklearnImages) {
     writeFileSync(join(dir, 'x.f64'), new Uint8Array(set.x.buffer, set.x.byteOffset, set.x.byteLength));
     writeFileSync(join(dir, 'y.f64'), new Uint8Array(set.targets.buffer, set.targets.byteOffset, set.targets.byteLength));
     const py = [
