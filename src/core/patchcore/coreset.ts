@@ -78,7 +78,7 @@ export async function greedyCoreset(gpu: Gpu, points: Float32Array, channels: nu
       const projected = gpu.alloc(dims * padded);
       gpu.run(
         netKernels.pointwise,
-        { stride4: padded / 4, cin: channels, cout: dims, coutPad4: projection.coutPad / 4, lo: -F32_MAX, hi: F32_MAX, pad0: 0, pad1: 0 },
+        { stride4: padded / 4, cin: channels, cout: dims, coutPad4: projection.coutPad / 4, lo: -F32_MAX, hi: F32_MAX },
         { input: data, weights: projection.weights, bias: projection.bias, output: projected },
         [ceilDiv(padded / 4, NET_WG), projection.coutPad / COUT_BLOCK, 1],
       );
@@ -96,7 +96,7 @@ export async function greedyCoreset(gpu: Gpu, points: Float32Array, channels: nu
   const partIdx = gpu.alloc(nparts);
   const center = gpu.alloc(dims);
   const selected = gpu.alloc(count);
-  const params = (p: PointPart, iter: number) => ({ n4: p.n4, count: p.count, dims, base: p.base, partBase: p.partBase, nparts, iter, pad0: 0 });
+  const params = (p: PointPart, iter: number) => ({ n4: p.n4, count: p.count, dims, base: p.base, partBase: p.partBase, nparts, iter });
   try {
     gpu.write(selected, new Uint32Array([coresetStart(size, options.seed)]));
     for (const p of parts) {
