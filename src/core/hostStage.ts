@@ -3,7 +3,7 @@
 // and the classifier differs only by summation order. Standardization is folded into the classifier
 // (w / sd, b - w.mu / sd) instead of materializing standardized features.
 
-import { classWeights, EpochLog, marginLoss, sgdSchedule } from './classifier.ts';
+import { classWeights, EpochLog, lossCode, sgdSchedule } from './classifier.ts';
 import { TttError } from './errors.ts';
 import { HISTOGRAM_BINS } from './kernels.ts';
 import type { TttOptions } from './options.ts';
@@ -299,6 +299,8 @@ export function hostTrain(set: HostTrainingSet, counts: { anomalous: number; nom
   const X = set.x;
   const { batch, stepsPerEpoch, seed, lambda, lambdaBias } = sgdSchedule(set.rows, options);
   const { wPos, wNeg } = classWeights(counts.anomalous, counts.nominal, o.balanced);
+  // The loss inline (marginLoss's formulas): no call or object per row in this loop.
+  const loss = lossCode(o.loss);
   const w = new Float64Array(C);
   const g = new Float64Array(C);
   let bias = 0;
@@ -320,7 +322,19 @@ export function hostTrain(set: HostTrainingSet, counts: { anomalous: number; nom
         const y = set.targets[i];
         const a = y > 0 ? wPos : wNeg;
         const m = y * f;
-        const { l, d } = marginLoss(o.loss, m);
+        let l: number;
+        let d: number;
+        if (loss === 0) {
+          l = Math.max(0, 1 - m);
+          d = m < 1 ? -1 : 0;
+        } else if (loss === 2) {
+          const h = Math.max(0, 1 - m);
+          l = h * h;
+          d = -2 * h;
+        } else {
+          l = Math.max(-m, 0) + Math.log1p(Math.exp(-Math.abs(m)));
+          d = -1 / (1 + Math.exp(m));
+        }
         const coef = a * d * y;
         lossSum += a * l;
         asum += a;
