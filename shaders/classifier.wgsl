@@ -1,6 +1,7 @@
 // The per-image linear classifier. `trainSgd` runs in one workgroup: mini-batch SGD on
-//   L(w, b) = lambda/2 |w|^2 + sum_i a_i loss(y_i (w.x_i + b)) / sum_i a_i
-// with the hinge loss (a linear SVM) or the logistic loss, class weights a (balanced or 1), batches drawn
+//   L(w, b) = lambda/2 |w|^2 + lambdaBias/2 b^2 + sum_i a_i loss(y_i (w.x_i + b)) / sum_i a_i
+// with the hinge loss (a linear SVM), the squared hinge (LinearSVC's default loss) or the logistic loss,
+// class weights a (balanced or 1), lambdaBias = lambda (a regularized intercept, as liblinear) or 0, batches drawn
 // with replacement by pcgHash(seed ^ pcgHash(step * 256 + j)) % rows, step size lr / (1 + lr lambda t),
 // and an early stop when the epoch loss has not improved by a relative `tol` for `patience` epochs.
 // Every reduction runs in a fixed order, so a seed gives the same model on every run.
@@ -16,7 +17,7 @@ struct TrainParams {
   rows: u32, channels: u32, epochs: u32, batch: u32,
   loss: u32, seed: u32, patience: u32, stepsPerEpoch: u32,
   lr: f32, lambda: f32, wPos: f32, wNeg: f32,
-  tol: f32,
+  tol: f32, lambdaBias: f32,
 }
 
 @group(0) @binding(0) var<uniform> P: TrainParams;
@@ -65,6 +66,10 @@ fn trainSgd(@builtin(local_invocation_index) t: u32) {
         if (P.loss == 0u) {
           l = max(0.0, 1.0 - m);
           d = select(0.0, -1.0, m < 1.0);
+        } else if (P.loss == 2u) {
+          let h = max(0.0, 1.0 - m);
+          l = h * h;
+          d = -2.0 * h;
         } else {
           l = max(-m, 0.0) + log(1.0 + exp(-abs(m)));
           d = -1.0 / (1.0 + exp(m));
@@ -85,7 +90,7 @@ fn trainSgd(@builtin(local_invocation_index) t: u32) {
       if (t == 0u) {
         var gb = 0.0;
         for (var j = 0u; j < P.batch; j++) { gb += coef[j]; lossSum += lossOf[j]; }
-        bias -= lr * gb / asum;
+        bias -= lr * (P.lambdaBias * bias + gb / asum);
         weightSum += asum;
       }
       workgroupBarrier();
@@ -94,7 +99,7 @@ fn trainSgd(@builtin(local_invocation_index) t: u32) {
     if (t == 0u) {
       var reg = 0.0;
       for (var c = 0u; c < C; c++) { reg += w[c] * w[c]; }
-      lastLoss = lossSum / weightSum + 0.5 * P.lambda * reg;
+      lastLoss = lossSum / weightSum + 0.5 * P.lambda * reg + 0.5 * P.lambdaBias * bias * bias;
       info[2u + epoch] = lastLoss;
       if (lastLoss < best - P.tol * abs(best)) {
         best = lastLoss;

@@ -16,10 +16,37 @@ export function classWeights(positives: number, negatives: number, balanced: boo
   return { wPos: n / (2 * positives), wNeg: n / (2 * negatives) };
 }
 
+/**
+ * The L2 strengths of the SGD objective lambda/2 |w|^2 + lambdaBias/2 b^2 + (weighted) mean loss for a
+ * training set of `rows` rows. With classifier.svmC = C > 0 it is LinearSVC(C)'s objective
+ * 1/2 |w|^2 (+ 1/2 b^2) + C sum_i a_i loss_i divided by C n (n = rows, a_i summing to n): lambda = 1 / (C n),
+ * so that the two have the same minimizer whatever the image's row count; else classifier.lambda.
+ * lambdaBias = lambda with classifier.regularizeBias (liblinear's intercept, a feature of constant 1), else 0.
+ */
+export function sgdLambda(o: Pick<TttOptions['classifier'], 'lambda' | 'svmC' | 'regularizeBias'>, rows: number): { lambda: number; lambdaBias: number } {
+  const lambda = o.svmC > 0 ? 1 / (o.svmC * Math.max(rows, 1)) : o.lambda;
+  return { lambda, lambdaBias: o.regularizeBias ? lambda : 0 };
+}
+
+/** The loss's code in shaders/classifier.wgsl. */
+export function lossCode(loss: TttOptions['classifier']['loss']): number {
+  return loss === 'hinge' ? 0 : loss === 'logistic' ? 1 : 2;
+}
+
+/** The loss of one row at margin m = y (w.x + b) and its derivative with respect to m. */
+export function marginLoss(loss: TttOptions['classifier']['loss'], m: number): { l: number; d: number } {
+  if (loss === 'hinge') return { l: Math.max(0, 1 - m), d: m < 1 ? -1 : 0 };
+  if (loss === 'squared_hinge') {
+    const h = Math.max(0, 1 - m);
+    return { l: h * h, d: -2 * h };
+  }
+  return { l: Math.max(-m, 0) + Math.log1p(Math.exp(-Math.abs(m))), d: -1 / (1 + Math.exp(m)) };
+}
+
 /** The uniforms of trainSgd, shared with the reference so both run the same schedule. */
 export function sgdSchedule(rows: number, options: TttOptions) {
   const batch = Math.min(options.classifier.batchSize, MAX_BATCH);
-  return { batch, stepsPerEpoch: Math.max(1, Math.ceil(rows / batch)), seed: sgdSeed(options.seed) };
+  return { batch, stepsPerEpoch: Math.max(1, Math.ceil(rows / batch)), seed: sgdSeed(options.seed), ...sgdLambda(options.classifier, rows) };
 }
 
 export async function trainClassifier(
@@ -29,7 +56,7 @@ export async function trainClassifier(
   options: TttOptions,
 ): Promise<{ model: GpuArray; report: ClassifierReport }> {
   const o = options.classifier;
-  const { batch, stepsPerEpoch, seed } = sgdSchedule(set.rows, options);
+  const { batch, stepsPerEpoch, seed, lambda, lambdaBias } = sgdSchedule(set.rows, options);
   const { wPos, wNeg } = classWeights(counts.anomalous, counts.nominal, o.balanced);
   const model = gpu.alloc(set.channels + 1);
   const info = gpu.alloc(2 + o.epochs);
@@ -40,15 +67,16 @@ export async function trainClassifier(
       channels: set.channels,
       epochs: o.epochs,
       batch,
-      loss: o.loss === 'hinge' ? 0 : 1,
+      loss: lossCode(o.loss),
       seed,
       patience: o.patience,
       stepsPerEpoch,
       lr: o.learningRate,
-      lambda: o.lambda,
+      lambda,
       wPos,
       wNeg,
       tol: o.tolerance,
+      lambdaBias,
     },
     { x: set.x, targets: set.targets, model, info },
     [1, 1, 1],
@@ -58,7 +86,7 @@ export async function trainClassifier(
   const history = Array.from(all.subarray(2, 2 + epochs));
   const weights = Array.from(await gpu.readF32(model));
   gpu.release(info);
-  return { model, report: { loss: all[0], epochs, lossHistory: history, weights } };
+  return { model, report: { loss: all[0], epochs, lossHistory: history, weights, lambda } };
 }
 
 /**
@@ -101,7 +129,7 @@ export function predict(
 
 /**
  * The epochs' bookkeeping shared by referenceTrain and the host path's hostTrain (the shader's rule): an
- * epoch's loss is the class-weighted mean loss plus the L2 term; it improves when it falls below the best by
+ * epoch's loss is the class-weighted mean loss plus the L2 terms; it improves when it falls below the best by
  * the relative tolerance; training stops after `patience` epochs without improvement.
  */
 export class EpochLog {
@@ -110,13 +138,16 @@ export class EpochLog {
   private wait = 0;
   private last = 0;
 
-  constructor(private readonly o: Pick<TttOptions['classifier'], 'lambda' | 'tolerance' | 'patience'>) {}
+  constructor(
+    private readonly o: Pick<TttOptions['classifier'], 'tolerance' | 'patience'>,
+    private readonly l2: { lambda: number; lambdaBias: number },
+  ) {}
 
   /** Ends an epoch; true when training stops. */
-  end(lossSum: number, weightSum: number, w: Float64Array): boolean {
+  end(lossSum: number, weightSum: number, w: Float64Array, bias: number): boolean {
     let reg = 0;
     for (let c = 0; c < w.length; c++) reg += w[c] * w[c];
-    this.last = lossSum / weightSum + 0.5 * this.o.lambda * reg;
+    this.last = lossSum / weightSum + 0.5 * this.l2.lambda * reg + 0.5 * this.l2.lambdaBias * bias * bias;
     this.history.push(this.last);
     if (this.last < this.best - this.o.tolerance * Math.abs(this.best)) {
       this.best = this.last;
@@ -128,6 +159,6 @@ export class EpochLog {
   }
 
   report(w: Float64Array, bias: number): ClassifierReport {
-    return { loss: this.last, epochs: this.history.length, lossHistory: this.history, weights: [...w, bias] };
+    return { loss: this.last, epochs: this.history.length, lossHistory: this.history, weights: [...w, bias], lambda: this.l2.lambda };
   }
 }

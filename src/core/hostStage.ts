@@ -3,7 +3,7 @@
 // and the classifier differs only by summation order. Standardization is folded into the classifier
 // (w / sd, b - w.mu / sd) instead of materializing standardized features.
 
-import { classWeights, EpochLog, sgdSchedule } from './classifier.ts';
+import { classWeights, EpochLog, lossCode, sgdSchedule } from './classifier.ts';
 import { TttError } from './errors.ts';
 import { HISTOGRAM_BINS } from './kernels.ts';
 import type { TttOptions } from './options.ts';
@@ -290,26 +290,27 @@ export function hostGather(labels: HostPseudoLabels, features: FeatureTensor, st
 
 /**
  * Mini-batch SGD with the GPU's schedule and batch draws (as referenceTrain, in f64): the gradient is
- * accumulated row by row and rows with a zero coefficient (hinge margin >= 1) are skipped, which changes no
+ * accumulated row by row and rows with a zero coefficient (hinge or squared hinge margin >= 1) are skipped, which changes no
  * sum.
  */
 export function hostTrain(set: HostTrainingSet, counts: { anomalous: number; nominal: number }, options: TttOptions): ClassifierReport {
   const o = options.classifier;
   const C = set.channels;
   const X = set.x;
-  const { batch, stepsPerEpoch, seed } = sgdSchedule(set.rows, options);
+  const { batch, stepsPerEpoch, seed, lambda, lambdaBias } = sgdSchedule(set.rows, options);
   const { wPos, wNeg } = classWeights(counts.anomalous, counts.nominal, o.balanced);
-  const hinge = o.loss === 'hinge';
+  // The loss inline (marginLoss's formulas): no call or object per row in this loop.
+  const loss = lossCode(o.loss);
   const w = new Float64Array(C);
   const g = new Float64Array(C);
   let bias = 0;
-  const log = new EpochLog(o);
+  const log = new EpochLog(o, { lambda, lambdaBias });
   let step = 0;
   for (let epoch = 0; epoch < o.epochs; epoch++) {
     let lossSum = 0;
     let weightSum = 0;
     for (let s = 0; s < stepsPerEpoch; s++, step++) {
-      const lr = o.learningRate / (1 + o.learningRate * o.lambda * step);
+      const lr = o.learningRate / (1 + o.learningRate * lambda * step);
       let asum = 0;
       let gb = 0;
       g.fill(0);
@@ -323,9 +324,13 @@ export function hostTrain(set: HostTrainingSet, counts: { anomalous: number; nom
         const m = y * f;
         let l: number;
         let d: number;
-        if (hinge) {
+        if (loss === 0) {
           l = Math.max(0, 1 - m);
           d = m < 1 ? -1 : 0;
+        } else if (loss === 2) {
+          const h = Math.max(0, 1 - m);
+          l = h * h;
+          d = -2 * h;
         } else {
           l = Math.max(-m, 0) + Math.log1p(Math.exp(-Math.abs(m)));
           d = -1 / (1 + Math.exp(m));
@@ -336,11 +341,11 @@ export function hostTrain(set: HostTrainingSet, counts: { anomalous: number; nom
         gb += coef;
         if (coef !== 0) for (let c = 0; c < C; c++) g[c] += coef * X[row + c];
       }
-      for (let c = 0; c < C; c++) w[c] -= lr * (o.lambda * w[c] + g[c] / asum);
-      bias -= (lr * gb) / asum;
+      for (let c = 0; c < C; c++) w[c] -= lr * (lambda * w[c] + g[c] / asum);
+      bias -= lr * (lambdaBias * bias + gb / asum);
       weightSum += asum;
     }
-    if (log.end(lossSum, weightSum, w)) break;
+    if (log.end(lossSum, weightSum, w, bias)) break;
   }
   return log.report(w, bias);
 }

@@ -134,7 +134,7 @@ export const kernels = {
       ['rows', 'u32'], ['channels', 'u32'], ['epochs', 'u32'], ['batch', 'u32'],
       ['loss', 'u32'], ['seed', 'u32'], ['patience', 'u32'], ['stepsPerEpoch', 'u32'],
       ['lr', 'f32'], ['lambda', 'f32'], ['wPos', 'f32'], ['wNeg', 'f32'],
-      ['tol', 'f32'],
+      ['tol', 'f32'], ['lambdaBias', 'f32'],
     ],
     bindings: ['x', 'targets', 'model', 'info'],
   },

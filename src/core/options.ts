@@ -4,7 +4,7 @@
 import { TttError } from './errors.ts';
 import { DEFAULT_LAYERS } from './features/mobilenet/extractor.ts';
 
-export type Loss = 'hinge' | 'logistic';
+export type Loss = 'hinge' | 'squared_hinge' | 'logistic';
 export type Extractor = 'filterbank' | 'mobilenetv2' | 'resnet50' | 'combined' | 'supplied';
 /** The feature sources features.extractor=combined concatenates (features.sources). */
 export const FEATURE_SOURCES = ['image', 'filterbank', 'mobilenetv2', 'resnet50:stem', 'resnet50:stage1', 'resnet50:stage2', 'resnet50:stage3'] as const;
@@ -37,6 +37,9 @@ export interface TttOptions {
   classifier: {
     loss: Loss;
     lambda: number;
+    /** LinearSVC's C: when > 0, lambda = 1 / (svmC x training rows) for each image (classifier.lambda unused). */
+    svmC: number;
+    regularizeBias: boolean;
     learningRate: number;
     epochs: number;
     batchSize: number;
@@ -84,8 +87,10 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'pseudoLabels.nominalPercentile', kind: { type: 'number', min: 1, max: 100 }, default: 30, doc: 'Draw nominal pixels only at or below this percentile of the map (100: anywhere outside the anomalous set).' },
   { key: 'pseudoLabels.seedFloor', kind: { type: 'enum', values: ['off', 'sigma'] }, default: 'sigma', doc: 'With a calibration, sigma: anomalous seeds must also score at least the nominal global mean + seedFloorSigmas x std (an image without such a seed gets an empty mask); off: the percentile alone.' },
   { key: 'pseudoLabels.seedFloorSigmas', kind: { type: 'number', min: 0, max: 100 }, default: 2, doc: 'Standard deviations above the nominal mean for pseudoLabels.seedFloor=sigma.' },
-  { key: 'classifier.loss', kind: { type: 'enum', values: ['hinge', 'logistic'] }, default: 'hinge', doc: 'hinge: a linear SVM, as the paper; logistic: logistic regression.' },
-  { key: 'classifier.lambda', kind: { type: 'number', min: 0, max: 100 }, default: 0.001, doc: 'L2 regularization strength.' },
+  { key: 'classifier.loss', kind: { type: 'enum', values: ['hinge', 'logistic', 'squared_hinge'] }, default: 'hinge', doc: 'hinge: a linear SVM; squared_hinge: a linear SVM with the squared hinge max(0, 1 - y f)^2 (the loss of scikit-learn\'s LinearSVC, the paper\'s classifier); logistic: logistic regression.' },
+  { key: 'classifier.lambda', kind: { type: 'number', min: 0, max: 100 }, default: 0.001, doc: 'L2 regularization strength of the weights (the objective is lambda/2 w.w + the mean loss); unused when classifier.svmC is set.' },
+  { key: 'classifier.svmC', kind: { type: 'number', min: 0, max: 1e6 }, default: 0, doc: 'When > 0, the C of a LinearSVC (1/2 w.w + C x the sum of the losses): each image trains with lambda = 1 / (svmC x its training rows), the same minimizer; 0: classifier.lambda.' },
+  { key: 'classifier.regularizeBias', kind: { type: 'bool' }, default: false, doc: 'Regularize the bias as a weight (lambda/2 b^2), as liblinear (LinearSVC) does with its intercept; false: the bias is free.' },
   { key: 'classifier.learningRate', kind: { type: 'number', min: 0, max: 100, exclusiveMin: true }, default: 0.1, doc: 'Initial SGD step; step t uses lr / (1 + lr * lambda * t).' },
   { key: 'classifier.epochs', kind: { type: 'int', min: 1, max: 10000 }, default: 50, doc: 'Epoch budget (an epoch is ceil(rows / batchSize) steps).' },
   { key: 'classifier.batchSize', kind: { type: 'int', min: 1, max: 256 }, default: 64, doc: 'Rows per SGD step, drawn with replacement.' },

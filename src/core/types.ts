@@ -99,6 +99,8 @@ export interface ClassifierReport {
   readonly lossHistory: readonly number[];
   /** Weights per channel, then the bias. */
   readonly weights: readonly number[];
+  /** The L2 strength trained with (classifier.lambda, or 1 / (svmC rows) with classifier.svmC). */
+  readonly lambda: number;
 }
 
 export interface GateReport {

@@ -14,11 +14,12 @@ import { OPTION_SPECS, defaultOptions, flattenOptions, resolveOptions } from '..
 import { segment } from '../../src/core/pipeline.ts';
 import { calibrate } from '../../src/core/calibration.ts';
 import { openDataset, resampleNearest } from '../../src/eval/dataset.ts';
-import { METHOD_NAMES, TTT4AS_LAMBDA, ttt4asOptions, ttt4asOverrides, type MethodName } from '../../src/eval/methods.ts';
+import { METHOD_NAMES, TTT4AS_FEATURES, ttt4asOptions, ttt4asOverrides, type MethodName } from '../../src/eval/methods.ts';
 import type { EvalSummary } from '../../src/eval/report.ts';
 import { runEval, type EvalOptions } from '../../src/eval/run.ts';
 import { mapsFolder, patchcoreSource, savingMaps } from '../../src/eval/scoreSource.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerResnet50 } from '../../src/models/resnet50.ts';
 import { writeSyntheticDataset } from '../../src/eval/syntheticDataset.ts';
 import { progressReporter } from '../../src/cli/progress.ts';
 import { decodeImage, decodeMask, encodeImagePng, encodeMaskPng } from '../../src/io/image.ts';
@@ -26,8 +27,10 @@ import { encodeNpy, parseNpy } from '../../src/io/npy.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { TttError } from '../../src/core/errors.ts';
 
-// The default extractor is the pretrained network: provide its weights, as the CLI and server do.
+// The default extractor is the pretrained network, ttt4as's the ResNet-50: provide their weights, as the CLI
+// and server do.
 registerMobileNet();
+registerResnet50();
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
@@ -250,21 +253,22 @@ describe('ttt eval on a synthetic dataset', () => {
   it('ttt4as is the paper configuration; ttt the defaults with the gate on the calibration', () => {
     const o = full.report.run.options;
     expect(o.ttt4as).toMatchObject({
-      'classifier.loss': 'hinge',
+      'classifier.loss': 'squared_hinge',
       'pseudoLabels.anomalousPercentile': 99,
       'pseudoLabels.radius': 1,
       'pseudoLabels.nominalCount': 500,
       'pseudoLabels.nominalPercentile': 100,
       'gate.mode': 'off',
-      'classifier.lambda': TTT4AS_LAMBDA,
+      'classifier.svmC': 0.001,
+      'classifier.regularizeBias': true,
       'classifier.balanced': false,
-      'features.extractor': 'filterbank',
+      'features.extractor': TTT4AS_FEATURES.extractor,
+      'features.layers': [...TTT4AS_FEATURES.layers],
     });
     expect(o.ttt4as!['pseudoLabels.seedFloor']).toBe('off');
     expect(o.ttt4as!['mask.scoreFloor']).toBe('off');
     // Every option is pinned, so that the project's defaults never leak into the paper's configuration.
     expect(Object.keys(ttt4asOverrides(0)).sort()).toEqual(OPTION_SPECS.map((spec) => spec.key).sort());
-    expect(TTT4AS_LAMBDA).toBeCloseTo(1 / (0.001 * 600), 12);
     expect(o.ttt).toEqual(flattenOptions(defaultOptions()));
     expect(o.ttt!['gate.mode']).not.toBe('off');
     // ttt4as trains on every image (no gate); ttt's gate stops some defect-free ones here.

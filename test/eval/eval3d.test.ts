@@ -15,6 +15,7 @@ import { runEval, type EvalResult } from '../../src/eval/run.ts';
 import { mapsFolder, patchcoreSource } from '../../src/eval/scoreSource.ts';
 import { writeSynthetic3dDataset, writeSyntheticDataset } from '../../src/eval/syntheticDataset.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerResnet50 } from '../../src/models/resnet50.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -27,6 +28,8 @@ let result: EvalResult;
 const FILTERBANK = { 'features.extractor': 'filterbank' };
 
 beforeAll(async () => {
+  // ttt4as's features are the ResNet-50's, as the CLI and server provide them.
+  registerResnet50();
   dir = await mkdtemp(join(tmpdir(), 'ttt-eval3d-'));
   synth = await writeSynthetic3dDataset(join(dir, 'synth3d'), { width: 96, count: 3, seed: 5 });
   result = await runEval({ gpu: await testGpu(), dataset: synth.dataset, source: mapsFolder(synth.maps), size: null, seed: 0, tttOverrides: FILTERBANK });

@@ -1,7 +1,7 @@
 // Reference of the gather, classifier and predict stages: rows in pixel order, the same SGD schedule and
 // batch draws as shaders/classifier.wgsl (in f64), and the mask decision > 0.
 
-import { classWeights, EpochLog, sgdSchedule } from '../classifier.ts';
+import { classWeights, EpochLog, marginLoss, sgdSchedule } from '../classifier.ts';
 import type { TttOptions } from '../options.ts';
 import { sgdRow } from '../rng.ts';
 import type { ClassifierReport, FeatureTensor } from '../types.ts';
@@ -32,20 +32,20 @@ export function referenceGather(labels: Uint32Array, features: FeatureTensor): R
 export function referenceTrain(set: ReferenceTrainingSet, counts: { anomalous: number; nominal: number }, options: TttOptions): ClassifierReport {
   const o = options.classifier;
   const C = set.channels;
-  const { batch, stepsPerEpoch, seed } = sgdSchedule(set.rows, options);
+  const { batch, stepsPerEpoch, seed, lambda, lambdaBias } = sgdSchedule(set.rows, options);
   const { wPos, wNeg } = classWeights(counts.anomalous, counts.nominal, o.balanced);
   const w = new Float64Array(C);
   let bias = 0;
   const coef = new Float64Array(batch);
   const alpha = new Float64Array(batch);
   const rowOf = new Uint32Array(batch);
-  const log = new EpochLog(o);
+  const log = new EpochLog(o, { lambda, lambdaBias });
   let step = 0;
   for (let epoch = 0; epoch < o.epochs; epoch++) {
     let lossSum = 0;
     let weightSum = 0;
     for (let s = 0; s < stepsPerEpoch; s++, step++) {
-      const lr = o.learningRate / (1 + o.learningRate * o.lambda * step);
+      const lr = o.learningRate / (1 + o.learningRate * lambda * step);
       let asum = 0;
       for (let j = 0; j < batch; j++) {
         const i = sgdRow(seed, step, j, set.rows);
@@ -54,15 +54,7 @@ export function referenceTrain(set: ReferenceTrainingSet, counts: { anomalous: n
         const y = set.targets[i];
         const a = y > 0 ? wPos : wNeg;
         const m = y * f;
-        let l: number;
-        let d: number;
-        if (o.loss === 'hinge') {
-          l = Math.max(0, 1 - m);
-          d = m < 1 ? -1 : 0;
-        } else {
-          l = Math.max(-m, 0) + Math.log1p(Math.exp(-Math.abs(m)));
-          d = -1 / (1 + Math.exp(m));
-        }
+        const { l, d } = marginLoss(o.loss, m);
         coef[j] = a * d * y;
         alpha[j] = a;
         rowOf[j] = i;
@@ -72,14 +64,14 @@ export function referenceTrain(set: ReferenceTrainingSet, counts: { anomalous: n
       for (let c = 0; c < C; c++) {
         let g = 0;
         for (let j = 0; j < batch; j++) g += coef[j] * set.x[rowOf[j] * C + c];
-        w[c] -= lr * (o.lambda * w[c] + g / asum);
+        w[c] -= lr * (lambda * w[c] + g / asum);
       }
       let gb = 0;
       for (let j = 0; j < batch; j++) gb += coef[j];
-      bias -= (lr * gb) / asum;
+      bias -= lr * (lambdaBias * bias + gb / asum);
       weightSum += asum;
     }
-    if (log.end(lossSum, weightSum, w)) break;
+    if (log.end(lossSum, weightSum, w, bias)) break;
   }
   return log.report(w, bias);
 }
