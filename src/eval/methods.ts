@@ -82,6 +82,9 @@ export function ttt4asOverrides(seed: number): Record<string, unknown> {
     'features.extractor': TTT4AS_FEATURES.extractor,
     'features.sigmas': [1, 2, 4],
     'features.layers': [...TTT4AS_FEATURES.layers],
+    // Used only by features.extractor=combined, which the paper's configuration does not use.
+    'features.sources': ['image', 'mobilenetv2'],
+    'features.groupNormalize': true,
     'features.inputSize': 0,
     'features.modality': 'auto',
     'features.geometryScales': [2, 4],
