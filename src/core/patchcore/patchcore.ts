@@ -24,7 +24,7 @@ import { maskedSpec, releaseValidity, uploadValidity } from '../validity.ts';
 import { BANK_VERSION, type BankHeader, type BankModality, type BankNormalization, type MemoryBank } from './bank.ts';
 import { greedyCoreset } from './coreset.ts';
 import { geometryPatchFeatures } from './geometry.ts';
-import { nearestDistances, releaseBank, uploadBank, type GpuBank } from './knn.ts';
+import { nearestDistances, projectBank, projectedNearest, releaseBank, releaseProjectedBank, uploadBank, type GpuBank, type ProjectedBank } from './knn.ts';
 
 export interface PatchCoreConfig {
   /** rgb: MobileNetV2 layers; 3d: the 3-D features of the point cloud; both: the two concatenated. */
@@ -318,6 +318,25 @@ export interface PatchCoreScore {
   readonly predScore: number;
 }
 
+/**
+ * How a scorer searches its bank: exact (brute force over the full features) or projected (the nearest entry
+ * of each of `slices` slices of the bank in the coreset's random projection, re-ranked exactly; knn.ts).
+ */
+export type SearchMode = 'exact' | 'projected';
+
+export interface ScorerOptions {
+  /** Default: projected when the patches have at least 4x the projection's channels, else exact. */
+  readonly search?: SearchMode;
+  /** Slices (candidates per query) of the projected search (default 16). */
+  readonly slices?: number;
+}
+
+export const DEFAULT_SEARCH_SLICES = 16;
+
+/** The search a bank gets by default: projected where it saves most of the work (wide patches). */
+export const defaultSearch = (header: Pick<BankHeader, 'channels' | 'projectionDims'>): SearchMode =>
+  header.channels >= 4 * header.projectionDims ? 'projected' : 'exact';
+
 /** A loaded memory bank, on the GPU, ready to score images. */
 export class PatchCoreScorer {
   private constructor(
@@ -327,9 +346,11 @@ export class PatchCoreScorer {
     private readonly bank: GpuBank,
     /** The bank's normalization, uploaded once (null for an rgb bank). */
     private readonly normalization: GpuArray | null,
+    /** The bank in the projected space (null: exact search). */
+    private readonly projected: ProjectedBank | null,
   ) {}
 
-  static async load(gpu: Gpu, bank: MemoryBank): Promise<PatchCoreScorer> {
+  static async load(gpu: Gpu, bank: MemoryBank, options: ScorerOptions = {}): Promise<PatchCoreScorer> {
     const { header } = bank;
     const graph = header.modality === '3d' ? null : await mobileNetGraph(header.layers);
     const rgb = graph ? [...graph.outputs.values()].reduce((a, t) => a + graph.channels[t], 0) : 0;
@@ -340,8 +361,43 @@ export class PatchCoreScorer {
     if (geo !== header.geometryChannels) {
       throw new TttError('SIZE_MISMATCH', `the memory bank has ${header.geometryChannels} 3-D channels but scales ${header.geometryScales.join(', ')} give ${geo}`);
     }
+    const search = options.search ?? defaultSearch(header);
+    if (search !== 'exact' && search !== 'projected') throw new TttError('INVALID_OPTION', `search ${JSON.stringify(search)} (expected exact or projected)`);
     const normalization = header.normalization ? uploadNormalization(gpu, header.normalization) : null;
-    return new PatchCoreScorer(gpu, header, graph, uploadBank(gpu, bank.features, header.channels), normalization);
+    const full = uploadBank(gpu, bank.features, header.channels);
+    const projected =
+      search === 'projected' && header.channels > header.projectionDims
+        ? await projectBank(gpu, full, header.projectionDims, header.seed, options.slices ?? DEFAULT_SEARCH_SLICES)
+        : null;
+    return new PatchCoreScorer(gpu, header, graph, full, normalization, projected);
+  }
+
+  /** The search this scorer runs (projected falls back to exact when the patches are no wider than the projection). */
+  get search(): SearchMode {
+    return this.projected ? 'projected' : 'exact';
+  }
+
+  private nearest(q: ModalPatches, search: SearchMode): { distance: GpuArray; index: GpuArray } {
+    if (this.normalization) normalizePatches(this.gpu, q, this.normalization);
+    return search === 'projected' && this.projected
+      ? projectedNearest(this.gpu, this.projected, q.data, q.patches)
+      : nearestDistances(this.gpu, this.bank, q.data, q.patches);
+  }
+
+  /**
+   * Each patch's distance to its bank entry and that entry's index, by the scorer's search or the one given
+   * (for comparing the two on the same patches).
+   */
+  async nearestPatches(image: ImageTensor, pointCloud: PointCloud | null = null, search: SearchMode = this.search): Promise<{ distance: Float32Array; index: Uint32Array }> {
+    const gpu = this.gpu;
+    const q = await modalPatchFeatures(gpu, this.graph, image, pointCloud, this.config);
+    const nearest = this.nearest(q, search);
+    gpu.release(q.data);
+    try {
+      return { distance: await gpu.readF32(nearest.distance, q.patches), index: await gpu.readU32(nearest.index, q.patches) };
+    } finally {
+      gpu.release(nearest.distance, nearest.index);
+    }
   }
 
   get config(): PatchCoreConfig {
@@ -356,8 +412,7 @@ export class PatchCoreScorer {
     const gpu = this.gpu;
     const q = await modalPatchFeatures(gpu, this.graph, image, pointCloud, this.config);
     const { working, grid } = q;
-    if (this.normalization) normalizePatches(gpu, q, this.normalization);
-    const nearest = nearestDistances(gpu, this.bank, q.data, q.patches);
+    const nearest = this.nearest(q, this.search);
     gpu.release(q.data, nearest.index);
     const distance = q.valid ? await fillHolePatches(gpu, nearest.distance, q.valid) : nearest.distance;
     const up = resampleBilinear(gpu, distance, 1, grid, working);
@@ -376,6 +431,7 @@ export class PatchCoreScorer {
 
   release(): void {
     releaseBank(this.gpu, this.bank);
+    if (this.projected) releaseProjectedBank(this.gpu, this.projected);
     this.gpu.release(this.normalization);
   }
 }
