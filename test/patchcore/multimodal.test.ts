@@ -184,11 +184,11 @@ describe('multimodal memory banks', () => {
     const old = decodeBank(file(v1Header, [1, 2, 3, 4]), 'old.bin');
     expect(old.header).toMatchObject({ version: 1, modality: 'rgb', rgbChannels: 2, geometryChannels: 0, geometryScales: [], normalization: null });
     expect(Array.from(old.features)).toEqual([1, 2, 3, 4]);
-    expect(decodeBank(encodeBank(old)).header.version).toBe(2);
+    expect(decodeBank(encodeBank(old)).header.version).toBe(3);
     const v2 = { ...v1Header, version: 2, modality: '3d', layers: [], weights: '', geometryScales: [2], rgbChannels: 0, geometryChannels: 2, normalization: { mean: [0, 0], divisor: [1, 1] } };
-    expect(decodeBank(file(v2, [1, 2, 3, 4])).header.modality).toBe('3d');
+    expect(decodeBank(file(v2, [1, 2, 3, 4])).header).toMatchObject({ modality: '3d', coresetRows: 0, preselect: 1 });
     const bad = (h: object, re: RegExp) => expect(() => decodeBank(file(h, [1, 2, 3, 4]), 'b.bin')).toThrow(re);
-    bad({ ...v2, version: 3 }, /memory bank version 3 \(this build reads versions 1 and 2\)/);
+    bad({ ...v2, version: 4 }, /memory bank version 4 \(this build reads versions 1, 2 and 3\)/);
     bad({ ...v2, modality: 'depth' }, /modality "depth"/);
     bad({ ...v2, geometryChannels: 1 }, /0 image and 1 3-D channels do not make 2 channels of modality 3d/);
     bad({ ...v2, normalization: null }, /normalization does not fit 2 channels/);

@@ -154,9 +154,9 @@ describe('memory bank file', () => {
     new DataView(nan.buffer).setFloat32(12 + headerLength + 8, NaN, true);
     expect(() => decodeBank(nan, 'b.bin')).toThrow(/patch 1 holds NaN/);
     const future = bytes.slice();
-    const at = new TextDecoder().decode(bytes.subarray(12, 12 + headerLength)).indexOf('"version":2');
+    const at = new TextDecoder().decode(bytes.subarray(12, 12 + headerLength)).indexOf('"version":3');
     future.set(new TextEncoder().encode('"version":9'), 12 + at);
-    expect(() => decodeBank(future, 'b.bin')).toThrow(/memory bank version 9 \(this build reads versions 1 and 2\)/);
+    expect(() => decodeBank(future, 'b.bin')).toThrow(/memory bank version 9 \(this build reads versions 1, 2 and 3\)/);
     const noLayers = encodeBank({ ...bank, header: { ...bank.header, layers: [] } });
     expect(() => decodeBank(noLayers, 'b.bin')).toThrow(/lists no layers/);
   });
@@ -206,7 +206,7 @@ describe('scoring', () => {
   it('banks of subsets of one bankRows pass equal buildBank of the same images', async () => {
     const images = [texture(64, 64, 1), texture(64, 48, 2), texture(48, 64, 4)];
     const rows = await bankRows(gpu, images, config);
-    expect(rows.perImage.map((r) => r.length / rows.channels)).toEqual([64, 48, 48]);
+    expect(rows.perImage.map((r) => r.rows.length / rows.channels)).toEqual([64, 48, 48]);
     for (const pick of [[0, 2], [0, 1, 2]]) {
       const direct = await buildBank(gpu, pick.map((k) => images[k]), config);
       const fromRows = await bankFromRows(gpu, { ...rows, perImage: pick.map((k) => rows.perImage[k]) }, config);

@@ -22,7 +22,7 @@ import type { ImageTensor, PointCloud, ScoreMap } from '../types.ts';
 import { validatePointCloud } from '../validate.ts';
 import { maskedSpec, releaseValidity, uploadValidity } from '../validity.ts';
 import { BANK_VERSION, type BankHeader, type BankModality, type BankNormalization, type MemoryBank } from './bank.ts';
-import { greedyCoreset } from './coreset.ts';
+import { greedyCoreset, hostGreedy, readProjected, releaseProjection, uploadProjection, type GpuProjection } from './coreset.ts';
 import { geometryPatchFeatures } from './geometry.ts';
 import { nearestDistances, projectBank, projectedNearest, releaseBank, releaseProjectedBank, uploadBank, type GpuBank, type ProjectedBank } from './knn.ts';
 
@@ -36,8 +36,16 @@ export interface PatchCoreConfig {
   readonly size: number;
   /** Working-size pixels per patch. */
   readonly stride: number;
-  /** Share of the nominal patches the coreset keeps (1: all). */
+  /** Share of the nominal patches the coreset keeps (1: all), when coresetRows is 0. */
   readonly coresetRatio: number;
+  /** Rows the coreset keeps (at most the patches there are); 0: coresetRatio decides. */
+  readonly coresetRows: number;
+  /**
+   * Share of each image's patches kept by a greedy k-center pre-selection within the image, in the
+   * projected space, before the global coreset over the union (1: none, the exact greedy coreset). Modality
+   * rgb only (a multimodal bank's normalization needs every patch first).
+   */
+  readonly preselect: number;
   readonly projectionDims: number;
   readonly seed: number;
 }
@@ -50,6 +58,8 @@ export const PATCHCORE_DEFAULTS: PatchCoreConfig = {
   size: 256,
   stride: 8,
   coresetRatio: 0.1,
+  coresetRows: 0,
+  preselect: 1,
   projectionDims: 128,
   seed: 0,
 };
@@ -212,19 +222,47 @@ export interface BuildProgress {
   readonly onCoreset?: (done: number, total: number) => void;
 }
 
-/** The patch rows of nominal images, one array per image (patches x channels, holes left out). */
+/** One nominal image's patch rows (holes left out), after the pre-selection of an rgb bank. */
+export interface ImageRows {
+  /** Kept patches x channels. */
+  readonly rows: Float32Array;
+  /** The same patches in the coreset's projected space (kept x projection channels): rgb banks; null otherwise. */
+  readonly projected: Float32Array | null;
+  /** The image's patches before the pre-selection. */
+  readonly patches: number;
+}
+
+/** The patch rows of nominal images, one entry per image. */
 export interface BankRows {
-  readonly perImage: Float32Array[];
+  readonly perImage: ImageRows[];
   readonly channels: number;
   readonly rgbChannels: number;
+  /** Channels of `projected` (the projection's, or the patches' own when they are no wider). */
+  readonly projectedChannels: number;
   /** The network's weights source ('' without image features). */
   readonly weights: string;
 }
 
+/** Patch-major rows of the listed patches of dimension-major [channels][stride] data. */
+function gatherRows(planar: Float32Array, channels: number, stride: number, patches: ArrayLike<number>): Float32Array {
+  const rows = new Float32Array(patches.length * channels);
+  for (let c = 0; c < channels; c++) {
+    const o = c * stride;
+    for (let r = 0; r < patches.length; r++) rows[r * channels + c] = planar[o + patches[r]];
+  }
+  return rows;
+}
+
+/** Kept patches of an image of `patches` patches under a pre-selection share. */
+export const preselectCount = (patches: number, share: number): number => Math.max(1, Math.min(patches, Math.ceil(share * patches)));
+
 /**
  * The patch features of nominal images (any sizes; each is resized to the working size), with their point
  * clouds for modalities 3d and both (hole patches are left out): the input of bankFromRows, so that banks
- * of several subsets of the same images need each image's features once.
+ * of several subsets of the same images need each image's features once. An rgb bank's patches are also
+ * projected (the coreset's seeded random projection, on the GPU) image by image, and with `preselect` < 1
+ * only each image's greedy k-center subset (in the projected space, seed + the image's position) is kept:
+ * the whole set of full-width rows is never held at once.
  */
 export async function bankRows(
   gpu: Gpu,
@@ -232,49 +270,112 @@ export async function bankRows(
   config: PatchCoreConfig,
   progress: BuildProgress = {},
 ): Promise<BankRows> {
+  if (!(config.preselect > 0 && config.preselect <= 1)) throw new TttError('INVALID_OPTION', `a pre-selection share of ${config.preselect} (expected (0, 1])`);
   const graph = config.modality === '3d' ? null : await mobileNetGraph(config.layers);
-  const perImage: Float32Array[] = [];
+  const perImage: ImageRows[] = [];
   let channels = 0;
   let rgbChannels = 0;
-  for await (const s of samples) {
-    const { image, pointCloud } = sampleOf(s);
-    const p = await withSubjectAsync(`nominal image ${perImage.length + 1}`, () => modalPatchFeatures(gpu, graph, image, pointCloud, config));
-    const stride = Math.ceil(p.patches / 4) * 4;
-    const planar = await gpu.readF32(p.data, p.channels * stride);
-    gpu.release(p.data);
-    channels = p.channels;
-    rgbChannels = p.rgbChannels;
-    const kept: number[] = [];
-    for (let i = 0; i < p.patches; i++) if (!p.valid || p.valid[i]) kept.push(i);
-    const rows = new Float32Array(kept.length * channels);
-    for (let c = 0; c < channels; c++) kept.forEach((i, r) => (rows[r * channels + c] = planar[c * stride + i]));
-    perImage.push(rows);
-    progress.onImage?.(perImage.length);
+  let projection: GpuProjection | null = null;
+  try {
+    for await (const s of samples) {
+      const { image, pointCloud } = sampleOf(s);
+      const p = await withSubjectAsync(`nominal image ${perImage.length + 1}`, () => modalPatchFeatures(gpu, graph, image, pointCloud, config));
+      const stride = Math.ceil(p.patches / 4) * 4;
+      channels = p.channels;
+      rgbChannels = p.rgbChannels;
+      const rgb = config.modality === 'rgb';
+      if (rgb && !projection && channels > config.projectionDims) projection = uploadProjection(gpu, channels, config.projectionDims, config.seed);
+      let planar: Float32Array;
+      let projectedPlanar: Float32Array | null = null;
+      try {
+        planar = await gpu.readF32(p.data, p.channels * stride);
+        if (rgb && projection) projectedPlanar = await readProjected(gpu, projection, p.data, stride);
+      } finally {
+        gpu.release(p.data);
+      }
+      let kept: Uint32Array = Uint32Array.from({ length: p.patches }, (_, i) => i).filter((i) => !p.valid || p.valid[i] !== 0);
+      if (!rgb) {
+        perImage.push({ rows: gatherRows(planar, channels, stride, kept), projected: null, patches: kept.length });
+      } else {
+        const dims = projection ? projection.dims : channels;
+        let projected = gatherRows(projectedPlanar ?? planar, dims, stride, kept);
+        if (config.preselect < 1) {
+          const chosen = hostGreedy(projected, dims, preselectCount(kept.length, config.preselect), config.seed + perImage.length).sort();
+          kept = Uint32Array.from(chosen, (i) => kept[i]);
+          projected = gatherRows(projectedPlanar ?? planar, dims, stride, kept);
+        }
+        const rows = projection || config.preselect < 1 ? gatherRows(planar, channels, stride, kept) : projected;
+        perImage.push({ rows, projected, patches: p.patches });
+      }
+      progress.onImage?.(perImage.length);
+    }
+  } finally {
+    if (projection) releaseProjection(gpu, projection);
   }
-  return { perImage, channels, rgbChannels, weights: graph?.source ?? '' };
+  const projectedChannels = config.modality === 'rgb' && channels > config.projectionDims ? config.projectionDims : channels;
+  return { perImage, channels, rgbChannels, projectedChannels, weights: graph?.source ?? '' };
 }
 
-/**
- * A memory bank from the rows of some of the images bankRows read: normalization and greedy coreset.
- * `consume`: the rows' arrays are dropped from `perImage` as they are copied (one copy in memory, not two).
- */
-export async function bankFromRows(gpu: Gpu, rows: BankRows, config: PatchCoreConfig, progress: BuildProgress = {}, consume = false): Promise<MemoryBank> {
-  const { perImage, channels, rgbChannels } = rows;
-  const imageCount = perImage.length;
-  if (imageCount === 0) throw new TttError('INVALID_INPUT', 'a memory bank needs at least one nominal image');
-  const all = new Float32Array(perImage.reduce((a, r) => a + r.length, 0));
+/** The coreset's size for `source` nominal patches, of which `available` remain after the pre-selection. */
+export function coresetCount(config: Pick<PatchCoreConfig, 'coresetRows' | 'coresetRatio'>, source: number, available: number): number {
+  const want = config.coresetRows > 0 ? config.coresetRows : Math.round(config.coresetRatio * source);
+  return Math.max(1, Math.min(available, want));
+}
+
+const concatRows = (arrays: readonly Float32Array[]): Float32Array => {
+  const all = new Float32Array(arrays.reduce((a, r) => a + r.length, 0));
   let o = 0;
-  for (const r of consume ? perImage.splice(0) : perImage) {
+  for (const r of arrays) {
     all.set(r, o);
     o += r.length;
   }
-  const sourcePatches = all.length / channels;
-  const normalization = config.modality === 'rgb' ? null : bankNormalization(all, rgbChannels, channels - rgbChannels);
-  if (normalization) normalizeRows(all, normalization);
-  const count = Math.max(1, Math.min(sourcePatches, Math.round(config.coresetRatio * sourcePatches)));
-  const chosen = await greedyCoreset(gpu, all, channels, count, { projectionDims: config.projectionDims, seed: config.seed, onProgress: progress.onCoreset });
-  const features = new Float32Array(chosen.length * channels);
-  chosen.forEach((idx, i) => features.set(all.subarray(idx * channels, (idx + 1) * channels), i * channels));
+  return all;
+};
+
+/**
+ * A memory bank from the rows of some of the images bankRows read: normalization and greedy coreset (of an
+ * rgb bank: over the union of the images' pre-selected patches, in the projected space they were read in).
+ * `consume`: the rows' arrays are dropped from `perImage` as they are copied (one copy in memory, not two).
+ */
+export async function bankFromRows(gpu: Gpu, rows: BankRows, config: PatchCoreConfig, progress: BuildProgress = {}, consume = false): Promise<MemoryBank> {
+  const { channels, rgbChannels } = rows;
+  const perImage = consume ? rows.perImage.splice(0) : rows.perImage;
+  const imageCount = perImage.length;
+  if (imageCount === 0) throw new TttError('INVALID_INPUT', 'a memory bank needs at least one nominal image');
+  const sourcePatches = perImage.reduce((a, r) => a + r.patches, 0);
+  let features: Float32Array;
+  let normalization: BankNormalization | null = null;
+  if (perImage.every((r) => r.projected)) {
+    const dims = rows.projectedChannels;
+    const union = concatRows(perImage.map((r) => r.projected!));
+    const available = union.length / dims;
+    const count = coresetCount(config, sourcePatches, available);
+    const chosen = await greedyCoreset(gpu, union, dims, count, { projectionDims: dims, seed: config.seed, onProgress: progress.onCoreset });
+    // Union row -> (image, row): the images' first union rows.
+    const starts = new Uint32Array(imageCount + 1);
+    perImage.forEach((r, k) => (starts[k + 1] = starts[k] + r.rows.length / channels));
+    features = new Float32Array(chosen.length * channels);
+    chosen.forEach((idx, i) => {
+      let lo = 0;
+      let hi = imageCount - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1;
+        if (starts[mid] <= idx) lo = mid;
+        else hi = mid - 1;
+      }
+      const r = idx - starts[lo];
+      features.set(perImage[lo].rows.subarray(r * channels, (r + 1) * channels), i * channels);
+    });
+  } else {
+    const all = concatRows(perImage.map((r) => r.rows));
+    if (consume) perImage.length = 0;
+    normalization = config.modality === 'rgb' ? null : bankNormalization(all, rgbChannels, channels - rgbChannels);
+    if (normalization) normalizeRows(all, normalization);
+    const count = coresetCount(config, sourcePatches, all.length / channels);
+    const chosen = await greedyCoreset(gpu, all, channels, count, { projectionDims: config.projectionDims, seed: config.seed, onProgress: progress.onCoreset });
+    features = new Float32Array(chosen.length * channels);
+    chosen.forEach((idx, i) => features.set(all.subarray(idx * channels, (idx + 1) * channels), i * channels));
+  }
   const header: BankHeader = {
     version: BANK_VERSION,
     modality: config.modality,
@@ -287,9 +388,11 @@ export async function bankFromRows(gpu: Gpu, rows: BankRows, config: PatchCoreCo
     normalization,
     size: config.size,
     stride: config.stride,
-    patches: chosen.length,
+    patches: features.length / channels,
     channels,
     coresetRatio: config.coresetRatio,
+    coresetRows: config.coresetRows,
+    preselect: config.modality === 'rgb' ? config.preselect : 1,
     projectionDims: config.projectionDims,
     seed: config.seed,
     images: imageCount,
