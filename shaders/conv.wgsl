@@ -7,8 +7,13 @@
 
 override WG: u32 = 64u;
 
-// ---- Input preprocessing: bilinear resize (half-pixel centres, edges clamped), grey -> 3 channels, [0, 1] -> [-1, 1].
-struct PreParams { srcW: u32, srcH: u32, srcChannels: u32, dstW: u32, dstH: u32, dstStride: u32, scaleX: f32, scaleY: f32 }
+// ---- Input preprocessing: bilinear resize (half-pixel centres, edges clamped), grey -> 3 channels, then the
+// network's per-channel affine map v * mul_k + add_k (MobileNetV2: [0, 1] -> [-1, 1]; ResNet: ImageNet mean/std
+// and the input batch norm, folded).
+struct PreParams {
+  srcW: u32, srcH: u32, srcChannels: u32, dstW: u32, dstH: u32, dstStride: u32, scaleX: f32, scaleY: f32,
+  mul0: f32, mul1: f32, mul2: f32, add0: f32, add1: f32, add2: f32, pad0: u32, pad1: u32,
+}
 @group(0) @binding(0) var<uniform> PRE: PreParams;
 @group(0) @binding(1) var<storage, read> preSrc: array<f32>;
 @group(0) @binding(2) var<storage, read_write> preDst: array<f32>;
@@ -36,7 +41,9 @@ fn preprocess(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) gro
   let e = preSrc[base + y1 * PRE.srcW + x1];
   let top = a + (b - a) * fx;
   let bottom = d + (e - d) * fx;
-  preDst[k * PRE.dstStride + i] = 2.0 * (top + (bottom - top) * fy) - 1.0;
+  let mul = select(select(PRE.mul0, PRE.mul1, k == 1u), PRE.mul2, k == 2u);
+  let add = select(select(PRE.add0, PRE.add1, k == 1u), PRE.add2, k == 2u);
+  preDst[k * PRE.dstStride + i] = mul * (top + (bottom - top) * fy) + add;
 }
 
 // ---- Full convolution = im2col + the pointwise product. im2col writes, for every output pixel, the input
@@ -182,6 +189,35 @@ fn depthwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   if (ox0 + 1u < DW.outW) { dwOut[o + 1u] = clamp(a1, DW.lo, DW.hi); }
   if (ox0 + 2u < DW.outW) { dwOut[o + 2u] = clamp(a2, DW.lo, DW.hi); }
   if (ox0 + 3u < DW.outW) { dwOut[o + 3u] = clamp(a3, DW.lo, DW.hi); }
+}
+
+// ---- Max pool (window and stride from the overrides), one output pixel per invocation, one channel per
+// workgroup z. Window positions outside the input are skipped, which is padding with -inf.
+struct PoolParams { inW: u32, inH: u32, inStride: u32, outW: u32, outH: u32, outStride: u32, padTop: u32, padLeft: u32, lo: f32, hi: f32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<uniform> MP: PoolParams;
+@group(0) @binding(1) var<storage, read> mpIn: array<f32>;
+@group(0) @binding(2) var<storage, read_write> mpOut: array<f32>;
+
+@compute @workgroup_size(WG)
+fn maxPool(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let ox = wg.x * TW + t % TW;
+  let oy = wg.y * (WG / TW) + t / TW;
+  let c = wg.z;
+  if (ox >= MP.outW || oy >= MP.outH) { return; }
+  let iy0 = i32(oy * SH) - i32(MP.padTop);
+  let ix0 = i32(ox * SW) - i32(MP.padLeft);
+  let base = c * MP.inStride;
+  var m = -3.4028234663852886e38;
+  for (var ky = 0u; ky < KH; ky++) {
+    let iy = iy0 + i32(ky);
+    if (iy < 0 || iy >= i32(MP.inH)) { continue; }
+    for (var kx = 0u; kx < KW; kx++) {
+      let ix = ix0 + i32(kx);
+      if (ix < 0 || ix >= i32(MP.inW)) { continue; }
+      m = max(m, mpIn[base + u32(iy) * MP.inW + u32(ix)]);
+    }
+  }
+  mpOut[c * MP.outStride + oy * MP.outW + ox] = clamp(m, MP.lo, MP.hi);
 }
 
 // ---- Element-wise addition of two tensors of one shape (when it could not be fused), then the clamp.

@@ -5,6 +5,7 @@
 import { TttError } from '../core/errors.ts';
 import { DataDirInUseError } from '../dataLock.ts';
 import { registerMobileNet } from '../models/nsfwjs.ts';
+import { registerResnet50 } from '../models/resnet50.ts';
 
 interface Command {
   summary: string;
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
   // The pretrained network's weights are the host's to provide; any command may use the mobilenetv2
   // extractor or the built-in scorer.
   registerMobileNet();
+  registerResnet50();
   const command = await load();
   await command.run(rest);
 }

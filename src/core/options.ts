@@ -5,7 +5,7 @@ import { TttError } from './errors.ts';
 import { DEFAULT_LAYERS } from './features/mobilenet/extractor.ts';
 
 export type Loss = 'hinge' | 'logistic';
-export type Extractor = 'filterbank' | 'mobilenetv2' | 'supplied';
+export type Extractor = 'filterbank' | 'mobilenetv2' | 'resnet50' | 'supplied';
 export type GateMode = 'off' | 'max' | 'sigma';
 export type Modality = 'auto' | 'rgb' | '3d' | 'both';
 export type StagePlacementOption = 'auto' | 'gpu' | 'host';
@@ -56,9 +56,9 @@ export interface OptionSpec {
 
 export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'seed', kind: { type: 'int', min: 0, max: 0xffffffff }, default: 0, doc: 'Seed of every random draw (nominal pseudo-labels, SGD batches).' },
-  { key: 'features.extractor', kind: { type: 'enum', values: ['filterbank', 'mobilenetv2', 'supplied'] }, default: 'mobilenetv2', doc: 'Feature source: the built-in filterbank, the pretrained MobileNetV2 (features.layers), or the feature maps supplied with the input (chosen automatically when supplied).' },
+  { key: 'features.extractor', kind: { type: 'enum', values: ['filterbank', 'mobilenetv2', 'resnet50', 'supplied'] }, default: 'mobilenetv2', doc: 'Feature source: the built-in filterbank, the pretrained MobileNetV2 (features.layers), the pretrained ImageNet ResNet-50 v2 (features.layers), or the feature maps supplied with the input (chosen automatically when supplied).' },
   { key: 'features.sigmas', kind: { type: 'list', min: 0.5, max: 32, maxItems: 8 }, default: [1, 2, 4], doc: 'Gaussian scales (pixels at the working resolution) of the filterbank.' },
-  { key: 'features.layers', kind: { type: 'names', maxItems: 8 }, default: [...DEFAULT_LAYERS], doc: 'Layers of the mobilenetv2 extractor, each averaged over 3x3 and resampled to the working resolution (MobileNetV2 block outputs: block_2_add stride 4, block_5_add stride 8, block_12_add stride 16).' },
+  { key: 'features.layers', kind: { type: 'names', maxItems: 8 }, default: [...DEFAULT_LAYERS], doc: 'Layers of the mobilenetv2 or resnet50 extractor, each averaged over 3x3 and resampled to the working resolution (MobileNetV2 block outputs: block_2_add stride 4, block_5_add stride 8, block_12_add stride 16; ResNet-50 activated outputs: stem and stage1 stride 4, stage2 stride 8, stage3 stride 16, where the MobileNetV2 default stands for stage1,stage2,stage3).' },
   { key: 'features.inputSize', kind: { type: 'int', min: 0, max: 2048 }, default: 0, doc: 'Longest side in pixels of the mobilenetv2 input (the image is resized to it, keeping its aspect ratio); 0: the working resolution.' },
   { key: 'features.modality', kind: { type: 'enum', values: ['auto', 'rgb', '3d', 'both'] }, default: 'auto', doc: 'What the classifier sees: rgb: the image features (features.extractor); 3d: the 3-D features of the point cloud (features.geometryScales); both: the two concatenated; auto: both when a point cloud is given, else rgb. Invalid points of a point cloud are masked out whatever the modality.' },
   { key: 'features.geometryScales', kind: { type: 'list', min: 1, max: 16, maxItems: 4 }, default: [2, 4], doc: 'Radii (pixels at the working resolution, rounded) of the windows of the 3-D features: per radius the normal, surface variation, spread of the plane distance and normal deviation, plus the distance to the fitted background plane (1 + 6 per radius channels).' },

@@ -8,6 +8,8 @@ import { MAX_NETWORK_SIDE, planeStride } from './features/mobilenet/forward.ts';
 import { networkInputSize } from './features/mobilenet/extractor.ts';
 import { tensorShapes, type NetworkGraph } from './features/mobilenet/graph.ts';
 import { mobileNetGraph } from './features/mobilenet/registry.ts';
+import { resnetLayersFor } from './features/resnet/extractor.ts';
+import { resnet50Graph } from './features/resnet/registry.ts';
 import { MAX_CHANNELS } from './kernels.ts';
 import type { Modality, TttOptions } from './options.ts';
 
@@ -40,8 +42,8 @@ export interface RunShape {
 export interface RunFeatures {
   readonly modality: Exclude<Modality, 'auto'>;
   /** The image feature source when modality is not 3d. */
-  readonly extractor: 'filterbank' | 'mobilenetv2' | 'supplied';
-  /** The compiled network of features.layers, for mobilenetv2. */
+  readonly extractor: 'filterbank' | 'mobilenetv2' | 'resnet50' | 'supplied';
+  /** The compiled network of features.layers, for mobilenetv2 and resnet50. */
   readonly network?: NetworkGraph;
   /** The caller's own extractor replaces the options' choice: its buffers are not counted. */
   readonly custom?: boolean;
@@ -110,7 +112,7 @@ export function checkRunnable(limits: DeviceLimits, shape: RunShape, options: Tt
       featureChannels += all;
     } else {
       const network = features.network;
-      if (!network) throw new TttError('INTERNAL', 'the mobilenetv2 plan needs the compiled network');
+      if (!network) throw new TttError('INTERNAL', `the ${features.extractor} plan needs the compiled network`);
       buffer(channels * n, () => `the image of ${width}x${height}x${channels} for the network`);
       const input = networkInputSize(shape.image, options.features.inputSize);
       const inputOption = options.features.inputSize > 0 ? 'features.inputSize' : undefined;
@@ -171,7 +173,11 @@ export async function planRun(limits: DeviceLimits, shape: RunShape, options: Tt
   const modality = m === 'auto' ? (shape.pointCloud ? 'both' : 'rgb') : m;
   const extractor = shape.features ? 'supplied' : options.features.extractor;
   if (custom) return checkRunnable(limits, shape, options, { modality, extractor, custom: true });
-  const network = modality !== '3d' && extractor === 'mobilenetv2' ? await mobileNetGraph(options.features.layers) : undefined;
+  const network =
+    modality === '3d' ? undefined
+    : extractor === 'mobilenetv2' ? await mobileNetGraph(options.features.layers)
+    : extractor === 'resnet50' ? await resnet50Graph(resnetLayersFor(options.features.layers))
+    : undefined;
   return checkRunnable(limits, shape, options, { modality, extractor, network });
 }
 

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { databaseOptionsFromEnv, openDatabase } from '../db.ts';
 import { migrate } from '../migrate.ts';
 import { registerMobileNet } from '../models/nsfwjs.ts';
+import { registerResnet50 } from '../models/resnet50.ts';
 import { startProcessing, stopOnSignals } from '../processing/start.ts';
 import { configFromEnv } from '../service/config.ts';
 import { createHttpServer, listen } from './http.ts';
@@ -69,6 +70,7 @@ async function main(): Promise<void> {
   logger.log('info', 'database ready', { database: db.location, applied: migrations.applied, modified: migrations.modified });
   // Read lazily: the weights load when a BUILTIN product first builds or uses its bank.
   registerMobileNet();
+  registerResnet50();
   const worker = db.kind === 'postgres' && config.embeddedWorker ? startWorkerChild(logger) : null;
   const started = await startProcessing(db, config, logger, { work: false, url: dbOptions.url });
   const processing = worker

@@ -7,6 +7,7 @@
 import { databaseOptionsFromEnv, openDatabase } from '../db.ts';
 import { migrate } from '../migrate.ts';
 import { registerMobileNet } from '../models/nsfwjs.ts';
+import { registerResnet50 } from '../models/resnet50.ts';
 import { startProcessing, stopOnSignals } from '../processing/start.ts';
 import { configFromEnv } from '../service/config.ts';
 import { listen } from '../server/http.ts';
@@ -23,6 +24,7 @@ async function main(): Promise<void> {
   const db = await openDatabase(dbOptions);
   await migrate(db);
   registerMobileNet();
+  registerResnet50();
   const processing = await startProcessing(db, config, logger, { work: true, url: dbOptions.url });
   // The worker's own counters (its inspections, stages, retries, device losses) are served only here.
   const metricsServer = config.metricsPort === null ? null : createMetricsServer(db.prisma);

@@ -8,6 +8,7 @@ import type { FeatureTensor, GpuFeatures, ImageTensor, PointCloud } from '../typ
 import type { FeatureExtractor } from './extractor.ts';
 import { filterbankExtractor } from './filterbank.ts';
 import { mobilenetExtractor } from './mobilenet/extractor.ts';
+import { resnetExtractor } from './resnet/extractor.ts';
 import { standardizeFeatures } from './standardize.ts';
 import { suppliedExtractor } from './supplied.ts';
 
@@ -21,6 +22,9 @@ export function chooseExtractor(options: TttOptions, supplied?: FeatureTensor): 
   }
   if (options.features.extractor === 'mobilenetv2') {
     return mobilenetExtractor({ layers: options.features.layers, inputSize: options.features.inputSize });
+  }
+  if (options.features.extractor === 'resnet50') {
+    return resnetExtractor({ layers: options.features.layers, inputSize: options.features.inputSize });
   }
   return filterbankExtractor(options.features.sigmas);
 }

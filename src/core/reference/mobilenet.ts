@@ -1,18 +1,18 @@
 // Reference of the network runtime (shaders/conv.wgsl, features/mobilenet/forward.ts): preprocessing, the
 // compiled graph's ops and PatchCore's local mean, in f64 with f32 storage, on compact planes (C x h x w).
 
-import { type NetworkGraph, type Shape, tensorShapes, windowGeometry } from '../features/mobilenet/graph.ts';
+import { type InputNormalization, type NetworkGraph, type Shape, SYMMETRIC_INPUT, tensorShapes, windowGeometry } from '../features/mobilenet/graph.ts';
 import type { FeatureTensor, ImageTensor } from '../types.ts';
 import { referenceBilinear } from './features.ts';
 
-/** The image resized (bilinear, half-pixel centres) to `size`, as 3 planes scaled to [-1, 1]. */
-export function referencePreprocess(image: ImageTensor, size: Shape): Float32Array {
+/** The image resized (bilinear, half-pixel centres) to `size`, as 3 planes mapped by `norm` (default [0, 1] -> [-1, 1]). */
+export function referencePreprocess(image: ImageTensor, size: Shape, norm: InputNormalization = SYMMETRIC_INPUT): Float32Array {
   const planes = image.channels === 3 ? 3 : 1;
   const resized = referenceBilinear(image.data.subarray(0, planes * image.width * image.height), planes, image, size);
   const n = size.width * size.height;
   const out = new Float32Array(3 * n);
   // A grey image feeds its one plane to all three input channels.
-  for (let k = 0; k < 3; k++) for (let i = 0; i < n; i++) out[k * n + i] = 2 * resized[(planes === 3 ? k : 0) * n + i] - 1;
+  for (let k = 0; k < 3; k++) for (let i = 0; i < n; i++) out[k * n + i] = norm.scale[k] * resized[(planes === 3 ? k : 0) * n + i] + norm.offset[k];
   return out;
 }
 
@@ -28,6 +28,27 @@ export function referenceNetwork(graph: NetworkGraph, input: Float32Array, size:
     if (op.kind === 'add') {
       const [a, b] = op.inputs.map((t) => values[t]);
       for (let i = 0; i < res.length; i++) res[i] = clamp(a[i] + b[i], op.lo, op.hi);
+    } else if (op.kind === 'maxpool') {
+      // Window positions outside the input are left out (padding with -inf).
+      const inS = shapes[op.input];
+      const inp = values[op.input];
+      const { padTop, padLeft } = windowGeometry(op, inS);
+      for (let c = 0; c < op.channels; c++) {
+        for (let oy = 0; oy < out.height; oy++) {
+          for (let ox = 0; ox < out.width; ox++) {
+            let m = -Infinity;
+            for (let ky = 0; ky < op.kh; ky++) {
+              const iy = oy * op.sh - padTop + ky;
+              if (iy < 0 || iy >= inS.height) continue;
+              for (let kx = 0; kx < op.kw; kx++) {
+                const ix = ox * op.sw - padLeft + kx;
+                if (ix >= 0 && ix < inS.width) m = Math.max(m, inp[(c * inS.height + iy) * inS.width + ix]);
+              }
+            }
+            res[(c * out.height + oy) * out.width + ox] = clamp(m, op.lo, op.hi);
+          }
+        }
+      }
     } else {
       const inS = shapes[op.input];
       const inp = values[op.input];

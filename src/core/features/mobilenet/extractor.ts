@@ -41,7 +41,7 @@ interface LayerMeans {
 
 /** The graph's outputs for one image resized to `inputShape`, each aggregated over its 3x3 neighbourhood on the GPU. */
 function networkLocalMeans(gpu: Gpu, graph: NetworkGraph, image: ImageTensor, inputShape: Shape, target: Shape): LayerMeans[] {
-  const input = preprocessImage(gpu, image, inputShape);
+  const input = preprocessImage(gpu, image, inputShape, undefined, graph.input);
   const outputs = runNetwork(gpu, graph, input);
   gpu.release(input.data);
   const layers: LayerMeans[] = [];
@@ -159,16 +159,19 @@ export async function networkFeatureMapsHost(gpu: Gpu, graph: NetworkGraph, imag
   }
 }
 
-export function mobilenetExtractor(options: MobileNetOptions): FeatureExtractor {
+/** An extractor of a compiled network's layers (the graph is resolved on first use and cached by its registry). */
+export function networkExtractor(name: string, graph: () => Promise<NetworkGraph>, inputSize: number): FeatureExtractor {
   return {
-    name: 'mobilenetv2',
+    name,
     async extract(gpu: Gpu, image: ImageTensor): Promise<GpuFeatures> {
-      const graph = await mobileNetGraph(options.layers);
-      return networkFeatureMaps(gpu, graph, image, networkInputSize(image, options.inputSize), image);
+      return networkFeatureMaps(gpu, await graph(), image, networkInputSize(image, inputSize), image);
     },
     async extractHost(gpu: Gpu, image: ImageTensor): Promise<HostFeatures> {
-      const graph = await mobileNetGraph(options.layers);
-      return networkFeatureMapsHost(gpu, graph, image, networkInputSize(image, options.inputSize), image);
+      return networkFeatureMapsHost(gpu, await graph(), image, networkInputSize(image, inputSize), image);
     },
   };
+}
+
+export function mobilenetExtractor(options: MobileNetOptions): FeatureExtractor {
+  return networkExtractor('mobilenetv2', () => mobileNetGraph(options.layers), options.inputSize);
 }

@@ -5,8 +5,8 @@
 import { TttError } from '../../errors.ts';
 import { ceilDiv, type Gpu, type GpuArray } from '../../gpu.ts';
 import type { ImageTensor } from '../../types.ts';
-import { type ConvOp, type NetworkGraph, type Shape, tensorShapes, windowGeometry } from './graph.ts';
-import { COUT_BLOCK, depthwiseKernel, im2colKernel, NET_WG, netKernels, tileWidth } from './kernels.ts';
+import { type ConvOp, type InputNormalization, type NetworkGraph, type Shape, SYMMETRIC_INPUT, tensorShapes, windowGeometry } from './graph.ts';
+import { COUT_BLOCK, depthwiseKernel, im2colKernel, maxPoolKernel, NET_WG, netKernels, tileWidth } from './kernels.ts';
 
 export interface GpuTensor {
   readonly data: GpuArray;
@@ -54,7 +54,7 @@ function uploaded(gpu: Gpu, graph: NetworkGraph): (Uploaded | null)[] {
   let list = perGpu.get(graph);
   if (!list) {
     list = graph.ops.map((op) => {
-      if (op.kind === 'add') return null;
+      if (op.kind === 'add' || op.kind === 'maxpool') return null;
       if (op.kind === 'depthwise') return { weights: gpu.upload(op.weights), bias: gpu.upload(op.bias), coutPad: op.channels };
       const p = packConv(op);
       return { weights: gpu.upload(p.weights), bias: gpu.upload(p.bias), coutPad: p.coutPad };
@@ -64,8 +64,11 @@ function uploaded(gpu: Gpu, graph: NetworkGraph): (Uploaded | null)[] {
   return list;
 }
 
-/** The network's input: the image resized to `size`, grey replicated to RGB, scaled from [0, 1] to [-1, 1]. */
-export function preprocessImage(gpu: Gpu, image: ImageTensor, size: Shape, uploadedImage?: GpuArray): GpuTensor {
+/**
+ * The network's input: the image resized to `size`, grey replicated to RGB, mapped per channel from [0, 1]
+ * by the network's normalization (default MobileNetV2's [-1, 1]).
+ */
+export function preprocessImage(gpu: Gpu, image: ImageTensor, size: Shape, uploadedImage?: GpuArray, norm: InputNormalization = SYMMETRIC_INPUT): GpuTensor {
   if (Math.max(size.width, size.height) > MAX_NETWORK_SIDE) {
     throw new TttError('TOO_LARGE', `a network input of ${size.width}x${size.height} exceeds ${MAX_NETWORK_SIDE} pixels per side: set features.inputSize`);
   }
@@ -77,6 +80,7 @@ export function preprocessImage(gpu: Gpu, image: ImageTensor, size: Shape, uploa
     {
       srcW: image.width, srcH: image.height, srcChannels: image.channels, dstW: size.width, dstH: size.height, dstStride: stride,
       scaleX: image.width / size.width, scaleY: image.height / size.height,
+      mul0: norm.scale[0], mul1: norm.scale[1], mul2: norm.scale[2], add0: norm.offset[0], add1: norm.offset[1], add2: norm.offset[2], pad0: 0, pad1: 0,
     },
     { src, dst },
     [...gpu.fold(ceilDiv(size.width * size.height, NET_WG)), 3],
@@ -110,6 +114,20 @@ export function runNetwork(gpu: Gpu, graph: NetworkGraph, input: GpuTensor): Map
       const out = alloc(op.output);
       const n4 = (out.channels * out.stride) / 4;
       gpu.run(netKernels.add, { n4, lo: finite(op.lo), hi: finite(op.hi), pad0: 0 }, { a: a.data, b: b.data, output: out.data }, ceilDiv(n4, NET_WG));
+    } else if (op.kind === 'maxpool') {
+      const inp = live[op.input]!;
+      const out = alloc(op.output);
+      const geo = windowGeometry(op, inp);
+      const tw = tileWidth(out.width);
+      gpu.run(
+        maxPoolKernel(op, tw),
+        {
+          inW: inp.width, inH: inp.height, inStride: inp.stride, outW: out.width, outH: out.height, outStride: out.stride,
+          padTop: geo.padTop, padLeft: geo.padLeft, lo: finite(op.lo), hi: finite(op.hi), pad0: 0, pad1: 0,
+        },
+        { input: inp.data, output: out.data },
+        [ceilDiv(out.width, tw), ceilDiv(out.height, NET_WG / tw), op.channels],
+      );
     } else {
       const inp = live[op.input]!;
       const out = alloc(op.output);

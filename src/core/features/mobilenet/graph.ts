@@ -58,11 +58,28 @@ export interface AddOp {
   readonly hi: number;
 }
 
-export type NetworkOp = ConvOp | DepthwiseOp | AddOp;
+/** Max over each window (ResNet's stem pool); positions outside the input are left out (as -inf padding). */
+export interface MaxPoolOp extends Omit<WindowOp, 'bias'> {
+  readonly kind: 'maxpool';
+  readonly channels: number;
+}
+
+export type NetworkOp = ConvOp | DepthwiseOp | AddOp | MaxPoolOp;
+
+/** The input's per-channel affine map, applied to RGB in [0, 1] after resizing: v * scale[c] + offset[c]. */
+export interface InputNormalization {
+  readonly scale: readonly [number, number, number];
+  readonly offset: readonly [number, number, number];
+}
+
+/** MobileNetV2 (Keras applications): [0, 1] -> [-1, 1]. */
+export const SYMMETRIC_INPUT: InputNormalization = { scale: [2, 2, 2], offset: [-1, -1, -1] };
 
 export interface NetworkGraph {
   /** Where the weights came from. */
   readonly source: string;
+  /** How an image in [0, 1] becomes the network's input. */
+  readonly input: InputNormalization;
   /** Channels per tensor; tensor 0 is the input. */
   readonly channels: readonly number[];
   readonly ops: readonly NetworkOp[];
@@ -268,7 +285,7 @@ export function buildGraph(artifacts: LayersModelArtifacts, outputs: readonly st
         const input = l.inputs[0];
         resolve(input);
         const op = absorbable(input);
-        if (!op || op.kind === 'add' || op.lo !== -Infinity || op.hi !== Infinity || (op.kind === 'conv' && op.residual !== null)) {
+        if (!op || op.kind === 'add' || op.kind === 'maxpool' || op.lo !== -Infinity || op.hi !== Infinity || (op.kind === 'conv' && op.residual !== null)) {
           bad(source, `layer ${name}: batch normalization is only supported right after a convolution whose output nothing else reads`);
         }
         const axis = c.axis;
@@ -346,12 +363,17 @@ export function buildGraph(artifacts: LayersModelArtifacts, outputs: readonly st
 
   const outMap = new Map<string, number>();
   for (const o of outputs) outMap.set(o, resolve(o));
-  const lastUse = channels.map(() => -1);
+  return { source, input: SYMMETRIC_INPUT, channels, ops, outputs: outMap, lastUse: lastUses(channels.length, ops) };
+}
+
+/** Op index after which each tensor is no longer read (-1: never read). */
+export function lastUses(tensors: number, ops: readonly NetworkOp[]): number[] {
+  const lastUse = new Array<number>(tensors).fill(-1);
   ops.forEach((op, i) => {
     const reads = op.kind === 'add' ? op.inputs : op.kind === 'conv' && op.residual !== null ? [op.input, op.residual] : [op.input];
     for (const t of reads) lastUse[t] = i;
   });
-  return { source, channels, ops, outputs: outMap, lastUse };
+  return lastUse;
 }
 
 function windowOutput(size: number, k: number, s: number, before: number, after: number, same: boolean): { out: number; padBefore: number } {
@@ -365,7 +387,7 @@ function windowOutput(size: number, k: number, s: number, before: number, after:
 }
 
 /** Output size and the effective top/left padding of a windowed op for a given input size. */
-export function windowGeometry(op: ConvOp | DepthwiseOp, input: Shape): { shape: Shape; padTop: number; padLeft: number } {
+export function windowGeometry(op: ConvOp | DepthwiseOp | MaxPoolOp, input: Shape): { shape: Shape; padTop: number; padLeft: number } {
   const y = windowOutput(input.height, op.kh, op.sh, op.padding.top, op.padding.bottom, op.padding.same);
   const x = windowOutput(input.width, op.kw, op.sw, op.padding.left, op.padding.right, op.padding.same);
   return { shape: { height: y.out, width: x.out }, padTop: y.padBefore, padLeft: x.padBefore };

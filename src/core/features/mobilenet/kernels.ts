@@ -19,7 +19,10 @@ const conv = (entryPoint: string, params: KernelSpec['params'], bindings: (strin
 export const netKernels = {
   preprocess: conv(
     'preprocess',
-    [['srcW', 'u32'], ['srcH', 'u32'], ['srcChannels', 'u32'], ['dstW', 'u32'], ['dstH', 'u32'], ['dstStride', 'u32'], ['scaleX', 'f32'], ['scaleY', 'f32']],
+    [
+      ['srcW', 'u32'], ['srcH', 'u32'], ['srcChannels', 'u32'], ['dstW', 'u32'], ['dstH', 'u32'], ['dstStride', 'u32'], ['scaleX', 'f32'], ['scaleY', 'f32'],
+      ['mul0', 'f32'], ['mul1', 'f32'], ['mul2', 'f32'], ['add0', 'f32'], ['add1', 'f32'], ['add2', 'f32'], ['pad0', 'u32'], ['pad1', 'u32'],
+    ],
     ['src', 'dst'],
   ),
   pointwise: conv(
@@ -80,6 +83,22 @@ export function depthwiseKernel(w: Window, tw: number): KernelSpec {
       ['lo', 'f32'], ['hi', 'f32'], ['pad0', 'u32'], ['pad1', 'u32'],
     ],
     bindings: ['input', 'weights', 'bias', 'output'],
+    constants: windowConstants(w, tw),
+  };
+}
+
+/** The max pool, specialized for one window (one output pixel per invocation). */
+export function maxPoolKernel(w: Window, tw: number): KernelSpec {
+  return {
+    name: 'conv.maxPool',
+    shaders: ['conv'],
+    entryPoint: 'maxPool',
+    workgroupSize: NET_WG,
+    params: [
+      ['inW', 'u32'], ['inH', 'u32'], ['inStride', 'u32'], ['outW', 'u32'], ['outH', 'u32'], ['outStride', 'u32'], ['padTop', 'u32'], ['padLeft', 'u32'],
+      ['lo', 'f32'], ['hi', 'f32'], ['pad0', 'u32'], ['pad1', 'u32'],
+    ],
+    bindings: ['input', 'output'],
     constants: windowConstants(w, tw),
   };
 }

@@ -1,0 +1,93 @@
+// The ImageNet ResNet-50 v2 on TensorFlow.js (CPU backend; a dev dependency loaded lazily, see tfjs.ts),
+// written from the raw tensors with nothing folded: ImageNet mean/std, the input batch norm, every batch
+// norm as tf.batchNorm, ONNX kernels transposed to [kh][kw][cin][cout]. The independent reference of the
+// resnet50 graph in tests and the speed baseline of `ttt bench`.
+
+import type * as Tf from '@tensorflow/tfjs';
+import { BN_EPSILON, IMAGENET_MEAN, IMAGENET_STD, type NamedTensors, RESNET_PREFIX, stageBlocks } from '../../core/features/resnet/graph.ts';
+import type { FeatureTensor } from '../../core/types.ts';
+import { loadTfjs, type TfjsModel } from './tfjs.ts';
+
+/** The activated outputs `layers` (stem, stageN) for an RGB input in [0, 1] (planar 3 x h x w), in request order. */
+export async function tfjsResnet(weights: NamedTensors, layers: readonly string[], height: number, width: number): Promise<TfjsModel> {
+  const tf = await loadTfjs();
+  const held: Tf.Tensor[] = [];
+  const keep = <T extends Tf.Tensor>(t: T): T => {
+    held.push(t);
+    return t;
+  };
+  const raw = (name: string): { shape: readonly number[]; values: Float32Array } => {
+    const t = weights.tensors.get(RESNET_PREFIX + name);
+    if (!t) throw new Error(`${weights.source}: ${RESNET_PREFIX}${name} is missing`);
+    return t;
+  };
+  const kernels = new Map<string, Tf.Tensor4D>();
+  const kernel = (name: string): Tf.Tensor4D => {
+    let k = kernels.get(name);
+    if (!k) {
+      const w = raw(`${name}_weight`);
+      k = keep(tf.tidy(() => tf.transpose(tf.tensor4d(w.values, w.shape as [number, number, number, number]), [2, 3, 1, 0])));
+      kernels.set(name, k);
+    }
+    return k;
+  };
+  const bns = new Map<string, Tf.Tensor1D[]>();
+  const bn = (x: Tf.Tensor4D, name: string): Tf.Tensor4D => {
+    let p = bns.get(name);
+    if (!p) {
+      p = ['running_mean', 'running_var', 'beta', 'gamma'].map((part) => keep(tf.tensor1d(raw(`${name}_${part}`).values)));
+      bns.set(name, p);
+    }
+    return tf.batchNorm(x, p[0], p[1], p[2], p[3], BN_EPSILON);
+  };
+  const conv = (x: Tf.Tensor4D, name: string, stride: number): Tf.Tensor4D => {
+    const k = kernel(name);
+    return tf.conv2d(x, k, stride, (k.shape[0] - 1) / 2);
+  };
+  const mean = keep(tf.tensor1d([...IMAGENET_MEAN]));
+  const std = keep(tf.tensor1d([...IMAGENET_STD]));
+  const blocks = stageBlocks(weights);
+  const depth = Math.max(...layers.map((l) => (l === 'stem' ? 0 : Number(l.slice(5)))));
+
+  const forward = (image: Tf.Tensor4D): Tf.Tensor4D[] => {
+    const named = new Map<string, Tf.Tensor4D>();
+    let x = bn(tf.div(tf.sub(image, mean), std) as Tf.Tensor4D, 'batchnorm0');
+    x = tf.relu(bn(conv(x, 'conv0', 2), 'batchnorm1'));
+    x = tf.maxPool(x, 3, 2, 1);
+    named.set('stem', x);
+    for (let s = 1; s <= depth; s++) {
+      const st = `stage${s}_`;
+      for (let b = 0; b < blocks[s - 1]; b++) {
+        const stride = b === 0 && s > 1 ? 2 : 1;
+        const c = b === 0 ? [0, 1, 2, 3] : [4 + 3 * (b - 1), 5 + 3 * (b - 1), 6 + 3 * (b - 1)];
+        const p = tf.relu(bn(x, `${st}batchnorm${3 * b}`));
+        let y = conv(p, `${st}conv${c[0]}`, 1);
+        y = conv(tf.relu(bn(y, `${st}batchnorm${3 * b + 1}`)), `${st}conv${c[1]}`, stride);
+        y = conv(tf.relu(bn(y, `${st}batchnorm${3 * b + 2}`)), `${st}conv${c[2]}`, 1);
+        x = tf.add(y, b === 0 ? conv(p, `${st}conv${c[3]}`, stride) : x);
+      }
+      named.set(`stage${s}`, tf.relu(bn(x, `stage${s + 1}_batchnorm0`)));
+    }
+    return layers.map((l) => named.get(l)!);
+  };
+
+  return {
+    async run(input: Float32Array): Promise<FeatureTensor[]> {
+      const n = height * width;
+      const nhwc = new Float32Array(3 * n);
+      for (let c = 0; c < 3; c++) for (let i = 0; i < n; i++) nhwc[i * 3 + c] = input[c * n + i];
+      const ys = tf.tidy(() => forward(tf.tensor4d(nhwc, [1, height, width, 3])));
+      const out: FeatureTensor[] = [];
+      for (const y of ys) {
+        const [, h, w, c] = y.shape;
+        const v = (await y.data()) as Float32Array;
+        const planar = new Float32Array(c * h * w);
+        for (let i = 0; i < h * w; i++) for (let ch = 0; ch < c; ch++) planar[ch * h * w + i] = v[i * c + ch];
+        out.push({ data: planar, channels: c, height: h, width: w });
+      }
+      tf.dispose(ys);
+      return out;
+    },
+    dispose: () => tf.dispose(held),
+  };
+}
