@@ -253,6 +253,22 @@ function gatherRows(planar: Float32Array, channels: number, stride: number, patc
   return rows;
 }
 
+/**
+ * An image's greedy k-center subset (preselectCount of its rows, chosen on `projected` by hostGreedy from
+ * coresetStart(rows, seed)), in row order.
+ */
+export function preselectImage(img: ImageRows, channels: number, share: number, seed: number): ImageRows {
+  const n = img.rows.length / channels;
+  const dims = img.projected!.length / n;
+  const chosen = hostGreedy(img.projected!, dims, preselectCount(n, share), seed).sort();
+  const pick = (src: Float32Array, width: number) => {
+    const out = new Float32Array(chosen.length * width);
+    chosen.forEach((r, i) => out.set(src.subarray(r * width, (r + 1) * width), i * width));
+    return out;
+  };
+  return { rows: pick(img.rows, channels), projected: pick(img.projected!, dims), patches: img.patches };
+}
+
 /** Kept patches of an image of `patches` patches under a pre-selection share. */
 export const preselectCount = (patches: number, share: number): number => Math.max(1, Math.min(patches, Math.ceil(share * patches)));
 
@@ -293,19 +309,14 @@ export async function bankRows(
       } finally {
         gpu.release(p.data);
       }
-      let kept: Uint32Array = Uint32Array.from({ length: p.patches }, (_, i) => i).filter((i) => !p.valid || p.valid[i] !== 0);
+      const kept = Uint32Array.from({ length: p.patches }, (_, i) => i).filter((i) => !p.valid || p.valid[i] !== 0);
       if (!rgb) {
         perImage.push({ rows: gatherRows(planar, channels, stride, kept), projected: null, patches: kept.length });
       } else {
-        const dims = projection ? projection.dims : channels;
-        let projected = gatherRows(projectedPlanar ?? planar, dims, stride, kept);
-        if (config.preselect < 1) {
-          const chosen = hostGreedy(projected, dims, preselectCount(kept.length, config.preselect), config.seed + perImage.length).sort();
-          kept = Uint32Array.from(chosen, (i) => kept[i]);
-          projected = gatherRows(projectedPlanar ?? planar, dims, stride, kept);
-        }
-        const rows = projection || config.preselect < 1 ? gatherRows(planar, channels, stride, kept) : projected;
-        perImage.push({ rows, projected, patches: p.patches });
+        const rows = gatherRows(planar, channels, stride, kept);
+        const projected = projectedPlanar ? gatherRows(projectedPlanar, projection!.dims, stride, kept) : rows;
+        const img = { rows, projected, patches: p.patches };
+        perImage.push(config.preselect < 1 ? preselectImage(img, channels, config.preselect, config.seed + perImage.length) : img);
       }
       progress.onImage?.(perImage.length);
     }
@@ -493,7 +504,7 @@ export class PatchCoreScorer {
    */
   async nearestPatches(image: ImageTensor, pointCloud: PointCloud | null = null, search: SearchMode = this.search): Promise<{ distance: Float32Array; index: Uint32Array }> {
     const gpu = this.gpu;
-    const q = await modalPatchFeatures(gpu, this.graph, image, pointCloud, this.config);
+    const q = await this.patches(image, pointCloud);
     const nearest = this.nearest(q, search);
     gpu.release(q.data);
     try {
@@ -512,11 +523,25 @@ export class PatchCoreScorer {
    * produced at the working size and resampled to `output` (default: the image's size).
    */
   async score(image: ImageTensor, pointCloud: PointCloud | null = null, output: Shape = image): Promise<PatchCoreScore> {
+    const q = await this.patches(image, pointCloud);
+    try {
+      return await this.scorePatches(q, output);
+    } finally {
+      this.gpu.release(q.data);
+    }
+  }
+
+  /** The query patches of an image (the caller releases `data`), for scoring them against several banks of the same features. */
+  patches(image: ImageTensor, pointCloud: PointCloud | null = null): Promise<ModalPatches> {
+    return modalPatchFeatures(this.gpu, this.graph, image, pointCloud, this.config);
+  }
+
+  /** The score of an image's query patches (from `patches` of a scorer of the same features; an rgb bank's are left intact). */
+  async scorePatches(q: ModalPatches, output: Shape, search: SearchMode = this.search): Promise<PatchCoreScore> {
     const gpu = this.gpu;
-    const q = await modalPatchFeatures(gpu, this.graph, image, pointCloud, this.config);
     const { working, grid } = q;
-    const nearest = this.nearest(q, this.search);
-    gpu.release(q.data, nearest.index);
+    const nearest = this.nearest(q, search);
+    gpu.release(nearest.index);
     const distance = q.valid ? await fillHolePatches(gpu, nearest.distance, q.valid) : nearest.distance;
     const up = resampleBilinear(gpu, distance, 1, grid, working);
     gpu.release(distance);
