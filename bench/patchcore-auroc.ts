@@ -4,10 +4,10 @@
 //
 //   npx tsx bench/patchcore-auroc.ts /work/shared/datasets/magnetic-tile [--limit 200] [--size 256]
 //     [--coreset 0.1 | --coreset-rows 10000] [--preselect 0.1] [--search exact|projected] [--slices 16]
-//     [--layers a,b] [--stride 8] [--test-limit N] [--bank FILE] [--save-bank FILE]
+//     [--backbone resnet50|mobilenetv2] [--layers a,b] [--stride 8] [--test-limit N] [--bank FILE] [--save-bank FILE]
 //
 // Several banks in one run (each image's features are computed once, each test image's once for all banks):
-//   --variants 200:1,680:0.1,680:1[:exact]   LIMIT:PRESELECT[:SEARCH] per bank: the training images (evenly
+//   --variants 200:auto,680:0.1,680:1[:exact]   LIMIT:PRESELECT[:SEARCH] per bank: the training images (evenly
 //   spaced), the per-image pre-selection share (1: the exact greedy coreset), the search. The rows of the
 //   largest LIMIT are read once with all patches kept; a variant's pre-selection is then applied to its
 //   images' stored rows (the same function the streamed build applies as it reads). Its build time is the
@@ -28,6 +28,9 @@ import {
 } from '../src/core/patchcore/patchcore.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
 import { registerMobileNet } from '../src/models/nsfwjs.ts';
+import { registerResnet50 } from '../src/models/resnet50.ts';
+import { autoPreselect, scorerLayers } from '../src/core/patchcore/patchcore.ts';
+import type { Backbone } from '../src/core/patchcore/bank.ts';
 
 /** The arrays end to end (AUROC sorts its inputs in place; their order does not matter to it). */
 function concat32(parts: Float32Array[]): Float32Array {
@@ -44,7 +47,7 @@ const { values: v, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     limit: { type: 'string' }, size: { type: 'string' }, coreset: { type: 'string' }, 'coreset-rows': { type: 'string' }, preselect: { type: 'string' },
-    search: { type: 'string' }, slices: { type: 'string' }, layers: { type: 'string' }, variants: { type: 'string' }, recall: { type: 'string' },
+    search: { type: 'string' }, slices: { type: 'string' }, layers: { type: 'string' }, backbone: { type: 'string' }, variants: { type: 'string' }, recall: { type: 'string' },
     stride: { type: 'string' }, 'test-limit': { type: 'string' }, bank: { type: 'string' }, 'save-bank': { type: 'string' }, json: { type: 'boolean' },
   },
 });
@@ -54,15 +57,18 @@ if (!root || !existsSync(join(root, 'train', 'good'))) {
   process.exit(2);
 }
 registerMobileNet();
+registerResnet50();
 const { gpu, adapterName } = await nodeGpu();
+const backbone = (v.backbone ?? PATCHCORE_DEFAULTS.backbone) as Backbone;
 const config: PatchCoreConfig = {
   ...PATCHCORE_DEFAULTS,
+  backbone,
   size: Number(v.size ?? PATCHCORE_DEFAULTS.size),
   stride: Number(v.stride ?? PATCHCORE_DEFAULTS.stride),
   coresetRatio: Number(v.coreset ?? PATCHCORE_DEFAULTS.coresetRatio),
-  coresetRows: Number(v['coreset-rows'] ?? PATCHCORE_DEFAULTS.coresetRows),
-  preselect: Number(v.preselect ?? PATCHCORE_DEFAULTS.preselect),
-  layers: v.layers ? v.layers.split(',') : PATCHCORE_DEFAULTS.layers,
+  coresetRows: v.coreset ? 0 : Number(v['coreset-rows'] ?? PATCHCORE_DEFAULTS.coresetRows),
+  preselect: 1,
+  layers: v.layers ? v.layers.split(',') : scorerLayers(backbone),
 };
 const searchOf = (s: string | undefined): SearchMode | undefined => (s === undefined ? undefined : s === 'exact' || s === 'projected' ? s : (() => { throw new Error(`search ${s}`); })());
 const scorerOptions = { search: searchOf(v.search), slices: v.slices ? Number(v.slices) : undefined };
@@ -80,11 +86,12 @@ const variants: Variant[] = [];
 if (v.bank) {
   variants.push({ name: v.bank, bank: decodeBank(readFileSync(v.bank), v.bank), build: { seconds: 0, featureSeconds: 0, preselectSeconds: 0, coresetSeconds: 0 } });
 } else {
-  const specs = (v.variants ?? `${v.limit ?? 'all'}:${config.preselect}`).split(',').map((s) => {
+  const all = listImages(trainDir).length;
+  const specs = (v.variants ?? `${v.limit ?? 'all'}:${v.preselect ?? 'auto'}`).split(',').map((s) => {
     const [limit, share, search] = s.split(':');
-    return { limit: limit === 'all' ? undefined : Number(limit), share: Number(share ?? config.preselect), search: searchOf(search) };
+    const n = limit === 'all' ? undefined : Number(limit);
+    return { limit: n, share: share === undefined || share === 'auto' ? autoPreselect(Math.min(n ?? all, all), config) : Number(share), search: searchOf(search) };
   });
-  const all = readdirSync(trainDir).length;
   const maxLimit = specs.some((s) => s.limit === undefined) ? undefined : Math.max(...specs.map((s) => s.limit!));
   const paths = listImages(trainDir, maxLimit);
   // One pass: every image's rows with all patches kept (pre-selection 1), and its feature time.

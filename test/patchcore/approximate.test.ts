@@ -112,7 +112,7 @@ const concat = (arrays: Float32Array[]) => {
 
 describe('streamed bank build (per-image pre-selection, then the global coreset) against the reference', () => {
   // 152 MobileNetV2 channels projected to 32; 3 images of 64 patches; each keeps 16, the bank 40 of the 48.
-  const config: PatchCoreConfig = { ...PATCHCORE_DEFAULTS, size: 64, projectionDims: 32, coresetRows: 40, preselect: 0.25, seed: 3 };
+  const config: PatchCoreConfig = { ...PATCHCORE_DEFAULTS, backbone: 'mobilenetv2', layers: ['block_2_add', 'block_5_add', 'block_12_add'], size: 64, projectionDims: 32, coresetRows: 40, preselect: 0.25, seed: 3 };
   const images = [texture(64, 64, 1), texture(64, 64, 2), texture(64, 48, 5)];
 
   it('projects each image on the GPU, keeps its greedy subset and selects over the union as the reference does', async () => {

@@ -86,7 +86,7 @@ describe('3-D features pooled to the patch grid (GPU against the reference)', ()
 });
 
 describe('multimodal memory banks', () => {
-  const config = { ...PATCHCORE_DEFAULTS, size: 64, coresetRatio: 0.5 };
+  const config = { ...PATCHCORE_DEFAULTS, backbone: 'mobilenetv2' as const, layers: ['block_2_add', 'block_5_add', 'block_12_add'], size: 64, coresetRatio: 0.5, coresetRows: 0 };
   const nominal: BankSample[] = [1, 2, 3].map((seed) => {
     const s = sample(seed);
     return { image: s.image, pointCloud: s.pointCloud };
@@ -97,7 +97,7 @@ describe('multimodal memory banks', () => {
     const h = both.header;
     expect([h.modality, h.rgbChannels, h.geometryChannels, h.channels]).toEqual(['both', 152, 13, 165]);
     expect(h.geometryScales).toEqual([2, 4]);
-    expect(h.layers).toEqual(PATCHCORE_DEFAULTS.layers);
+    expect(h.layers).toEqual(config.layers);
     // Hole patches (boxes with no valid point) are left out: fewer than the 3 x 8 x 6 patches.
     expect(h.sourcePatches).toBeLessThan(3 * 48);
     expect(h.sourcePatches).toBeGreaterThan(30);
@@ -208,7 +208,7 @@ describe('end to end on the synthetic MVTec 3D-AD layout: dents the image does n
     const testSamples = await samples(tests);
     const result: Partial<Record<BankModality, number>> = {};
     for (const modality of ['rgb', '3d', 'both'] as const) {
-      const bank: MemoryBank = await buildBank(gpu, nominalSamples, { ...PATCHCORE_DEFAULTS, modality, size: 96 });
+      const bank: MemoryBank = await buildBank(gpu, nominalSamples, { ...PATCHCORE_DEFAULTS, backbone: 'mobilenetv2', layers: ['block_2_add', 'block_5_add', 'block_12_add'], coresetRows: 0, modality, size: 96 });
       const scorer = await PatchCoreScorer.load(gpu, bank);
       const pos: number[] = [];
       const neg: number[] = [];

@@ -16,7 +16,7 @@ const CHANNELS = 152;
 function bank(seed: number, patches = 16): Uint8Array {
   const features = Float32Array.from({ length: patches * CHANNELS }, (_, i) => pcgHash((i * 2654435761 + seed) >>> 0) / 4294967296);
   const b: MemoryBank = {
-    header: { ...PATCHCORE_DEFAULTS, version: BANK_VERSION, extractor: 'mobilenetv2', weights: 'test', layers: [...PATCHCORE_DEFAULTS.layers], patches, channels: CHANNELS, images: 1, sourcePatches: patches, geometryScales: [], rgbChannels: CHANNELS, geometryChannels: 0, normalization: null },
+    header: { ...PATCHCORE_DEFAULTS, version: BANK_VERSION, backbone: 'mobilenetv2', weights: 'test', layers: ['block_2_add', 'block_5_add', 'block_12_add'], patches, channels: CHANNELS, images: 1, sourcePatches: patches, geometryScales: [], rgbChannels: CHANNELS, geometryChannels: 0, normalization: null },
     features,
   };
   return encodeBank(b);

@@ -94,7 +94,7 @@ export async function benchScore(bankSize = 50_000, size = 256, runs = 10, layer
   const features = Float32Array.from({ length: bankSize * channels }, (_, i) => (pcgHash(i) / 4294967296) * 4);
   const bank: MemoryBank = {
     header: {
-      ...PATCHCORE_DEFAULTS, version: BANK_VERSION, extractor: 'mobilenetv2', weights: graph.source, layers: [...layers],
+      ...PATCHCORE_DEFAULTS, version: BANK_VERSION, backbone: 'mobilenetv2', weights: graph.source, layers: [...layers],
       size, patches: bankSize, channels, images: 1, sourcePatches: bankSize,
       geometryScales: [], rgbChannels: channels, geometryChannels: 0, normalization: null,
     },

@@ -4,7 +4,7 @@
 // Version 2 adds the modality (rgb, 3d or both), the 3-D feature scales and the per-channel normalization
 // of multimodal banks; version 1 files (image features only) still load, as modality rgb. Version 3 adds the
 // coreset's row target and per-image pre-selection share (older files: 0 and 1, the ratio and the exact
-// greedy coreset) and the resnet50 extractor.
+// greedy coreset) and the backbone (mobilenetv2 or resnet50; older files name extractor mobilenetv2).
 
 import { TttError } from '../errors.ts';
 
@@ -12,6 +12,10 @@ export const BANK_MAGIC = 'TTTBANK1';
 export const BANK_VERSION = 3;
 /** Versions this build reads. */
 export const BANK_VERSIONS: readonly number[] = [1, 2, 3];
+
+/** The network of a bank's image features. */
+export type Backbone = 'mobilenetv2' | 'resnet50';
+export const BACKBONES: readonly Backbone[] = ['mobilenetv2', 'resnet50'];
 
 /** What a bank's patches hold: image features (MobileNetV2 layers), 3-D features, or both concatenated. */
 export type BankModality = 'rgb' | '3d' | 'both';
@@ -30,8 +34,8 @@ const MAX_HEADER = 1 << 20;
 export interface BankHeader {
   readonly version: number;
   readonly modality: BankModality;
-  /** The image feature extractor and the weights it ran with (weights '' and no layers for modality 3d). */
-  readonly extractor: 'mobilenetv2';
+  /** The network of the image features and the weights it ran with (weights '' and no layers for modality 3d). */
+  readonly backbone: Backbone;
   readonly weights: string;
   readonly layers: readonly string[];
   /** Window radii of the 3-D features (features.geometryScales); empty for modality rgb. */
@@ -101,11 +105,16 @@ function checkHeader(name: string, raw: Record<string, unknown>): BankHeader {
     throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank version ${JSON.stringify(raw.version)} (this build reads versions ${BANK_VERSIONS.slice(0, -1).join(', ')} and ${BANK_VERSIONS.at(-1)})`);
   }
   const v2 = raw.version === 1 ? upgradeV1(raw) : raw;
-  const h = (v2.version as number) < 3 ? { ...v2, coresetRows: 0, preselect: 1 } : v2;
+  let h = v2;
+  if ((v2.version as number) < 3) {
+    if (v2.extractor !== 'mobilenetv2') throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank of extractor ${JSON.stringify(v2.extractor)} (expected mobilenetv2)`);
+    const { extractor: _, ...rest } = v2;
+    h = { ...rest, backbone: 'mobilenetv2', coresetRows: 0, preselect: 1 };
+  }
   for (const k of ['size', 'stride', 'patches', 'channels', 'projectionDims', 'images', 'sourcePatches'] as const) {
     if (!positiveInt(h[k])) corrupt(name, `header field ${k} is ${JSON.stringify(h[k])} (expected a positive integer)`);
   }
-  if (h.extractor !== 'mobilenetv2') throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank of extractor ${JSON.stringify(h.extractor)} (expected mobilenetv2)`);
+  if (!BACKBONES.includes(h.backbone as Backbone)) throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank of backbone ${JSON.stringify(h.backbone)} (expected ${BACKBONES.join(' or ')})`);
   if (!BANK_MODALITIES.includes(h.modality as BankModality)) corrupt(name, `modality ${JSON.stringify(h.modality)} (expected ${BANK_MODALITIES.join(', ')})`);
   const withImage = h.modality !== '3d';
   const with3d = h.modality !== 'rgb';

@@ -14,6 +14,7 @@ import { DEFAULT_LAYERS, networkFeatureMaps, networkInputSize } from '../feature
 import { defaultOptions } from '../options.ts';
 import type { NetworkGraph, Shape } from '../features/mobilenet/graph.ts';
 import { mobileNetGraph } from '../features/mobilenet/registry.ts';
+import { resnet50Graph } from '../features/resnet/registry.ts';
 import { resampleBilinear } from '../features/resample.ts';
 import type { Gpu, GpuArray } from '../gpu.ts';
 import { geometryChannels } from '../features/geometry.ts';
@@ -21,7 +22,7 @@ import { kernels } from '../kernels.ts';
 import type { ImageTensor, PointCloud, ScoreMap } from '../types.ts';
 import { validatePointCloud } from '../validate.ts';
 import { maskedSpec, releaseValidity, uploadValidity } from '../validity.ts';
-import { BANK_VERSION, type BankHeader, type BankModality, type BankNormalization, type MemoryBank } from './bank.ts';
+import { BANK_VERSION, type Backbone, type BankHeader, type BankModality, type BankNormalization, type MemoryBank } from './bank.ts';
 import { greedyCoreset, hostGreedy, readProjected, releaseProjection, uploadProjection, type GpuProjection } from './coreset.ts';
 import { geometryPatchFeatures } from './geometry.ts';
 import { nearestDistances, projectBank, projectedNearest, releaseBank, releaseProjectedBank, uploadBank, type GpuBank, type ProjectedBank } from './knn.ts';
@@ -29,6 +30,8 @@ import { nearestDistances, projectBank, projectedNearest, releaseBank, releasePr
 export interface PatchCoreConfig {
   /** rgb: MobileNetV2 layers; 3d: the 3-D features of the point cloud; both: the two concatenated. */
   readonly modality: BankModality;
+  /** The network of the image features, and its layers. */
+  readonly backbone: Backbone;
   readonly layers: readonly string[];
   /** Window radii (working-size pixels) of the 3-D features, as features.geometryScales. */
   readonly geometryScales: readonly number[];
@@ -53,16 +56,27 @@ export interface PatchCoreConfig {
 /** Layers measured on Magnetic Tile (docs/benchmarks.md): block_12_add adds 0.03 pixel AUROC. */
 export const PATCHCORE_DEFAULTS: PatchCoreConfig = {
   modality: 'rgb',
-  layers: [...DEFAULT_LAYERS],
+  backbone: 'resnet50',
+  layers: ['stage2', 'stage3'],
   geometryScales: defaultOptions().features.geometryScales,
   size: 256,
   stride: 8,
   coresetRatio: 0.1,
-  coresetRows: 0,
+  coresetRows: 10_000,
   preselect: 1,
   projectionDims: 128,
   seed: 0,
 };
+
+/** The default layers of a backbone for the built-in scorer (resnet50: stage 2 + stage 3, 512 + 1024 channels, as PatchCore's recipe). */
+export const scorerLayers = (backbone: Backbone): readonly string[] => (backbone === 'resnet50' ? ['stage2', 'stage3'] : DEFAULT_LAYERS);
+
+/** A backbone compiled up to `layers` (each registry caches its graphs). */
+export function backboneGraph(backbone: Backbone, layers: readonly string[]): Promise<NetworkGraph> {
+  if (backbone === 'resnet50') return resnet50Graph(layers);
+  if (backbone === 'mobilenetv2') return mobileNetGraph(layers);
+  throw new TttError('INVALID_OPTION', `backbone ${JSON.stringify(backbone)} (expected mobilenetv2 or resnet50)`);
+}
 
 /** The working size of an image: its longest side scaled to `size`. */
 export const workingShape = (image: Shape, size: number): Shape => networkInputSize(image, size);
@@ -269,6 +283,22 @@ export function preselectImage(img: ImageRows, channels: number, share: number, 
   return { rows: pick(img.rows, channels), projected: pick(img.projected!, dims), patches: img.patches };
 }
 
+/** The union of the pre-selected patches is about this many times the coreset's size (autoPreselect). */
+export const PRESELECT_OVERSAMPLING = 4;
+
+/**
+ * The pre-selection share for a bank of `images` images: what keeps about PRESELECT_OVERSAMPLING times the
+ * coreset's rows in the union (each image counted at its most patches, (size / stride)^2), 1 (none, the
+ * exact greedy coreset) when that would keep them all.
+ */
+export function autoPreselect(images: number, config: Pick<PatchCoreConfig, 'size' | 'stride' | 'coresetRows' | 'coresetRatio'>): number {
+  const perImage = Math.round(config.size / config.stride) ** 2;
+  const source = images * perImage;
+  const target = config.coresetRows > 0 ? Math.min(config.coresetRows, source) : config.coresetRatio * source;
+  const share = (PRESELECT_OVERSAMPLING * target) / source;
+  return share >= 1 ? 1 : Math.ceil(share * 1000) / 1000;
+}
+
 /** Kept patches of an image of `patches` patches under a pre-selection share. */
 export const preselectCount = (patches: number, share: number): number => Math.max(1, Math.min(patches, Math.ceil(share * patches)));
 
@@ -287,7 +317,7 @@ export async function bankRows(
   progress: BuildProgress = {},
 ): Promise<BankRows> {
   if (!(config.preselect > 0 && config.preselect <= 1)) throw new TttError('INVALID_OPTION', `a pre-selection share of ${config.preselect} (expected (0, 1])`);
-  const graph = config.modality === '3d' ? null : await mobileNetGraph(config.layers);
+  const graph = config.modality === '3d' ? null : await backboneGraph(config.backbone, config.layers);
   const perImage: ImageRows[] = [];
   let channels = 0;
   let rgbChannels = 0;
@@ -390,7 +420,7 @@ export async function bankFromRows(gpu: Gpu, rows: BankRows, config: PatchCoreCo
   const header: BankHeader = {
     version: BANK_VERSION,
     modality: config.modality,
-    extractor: 'mobilenetv2',
+    backbone: config.backbone,
     weights: rows.weights,
     layers: config.modality === '3d' ? [] : [...config.layers],
     geometryScales: config.modality === 'rgb' ? [] : [...config.geometryScales],
@@ -466,7 +496,7 @@ export class PatchCoreScorer {
 
   static async load(gpu: Gpu, bank: MemoryBank, options: ScorerOptions = {}): Promise<PatchCoreScorer> {
     const { header } = bank;
-    const graph = header.modality === '3d' ? null : await mobileNetGraph(header.layers);
+    const graph = header.modality === '3d' ? null : await backboneGraph(header.backbone, header.layers);
     const rgb = graph ? [...graph.outputs.values()].reduce((a, t) => a + graph.channels[t], 0) : 0;
     if (graph && rgb !== header.rgbChannels) {
       throw new TttError('SIZE_MISMATCH', `the memory bank has ${header.rgbChannels}-channel image features but layers ${header.layers.join(', ')} of ${graph.source} give ${rgb}`);
