@@ -21,6 +21,7 @@ import { pointValidity, releaseValidity, resampleValidity, uploadValidity } from
 import { loadImage, loadMask, loadPointCloud, openDataset, type DatasetImage } from '../../src/eval/dataset.ts';
 import { writeSynthetic3dDataset } from '../../src/eval/syntheticDataset.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerResnet50 } from '../../src/models/resnet50.ts';
 import { synthetic3dSample } from '../../src/synthetic3d.ts';
 import { maxAbsDiff, testGpu } from '../helpers/gpu.ts';
 
@@ -29,6 +30,7 @@ let dir: string;
 beforeAll(async () => {
   gpu = await testGpu();
   registerMobileNet();
+  registerResnet50();
   dir = await mkdtemp(join(tmpdir(), 'ttt-mm-'));
 });
 afterAll(async () => {
@@ -245,7 +247,7 @@ describe('ttt bank build --modality / ttt score --point-cloud', () => {
       console.log = orig;
     }
     const bank = decodeBank(await readFile(out));
-    expect(bank.header).toMatchObject({ modality: 'both', images: 2, geometryScales: [2, 3], rgbChannels: 152, geometryChannels: 13 });
+    expect(bank.header).toMatchObject({ modality: 'both', images: 2, geometryScales: [2, 3], rgbChannels: 1536, geometryChannels: 13, backbone: 'resnet50' });
     expect(decodeBank(await readFile(join(dir, '3d.bin'))).header).toMatchObject({ modality: '3d', channels: 13, layers: [] });
     expect(JSON.parse(log[0])).toMatchObject({ modality: 'both', images: 2 });
     expect(JSON.parse(log[2])).toMatchObject({ width: 64, height: 48 });
