@@ -7,7 +7,7 @@
 import { calibrate, calibrationToJson, type Calibration } from '../core/calibration.ts';
 import { TttError, withSubjectAsync } from '../core/errors.ts';
 import { encodeBank, type MemoryBank } from '../core/patchcore/bank.ts';
-import { bankFromRows, bankRows, PatchCoreScorer, PATCHCORE_DEFAULTS, type BankSample, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
+import { autoPreselect, bankFromRows, bankRows, PatchCoreScorer, PATCHCORE_DEFAULTS, type BankSample, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
 import type { ScoreMap } from '../core/types.ts';
 import { checkAspect, validateImage, validatePointCloud } from '../core/validate.ts';
 import { Prisma } from '../generated/prisma/client.ts';
@@ -48,8 +48,16 @@ interface NominalFile {
   cloud: { name: string; bytes: Uint8Array<ArrayBuffer> } | null;
 }
 
-/** The bank of a product's nominal images: image and 3-D features when they come with point clouds. */
-const bankConfig = (files: readonly NominalFile[]): PatchCoreConfig => ({ ...PATCHCORE_DEFAULTS, modality: files[0]?.cloud ? 'both' : 'rgb' });
+/**
+ * The bank of a product's nominal images: the built-in scorer's defaults (backbone, layers, coreset rows),
+ * image and 3-D features when they come with point clouds, and the pre-selection of autoPreselect for the
+ * number of images (none for up to about 40 images).
+ */
+const bankConfig = (files: readonly NominalFile[]): PatchCoreConfig => ({
+  ...PATCHCORE_DEFAULTS,
+  modality: files[0]?.cloud ? 'both' : 'rgb',
+  preselect: autoPreselect(files.length, PATCHCORE_DEFAULTS),
+});
 
 // Additions to one product run one after another in this process; the position check in the final
 // transaction catches additions by other processes.

@@ -111,8 +111,8 @@ describe.each(BACKENDS)('built-in scorer on %s', (backend) => {
       scorerBank: {
         images: 6,
         sourcePatches: 6 * PATCHES_PER_IMAGE,
-        patches: Math.round(PATCHCORE_DEFAULTS.coresetRatio * 6 * PATCHES_PER_IMAGE),
-        channels: 152,
+        patches: Math.min(PATCHCORE_DEFAULTS.coresetRows, 6 * PATCHES_PER_IMAGE),
+        channels: 1536,
         layers: [...PATCHCORE_DEFAULTS.layers],
         size: 256,
         stride: 8,
