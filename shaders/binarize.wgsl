@@ -3,7 +3,7 @@
 
 override WG: u32 = 256u;
 
-struct Params { pixels: u32, threshold: f32, pad0: u32, pad1: u32 }
+struct Params { pixels: u32, threshold: f32 }
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> scores: array<f32>;

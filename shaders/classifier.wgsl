@@ -16,7 +16,7 @@ struct TrainParams {
   rows: u32, channels: u32, epochs: u32, batch: u32,
   loss: u32, seed: u32, patience: u32, stepsPerEpoch: u32,
   lr: f32, lambda: f32, wPos: f32, wNeg: f32,
-  tol: f32, pad0: u32, pad1: u32, pad2: u32,
+  tol: f32,
 }
 
 @group(0) @binding(0) var<uniform> P: TrainParams;
@@ -115,7 +115,7 @@ fn trainSgd(@builtin(local_invocation_index) t: u32) {
   }
 }
 
-struct PredictParams { pixels: u32, channels: u32, chunkChannels: u32, channelOffset: u32, first: u32, last: u32, scoreFloor: f32, pad1: u32 }
+struct PredictParams { pixels: u32, channels: u32, chunkChannels: u32, channelOffset: u32, first: u32, last: u32, scoreFloor: f32 }
 
 @group(0) @binding(0) var<uniform> Q: PredictParams;
 @group(0) @binding(5) var<storage, read> chunk: array<f32>;

@@ -12,7 +12,7 @@ override WG: u32 = 64u;
 // and the input batch norm, folded).
 struct PreParams {
   srcW: u32, srcH: u32, srcChannels: u32, dstW: u32, dstH: u32, dstStride: u32, scaleX: f32, scaleY: f32,
-  mul0: f32, mul1: f32, mul2: f32, add0: f32, add1: f32, add2: f32, pad0: u32, pad1: u32,
+  mul0: f32, mul1: f32, mul2: f32, add0: f32, add1: f32, add2: f32,
 }
 @group(0) @binding(0) var<uniform> PRE: PreParams;
 @group(0) @binding(1) var<storage, read> preSrc: array<f32>;
@@ -41,9 +41,9 @@ fn preprocess(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) gro
   let e = preSrc[base + y1 * PRE.srcW + x1];
   let top = a + (b - a) * fx;
   let bottom = d + (e - d) * fx;
-  let mul = select(select(PRE.mul0, PRE.mul1, k == 1u), PRE.mul2, k == 2u);
-  let add = select(select(PRE.add0, PRE.add1, k == 1u), PRE.add2, k == 2u);
-  preDst[k * PRE.dstStride + i] = mul * (top + (bottom - top) * fy) + add;
+  let gain = select(select(PRE.mul0, PRE.mul1, k == 1u), PRE.mul2, k == 2u);
+  let offset = select(select(PRE.add0, PRE.add1, k == 1u), PRE.add2, k == 2u);
+  preDst[k * PRE.dstStride + i] = gain * (top + (bottom - top) * fy) + offset;
 }
 
 // ---- Full convolution = im2col + the pointwise product. im2col writes, for every output pixel, the input
@@ -56,7 +56,7 @@ override SH: u32 = 1u;
 override SW: u32 = 1u;
 override TW: u32 = 16u;
 
-struct ColParams { inW: u32, inH: u32, inStride: u32, outW: u32, outH: u32, outStride: u32, cin: u32, padTop: u32, padLeft: u32, pad0: u32, pad1: u32, pad2: u32 }
+struct ColParams { inW: u32, inH: u32, inStride: u32, outW: u32, outH: u32, outStride: u32, cin: u32, padTop: u32, padLeft: u32 }
 @group(0) @binding(0) var<uniform> COL: ColParams;
 @group(0) @binding(1) var<storage, read> colIn: array<f32>;
 @group(0) @binding(2) var<storage, read_write> colOut: array<f32>;
@@ -88,7 +88,7 @@ fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 // ---- Pointwise (1x1) convolution as a matrix product out[cout x pixels] = W^T[cout x cin] in[cin x pixels]:
 // 4 pixels (one vec4 of a plane) x 8 output channels per invocation, accumulated in registers; the
 // weight rows are uniform across the workgroup. Weights [cin][coutPad] as vec4, bias [coutPad] as vec4.
-struct PwParams { stride4: u32, cin: u32, cout: u32, coutPad4: u32, lo: f32, hi: f32, pad0: u32, pad1: u32 }
+struct PwParams { stride4: u32, cin: u32, cout: u32, coutPad4: u32, lo: f32, hi: f32 }
 @group(0) @binding(0) var<uniform> PW: PwParams;
 @group(0) @binding(1) var<storage, read> pwIn: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> pwW: array<vec4<f32>>;
@@ -151,7 +151,7 @@ fn pointwiseResidual(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
 // adjacent output pixels per invocation, which share their input columns; one channel per workgroup, so
 // the channel's weights are uniform. Weights [c][kh][kw].
 const DW_SPAN: u32 = 16u; // input columns an invocation reads per row: 3 * SW + KW <= DW_SPAN
-struct DwParams { inW: u32, inH: u32, inStride: u32, outW: u32, outH: u32, outStride: u32, padTop: u32, padLeft: u32, lo: f32, hi: f32, pad0: u32, pad1: u32 }
+struct DwParams { inW: u32, inH: u32, inStride: u32, outW: u32, outH: u32, outStride: u32, padTop: u32, padLeft: u32, lo: f32, hi: f32 }
 @group(0) @binding(0) var<uniform> DW: DwParams;
 @group(0) @binding(1) var<storage, read> dwIn: array<f32>;
 @group(0) @binding(2) var<storage, read> dwW: array<f32>;
@@ -193,7 +193,7 @@ fn depthwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
 
 // ---- Max pool (window and stride from the overrides), one output pixel per invocation, one channel per
 // workgroup z. Window positions outside the input are skipped, which is padding with -inf.
-struct PoolParams { inW: u32, inH: u32, inStride: u32, outW: u32, outH: u32, outStride: u32, padTop: u32, padLeft: u32, lo: f32, hi: f32, pad0: u32, pad1: u32 }
+struct PoolParams { inW: u32, inH: u32, inStride: u32, outW: u32, outH: u32, outStride: u32, padTop: u32, padLeft: u32, lo: f32, hi: f32 }
 @group(0) @binding(0) var<uniform> MP: PoolParams;
 @group(0) @binding(1) var<storage, read> mpIn: array<f32>;
 @group(0) @binding(2) var<storage, read_write> mpOut: array<f32>;
@@ -221,7 +221,7 @@ fn maxPool(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 }
 
 // ---- Element-wise addition of two tensors of one shape (when it could not be fused), then the clamp.
-struct AddParams { n4: u32, lo: f32, hi: f32, pad0: u32 }
+struct AddParams { n4: u32, lo: f32, hi: f32 }
 @group(0) @binding(0) var<uniform> AD: AddParams;
 @group(0) @binding(1) var<storage, read> addA: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> addB: array<vec4<f32>>;
@@ -236,7 +236,7 @@ fn add(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg
 
 // ---- PatchCore's local aggregation: the mean of each pixel's (2r+1)^2 neighbourhood (neighbours outside the
 // map are left out of the mean) for the channels c0, c0 + 1, ..., written as compact planes for resampling.
-struct MeanParams { width: u32, height: u32, inStride: u32, radius: u32, c0: u32, pad0: u32, pad1: u32, pad2: u32 }
+struct MeanParams { width: u32, height: u32, inStride: u32, radius: u32, c0: u32 }
 @group(0) @binding(0) var<uniform> MN: MeanParams;
 @group(0) @binding(1) var<storage, read> meanIn: array<f32>;
 @group(0) @binding(2) var<storage, read_write> meanOut: array<f32>;

@@ -10,7 +10,7 @@ const FAR: f32 = 3.0e38;
 
 // n4: point vec4s per plane of this buffer; count: valid points in it; base: global index of its first point;
 // partBase: its first partial; nparts: partials over all buffers; iter: the selection being made.
-struct CoresetParams { n4: u32, count: u32, dims: u32, base: u32, partBase: u32, nparts: u32, iter: u32, pad0: u32 }
+struct CoresetParams { n4: u32, count: u32, dims: u32, base: u32, partBase: u32, nparts: u32, iter: u32 }
 @group(0) @binding(0) var<uniform> C: CoresetParams;
 @group(0) @binding(1) var<storage, read> points: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> center: array<f32>;

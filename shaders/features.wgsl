@@ -3,7 +3,7 @@
 
 override WG: u32 = 256u;
 
-struct ResampleParams { srcW: u32, srcH: u32, dstW: u32, dstH: u32, planes: u32, scaleX: f32, scaleY: f32, pad: u32 }
+struct ResampleParams { srcW: u32, srcH: u32, dstW: u32, dstH: u32, planes: u32, scaleX: f32, scaleY: f32 }
 
 @group(0) @binding(0) var<uniform> P: ResampleParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -48,7 +48,7 @@ fn bilinear(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups
 // writes them). A constant channel becomes 0. Dispatch: x = ceil(plane / (PER WG)) blocks, y = channel;
 // many values per invocation, since software drivers pay per invocation.
 const PER: u32 = 64u;
-struct NormParams { plane: u32, planes: u32, pad0: u32, pad1: u32 }
+struct NormParams { plane: u32, planes: u32 }
 @group(0) @binding(0) var<uniform> N: NormParams;
 @group(0) @binding(3) var<storage, read_write> feat: array<f32>;
 @group(0) @binding(4) var<storage, read> moments: array<f32>;

@@ -6,7 +6,7 @@
 
 override WG: u32 = 256u;
 
-struct Params { width: u32, height: u32, planes: u32, radius: u32, outChannel: u32, pad0: u32, pad1: u32, pad2: u32 }
+struct Params { width: u32, height: u32, planes: u32, radius: u32, outChannel: u32 }
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;

@@ -8,7 +8,7 @@
 override WG: u32 = 256u;
 override BLOCK: u32 = 65536u; // pixels per compaction block (COMPACT_BLOCK)
 
-struct Params { n: u32, channels: u32, chunkChannels: u32, channelOffset: u32, plane: u32, blocks: u32, rows: u32, pad0: u32 }
+struct Params { n: u32, channels: u32, chunkChannels: u32, channelOffset: u32, plane: u32, blocks: u32, rows: u32 }
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> labels: array<u32>;

@@ -11,9 +11,9 @@ override CHUNK: u32 = 4096u; // pixels per workgroup of planeSums (PLANE_CHUNK)
 
 struct GeoParams {
   width: u32, height: u32, radius: u32, step: u32,
-  outChannel: u32, pad0: u32, pad1: u32, pad2: u32,
+  outChannel: u32,
   ox: f32, oy: f32, oz: f32, a: f32,
-  b: f32, c: f32, inv: f32, pad3: f32,
+  b: f32, c: f32, inv: f32,
 }
 
 @group(0) @binding(0) var<uniform> G: GeoParams;

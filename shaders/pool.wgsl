@@ -6,7 +6,7 @@
 
 override WG: u32 = 256u;
 
-struct PoolParams { srcW: u32, srcH: u32, gridW: u32, gridH: u32, channels: u32, outStride: u32, pad0: u32, pad1: u32 }
+struct PoolParams { srcW: u32, srcH: u32, gridW: u32, gridH: u32, channels: u32, outStride: u32 }
 
 @group(0) @binding(0) var<uniform> P: PoolParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;

@@ -20,7 +20,7 @@ override BLOCK: u32 = 65536u; // pixels per compaction block (COMPACT_BLOCK)
 struct Params {
   width: u32, height: u32, radius: u32, seedKey: u32,
   nominalCount: u32, restrictNominal: u32, mn: f32, scale: f32,
-  seedFloor: f32, pad0: u32, pad1: u32, pad2: u32,
+  seedFloor: f32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;

@@ -7,14 +7,14 @@ import { groupsFor, kernels } from './kernels.ts';
 /** mask = score > threshold, packed four pixels per u32. */
 export function thresholdMask(gpu: Gpu, scores: GpuArray, pixels: number, threshold: number): GpuArray {
   const mask = gpu.alloc(Math.ceil(pixels / 4));
-  gpu.run(kernels.thresholdGlobal, { pixels, threshold, pad0: 0, pad1: 0 }, { scores, mask }, groupsFor(Math.ceil(pixels / 4)));
+  gpu.run(kernels.thresholdGlobal, { pixels, threshold }, { scores, mask }, groupsFor(Math.ceil(pixels / 4)));
   return mask;
 }
 
 /** mask = score > thresholds[p], packed four pixels per u32. */
 export function thresholdMapMask(gpu: Gpu, scores: GpuArray, pixels: number, thresholds: GpuArray): GpuArray {
   const mask = gpu.alloc(Math.ceil(pixels / 4));
-  gpu.run(kernels.thresholdMap, { pixels, threshold: 0, pad0: 0, pad1: 0 }, { scores, mask, thresholds }, groupsFor(Math.ceil(pixels / 4)));
+  gpu.run(kernels.thresholdMap, { pixels, threshold: 0 }, { scores, mask, thresholds }, groupsFor(Math.ceil(pixels / 4)));
   return mask;
 }
 

@@ -28,7 +28,7 @@ export function gatherTrainingSet(gpu: Gpu, labels: GpuPseudoLabels, rows: numbe
   const pixels = gpu.alloc(rows);
   const targets = gpu.alloc(rows);
   const x = gpu.alloc(rows * C);
-  const base = { n: plane, channels: C, chunkChannels: 0, channelOffset: 0, plane, blocks, rows, pad0: 0 };
+  const base = { n: plane, channels: C, chunkChannels: 0, channelOffset: 0, plane, blocks, rows };
   const offsets = labels.blockCounts;
   const blockList = gpu.alloc(blocks);
   const dispatchArgs = gpu.allocIndirect(3);

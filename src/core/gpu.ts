@@ -3,8 +3,20 @@
 
 import { TttError } from './errors.ts';
 
-/** A uniform field: name and WGSL scalar type. Fields are packed in order, 4 bytes each. */
+/**
+ * A uniform field: name and WGSL scalar type. A spec lists only the real fields, in the order of the WGSL
+ * struct (test/core/kernel-specs.test.ts holds each spec to its shader's struct); `uniformLayout` packs them.
+ */
 export type ParamField = readonly [name: string, type: 'u32' | 'i32' | 'f32'];
+
+/**
+ * Where a spec's uniform fields go: every field is a 4-byte scalar, so field k sits at byte 4k (WGSL's
+ * uniform layout of a struct of scalars: alignment 4, no gaps) and the struct's size is 4 x fields. The
+ * buffer is that size rounded up to 16 bytes (at least 16), so no spec or call site writes padding fields.
+ */
+export function uniformLayout(params: readonly ParamField[]): { offsets: number[]; bytes: number } {
+  return { offsets: params.map((_, k) => 4 * k), bytes: Math.max(16, Math.ceil((params.length * 4) / 16) * 16) };
+}
 
 /**
  * One compute kernel, declared once. The cache key is built from `name` and `constants` only (never shapes);
@@ -18,6 +30,7 @@ export interface KernelSpec {
   readonly entryPoint: string;
   /** Invocations per workgroup along x; the WGSL reads it as `override WG: u32`. */
   readonly workgroupSize: number;
+  /** The uniform struct's fields, in order, without padding (`Gpu.run` pads the buffer; see `uniformLayout`). */
   readonly params?: readonly ParamField[];
   /** Storage buffers at bindings 1, 2, ...; null marks a binding this entry point does not use. */
   readonly bindings: readonly (string | null)[];
@@ -236,16 +249,18 @@ export class Gpu {
     const pipeline = this.pipeline(spec);
     const entries: GPUBindGroupEntry[] = [];
     if (spec.params && spec.params.length > 0) {
-      const raw = new ArrayBuffer(Math.max(16, Math.ceil((spec.params.length * 4) / 16) * 16));
+      const { offsets, bytes } = uniformLayout(spec.params);
+      const raw = new ArrayBuffer(bytes);
       const u = new Uint32Array(raw);
       const i = new Int32Array(raw);
       const f = new Float32Array(raw);
       spec.params.forEach(([name, type], k) => {
         const v = params[name];
         if (v === undefined || Number.isNaN(v)) throw new TttError('INTERNAL', `${spec.name}: parameter ${name} is ${v}`);
-        if (type === 'u32') u[k] = v >>> 0;
-        else if (type === 'i32') i[k] = v | 0;
-        else f[k] = v;
+        const at = offsets[k] / 4;
+        if (type === 'u32') u[at] = v >>> 0;
+        else if (type === 'i32') i[at] = v | 0;
+        else f[at] = v;
       });
       const ub = this.device.createBuffer({ size: raw.byteLength, usage: UNIFORM | COPY_DST, label: `${spec.name}.params` });
       this.device.queue.writeBuffer(ub, 0, raw);

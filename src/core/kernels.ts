@@ -1,7 +1,12 @@
-// Every compute kernel of the core, declared once: the shader files, entry point, uniform layout and
-// storage bindings (in binding order from 1). The stage modules dispatch these specs through Gpu.run.
+// The kernel registry: every compute kernel of the core, declared once (shader files, entry point, uniform
+// fields, storage bindings in binding order from 1). This module declares the pipeline stages' kernels and
+// collects the two families declared beside their runtimes (patchcore/kernels.ts, features/mobilenet/
+// kernels.ts) into `allKernels`, the one list that test/core/kernel-specs.test.ts holds to the WGSL.
+// The stage modules dispatch these specs through Gpu.run.
 
 import type { KernelSpec } from './gpu.ts';
+import { depthwiseKernel, im2colKernel, localMeanKernel, maxPoolKernel, netKernels } from './features/mobilenet/kernels.ts';
+import { patchcoreKernels } from './patchcore/kernels.ts';
 
 const WG = 256;
 
@@ -65,7 +70,7 @@ export const kernels = {
     workgroupSize: WG,
     params: [
       ['srcW', 'u32'], ['srcH', 'u32'], ['dstW', 'u32'], ['dstH', 'u32'],
-      ['planes', 'u32'], ['scaleX', 'f32'], ['scaleY', 'f32'], ['pad', 'u32'],
+      ['planes', 'u32'], ['scaleX', 'f32'], ['scaleY', 'f32'],
     ],
     bindings: ['src', 'dst'],
   },
@@ -74,7 +79,7 @@ export const kernels = {
     shaders: ['validity', 'features'],
     entryPoint: 'standardize',
     workgroupSize: WG,
-    params: [['plane', 'u32'], ['planes', 'u32'], ['pad0', 'u32'], ['pad1', 'u32']],
+    params: [['plane', 'u32'], ['planes', 'u32']],
     bindings: [null, null, 'feat', 'moments', 'valid'],
   },
   filterPrepare: {
@@ -129,7 +134,7 @@ export const kernels = {
       ['rows', 'u32'], ['channels', 'u32'], ['epochs', 'u32'], ['batch', 'u32'],
       ['loss', 'u32'], ['seed', 'u32'], ['patience', 'u32'], ['stepsPerEpoch', 'u32'],
       ['lr', 'f32'], ['lambda', 'f32'], ['wPos', 'f32'], ['wNeg', 'f32'],
-      ['tol', 'f32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32'],
+      ['tol', 'f32'],
     ],
     bindings: ['x', 'targets', 'model', 'info'],
   },
@@ -140,7 +145,7 @@ export const kernels = {
     shaders: ['normalize'],
     entryPoint: 'borderNormalize',
     workgroupSize: WG,
-    params: [['width', 'u32'], ['height', 'u32'], ['bands', 'u32'], ['pad0', 'u32']],
+    params: [['width', 'u32'], ['height', 'u32'], ['bands', 'u32']],
     bindings: ['src', 'dst', 'profile'],
   },
   thresholdGlobal: {
@@ -148,7 +153,7 @@ export const kernels = {
     shaders: ['binarize'],
     entryPoint: 'thresholdGlobal',
     workgroupSize: WG,
-    params: [['pixels', 'u32'], ['threshold', 'f32'], ['pad0', 'u32'], ['pad1', 'u32']],
+    params: [['pixels', 'u32'], ['threshold', 'f32']],
     bindings: ['scores', 'mask'],
   },
   thresholdMap: {
@@ -156,7 +161,7 @@ export const kernels = {
     shaders: ['binarize'],
     entryPoint: 'thresholdMap',
     workgroupSize: WG,
-    params: [['pixels', 'u32'], ['threshold', 'f32'], ['pad0', 'u32'], ['pad1', 'u32']],
+    params: [['pixels', 'u32'], ['threshold', 'f32']],
     bindings: ['scores', 'mask', 'thresholds'],
   },
   planeSums: geometry('planeSums', ['points', 'valid', 'parts'], { CHUNK: PLANE_CHUNK }),
@@ -170,7 +175,7 @@ export const kernels = {
     workgroupSize: WG,
     params: [
       ['srcW', 'u32'], ['srcH', 'u32'], ['gridW', 'u32'], ['gridH', 'u32'],
-      ['channels', 'u32'], ['outStride', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'],
+      ['channels', 'u32'], ['outStride', 'u32'],
     ],
     bindings: ['src', 'valid', 'dst'],
   },
@@ -188,7 +193,7 @@ function pseudo(entryPoint: string, bindings: (string | null)[], constants?: Rec
     params: [
       ['width', 'u32'], ['height', 'u32'], ['radius', 'u32'], ['seedKey', 'u32'],
       ['nominalCount', 'u32'], ['restrictNominal', 'u32'], ['mn', 'f32'], ['scale', 'f32'],
-      ['seedFloor', 'f32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32'],
+      ['seedFloor', 'f32'],
     ],
     bindings,
     constants,
@@ -203,7 +208,7 @@ function gather(entryPoint: string, bindings: (string | null)[]): KernelSpec {
     workgroupSize: WG,
     params: [
       ['n', 'u32'], ['channels', 'u32'], ['chunkChannels', 'u32'], ['channelOffset', 'u32'],
-      ['plane', 'u32'], ['blocks', 'u32'], ['rows', 'u32'], ['pad0', 'u32'],
+      ['plane', 'u32'], ['blocks', 'u32'], ['rows', 'u32'],
     ],
     bindings,
   };
@@ -217,7 +222,7 @@ function predictSpec(entryPoint: string, bindings: (string | null)[]): KernelSpe
     workgroupSize: WG,
     params: [
       ['pixels', 'u32'], ['channels', 'u32'], ['chunkChannels', 'u32'], ['channelOffset', 'u32'],
-      ['first', 'u32'], ['last', 'u32'], ['scoreFloor', 'f32'], ['pad1', 'u32'],
+      ['first', 'u32'], ['last', 'u32'], ['scoreFloor', 'f32'],
     ],
     bindings,
   };
@@ -231,9 +236,9 @@ function geometry(entryPoint: string, bindings: (string | null)[], constants?: R
     workgroupSize: WG,
     params: [
       ['width', 'u32'], ['height', 'u32'], ['radius', 'u32'], ['step', 'u32'],
-      ['outChannel', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32'],
+      ['outChannel', 'u32'],
       ['ox', 'f32'], ['oy', 'f32'], ['oz', 'f32'], ['a', 'f32'],
-      ['b', 'f32'], ['c', 'f32'], ['inv', 'f32'], ['pad3', 'f32'],
+      ['b', 'f32'], ['c', 'f32'], ['inv', 'f32'],
     ],
     bindings,
     constants,
@@ -254,9 +259,26 @@ function morphology(entryPoint: string): KernelSpec {
 function filterParams(): KernelSpec['params'] {
   return [
     ['width', 'u32'], ['height', 'u32'], ['planes', 'u32'], ['radius', 'u32'],
-    ['outChannel', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32'],
+    ['outChannel', 'u32'],
   ];
 }
+
+/**
+ * Every kernel of the core: the stages' (`kernels`), PatchCore's (`patchcoreKernels`) and the network's
+ * (`netKernels`), and one instance of each parameterized spec (`im2colKernel`, `depthwiseKernel`, `maxPoolKernel`,
+ * `localMeanKernel`; their arguments, like `maskedSpec`'s, change only override constants, never the WGSL,
+ * uniform fields or bindings). A kernel added anywhere must be listed here: the kernel-spec test requires
+ * every `@compute` entry point in shaders/ to have a spec in this list.
+ */
+export const allKernels: readonly KernelSpec[] = [
+  ...Object.values(kernels),
+  ...Object.values(patchcoreKernels),
+  ...Object.values(netKernels),
+  im2colKernel({ kh: 3, kw: 3, sh: 2, sw: 2 }, 16),
+  depthwiseKernel({ kh: 3, kw: 3, sh: 1, sw: 1 }, 16),
+  localMeanKernel(16),
+  maxPoolKernel({ kh: 3, kw: 3, sh: 2, sw: 2 }, 16),
+];
 
 /** Workgroups of the 64 x 4 image kernels over width x height (x planes). */
 export const imageGroups = (width: number, height: number, planes = 1): [number, number, number] => [

@@ -15,7 +15,7 @@ export function normalizeBorder(gpu: Gpu, scores: GpuArray, size: { width: numbe
   }
   const table = gpu.upload(packed);
   const out = gpu.alloc(size.width * size.height);
-  gpu.run(kernels.borderNormalize, { width: size.width, height: size.height, bands, pad0: 0 }, { src: scores, dst: out, profile: table }, groupsFor(size.width * size.height));
+  gpu.run(kernels.borderNormalize, { width: size.width, height: size.height, bands }, { src: scores, dst: out, profile: table }, groupsFor(size.width * size.height));
   gpu.release(table);
   return out;
 }

@@ -67,9 +67,6 @@ export async function pseudoLabels(
     mn: histogram.min,
     scale: histogram.scale,
     seedFloor: floor,
-    pad0: 0,
-    pad1: 0,
-    pad2: 0,
   };
   const labels = gpu.alloc(n, true);
   const hist = gpu.alloc(4096, true);

@@ -16,7 +16,7 @@ function recordInvalidDispatch(gpu: Gpu): void {
   const scores = gpu.alloc(4);
   const mask = gpu.alloc(4);
   const over = gpu.device.limits.maxComputeWorkgroupsPerDimension + 1;
-  gpu.run(kernels.thresholdGlobal, { pixels: 4, threshold: 0, pad0: 0, pad1: 0 }, { scores, mask }, [over, 1, 1]);
+  gpu.run(kernels.thresholdGlobal, { pixels: 4, threshold: 0 }, { scores, mask }, [over, 1, 1]);
   gpu.release(scores, mask);
 }
 

@@ -24,7 +24,7 @@ export function gaussianSmooth(gpu: Gpu, src: GpuArray, planes: number, width: n
   const taps = gpu.upload(gaussianTaps(sigma));
   const tmp = gpu.alloc(planes * n);
   const out = gpu.alloc(planes * n);
-  const p = { width, height, planes, radius: (taps.length - 1) / 2, outChannel: 0, pad0: 0, pad1: 0, pad2: 0 };
+  const p = { width, height, planes, radius: (taps.length - 1) / 2, outChannel: 0 };
   const rowBlocks = imageGroups(width, Math.ceil(height / BLUR_ROWS), planes);
   gpu.run(kernels.blurH, p, { src, dst: tmp, taps }, rowBlocks);
   gpu.run(kernels.blurV, p, { src: tmp, dst: out, taps }, rowBlocks);
@@ -55,7 +55,7 @@ export function filterbankExtractor(sigmas: readonly number[]): FeatureExtractor
       const single = channels * n <= gpu.maxElements;
       const raw = gpu.upload(image.data);
       const prepared = gpu.alloc(planes * n);
-      const base = { width, height, planes: image.channels, radius: 0, outChannel: 0, pad0: 0, pad1: 0, pad2: 0 };
+      const base = { width, height, planes: image.channels, radius: 0, outChannel: 0 };
       gpu.run(kernels.filterPrepare, base, { src: raw, dst: prepared }, imageGroups(width, height));
       let chunks: { data: GpuArray; channels: number }[];
       let all: GpuArray | null = null;

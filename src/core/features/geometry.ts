@@ -122,9 +122,6 @@ function geoParams(pc: PreparedPointCloud, plane: BackgroundPlane | null, outCha
     radius: window.radius,
     step: window.step,
     outChannel,
-    pad0: 0,
-    pad1: 0,
-    pad2: 0,
     ox: pc.origin[0],
     oy: pc.origin[1],
     oz: pc.origin[2],
@@ -132,7 +129,6 @@ function geoParams(pc: PreparedPointCloud, plane: BackgroundPlane | null, outCha
     b: p.b,
     c: p.c,
     inv: p.inv,
-    pad3: 0,
   };
 }
 

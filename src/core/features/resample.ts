@@ -22,7 +22,6 @@ export function resampleBilinear(
       planes,
       scaleX: from.width / to.width,
       scaleY: from.height / to.height,
-      pad: 0,
     },
     { src, dst },
     groupsFor(planes * to.width),

@@ -10,7 +10,7 @@ import { maskedSpec, noValidity, type GpuValidity } from '../validity.ts';
 export function standardizeChunk(gpu: Gpu, feat: GpuArray, channels: number, plane: number, validity?: GpuValidity | null): void {
   const valid = validity ?? noValidity(gpu);
   const m = moments(gpu, feat, channels, plane, valid);
-  gpu.run(maskedSpec(kernels.standardize, valid), { plane, planes: channels, pad0: 0, pad1: 0 }, { feat, moments: m, valid: valid.data }, [Math.ceil(plane / (256 * 64)), channels, 1]);
+  gpu.run(maskedSpec(kernels.standardize, valid), { plane, planes: channels }, { feat, moments: m, valid: valid.data }, [Math.ceil(plane / (256 * 64)), channels, 1]);
   gpu.release(m);
 }
 

@@ -76,7 +76,7 @@ export function projectPlanar(gpu: Gpu, p: GpuProjection, data: GpuArray, padded
   const projected = gpu.alloc(p.dims * padded);
   gpu.run(
     netKernels.pointwise,
-    { stride4: padded / 4, cin: p.channels, cout: p.dims, coutPad4: p.coutPad / 4, lo: -F32_MAX, hi: F32_MAX, pad0: 0, pad1: 0 },
+    { stride4: padded / 4, cin: p.channels, cout: p.dims, coutPad4: p.coutPad / 4, lo: -F32_MAX, hi: F32_MAX },
     { input: data, weights: p.weights, bias: p.bias, output: projected },
     [ceilDiv(padded / 4, NET_WG), p.coutPad / COUT_BLOCK, 1],
   );
@@ -162,7 +162,7 @@ export async function greedyCoreset(gpu: Gpu, points: Float32Array, channels: nu
   const partIdx = gpu.alloc(nparts);
   const center = gpu.alloc(dims);
   const selected = gpu.alloc(count);
-  const params = (p: PointPart, iter: number) => ({ n4: p.n4, count: p.count, dims, base: p.base, partBase: p.partBase, nparts, iter, pad0: 0 });
+  const params = (p: PointPart, iter: number) => ({ n4: p.n4, count: p.count, dims, base: p.base, partBase: p.partBase, nparts, iter });
   try {
     gpu.write(selected, new Uint32Array([coresetStart(size, options.seed)]));
     for (const p of parts) {

@@ -39,7 +39,7 @@ export function poolBoxes(gpu: Gpu, src: GpuArray, channels: number, from: Shape
   const cells = grid.width * grid.height;
   gpu.run(
     kernels.poolBoxes,
-    { srcW: from.width, srcH: from.height, gridW: grid.width, gridH: grid.height, channels, outStride, pad0: 0, pad1: 0 },
+    { srcW: from.width, srcH: from.height, gridW: grid.width, gridH: grid.height, channels, outStride },
     { src, valid: v.data, dst },
     [groupsFor(cells), channels, 1],
   );

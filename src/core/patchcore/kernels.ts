@@ -13,7 +13,7 @@ const knnParams: KernelSpec['params'] = [
   ['nq4', 'u32'], ['nb', 'u32'], ['dims', 'u32'], ['slice', 'u32'], ['base', 'u32'], ['slices', 'u32'], ['first', 'u32'], ['nq', 'u32'],
 ];
 const coresetParams: KernelSpec['params'] = [
-  ['n4', 'u32'], ['count', 'u32'], ['dims', 'u32'], ['base', 'u32'], ['partBase', 'u32'], ['nparts', 'u32'], ['iter', 'u32'], ['pad0', 'u32'],
+  ['n4', 'u32'], ['count', 'u32'], ['dims', 'u32'], ['base', 'u32'], ['partBase', 'u32'], ['nparts', 'u32'], ['iter', 'u32'],
 ];
 
 const rerankParams: KernelSpec['params'] = [

@@ -222,7 +222,7 @@ function uploadNormalization(gpu: Gpu, normalization: BankNormalization): GpuArr
 function normalizePatches(gpu: Gpu, q: ModalPatches, moments: GpuArray): void {
   const stride = Math.ceil(q.patches / 4) * 4;
   const valid = uploadValidity(gpu, q.valid);
-  gpu.run(maskedSpec(kernels.standardize, valid), { plane: stride, planes: q.channels, pad0: 0, pad1: 0 }, { feat: q.data, moments, valid: valid.data }, [
+  gpu.run(maskedSpec(kernels.standardize, valid), { plane: stride, planes: q.channels }, { feat: q.data, moments, valid: valid.data }, [
     Math.ceil(stride / (256 * 64)),
     q.channels,
     1,

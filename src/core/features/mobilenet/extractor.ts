@@ -55,7 +55,7 @@ function networkLocalMeans(gpu: Gpu, graph: NetworkGraph, image: ImageTensor, in
       const mean = gpu.alloc(channels * plane);
       gpu.run(
         localMeanKernel(tw),
-        { width: t.width, height: t.height, inStride: t.stride, radius: AGGREGATION_RADIUS, c0, pad0: 0, pad1: 0, pad2: 0 },
+        { width: t.width, height: t.height, inStride: t.stride, radius: AGGREGATION_RADIUS, c0 },
         { input: t.data, output: mean },
         [ceilDiv(t.width, tw), ceilDiv(t.height, NET_WG / tw), channels],
       );

@@ -80,7 +80,7 @@ export function preprocessImage(gpu: Gpu, image: ImageTensor, size: Shape, uploa
     {
       srcW: image.width, srcH: image.height, srcChannels: image.channels, dstW: size.width, dstH: size.height, dstStride: stride,
       scaleX: image.width / size.width, scaleY: image.height / size.height,
-      mul0: norm.scale[0], mul1: norm.scale[1], mul2: norm.scale[2], add0: norm.offset[0], add1: norm.offset[1], add2: norm.offset[2], pad0: 0, pad1: 0,
+      mul0: norm.scale[0], mul1: norm.scale[1], mul2: norm.scale[2], add0: norm.offset[0], add1: norm.offset[1], add2: norm.offset[2],
     },
     { src, dst },
     [...gpu.fold(ceilDiv(size.width * size.height, NET_WG)), 3],
@@ -113,7 +113,7 @@ export function runNetwork(gpu: Gpu, graph: NetworkGraph, input: GpuTensor): Map
       const [a, b] = op.inputs.map((t) => live[t]!);
       const out = alloc(op.output);
       const n4 = (out.channels * out.stride) / 4;
-      gpu.run(netKernels.add, { n4, lo: finite(op.lo), hi: finite(op.hi), pad0: 0 }, { a: a.data, b: b.data, output: out.data }, ceilDiv(n4, NET_WG));
+      gpu.run(netKernels.add, { n4, lo: finite(op.lo), hi: finite(op.hi) }, { a: a.data, b: b.data, output: out.data }, ceilDiv(n4, NET_WG));
     } else if (op.kind === 'maxpool') {
       const inp = live[op.input]!;
       const out = alloc(op.output);
@@ -123,7 +123,7 @@ export function runNetwork(gpu: Gpu, graph: NetworkGraph, input: GpuTensor): Map
         maxPoolKernel(op, tw),
         {
           inW: inp.width, inH: inp.height, inStride: inp.stride, outW: out.width, outH: out.height, outStride: out.stride,
-          padTop: geo.padTop, padLeft: geo.padLeft, lo: finite(op.lo), hi: finite(op.hi), pad0: 0, pad1: 0,
+          padTop: geo.padTop, padLeft: geo.padLeft, lo: finite(op.lo), hi: finite(op.hi),
         },
         { input: inp.data, output: out.data },
         [ceilDiv(out.width, tw), ceilDiv(out.height, NET_WG / tw), op.channels],
@@ -135,7 +135,7 @@ export function runNetwork(gpu: Gpu, graph: NetworkGraph, input: GpuTensor): Map
       const geo = windowGeometry(op, inp);
       const window = {
         inW: inp.width, inH: inp.height, inStride: inp.stride, outW: out.width, outH: out.height, outStride: out.stride,
-        padTop: geo.padTop, padLeft: geo.padLeft, lo: finite(op.lo), hi: finite(op.hi), pad0: 0, pad1: 0, pad2: 0,
+        padTop: geo.padTop, padLeft: geo.padLeft, lo: finite(op.lo), hi: finite(op.hi),
       };
       if (op.kind === 'depthwise') {
         const tw = tileWidth(ceilDiv(out.width, 4));
@@ -149,7 +149,7 @@ export function runNetwork(gpu: Gpu, graph: NetworkGraph, input: GpuTensor): Map
           cols = gpu.alloc(op.kh * op.kw * op.cin * out.stride);
           gpu.run(im2colKernel(op, tw), { ...window, cin: op.cin }, { input: inp.data, output: cols }, [ceilDiv(out.width, tw), ceilDiv(out.height, NET_WG / tw), 1]);
         }
-        const params = { stride4: out.stride / 4, cin: op.kh * op.kw * op.cin, cout: op.cout, coutPad4: w.coutPad / 4, lo: window.lo, hi: window.hi, pad0: 0, pad1: 0 };
+        const params = { stride4: out.stride / 4, cin: op.kh * op.kw * op.cin, cout: op.cout, coutPad4: w.coutPad / 4, lo: window.lo, hi: window.hi };
         const groups: [number, number, number] = [ceilDiv(out.stride / 4, NET_WG), w.coutPad / COUT_BLOCK, 1];
         const buffers = { input: cols ?? inp.data, weights: w.weights, bias: w.bias, output: out.data };
         if (op.residual === null) gpu.run(netKernels.pointwise, params, buffers, groups);

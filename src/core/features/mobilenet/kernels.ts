@@ -21,21 +21,21 @@ export const netKernels = {
     'preprocess',
     [
       ['srcW', 'u32'], ['srcH', 'u32'], ['srcChannels', 'u32'], ['dstW', 'u32'], ['dstH', 'u32'], ['dstStride', 'u32'], ['scaleX', 'f32'], ['scaleY', 'f32'],
-      ['mul0', 'f32'], ['mul1', 'f32'], ['mul2', 'f32'], ['add0', 'f32'], ['add1', 'f32'], ['add2', 'f32'], ['pad0', 'u32'], ['pad1', 'u32'],
+      ['mul0', 'f32'], ['mul1', 'f32'], ['mul2', 'f32'], ['add0', 'f32'], ['add1', 'f32'], ['add2', 'f32'],
     ],
     ['src', 'dst'],
   ),
   pointwise: conv(
     'pointwise',
-    [['stride4', 'u32'], ['cin', 'u32'], ['cout', 'u32'], ['coutPad4', 'u32'], ['lo', 'f32'], ['hi', 'f32'], ['pad0', 'u32'], ['pad1', 'u32']],
+    [['stride4', 'u32'], ['cin', 'u32'], ['cout', 'u32'], ['coutPad4', 'u32'], ['lo', 'f32'], ['hi', 'f32']],
     ['input', 'weights', 'bias', 'output'],
   ),
   pointwiseResidual: conv(
     'pointwiseResidual',
-    [['stride4', 'u32'], ['cin', 'u32'], ['cout', 'u32'], ['coutPad4', 'u32'], ['lo', 'f32'], ['hi', 'f32'], ['pad0', 'u32'], ['pad1', 'u32']],
+    [['stride4', 'u32'], ['cin', 'u32'], ['cout', 'u32'], ['coutPad4', 'u32'], ['lo', 'f32'], ['hi', 'f32']],
     ['input', 'weights', 'bias', 'output', 'residual'],
   ),
-  add: conv('add', [['n4', 'u32'], ['lo', 'f32'], ['hi', 'f32'], ['pad0', 'u32']], ['a', 'b', 'output']),
+  add: conv('add', [['n4', 'u32'], ['lo', 'f32'], ['hi', 'f32']], ['a', 'b', 'output']),
 } satisfies Record<string, KernelSpec>;
 
 /** Most invocations along a row of a window-kernel workgroup (the rest of the NET_WG go down the rows). */
@@ -64,7 +64,7 @@ export function im2colKernel(w: Window, tw: number): KernelSpec {
     workgroupSize: NET_WG,
     params: [
       ['inW', 'u32'], ['inH', 'u32'], ['inStride', 'u32'], ['outW', 'u32'], ['outH', 'u32'], ['outStride', 'u32'], ['cin', 'u32'], ['padTop', 'u32'],
-      ['padLeft', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32'],
+      ['padLeft', 'u32'],
     ],
     bindings: ['input', 'output'],
     constants: windowConstants(w, tw),
@@ -80,7 +80,7 @@ export function depthwiseKernel(w: Window, tw: number): KernelSpec {
     workgroupSize: NET_WG,
     params: [
       ['inW', 'u32'], ['inH', 'u32'], ['inStride', 'u32'], ['outW', 'u32'], ['outH', 'u32'], ['outStride', 'u32'], ['padTop', 'u32'], ['padLeft', 'u32'],
-      ['lo', 'f32'], ['hi', 'f32'], ['pad0', 'u32'], ['pad1', 'u32'],
+      ['lo', 'f32'], ['hi', 'f32'],
     ],
     bindings: ['input', 'weights', 'bias', 'output'],
     constants: windowConstants(w, tw),
@@ -96,7 +96,7 @@ export function maxPoolKernel(w: Window, tw: number): KernelSpec {
     workgroupSize: NET_WG,
     params: [
       ['inW', 'u32'], ['inH', 'u32'], ['inStride', 'u32'], ['outW', 'u32'], ['outH', 'u32'], ['outStride', 'u32'], ['padTop', 'u32'], ['padLeft', 'u32'],
-      ['lo', 'f32'], ['hi', 'f32'], ['pad0', 'u32'], ['pad1', 'u32'],
+      ['lo', 'f32'], ['hi', 'f32'],
     ],
     bindings: ['input', 'output'],
     constants: windowConstants(w, tw),
@@ -110,7 +110,7 @@ export function localMeanKernel(tw: number): KernelSpec {
     shaders: ['conv'],
     entryPoint: 'localMean',
     workgroupSize: NET_WG,
-    params: [['width', 'u32'], ['height', 'u32'], ['inStride', 'u32'], ['radius', 'u32'], ['c0', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32']],
+    params: [['width', 'u32'], ['height', 'u32'], ['inStride', 'u32'], ['radius', 'u32'], ['c0', 'u32']],
     bindings: ['input', 'output'],
     constants: { TW: tw },
   };
