@@ -53,6 +53,7 @@ export async function benchScore(
   runs = 10,
   backbone: Backbone = PATCHCORE_DEFAULTS.backbone,
   layers: readonly string[] = scorerLayers(backbone),
+  warmup = 2,
 ): Promise<ScoreBench> {
   if (!hasMobileNet()) registerMobileNet();
   if (!hasResnet50()) registerResnet50();
@@ -61,11 +62,11 @@ export async function benchScore(
   const { channels } = bank.header;
   const image = benchImage(size, size);
   const scorer = await PatchCoreScorer.load(gpu, bank);
-  const gpuMs = await timeRuns(runs, () => scorer.score(image));
+  const gpuMs = await timeRuns(runs, () => scorer.score(image), warmup);
   const search = scorer.search;
   scorer.release();
   const exact = await PatchCoreScorer.load(gpu, bank, { search: 'exact' });
-  const gpuExactMs = await timeRuns(runs, () => exact.score(image));
+  const gpuExactMs = await timeRuns(runs, () => exact.score(image), warmup);
   exact.release();
   const grid = Math.round(size / PATCHCORE_DEFAULTS.stride);
   let tfjsMs: number | null = null;
