@@ -7,6 +7,7 @@ import { BANK_VERSION, encodeBank, type MemoryBank } from '../../src/core/patchc
 import { PATCHCORE_DEFAULTS } from '../../src/core/patchcore/patchcore.ts';
 import { pcgHash } from '../../src/core/rng.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { configFromEnv } from '../../src/service/config.ts';
 import { createScorerCache, MAX_LOADED_BANKS, type StoredBank } from '../../src/processing/scorers.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -76,5 +77,13 @@ describe('scorer cache', () => {
     expect(second).not.toBe(first);
     expect(reads).toBe(2);
     cache.clear();
+  });
+});
+
+describe('SCORER_BACKBONE', () => {
+  it('selects the network of new banks: resnet50 by default, or mobilenetv2; anything else is refused', () => {
+    expect(configFromEnv({}).scorerBackbone).toBe('resnet50');
+    expect(configFromEnv({ SCORER_BACKBONE: 'mobilenetv2' }).scorerBackbone).toBe('mobilenetv2');
+    expect(() => configFromEnv({ SCORER_BACKBONE: 'vgg16' })).toThrow(/SCORER_BACKBONE must be mobilenetv2 or resnet50, got "vgg16"/);
   });
 });
