@@ -16,12 +16,15 @@ import { provideResnet50, resnet50Graph } from '../../src/core/features/resnet/r
 import { decodeTensorFile, encodeTensorFile, floatToHalf, type StoredType, type TensorFile } from '../../src/core/features/resnet/weights.ts';
 import { halfToFloat } from '../../src/core/features/mobilenet/weights.ts';
 import { resolveOptions } from '../../src/core/options.ts';
+import { segment } from '../../src/core/pipeline.ts';
+import { planRun } from '../../src/core/plan.ts';
+import { syntheticSample } from '../../src/synthetic.ts';
 import { referenceBilinear } from '../../src/core/reference/features.ts';
 import { referenceLocalMean, referenceNetwork, referencePreprocess } from '../../src/core/reference/mobilenet.ts';
 import { referenceResnet } from '../../src/core/reference/resnet.ts';
 import type { FeatureTensor, ImageTensor } from '../../src/core/types.ts';
 import { tfjsResnet } from '../../src/cli/benchmarks/tfjsResnet.ts';
-import { readResnet50File, SHIPPED_RESNET50 } from '../../src/models/resnet50.ts';
+import { readResnet50File, registerResnet50, SHIPPED_RESNET50 } from '../../src/models/resnet50.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
 let gpu: Gpu;
@@ -131,6 +134,10 @@ describe('the weights file format', () => {
     expect([...d.tensors.get('a')!.values]).toEqual([...values]);
     expect(d.tensors.get('b')!.shape).toEqual([1, 3]);
     expect([...d.tensors.get('b')!.values]).toEqual([0.0999755859375, -3.25, 7]);
+    // Bytes at an odd offset (a slice of a larger buffer) decode the same (no aligned 16-bit view there).
+    const odd = new Uint8Array(file.length + 1);
+    odd.set(file, 1);
+    expect([...decodeTensorFile(odd.subarray(1), 'odd').tensors.get('b')!.values]).toEqual([0.0999755859375, -3.25, 7]);
     expect(() => encodeTensorFile('t', [{ name: 'x', shape: [1], dtype: 'float16', values: Float32Array.of(1e6) }])).toThrow(/cannot be stored as float16/);
   });
 
@@ -207,20 +214,18 @@ describe('the shipped ResNet-50 v2 weights', () => {
     expect(() => buildResnetGraph(shipped, ['stage4'])).toThrow(/no layer "stage4" \(layers: stem, stage1, stage2, stage3\)/);
   });
 
-  it('WGSL forward = the reference of the compiled graph for every stage output (64x64 and 50x70)', async () => {
-    const layers = ['stem', 'stage1', 'stage2', 'stage3'];
-    const graph = buildResnetGraph(shipped, layers);
-    for (const [w, h, ch] of [[64, 64, 3], [50, 70, 1]] as const) {
+  // Measured <= 3e-6 relative: f32 sums in another order than the f64 reference. One test per size (each
+  // reference forward takes 5-30 s on this machine).
+  for (const [w, h, ch] of [[64, 64, 3], [50, 70, 1]] as const) {
+    it(`WGSL forward = the reference of the compiled graph for every stage output (${w}x${h}, ${ch} channel${ch > 1 ? 's' : ''})`, async () => {
+      const layers = ['stem', 'stage1', 'stage2', 'stage3'];
+      const graph = buildResnetGraph(shipped, layers);
       const image = testImage(w, h, ch, 3);
       const got = await gpuForward(graph, image);
       const want = referenceNetwork(graph, referencePreprocess(image, image, graph.input), image);
-      for (const l of layers) {
-        const d = relDiff(got.get(l)!, want.get(l)!);
-        // Measured <= 3e-6: f32 sums in another order than the f64 reference.
-        expect(d, `${l} at ${w}x${h}`).toBeLessThan(2e-5);
-      }
-    }
-  });
+      for (const l of layers) expect(relDiff(got.get(l)!, want.get(l)!), `${l} at ${w}x${h}`).toBeLessThan(2e-5);
+    });
+  }
 
   it('the compiled graph = TensorFlow.js written from the raw tensors (unfolded batch norms), 40x36', async () => {
     const layers = ['stem', 'stage1', 'stage2', 'stage3'];
@@ -313,5 +318,24 @@ describe('the resnet50 extractor', () => {
     expect(resnetLayersFor(['stage2'])).toEqual(['stage2']);
     provideResnet50(async () => ({ bytes: encodeTensorFile('tiny', tinyWeights()), what: 'tiny.bin' }));
     await expect(resnet50Graph(['block_2_add'])).rejects.toMatchObject({ code: 'INVALID_OPTION', message: expect.stringMatching(/no layer "block_2_add" \(layers: stem, stage1, stage2\)/) });
+  });
+
+  it('plans a run (an input of 2048 over a 2^25-float binding names features.inputSize) and segments a sample end to end', async () => {
+    provideResnet50(async () => readResnet50File(SHIPPED_RESNET50));
+    const limits = (floats: number) => ({ maxStorageBufferBindingSize: floats * 4, maxComputeWorkgroupsPerDimension: 65535 });
+    const colour = { image: { width: 64, height: 64, channels: 3 } };
+    const options = resolveOptions({ 'features.extractor': 'resnet50', 'features.inputSize': 2048 });
+    const refused = await planRun(limits(2 ** 25), colour, options).then(() => null, (e: unknown) => e as TttError);
+    expect(refused?.code).toBe('INVALID_OPTION');
+    // conv0's output: 64 planes of 1024 x 1024 (its windows, 147 rows of them, come later in the plan).
+    expect(refused?.message).toMatch(/^option features\.inputSize: a network input of 2048x2048: layer output 1 \(64 x 1024x1024\) needs 67108864 floats in one buffer/);
+    await expect(planRun(limits(2 ** 25), colour, resolveOptions({ 'features.extractor': 'resnet50', 'features.inputSize': 512 }))).resolves.toBeLessThanOrEqual(2 ** 25);
+
+    registerResnet50();
+    const sample = syntheticSample({ width: 64, height: 64, seed: 2, defects: 2 });
+    const r = await segment(gpu, sample, resolveOptions({ 'features.extractor': 'resnet50', 'features.layers': 'stage1,stage2', 'classifier.epochs': 10 }));
+    expect(r.featureChannels).toBe(768);
+    expect(r.classifier).not.toBeNull();
+    expect(r.pseudoLabels!.anomalous).toBeGreaterThan(0);
   });
 });

@@ -12,8 +12,9 @@ import { loadTfjs, type TfjsModel } from './tfjs.ts';
 export async function tfjsResnet(weights: NamedTensors, layers: readonly string[], height: number, width: number): Promise<TfjsModel> {
   const tf = await loadTfjs();
   const held: Tf.Tensor[] = [];
+  // Weights are created on first use, inside the forward's tidy: tf.keep holds them across runs.
   const keep = <T extends Tf.Tensor>(t: T): T => {
-    held.push(t);
+    held.push(tf.keep(t));
     return t;
   };
   const raw = (name: string): { shape: readonly number[]; values: Float32Array } => {

@@ -6,7 +6,7 @@ import { TttError } from '../../errors.ts';
 import { ceilDiv, type Gpu, type GpuArray } from '../../gpu.ts';
 import type { ImageTensor } from '../../types.ts';
 import { type ConvOp, type InputNormalization, type NetworkGraph, type Shape, SYMMETRIC_INPUT, tensorShapes, windowGeometry } from './graph.ts';
-import { COUT_BLOCK, depthwiseKernel, im2colKernel, maxPoolKernel, NET_WG, netKernels, tileWidth } from './kernels.ts';
+import { COUT_BLOCK, depthwiseKernel, im2colKernel, type PointwiseTile, pointwiseTiles, maxPoolKernel, NET_WG, netKernels, tileWidth } from './kernels.ts';
 
 export interface GpuTensor {
   readonly data: GpuArray;
@@ -21,6 +21,12 @@ export interface GpuTensor {
 export const MAX_NETWORK_SIDE = 2048;
 
 export const planeStride = (shape: Shape): number => Math.ceil((shape.height * shape.width) / 4) * 4;
+
+let preferredTile: keyof typeof pointwiseTiles = 'wider';
+/** For benchmarks: the pointwise tile used where the output channels allow it (the narrow one otherwise). */
+export function setPointwiseTile(name: keyof typeof pointwiseTiles): void {
+  preferredTile = name;
+}
 
 const F32_MAX = 3.4028234663852886e38;
 const finite = (v: number): number => Math.max(-F32_MAX, Math.min(F32_MAX, v));
@@ -150,10 +156,12 @@ export function runNetwork(gpu: Gpu, graph: NetworkGraph, input: GpuTensor): Map
           gpu.run(im2colKernel(op, tw), { ...window, cin: op.cin }, { input: inp.data, output: cols }, [ceilDiv(out.width, tw), ceilDiv(out.height, NET_WG / tw), 1]);
         }
         const params = { stride4: out.stride / 4, cin: op.kh * op.kw * op.cin, cout: op.cout, coutPad4: w.coutPad / 4, lo: window.lo, hi: window.hi };
-        const groups: [number, number, number] = [ceilDiv(out.stride / 4, NET_WG), w.coutPad / COUT_BLOCK, 1];
+        const preferred: PointwiseTile = pointwiseTiles[preferredTile];
+        const tile = w.coutPad % preferred.couts === 0 ? preferred : pointwiseTiles.narrow;
+        const groups: [number, number, number] = [ceilDiv(out.stride / 4, tile.pixels4 * tile.workgroup), w.coutPad / tile.couts, 1];
         const buffers = { input: cols ?? inp.data, weights: w.weights, bias: w.bias, output: out.data };
-        if (op.residual === null) gpu.run(netKernels.pointwise, params, buffers, groups);
-        else gpu.run(netKernels.pointwiseResidual, params, { ...buffers, residual: live[op.residual]!.data }, groups);
+        if (op.residual === null) gpu.run(tile.plain, params, buffers, groups);
+        else gpu.run(tile.residual, params, { ...buffers, residual: live[op.residual]!.data }, groups);
         gpu.release(cols);
       }
     }

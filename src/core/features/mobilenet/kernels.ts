@@ -7,11 +7,12 @@ export const NET_WG = 64;
 /** Output channels one pointwise invocation computes (two vec4 of weights). */
 export const COUT_BLOCK = 8;
 
-const conv = (entryPoint: string, params: KernelSpec['params'], bindings: (string | null)[]): KernelSpec => ({
+
+const conv = (entryPoint: string, params: KernelSpec['params'], bindings: (string | null)[], workgroupSize = NET_WG): KernelSpec => ({
   name: `conv.${entryPoint}`,
   shaders: ['conv'],
   entryPoint,
-  workgroupSize: NET_WG,
+  workgroupSize,
   params,
   bindings,
 });
@@ -37,6 +38,32 @@ export const netKernels = {
   ),
   add: conv('add', [['n4', 'u32'], ['lo', 'f32'], ['hi', 'f32']], ['a', 'b', 'output']),
 } satisfies Record<string, KernelSpec>;
+
+const PW_PARAMS: KernelSpec['params'] = [['stride4', 'u32'], ['cin', 'u32'], ['cout', 'u32'], ['coutPad4', 'u32'], ['lo', 'f32'], ['hi', 'f32']];
+
+/** A register tile of the pointwise product: `pixels4` vec4 of pixels x `couts` output channels per invocation. */
+export interface PointwiseTile {
+  readonly plain: KernelSpec;
+  readonly residual: KernelSpec;
+  readonly pixels4: number;
+  readonly couts: number;
+  readonly workgroup: number;
+}
+
+const tile = (entry: string, pixels4: number, couts: number, workgroup: number): PointwiseTile => ({
+  plain: conv(entry, PW_PARAMS, ['input', 'weights', 'bias', 'output'], workgroup),
+  residual: conv(entry.replace('pointwise', 'pointwiseResidual'), PW_PARAMS, ['input', 'weights', 'bias', 'output', 'residual'], workgroup),
+  pixels4,
+  couts,
+  workgroup,
+});
+
+/** The pointwise tiles, from the smallest (any cout, a multiple of COUT_BLOCK after padding). */
+export const pointwiseTiles = {
+  narrow: tile('pointwise', 1, COUT_BLOCK, NET_WG),
+  wide: tile('pointwiseWide', 2, 16, 32),
+  wider: tile('pointwiseWider', 4, 16, 16),
+} satisfies Record<string, PointwiseTile>;
 
 /** Most invocations along a row of a window-kernel workgroup (the rest of the NET_WG go down the rows). */
 export const MAX_TILE_WIDTH = 16;

@@ -77,6 +77,7 @@ export function floatToHalf(v: number): number {
 }
 
 const HALF_MAX = 65504;
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
 let table: Float32Array | null = null;
 /** Every float16 bit pattern's value. */
@@ -166,7 +167,12 @@ export function decodeTensorFile(file: Uint8Array, what: string): TensorFile {
     const values = new Float32Array(size);
     if (t.dtype === 'float16') {
       const lut = halfTable();
-      for (let i = 0; i < size; i++) values[i] = lut[dv.getUint16(t.offset + 2 * i, true)];
+      if (LITTLE_ENDIAN && (data.byteOffset + t.offset) % 2 === 0) {
+        const bits = new Uint16Array(data.buffer, data.byteOffset + t.offset, size);
+        for (let i = 0; i < size; i++) values[i] = lut[bits[i]];
+      } else {
+        for (let i = 0; i < size; i++) values[i] = lut[dv.getUint16(t.offset + 2 * i, true)];
+      }
     } else {
       for (let i = 0; i < size; i++) values[i] = dv.getFloat32(t.offset + 4 * i, true);
     }
