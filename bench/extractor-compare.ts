@@ -17,6 +17,7 @@ import { buildBank, PATCHCORE_DEFAULTS, PatchCoreScorer } from '../src/core/patc
 import { segment } from '../src/core/pipeline.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
 import { registerMobileNet } from '../src/models/nsfwjs.ts';
+import { registerResnet50 } from '../src/models/resnet50.ts';
 
 const { values: v, positionals } = parseArgs({
   allowPositionals: true,
@@ -24,6 +25,7 @@ const { values: v, positionals } = parseArgs({
 });
 const root = positionals[0];
 registerMobileNet();
+registerResnet50();
 const { gpu, adapterName } = await nodeGpu();
 const bank = v.bank
   ? decodeBank(readFileSync(v.bank), v.bank)

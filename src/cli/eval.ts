@@ -11,7 +11,7 @@ import { MAP_EXTENSIONS, mapsFolder, patchcoreSource, savingMaps, type ScoreSour
 import { decodeBank, encodeBank } from '../core/patchcore/bank.ts';
 import { readInputFile, writeFileAtomic } from '../io/files.ts';
 import { intArg, parse } from './args.ts';
-import { modalityArg } from './bank.ts';
+import { backboneArg, modalityArg } from './bank.ts';
 import { progressReporter } from './progress.ts';
 import { parseShift } from '../eval/shift.ts';
 
@@ -48,6 +48,7 @@ options:
   --bank-images N     build the bank from at most N train images, evenly spaced (default: all)
   --modality M        features of the bank built here: rgb, 3d or both (default: both with point clouds,
                       else rgb; a saved --bank keeps its own)
+  --backbone B        network of the bank built here: resnet50 (default) or mobilenetv2, with its default layers
   --save-bank FILE    write the bank built from train/good
   --save-maps DIR     write every map scored into DIR in the --maps layout (for later --maps runs)
   --methods a,b,...   a subset of: ${ALL_METHOD_NAMES.join(', ')} (default: all
@@ -96,6 +97,7 @@ export const command = {
         bank: { type: 'string' },
         'bank-images': { type: 'string' },
         modality: { type: 'string' },
+        backbone: { type: 'string' },
         'save-bank': { type: 'string' },
         'save-maps': { type: 'string' },
         methods: { type: 'string' },
@@ -113,9 +115,10 @@ export const command = {
       HELP,
     );
     if (!v.dataset) throw new TttError('INVALID_OPTION', '--dataset is required (see ttt eval --help)');
-    if (v.maps && (v.bank || v['bank-images'] || v['save-bank'] || v.modality)) {
-      throw new TttError('INVALID_OPTION', '--bank, --bank-images, --save-bank and --modality belong to the built-in scorer: leave them out with --maps');
+    if (v.maps && (v.bank || v['bank-images'] || v['save-bank'] || v.modality || v.backbone)) {
+      throw new TttError('INVALID_OPTION', '--bank, --bank-images, --save-bank, --modality and --backbone belong to the built-in scorer: leave them out with --maps');
     }
+    if (v.bank && v.backbone) throw new TttError('INVALID_OPTION', '--backbone chooses the network of a bank built from train/good: a saved --bank keeps its own');
     if (v.bank && v.modality) throw new TttError('INVALID_OPTION', '--modality chooses the features of a bank built from train/good: a saved --bank keeps its own');
     const shift = v.shift === undefined ? undefined : parseShift(v.shift);
     if (!shift && (v['shifted-maps'] || v['save-shifted-maps'])) throw new TttError('INVALID_OPTION', '--shifted-maps and --save-shifted-maps belong to --shift');
@@ -144,6 +147,7 @@ export const command = {
       source = patchcoreSource(gpu, {
         bank,
         modality,
+        backbone: v.backbone === undefined ? undefined : backboneArg(v.backbone),
         bankImages: v['bank-images'] === undefined ? undefined : intArg('bank-images', v['bank-images'], 0, 1, 1 << 30),
         onBank: saveBank ? (b) => writeFileAtomic(saveBank, encodeBank(b)) : undefined,
       });

@@ -5,8 +5,8 @@ import { mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TttError } from '../core/errors.ts';
 import type { Gpu } from '../core/gpu.ts';
-import type { BankModality, MemoryBank } from '../core/patchcore/bank.ts';
-import { PATCHCORE_DEFAULTS, PatchCoreScorer, buildBank, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
+import type { Backbone, BankModality, MemoryBank } from '../core/patchcore/bank.ts';
+import { autoPreselect, PATCHCORE_DEFAULTS, PatchCoreScorer, buildBank, scorerLayers, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
 import type { ImageTensor, PointCloud, ScoreMap } from '../core/types.ts';
 import { findOneFile, readInputFile, writeFileAtomic } from '../io/files.ts';
 import { encodeNpy } from '../io/npy.ts';
@@ -84,6 +84,8 @@ export interface PatchCoreSourceOptions {
    * point clouds (MVTec 3D-AD layout), rgb otherwise.
    */
   modality?: BankModality;
+  /** The network of a bank built here, with its default layers (default: config's). */
+  backbone?: Backbone;
   /** Build the bank from at most this many train images, evenly spaced over the sorted list. */
   bankImages?: number;
   /** Called with the bank once built, e.g. to save it. */
@@ -91,7 +93,7 @@ export interface PatchCoreSourceOptions {
 }
 
 /**
- * The built-in scorer: PatchCore on the pretrained MobileNetV2 and/or the 3-D features of the point clouds
+ * The built-in scorer: PatchCore on the pretrained ResNet-50 (or MobileNetV2) and/or the 3-D features of the point clouds
  * (src/core/patchcore/). One bank scores every image, so every method of a run sees the same map.
  */
 export function patchcoreSource(gpu: Gpu, opts: PatchCoreSourceOptions = {}): ScoreSource {
@@ -110,7 +112,9 @@ export function patchcoreSource(gpu: Gpu, opts: PatchCoreSourceOptions = {}): Sc
       let bank = opts.bank;
       if (!bank) {
         const modality = opts.modality ?? (withClouds ? 'both' : 'rgb');
-        const config = { ...base, modality };
+        const network = opts.backbone ? { backbone: opts.backbone, layers: scorerLayers(opts.backbone) } : {};
+        const images = Math.min(dataset.train.length, opts.bankImages ?? dataset.train.length);
+        const config = { ...base, ...network, modality, preselect: base.preselect < 1 ? base.preselect : autoPreselect(images, base) };
         name = `patchcore ${JSON.stringify({ ...config, bankImages: opts.bankImages ?? null })}`;
         if (modality !== 'rgb' && !withClouds) {
           throw new TttError('INVALID_OPTION', `a ${modality} bank needs point clouds: a dataset in the MVTec 3D-AD layout (<split>/<type>/{rgb,xyz,gt}/)`);

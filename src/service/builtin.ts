@@ -6,8 +6,8 @@
 
 import { calibrate, calibrationToJson, type Calibration } from '../core/calibration.ts';
 import { TttError, withSubjectAsync } from '../core/errors.ts';
-import { encodeBank, type MemoryBank } from '../core/patchcore/bank.ts';
-import { bankFromRows, bankRows, PatchCoreScorer, PATCHCORE_DEFAULTS, type BankSample, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
+import { encodeBank, type Backbone, type MemoryBank } from '../core/patchcore/bank.ts';
+import { autoPreselect, bankFromRows, bankRows, PatchCoreScorer, PATCHCORE_DEFAULTS, scorerLayers, type BankSample, type PatchCoreConfig } from '../core/patchcore/patchcore.ts';
 import type { ScoreMap } from '../core/types.ts';
 import { checkAspect, validateImage, validatePointCloud } from '../core/validate.ts';
 import { Prisma } from '../generated/prisma/client.ts';
@@ -48,8 +48,18 @@ interface NominalFile {
   cloud: { name: string; bytes: Uint8Array<ArrayBuffer> } | null;
 }
 
-/** The bank of a product's nominal images: image and 3-D features when they come with point clouds. */
-const bankConfig = (files: readonly NominalFile[]): PatchCoreConfig => ({ ...PATCHCORE_DEFAULTS, modality: files[0]?.cloud ? 'both' : 'rgb' });
+/**
+ * The bank of a product's nominal images: the built-in scorer's defaults (coreset rows), the configured
+ * backbone (SCORER_BACKBONE) with its default layers, image and 3-D features when they come with point
+ * clouds, and the pre-selection of autoPreselect for the number of images (none up to about 40 images).
+ */
+export const builtinBankConfig = (backbone: Backbone, images: number, withClouds: boolean): PatchCoreConfig => ({
+  ...PATCHCORE_DEFAULTS,
+  backbone,
+  layers: scorerLayers(backbone),
+  modality: withClouds ? 'both' : 'rgb',
+  preselect: autoPreselect(images, PATCHCORE_DEFAULTS),
+});
 
 // Additions to one product run one after another in this process; the position check in the final
 // transaction catches additions by other processes.
@@ -107,7 +117,7 @@ async function* decodeAll(ctx: ServiceContext, files: readonly NominalFile[]): A
  */
 async function rebuild(ctx: ServiceContext, files: readonly NominalFile[]): Promise<{ bank: MemoryBank; calibration: Calibration | null }> {
   const { processor } = ctx;
-  const config = bankConfig(files);
+  const config = builtinBankConfig(ctx.config.scorerBackbone, files.length, files[0]?.cloud != null);
   const held = new Set(heldOutPositions(files.length));
   const rows = await processor.withGpu((gpu) => bankRows(gpu, decodeAll(ctx, files), config));
   let calibration: Calibration | null = null;

@@ -1,5 +1,7 @@
 // The service's settings, read once from the environment (every variable has a default).
 
+import { BACKBONES, type Backbone } from '../core/patchcore/bank.ts';
+import { PATCHCORE_DEFAULTS } from '../core/patchcore/patchcore.ts';
 import { DEFAULT_MAX_PIXELS } from '../io/image.ts';
 
 export interface ServiceConfig {
@@ -19,6 +21,8 @@ export interface ServiceConfig {
   maxRequestBytes: number;
   /** Largest accepted image, in pixels (decompression-bomb guard). */
   maxImagePixels: number;
+  /** The network of the built-in scorer's new memory banks (a stored bank keeps the one it was built with). */
+  scorerBackbone: Backbone;
   /** Inspections processed at once (the GPU stage itself runs one at a time on the process's device). */
   concurrency: number;
   /** Origin used in file URLs (e.g. behind a proxy); by default the request's own origin. */
@@ -93,6 +97,14 @@ export const SUBMISSION_FILES = 5;
 /** Room for every file of a submission at the per-file limit, plus the form's fields. */
 const requestLimitFor = (maxUploadBytes: number) => SUBMISSION_FILES * maxUploadBytes + 1024 * 1024;
 
+/** SCORER_BACKBONE: resnet50 (default) or mobilenetv2. */
+function backbone(env: NodeJS.ProcessEnv, key: string): Backbone {
+  const raw = env[key]?.trim();
+  if (!raw) return PATCHCORE_DEFAULTS.backbone;
+  if (!(BACKBONES as readonly string[]).includes(raw)) throw new Error(`${key} must be ${BACKBONES.join(' or ')}, got ${JSON.stringify(raw)}`);
+  return raw as Backbone;
+}
+
 function onOff(env: NodeJS.ProcessEnv, key: string, fallback: boolean): boolean {
   const raw = env[key];
   if (raw === undefined || raw === '') return fallback;
@@ -140,6 +152,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
     maxUploadBytes,
     maxRequestBytes: positiveInt(env, 'MAX_REQUEST_BYTES', requestLimitFor(maxUploadBytes)),
     maxImagePixels: positiveInt(env, 'MAX_IMAGE_PIXELS', DEFAULT_MAX_PIXELS),
+    scorerBackbone: backbone(env, 'SCORER_BACKBONE'),
     concurrency: positiveInt(env, 'PROCESSING_CONCURRENCY', 2),
     publicUrl: env.PUBLIC_URL ? env.PUBLIC_URL.replace(/\/+$/, '') : null,
     maxQueueDepth: positiveInt(env, 'MAX_QUEUE_DEPTH', 100),

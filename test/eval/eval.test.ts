@@ -447,7 +447,7 @@ describe('ttt eval CLI', () => {
   it('refuses built-in scorer options with --maps, an unknown method, a bad --set', async () => {
     const both = await ttt('eval', '--dataset', synth.dataset, '--maps', synth.maps, '--bank-images', '2');
     expect(both.code).toBe(2);
-    expect(both.stderr.trim()).toMatch(/^ttt: --bank, --bank-images, --save-bank and --modality belong to the built-in scorer/);
+    expect(both.stderr.trim()).toMatch(/^ttt: --bank, --bank-images, --save-bank, --modality and --backbone belong to the built-in scorer/);
     const method = await ttt('eval', '--dataset', synth.dataset, '--maps', synth.maps, '--methods', 'ttt,nope');
     expect(method.code).toBe(2);
     expect(method.stderr).toMatch(/unknown method "nope" \(known: thr_global_3sigma, .*ttt, ttt_rgb, ttt_3d\) \[INVALID_OPTION\]/);
@@ -511,7 +511,7 @@ describe('the built-in scorer as a score source', () => {
     const saved = join(dir, 'saved-maps');
     let bankPatches = 0;
     const base = { gpu, dataset: synth.dataset, methods: ['thr_global_3sigma', 'oracle', 'ttt'] as MethodName[], size: null, seed: 3, tttOverrides: {} };
-    const source = savingMaps(patchcoreSource(gpu, { bankImages: 2, onBank: async (b) => void (bankPatches = b.header.patches) }), saved);
+    const source = savingMaps(patchcoreSource(gpu, { backbone: 'mobilenetv2', bankImages: 2, onBank: async (b) => void (bankPatches = b.header.patches) }), saved);
     const built = await runEval({ ...base, source });
     expect(bankPatches).toBeGreaterThan(0);
     expect(built.summary.images).toEqual({ anomalous: 6, nominal: 3 });

@@ -92,7 +92,7 @@ describe('ttt eval on the MVTec 3D-AD layout', () => {
   it('the built-in scorer without --maps: its bank of image and 3-D features finds the dents, one of image features alone does not', async () => {
     registerMobileNet();
     const run = async (modality: 'rgb' | 'both') => {
-      const source = patchcoreSource(await testGpu(), { modality });
+      const source = patchcoreSource(await testGpu(), { modality, backbone: 'mobilenetv2' });
       const r = await runEval({ gpu: await testGpu(), dataset: synth.dataset, source, methods: ['oracle', 'ttt_rgb', 'ttt'], size: null, seed: 0, tttOverrides: FILTERBANK });
       expect(r.report.run.scoreSource).toContain(`"modality":"${modality}"`);
       return r.summary.methods;

@@ -21,6 +21,7 @@ import { pointValidity, releaseValidity, resampleValidity, uploadValidity } from
 import { loadImage, loadMask, loadPointCloud, openDataset, type DatasetImage } from '../../src/eval/dataset.ts';
 import { writeSynthetic3dDataset } from '../../src/eval/syntheticDataset.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerResnet50 } from '../../src/models/resnet50.ts';
 import { synthetic3dSample } from '../../src/synthetic3d.ts';
 import { maxAbsDiff, testGpu } from '../helpers/gpu.ts';
 
@@ -29,6 +30,7 @@ let dir: string;
 beforeAll(async () => {
   gpu = await testGpu();
   registerMobileNet();
+  registerResnet50();
   dir = await mkdtemp(join(tmpdir(), 'ttt-mm-'));
 });
 afterAll(async () => {
@@ -86,7 +88,7 @@ describe('3-D features pooled to the patch grid (GPU against the reference)', ()
 });
 
 describe('multimodal memory banks', () => {
-  const config = { ...PATCHCORE_DEFAULTS, size: 64, coresetRatio: 0.5 };
+  const config = { ...PATCHCORE_DEFAULTS, backbone: 'mobilenetv2' as const, layers: ['block_2_add', 'block_5_add', 'block_12_add'], size: 64, coresetRatio: 0.5, coresetRows: 0 };
   const nominal: BankSample[] = [1, 2, 3].map((seed) => {
     const s = sample(seed);
     return { image: s.image, pointCloud: s.pointCloud };
@@ -97,7 +99,7 @@ describe('multimodal memory banks', () => {
     const h = both.header;
     expect([h.modality, h.rgbChannels, h.geometryChannels, h.channels]).toEqual(['both', 152, 13, 165]);
     expect(h.geometryScales).toEqual([2, 4]);
-    expect(h.layers).toEqual(PATCHCORE_DEFAULTS.layers);
+    expect(h.layers).toEqual(config.layers);
     // Hole patches (boxes with no valid point) are left out: fewer than the 3 x 8 x 6 patches.
     expect(h.sourcePatches).toBeLessThan(3 * 48);
     expect(h.sourcePatches).toBeGreaterThan(30);
@@ -184,11 +186,11 @@ describe('multimodal memory banks', () => {
     const old = decodeBank(file(v1Header, [1, 2, 3, 4]), 'old.bin');
     expect(old.header).toMatchObject({ version: 1, modality: 'rgb', rgbChannels: 2, geometryChannels: 0, geometryScales: [], normalization: null });
     expect(Array.from(old.features)).toEqual([1, 2, 3, 4]);
-    expect(decodeBank(encodeBank(old)).header.version).toBe(2);
+    expect(decodeBank(encodeBank(old)).header.version).toBe(3);
     const v2 = { ...v1Header, version: 2, modality: '3d', layers: [], weights: '', geometryScales: [2], rgbChannels: 0, geometryChannels: 2, normalization: { mean: [0, 0], divisor: [1, 1] } };
-    expect(decodeBank(file(v2, [1, 2, 3, 4])).header.modality).toBe('3d');
+    expect(decodeBank(file(v2, [1, 2, 3, 4])).header).toMatchObject({ modality: '3d', coresetRows: 0, preselect: 1 });
     const bad = (h: object, re: RegExp) => expect(() => decodeBank(file(h, [1, 2, 3, 4]), 'b.bin')).toThrow(re);
-    bad({ ...v2, version: 3 }, /memory bank version 3 \(this build reads versions 1 and 2\)/);
+    bad({ ...v2, version: 4 }, /memory bank version 4 \(this build reads versions 1, 2 and 3\)/);
     bad({ ...v2, modality: 'depth' }, /modality "depth"/);
     bad({ ...v2, geometryChannels: 1 }, /0 image and 1 3-D channels do not make 2 channels of modality 3d/);
     bad({ ...v2, normalization: null }, /normalization does not fit 2 channels/);
@@ -208,7 +210,7 @@ describe('end to end on the synthetic MVTec 3D-AD layout: dents the image does n
     const testSamples = await samples(tests);
     const result: Partial<Record<BankModality, number>> = {};
     for (const modality of ['rgb', '3d', 'both'] as const) {
-      const bank: MemoryBank = await buildBank(gpu, nominalSamples, { ...PATCHCORE_DEFAULTS, modality, size: 96 });
+      const bank: MemoryBank = await buildBank(gpu, nominalSamples, { ...PATCHCORE_DEFAULTS, backbone: 'mobilenetv2', layers: ['block_2_add', 'block_5_add', 'block_12_add'], coresetRows: 0, modality, size: 96 });
       const scorer = await PatchCoreScorer.load(gpu, bank);
       const pos: number[] = [];
       const neg: number[] = [];
@@ -245,7 +247,7 @@ describe('ttt bank build --modality / ttt score --point-cloud', () => {
       console.log = orig;
     }
     const bank = decodeBank(await readFile(out));
-    expect(bank.header).toMatchObject({ modality: 'both', images: 2, geometryScales: [2, 3], rgbChannels: 152, geometryChannels: 13 });
+    expect(bank.header).toMatchObject({ modality: 'both', images: 2, geometryScales: [2, 3], rgbChannels: 1536, geometryChannels: 13, backbone: 'resnet50' });
     expect(decodeBank(await readFile(join(dir, '3d.bin'))).header).toMatchObject({ modality: '3d', channels: 13, layers: [] });
     expect(JSON.parse(log[0])).toMatchObject({ modality: 'both', images: 2 });
     expect(JSON.parse(log[2])).toMatchObject({ width: 64, height: 48 });

@@ -18,13 +18,18 @@ import { coveringRadius, referenceCoreset, referenceNearest, referenceScoreMap }
 import { pcgHash } from '../../src/core/rng.ts';
 import type { ImageTensor } from '../../src/core/types.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerResnet50 } from '../../src/models/resnet50.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {
   gpu = await testGpu();
   registerMobileNet();
+  registerResnet50();
 });
+
+/** The fast backbone for the tests of the scorer's own stages (the default, resnet50, in the CLI test). */
+const MOBILENET = { backbone: 'mobilenetv2', layers: ['block_2_add', 'block_5_add', 'block_12_add'], coresetRows: 0 } as const;
 
 const uniform = (n: number, seed: number, scale = 1) => Float32Array.from({ length: n }, (_, i) => (pcgHash((i * 2654435761 + seed) >>> 0) / 4294967296) * scale);
 
@@ -122,7 +127,7 @@ describe('greedy coreset (GPU) against the reference', () => {
 describe('memory bank file', () => {
   const bank: MemoryBank = {
     header: {
-      ...PATCHCORE_DEFAULTS, version: BANK_VERSION, extractor: 'mobilenetv2', weights: 'test', layers: ['block_2_add'],
+      ...PATCHCORE_DEFAULTS, version: BANK_VERSION, backbone: 'mobilenetv2', weights: 'test', layers: ['block_2_add'],
       patches: 3, channels: 2, images: 1, sourcePatches: 30,
       geometryScales: [], rgbChannels: 2, geometryChannels: 0, normalization: null,
     },
@@ -154,16 +159,16 @@ describe('memory bank file', () => {
     new DataView(nan.buffer).setFloat32(12 + headerLength + 8, NaN, true);
     expect(() => decodeBank(nan, 'b.bin')).toThrow(/patch 1 holds NaN/);
     const future = bytes.slice();
-    const at = new TextDecoder().decode(bytes.subarray(12, 12 + headerLength)).indexOf('"version":2');
+    const at = new TextDecoder().decode(bytes.subarray(12, 12 + headerLength)).indexOf('"version":3');
     future.set(new TextEncoder().encode('"version":9'), 12 + at);
-    expect(() => decodeBank(future, 'b.bin')).toThrow(/memory bank version 9 \(this build reads versions 1 and 2\)/);
+    expect(() => decodeBank(future, 'b.bin')).toThrow(/memory bank version 9 \(this build reads versions 1, 2 and 3\)/);
     const noLayers = encodeBank({ ...bank, header: { ...bank.header, layers: [] } });
     expect(() => decodeBank(noLayers, 'b.bin')).toThrow(/lists no layers/);
   });
 });
 
 describe('scoring', () => {
-  const config = { ...PATCHCORE_DEFAULTS, size: 64, coresetRatio: 0.5 };
+  const config = { ...PATCHCORE_DEFAULTS, ...MOBILENET, size: 64, coresetRatio: 0.5 };
 
   it('score map = bilinear + Gaussian smoothing of the nearest-patch distances (GPU against the reference)', async () => {
     const bank = await buildBank(gpu, [texture(64, 64, 1), texture(64, 48, 2)], config);
@@ -206,7 +211,7 @@ describe('scoring', () => {
   it('banks of subsets of one bankRows pass equal buildBank of the same images', async () => {
     const images = [texture(64, 64, 1), texture(64, 48, 2), texture(48, 64, 4)];
     const rows = await bankRows(gpu, images, config);
-    expect(rows.perImage.map((r) => r.length / rows.channels)).toEqual([64, 48, 48]);
+    expect(rows.perImage.map((r) => r.rows.length / rows.channels)).toEqual([64, 48, 48]);
     for (const pick of [[0, 2], [0, 1, 2]]) {
       const direct = await buildBank(gpu, pick.map((k) => images[k]), config);
       const fromRows = await bankFromRows(gpu, { ...rows, perImage: pick.map((k) => rows.perImage[k]) }, config);
@@ -255,7 +260,7 @@ describe('ttt bank build / ttt score', () => {
       console.log = orig;
     }
     const bank = decodeBank(readFileSync(out));
-    expect(bank.header).toMatchObject({ images: 2, sourcePatches: 128, patches: 32, channels: 152, size: 64, coresetRatio: 0.25 });
+    expect(bank.header).toMatchObject({ images: 2, sourcePatches: 128, patches: 32, channels: 1536, size: 64, coresetRatio: 0.25, coresetRows: 0, backbone: 'resnet50', layers: ['stage2', 'stage3'], preselect: 1 });
     const npy = readFileSync(join(dir, 'map.npy'));
     expect(npy.subarray(1, 6).toString()).toBe('NUMPY');
     expect(npy.toString('latin1', 10, 80)).toContain("'shape': (64, 72)");
@@ -264,6 +269,11 @@ describe('ttt bank build / ttt score', () => {
     expect(JSON.parse(log[1])).toMatchObject({ width: 72, height: 64 });
     await expect(bankCommand.run(['build', '--images', join(dir, 'missing'), '--out', out])).rejects.toThrow(/is not a folder/);
     await expect(bankCommand.run(['build', '--images', dir, '--out', out, '--coreset', '2'])).rejects.toThrow(/--coreset expects a share in \(0, 1\]/);
+    await expect(bankCommand.run(['build', '--images', dir, '--out', out, '--backbone', 'vgg'])).rejects.toThrow(/--backbone expects mobilenetv2 or resnet50, got "vgg"/);
+    await expect(bankCommand.run(['build', '--images', dir, '--out', out, '--preselect', '0'])).rejects.toThrow(/--preselect expects a share in \(0, 1\] or auto/);
+    // MobileNetV2 with a row target and a pre-selection: 2 images of 64 patches keep 16 each, the bank 20.
+    await bankCommand.run(['build', '--images', dir, '--out', out, '--size', '64', '--backbone', 'mobilenetv2', '--coreset-rows', '20', '--preselect', '0.25', '--limit', '2']);
+    expect(decodeBank(readFileSync(out)).header).toMatchObject({ images: 2, sourcePatches: 128, patches: 20, channels: 152, backbone: 'mobilenetv2', layers: ['block_2_add', 'block_5_add', 'block_12_add'], coresetRows: 20, preselect: 0.25 });
     writeFileSync(join(dir, 'cut.bin'), readFileSync(out).subarray(0, readFileSync(out).length - 100));
     await expect(scoreCommand.run(['--bank', join(dir, 'cut.bin'), '--image', test, '--out', join(dir, 'x.npy')])).rejects.toThrow(/truncated/);
   });

@@ -10,6 +10,10 @@ import type { Gpu } from '../../src/core/gpu.ts';
 import { auroc } from '../../src/core/patchcore/auroc.ts';
 import { decodeBank } from '../../src/core/patchcore/bank.ts';
 import { buildBank, PatchCoreScorer, PATCHCORE_DEFAULTS } from '../../src/core/patchcore/patchcore.ts';
+import { builtinBankConfig } from '../../src/service/builtin.ts';
+
+/** The service's bank settings in the tests (helpers.ts: SCORER_BACKBONE mobilenetv2; up to 40 images, no pre-selection). */
+const BANK = builtinBankConfig('mobilenetv2', 6, false);
 import type { ImageTensor, ScoreMap } from '../../src/core/types.ts';
 import { decodeImage, encodeImagePng } from '../../src/io/image.ts';
 import { decodeScoreMap } from '../../src/io/scoremap.ts';
@@ -111,9 +115,9 @@ describe.each(BACKENDS)('built-in scorer on %s', (backend) => {
       scorerBank: {
         images: 6,
         sourcePatches: 6 * PATCHES_PER_IMAGE,
-        patches: Math.round(PATCHCORE_DEFAULTS.coresetRatio * 6 * PATCHES_PER_IMAGE),
+        patches: Math.min(PATCHCORE_DEFAULTS.coresetRows, 6 * PATCHES_PER_IMAGE),
         channels: 152,
-        layers: [...PATCHCORE_DEFAULTS.layers],
+        layers: [...BANK.layers],
         size: 256,
         stride: 8,
         coresetRatio: PATCHCORE_DEFAULTS.coresetRatio,
@@ -123,12 +127,12 @@ describe.each(BACKENDS)('built-in scorer on %s', (backend) => {
 
     // The stored bank is buildBank() of the six images, in upload order.
     const stored = decodeBank((await productRow()).scorerBank!);
-    const expected = await buildBank(gpu, images.slice(0, 6), PATCHCORE_DEFAULTS);
+    const expected = await buildBank(gpu, images.slice(0, 6), BANK);
     expect(stored.header).toEqual(expected.header);
     expect(stored.features).toEqual(expected.features);
 
     // The calibration: image 4 (held out) scored against a bank of images 0-3 and 5.
-    const calibrationBank = await buildBank(gpu, [0, 1, 2, 3, 5].map((k) => images[k]), PATCHCORE_DEFAULTS);
+    const calibrationBank = await buildBank(gpu, [0, 1, 2, 3, 5].map((k) => images[k]), BANK);
     const scorer = await PatchCoreScorer.load(gpu, calibrationBank);
     const heldOut = (await scorer.score(images[4])).anomalyMap;
     scorer.release();
@@ -295,7 +299,7 @@ describe.each(BACKENDS)('built-in scorer on %s', (backend) => {
     expect(superseded.map((e) => e.level)).toEqual(['warn', 'info']);
     // The bank is that of both images, in position order.
     expect(decodeBank((await s.prisma.product.findUniqueOrThrow({ where: { id: local } })).scorerBank!).features).toEqual(
-      (await buildBank(gpu, [images[2], images[3]], PATCHCORE_DEFAULTS)).features,
+      (await buildBank(gpu, [images[2], images[3]], BANK)).features,
     );
   });
 

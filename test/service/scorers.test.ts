@@ -7,6 +7,7 @@ import { BANK_VERSION, encodeBank, type MemoryBank } from '../../src/core/patchc
 import { PATCHCORE_DEFAULTS } from '../../src/core/patchcore/patchcore.ts';
 import { pcgHash } from '../../src/core/rng.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { configFromEnv } from '../../src/service/config.ts';
 import { createScorerCache, MAX_LOADED_BANKS, type StoredBank } from '../../src/processing/scorers.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -16,7 +17,7 @@ const CHANNELS = 152;
 function bank(seed: number, patches = 16): Uint8Array {
   const features = Float32Array.from({ length: patches * CHANNELS }, (_, i) => pcgHash((i * 2654435761 + seed) >>> 0) / 4294967296);
   const b: MemoryBank = {
-    header: { ...PATCHCORE_DEFAULTS, version: BANK_VERSION, extractor: 'mobilenetv2', weights: 'test', layers: [...PATCHCORE_DEFAULTS.layers], patches, channels: CHANNELS, images: 1, sourcePatches: patches, geometryScales: [], rgbChannels: CHANNELS, geometryChannels: 0, normalization: null },
+    header: { ...PATCHCORE_DEFAULTS, version: BANK_VERSION, backbone: 'mobilenetv2', weights: 'test', layers: ['block_2_add', 'block_5_add', 'block_12_add'], patches, channels: CHANNELS, images: 1, sourcePatches: patches, geometryScales: [], rgbChannels: CHANNELS, geometryChannels: 0, normalization: null },
     features,
   };
   return encodeBank(b);
@@ -76,5 +77,13 @@ describe('scorer cache', () => {
     expect(second).not.toBe(first);
     expect(reads).toBe(2);
     cache.clear();
+  });
+});
+
+describe('SCORER_BACKBONE', () => {
+  it('selects the network of new banks: resnet50 by default, or mobilenetv2; anything else is refused', () => {
+    expect(configFromEnv({}).scorerBackbone).toBe('resnet50');
+    expect(configFromEnv({ SCORER_BACKBONE: 'mobilenetv2' }).scorerBackbone).toBe('mobilenetv2');
+    expect(() => configFromEnv({ SCORER_BACKBONE: 'vgg16' })).toThrow(/SCORER_BACKBONE must be mobilenetv2 or resnet50, got "vgg16"/);
   });
 });

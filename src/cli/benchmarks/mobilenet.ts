@@ -1,11 +1,9 @@
-// Benchmarks of the pretrained MobileNetV2 features and the built-in PatchCore scorer, shared by
+// Benchmarks of the pretrained MobileNetV2 features (the scorer's: score.ts), shared by
 // bench/features.ts and `ttt bench`: medians over `runs` timed runs after warm-up.
 
 import { DEFAULT_LAYERS, networkFeatureMaps } from '../../core/features/mobilenet/extractor.ts';
 import { preprocessImage, runNetwork } from '../../core/features/mobilenet/forward.ts';
 import { hasMobileNet, mobileNetGraph } from '../../core/features/mobilenet/registry.ts';
-import { BANK_VERSION, type MemoryBank } from '../../core/patchcore/bank.ts';
-import { PATCHCORE_DEFAULTS, PatchCoreScorer } from '../../core/patchcore/patchcore.ts';
 import { pcgHash } from '../../core/rng.ts';
 import type { ImageTensor } from '../../core/types.ts';
 import { nodeGpu } from '../../gpu/node.ts';
@@ -71,39 +69,4 @@ export async function benchFeatures(sizes: readonly number[], runs = 10): Promis
     out.push({ size, gpuMs: +gpuMs.toFixed(1), tfjsMs, ...(tfjsUnavailable && { tfjsUnavailable }), extractMs: +extractMs.toFixed(1) });
   }
   return out;
-}
-
-export interface ScoreBench {
-  readonly gpuMs: number;
-  readonly layers: readonly string[];
-  readonly bankSize: number;
-  readonly size: number;
-  readonly patches: number;
-  readonly channels: number;
-}
-
-/**
- * Scoring one size x size image against a bank of `bankSize` patches of `layers` (random values: the
- * brute-force search costs the same for any): network, kNN, score map, readback.
- */
-export async function benchScore(bankSize = 50_000, size = 256, runs = 10, layers: readonly string[] = PATCHCORE_DEFAULTS.layers): Promise<ScoreBench> {
-  if (!hasMobileNet()) registerMobileNet();
-  const { gpu } = await nodeGpu();
-  const graph = await mobileNetGraph(layers);
-  const channels = [...graph.outputs.values()].reduce((a, t) => a + graph.channels[t], 0);
-  const features = Float32Array.from({ length: bankSize * channels }, (_, i) => (pcgHash(i) / 4294967296) * 4);
-  const bank: MemoryBank = {
-    header: {
-      ...PATCHCORE_DEFAULTS, version: BANK_VERSION, extractor: 'mobilenetv2', weights: graph.source, layers: [...layers],
-      size, patches: bankSize, channels, images: 1, sourcePatches: bankSize,
-      geometryScales: [], rgbChannels: channels, geometryChannels: 0, normalization: null,
-    },
-    features,
-  };
-  const scorer = await PatchCoreScorer.load(gpu, bank);
-  const image = benchImage(size, size);
-  const gpuMs = await timeRuns(runs, () => scorer.score(image));
-  scorer.release();
-  const grid = Math.round(size / PATCHCORE_DEFAULTS.stride);
-  return { gpuMs: +gpuMs.toFixed(1), layers, bankSize, size, patches: grid * grid, channels };
 }

@@ -2,14 +2,20 @@
 // (u32, little-endian), the header (UTF-8, space-padded to a multiple of 4 bytes), then the patches as
 // float32 little-endian, patch-major ([patches][channels]). Loading validates every part.
 // Version 2 adds the modality (rgb, 3d or both), the 3-D feature scales and the per-channel normalization
-// of multimodal banks; version 1 files (image features only) still load, as modality rgb.
+// of multimodal banks; version 1 files (image features only) still load, as modality rgb. Version 3 adds the
+// coreset's row target and per-image pre-selection share (older files: 0 and 1, the ratio and the exact
+// greedy coreset) and the backbone (mobilenetv2 or resnet50; older files name extractor mobilenetv2).
 
 import { TttError } from '../errors.ts';
 
 export const BANK_MAGIC = 'TTTBANK1';
-export const BANK_VERSION = 2;
+export const BANK_VERSION = 3;
 /** Versions this build reads. */
-export const BANK_VERSIONS: readonly number[] = [1, 2];
+export const BANK_VERSIONS: readonly number[] = [1, 2, 3];
+
+/** The network of a bank's image features. */
+export type Backbone = 'mobilenetv2' | 'resnet50';
+export const BACKBONES: readonly Backbone[] = ['mobilenetv2', 'resnet50'];
 
 /** What a bank's patches hold: image features (MobileNetV2 layers), 3-D features, or both concatenated. */
 export type BankModality = 'rgb' | '3d' | 'both';
@@ -28,8 +34,8 @@ const MAX_HEADER = 1 << 20;
 export interface BankHeader {
   readonly version: number;
   readonly modality: BankModality;
-  /** The image feature extractor and the weights it ran with (weights '' and no layers for modality 3d). */
-  readonly extractor: 'mobilenetv2';
+  /** The network of the image features and the weights it ran with (weights '' and no layers for modality 3d). */
+  readonly backbone: Backbone;
   readonly weights: string;
   readonly layers: readonly string[];
   /** Window radii of the 3-D features (features.geometryScales); empty for modality rgb. */
@@ -46,6 +52,10 @@ export interface BankHeader {
   readonly patches: number;
   readonly channels: number;
   readonly coresetRatio: number;
+  /** The coreset's row target (0: coresetRatio of the source patches). */
+  readonly coresetRows: number;
+  /** Share of each image's patches its own greedy k-center pre-selection kept (1: none, the exact coreset). */
+  readonly preselect: number;
   readonly projectionDims: number;
   readonly seed: number;
   /** Nominal images and patches the coreset was chosen from. */
@@ -92,13 +102,19 @@ function upgradeV1(h: Record<string, unknown>): Record<string, unknown> {
 
 function checkHeader(name: string, raw: Record<string, unknown>): BankHeader {
   if (!BANK_VERSIONS.includes(raw.version as number)) {
-    throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank version ${JSON.stringify(raw.version)} (this build reads versions ${BANK_VERSIONS.join(' and ')})`);
+    throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank version ${JSON.stringify(raw.version)} (this build reads versions ${BANK_VERSIONS.slice(0, -1).join(', ')} and ${BANK_VERSIONS.at(-1)})`);
   }
-  const h = raw.version === 1 ? upgradeV1(raw) : raw;
+  const v2 = raw.version === 1 ? upgradeV1(raw) : raw;
+  let h = v2;
+  if ((v2.version as number) < 3) {
+    if (v2.extractor !== 'mobilenetv2') throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank of extractor ${JSON.stringify(v2.extractor)} (expected mobilenetv2)`);
+    const { extractor: _, ...rest } = v2;
+    h = { ...rest, backbone: 'mobilenetv2', coresetRows: 0, preselect: 1 };
+  }
   for (const k of ['size', 'stride', 'patches', 'channels', 'projectionDims', 'images', 'sourcePatches'] as const) {
     if (!positiveInt(h[k])) corrupt(name, `header field ${k} is ${JSON.stringify(h[k])} (expected a positive integer)`);
   }
-  if (h.extractor !== 'mobilenetv2') throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank of extractor ${JSON.stringify(h.extractor)} (expected mobilenetv2)`);
+  if (!BACKBONES.includes(h.backbone as Backbone)) throw new TttError('UNSUPPORTED_FORMAT', `${name}: memory bank of backbone ${JSON.stringify(h.backbone)} (expected ${BACKBONES.join(' or ')})`);
   if (!BANK_MODALITIES.includes(h.modality as BankModality)) corrupt(name, `modality ${JSON.stringify(h.modality)} (expected ${BANK_MODALITIES.join(', ')})`);
   const withImage = h.modality !== '3d';
   const with3d = h.modality !== 'rgb';
@@ -120,6 +136,8 @@ function checkHeader(name: string, raw: Record<string, unknown>): BankHeader {
     corrupt(name, `the normalization does not fit ${h.channels} channels of modality ${h.modality}`);
   }
   if (typeof h.coresetRatio !== 'number' || !(h.coresetRatio > 0 && h.coresetRatio <= 1)) corrupt(name, `coreset ratio ${JSON.stringify(h.coresetRatio)}`);
+  if (!(typeof h.coresetRows === 'number' && Number.isInteger(h.coresetRows) && h.coresetRows >= 0)) corrupt(name, `coreset rows ${JSON.stringify(h.coresetRows)}`);
+  if (typeof h.preselect !== 'number' || !(h.preselect > 0 && h.preselect <= 1)) corrupt(name, `pre-selection share ${JSON.stringify(h.preselect)}`);
   if (typeof h.seed !== 'number' || !Number.isInteger(h.seed)) corrupt(name, 'the header has no seed');
   if ((h.patches as number) > (h.sourcePatches as number)) corrupt(name, `${h.patches} patches chosen from ${h.sourcePatches}`);
   return h as unknown as BankHeader;

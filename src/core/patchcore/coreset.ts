@@ -47,6 +47,85 @@ interface PointPart {
   partBase: number;
 }
 
+/** The seeded projection on the GPU: pointwise weights [channels][coutPad] and a zero bias. */
+export interface GpuProjection {
+  readonly weights: GpuArray;
+  readonly bias: GpuArray;
+  readonly coutPad: number;
+  readonly channels: number;
+  readonly dims: number;
+}
+
+export function uploadProjection(gpu: Gpu, channels: number, dims: number, seed: number): GpuProjection {
+  const coutPad = Math.ceil(dims / COUT_BLOCK) * COUT_BLOCK;
+  const r = projectionMatrix(channels, dims, seed);
+  const w = new Float32Array(channels * coutPad);
+  for (let c = 0; c < channels; c++) w.set(r.subarray(c * dims, (c + 1) * dims), c * coutPad);
+  return { weights: gpu.upload(w), bias: gpu.alloc(coutPad, true), coutPad, channels, dims };
+}
+
+export function releaseProjection(gpu: Gpu, p: GpuProjection): void {
+  gpu.release(p.weights, p.bias);
+}
+
+/**
+ * Projects dimension-major points [channels][padded] (padded: a multiple of 4) into a new [dims][padded]
+ * array (the network's pointwise product: each output sums its channels in order, whatever the batch).
+ */
+export function projectPlanar(gpu: Gpu, p: GpuProjection, data: GpuArray, padded: number): GpuArray {
+  const projected = gpu.alloc(p.dims * padded);
+  gpu.run(
+    netKernels.pointwise,
+    { stride4: padded / 4, cin: p.channels, cout: p.dims, coutPad4: p.coutPad / 4, lo: -F32_MAX, hi: F32_MAX },
+    { input: data, weights: p.weights, bias: p.bias, output: projected },
+    [ceilDiv(padded / 4, NET_WG), p.coutPad / COUT_BLOCK, 1],
+  );
+  return projected;
+}
+
+/** The projection of dimension-major points [channels][padded], read back as [dims][padded]. */
+export async function readProjected(gpu: Gpu, p: GpuProjection, data: GpuArray, padded: number): Promise<Float32Array> {
+  const projected = projectPlanar(gpu, p, data, padded);
+  try {
+    return await gpu.readF32(projected, p.dims * padded);
+  } finally {
+    gpu.release(projected);
+  }
+}
+
+/**
+ * Greedy k-center selection on the host, for small point sets (one image's patches): `count` of the
+ * patch-major points ([size][dims]) in selection order, starting from coresetStart(size, seed); f32
+ * arithmetic in the same order as the GPU kernel and the reference (ties go to the lowest index).
+ */
+export function hostGreedy(points: Float32Array, dims: number, count: number, seed: number): Uint32Array {
+  const size = points.length / dims;
+  if (count >= size) return Uint32Array.from({ length: size }, (_, i) => i);
+  const f = Math.fround;
+  const minDist = new Float32Array(size).fill(3.0e38);
+  const out = new Uint32Array(count);
+  out[0] = coresetStart(size, seed);
+  for (let it = 1; it < count; it++) {
+    const c = out[it - 1] * dims;
+    let best = -2;
+    let bi = 0;
+    for (let i = 0, o = 0; i < size; i++, o += dims) {
+      let acc = 0;
+      for (let k = 0; k < dims; k++) {
+        const d = f(points[o + k] - points[c + k]);
+        acc = f(acc + f(d * d));
+      }
+      if (acc < minDist[i]) minDist[i] = acc;
+      if (minDist[i] > best) {
+        best = minDist[i];
+        bi = i;
+      }
+    }
+    out[it] = bi;
+  }
+  return out;
+}
+
 /** Indices of `count` patches chosen greedily from `points` ([size][channels], patch-major), in selection order. */
 export async function greedyCoreset(gpu: Gpu, points: Float32Array, channels: number, count: number, options: CoresetOptions): Promise<Uint32Array> {
   const size = points.length / channels;
@@ -58,14 +137,7 @@ export async function greedyCoreset(gpu: Gpu, points: Float32Array, channels: nu
   const fit = Math.floor(gpu.maxElements / Math.max(channels, dims) / POINT_BLOCK) * POINT_BLOCK;
   const perPart = Math.min(fit, Math.ceil((options.pointsPerBuffer ?? fit) / POINT_BLOCK) * POINT_BLOCK);
   if (perPart < POINT_BLOCK) throw new TttError('TOO_LARGE', `${channels} channels per patch exceed the device's binding limit`);
-  let projection: { weights: GpuArray; bias: GpuArray; coutPad: number } | null = null;
-  if (project) {
-    const coutPad = Math.ceil(dims / COUT_BLOCK) * COUT_BLOCK;
-    const r = projectionMatrix(channels, dims, options.seed);
-    const w = new Float32Array(channels * coutPad);
-    for (let c = 0; c < channels; c++) w.set(r.subarray(c * dims, (c + 1) * dims), c * coutPad);
-    projection = { weights: gpu.upload(w), bias: gpu.alloc(coutPad, true), coutPad };
-  }
+  const projection = project ? uploadProjection(gpu, channels, dims, options.seed) : null;
   const parts: PointPart[] = [];
   let partBase = 0;
   for (let base = 0; base < size; base += perPart) {
@@ -75,13 +147,7 @@ export async function greedyCoreset(gpu: Gpu, points: Float32Array, channels: nu
     for (let i = 0; i < n; i++) for (let k = 0; k < channels; k++) t[k * padded + i] = points[(base + i) * channels + k];
     let data = gpu.upload(t);
     if (projection) {
-      const projected = gpu.alloc(dims * padded);
-      gpu.run(
-        netKernels.pointwise,
-        { stride4: padded / 4, cin: channels, cout: dims, coutPad4: projection.coutPad / 4, lo: -F32_MAX, hi: F32_MAX },
-        { input: data, weights: projection.weights, bias: projection.bias, output: projected },
-        [ceilDiv(padded / 4, NET_WG), projection.coutPad / COUT_BLOCK, 1],
-      );
+      const projected = projectPlanar(gpu, projection, data, padded);
       gpu.release(data);
       data = projected;
     }
@@ -90,7 +156,7 @@ export async function greedyCoreset(gpu: Gpu, points: Float32Array, channels: nu
     partBase += ceilDiv(n4, CORESET_WG);
     parts.push(part);
   }
-  if (projection) gpu.release(projection.weights, projection.bias);
+  if (projection) releaseProjection(gpu, projection);
   const nparts = partBase;
   const partVal = gpu.alloc(nparts);
   const partIdx = gpu.alloc(nparts);

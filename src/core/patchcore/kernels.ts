@@ -1,4 +1,4 @@
-// The kernels of the built-in PatchCore scorer (shaders/knn.wgsl, shaders/coreset.wgsl), declared once.
+// The kernels of the built-in PatchCore scorer (shaders/knn.wgsl, shaders/rerank.wgsl, shaders/coreset.wgsl), declared once.
 
 import type { KernelSpec } from '../gpu.ts';
 
@@ -7,12 +7,17 @@ export const KNN_WG = 16;
 /** Bank entries one kNN workgroup row scans. */
 export const KNN_SLICE = 4096;
 export const CORESET_WG = 64;
+export const RERANK_WG = 64;
 
 const knnParams: KernelSpec['params'] = [
   ['nq4', 'u32'], ['nb', 'u32'], ['dims', 'u32'], ['slice', 'u32'], ['base', 'u32'], ['slices', 'u32'], ['first', 'u32'], ['nq', 'u32'],
 ];
 const coresetParams: KernelSpec['params'] = [
   ['n4', 'u32'], ['count', 'u32'], ['dims', 'u32'], ['base', 'u32'], ['partBase', 'u32'], ['nparts', 'u32'], ['iter', 'u32'],
+];
+
+const rerankParams: KernelSpec['params'] = [
+  ['nq', 'u32'], ['nq4', 'u32'], ['dims', 'u32'], ['nb', 'u32'], ['base', 'u32'], ['cands', 'u32'], ['first', 'u32'], ['last', 'u32'],
 ];
 
 const knn = (entryPoint: string, bindings: (string | null)[]): KernelSpec => ({
@@ -26,6 +31,10 @@ export const patchcoreKernels = {
   knnSlice: knn('knnSlice', ['queries', 'bank', 'bankNorm', 'partMin', 'partIdx']),
   knnMerge: knn('knnMerge', [null, null, null, 'partMin', 'partIdx', 'bestMin', 'bestIdx']),
   knnExact: knn('knnExact', ['queries', 'bank', null, null, null, null, 'chosen', 'distance']),
+  knnRerank: {
+    name: 'rerank.knnRerank', shaders: ['rerank'], entryPoint: 'knnRerank', workgroupSize: RERANK_WG, params: rerankParams,
+    bindings: ['queries', 'bank', 'cand', 'bestMin', 'bestIdx', 'distance'],
+  },
   coresetInit: coreset('coresetInit', [null, null, 'minDist']),
   coresetUpdate: coreset('coresetUpdate', ['points', 'center', 'minDist', 'partVal', 'partIdx']),
   coresetSelect: coreset('coresetSelect', [null, null, null, 'partVal', 'partIdx', 'selected'], 256),

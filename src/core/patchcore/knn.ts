@@ -3,7 +3,8 @@
 
 import { TttError } from '../errors.ts';
 import { ceilDiv, type Gpu, type GpuArray } from '../gpu.ts';
-import { KNN_SLICE, KNN_WG, patchcoreKernels } from './kernels.ts';
+import { projectPlanar, readProjected, releaseProjection, uploadProjection, type GpuProjection } from './coreset.ts';
+import { KNN_SLICE, KNN_WG, patchcoreKernels, RERANK_WG } from './kernels.ts';
 
 const FAR = 3.0e38;
 
@@ -85,5 +86,74 @@ export function nearestDistances(gpu: Gpu, bank: GpuBank, queries: GpuArray, nq:
     gpu.run(patchcoreKernels.knnExact, params, { queries, bank: p.data, chosen: bestIdx, distance }, ceilDiv(nq, KNN_WG));
   }
   gpu.release(bestMin, partMin, partIdx);
+  return { distance, index: bestIdx };
+}
+
+/**
+ * The approximate search: the bank's patches also held in the seeded random projection of the coreset
+ * (projectionDims channels), split into `slices` slices; a query's candidates are the nearest entry of each
+ * slice in the projected space (knnSlice), re-ranked by their exact distance in the full space (knnRerank).
+ * The distance returned is always the exact distance to the entry chosen; the entry is the true nearest one
+ * whenever that entry is the projected-nearest of its own slice.
+ */
+export interface ProjectedBank {
+  readonly full: GpuBank;
+  /** One buffer: [dims][nb]. */
+  readonly projected: GpuBankPart;
+  readonly projection: GpuProjection;
+  /** Entries per slice (a multiple of 8) and the number of slices (= candidates per query). */
+  readonly slice: number;
+  readonly slices: number;
+}
+
+/**
+ * The projected bank of an uploaded bank, in `slices` slices, or null when its projection does not fit one
+ * buffer (then the exact search is used).
+ */
+export async function projectBank(gpu: Gpu, full: GpuBank, dims: number, seed: number, slices: number): Promise<ProjectedBank | null> {
+  if (!Number.isInteger(slices) || slices < 1) throw new TttError('INVALID_OPTION', `a search in ${slices} slices`);
+  const nb = Math.ceil(full.size / 8) * 8;
+  if (nb * dims > gpu.maxElements) return null;
+  const projection = uploadProjection(gpu, full.channels, dims, seed);
+  const t = new Float32Array(dims * nb);
+  for (const p of full.parts) {
+    const planar = await readProjected(gpu, projection, p.data, p.nb);
+    for (let k = 0; k < dims; k++) t.set(planar.subarray(k * p.nb, k * p.nb + p.count), k * nb + p.base);
+  }
+  const norms = new Float32Array(nb).fill(FAR);
+  for (let i = 0; i < full.size; i++) {
+    let s = 0;
+    for (let k = 0; k < dims; k++) s += t[k * nb + i] * t[k * nb + i];
+    norms[i] = s;
+  }
+  const slice = Math.ceil(nb / slices / 8) * 8;
+  const projected = { data: gpu.upload(t), norms: gpu.upload(norms), base: 0, count: full.size, nb };
+  return { full, projected, projection, slice, slices: Math.ceil(nb / slice) };
+}
+
+export function releaseProjectedBank(gpu: Gpu, bank: ProjectedBank): void {
+  gpu.release(bank.projected.data, bank.projected.norms);
+  releaseProjection(gpu, bank.projection);
+}
+
+/** The approximate nearest entry of each query (as nearestDistances, same layout); the caller releases both arrays. */
+export function projectedNearest(gpu: Gpu, bank: ProjectedBank, queries: GpuArray, nq: number): { distance: GpuArray; index: GpuArray } {
+  const nq4 = Math.ceil(nq / 4);
+  const pq = projectPlanar(gpu, bank.projection, queries, nq4 * 4);
+  const p = bank.projected;
+  const partMin = gpu.alloc(bank.slices * nq4 * 4);
+  const cand = gpu.alloc(bank.slices * nq4 * 4);
+  const sliceParams = { nq4, dims: bank.projection.dims, slice: bank.slice, nq, nb: p.nb, base: 0, slices: bank.slices, first: 1 };
+  gpu.run(patchcoreKernels.knnSlice, sliceParams, { queries: pq, bank: p.data, bankNorm: p.norms, partMin, partIdx: cand }, [ceilDiv(nq4, KNN_WG), bank.slices, 1]);
+  gpu.release(pq, partMin);
+  const bestMin = gpu.alloc(nq);
+  const bestIdx = gpu.alloc(nq);
+  const distance = gpu.alloc(nq);
+  const parts = bank.full.parts;
+  parts.forEach((part, i) => {
+    const params = { nq, nq4, dims: bank.full.channels, nb: part.nb, base: part.base, cands: bank.slices, first: i === 0 ? 1 : 0, last: i === parts.length - 1 ? 1 : 0 };
+    gpu.run(patchcoreKernels.knnRerank, params, { queries, bank: part.data, cand, bestMin, bestIdx, distance }, ceilDiv(nq, RERANK_WG));
+  });
+  gpu.release(cand, bestMin);
   return { distance, index: bestIdx };
 }

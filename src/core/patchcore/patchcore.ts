@@ -14,6 +14,7 @@ import { DEFAULT_LAYERS, networkFeatureMaps, networkInputSize } from '../feature
 import { defaultOptions } from '../options.ts';
 import type { NetworkGraph, Shape } from '../features/mobilenet/graph.ts';
 import { mobileNetGraph } from '../features/mobilenet/registry.ts';
+import { resnet50Graph } from '../features/resnet/registry.ts';
 import { resampleBilinear } from '../features/resample.ts';
 import type { Gpu, GpuArray } from '../gpu.ts';
 import { geometryChannels } from '../features/geometry.ts';
@@ -21,14 +22,16 @@ import { kernels } from '../kernels.ts';
 import type { ImageTensor, PointCloud, ScoreMap } from '../types.ts';
 import { validatePointCloud } from '../validate.ts';
 import { maskedSpec, releaseValidity, uploadValidity } from '../validity.ts';
-import { BANK_VERSION, type BankHeader, type BankModality, type BankNormalization, type MemoryBank } from './bank.ts';
-import { greedyCoreset } from './coreset.ts';
+import { BANK_VERSION, type Backbone, type BankHeader, type BankModality, type BankNormalization, type MemoryBank } from './bank.ts';
+import { greedyCoreset, hostGreedy, readProjected, releaseProjection, uploadProjection, type GpuProjection } from './coreset.ts';
 import { geometryPatchFeatures } from './geometry.ts';
-import { nearestDistances, releaseBank, uploadBank, type GpuBank } from './knn.ts';
+import { nearestDistances, projectBank, projectedNearest, releaseBank, releaseProjectedBank, uploadBank, type GpuBank, type ProjectedBank } from './knn.ts';
 
 export interface PatchCoreConfig {
   /** rgb: MobileNetV2 layers; 3d: the 3-D features of the point cloud; both: the two concatenated. */
   readonly modality: BankModality;
+  /** The network of the image features, and its layers. */
+  readonly backbone: Backbone;
   readonly layers: readonly string[];
   /** Window radii (working-size pixels) of the 3-D features, as features.geometryScales. */
   readonly geometryScales: readonly number[];
@@ -36,8 +39,16 @@ export interface PatchCoreConfig {
   readonly size: number;
   /** Working-size pixels per patch. */
   readonly stride: number;
-  /** Share of the nominal patches the coreset keeps (1: all). */
+  /** Share of the nominal patches the coreset keeps (1: all), when coresetRows is 0. */
   readonly coresetRatio: number;
+  /** Rows the coreset keeps (at most the patches there are); 0: coresetRatio decides. */
+  readonly coresetRows: number;
+  /**
+   * Share of each image's patches kept by a greedy k-center pre-selection within the image, in the
+   * projected space, before the global coreset over the union (1: none, the exact greedy coreset). Modality
+   * rgb only (a multimodal bank's normalization needs every patch first).
+   */
+  readonly preselect: number;
   readonly projectionDims: number;
   readonly seed: number;
 }
@@ -45,14 +56,27 @@ export interface PatchCoreConfig {
 /** Layers measured on Magnetic Tile (docs/benchmarks.md): block_12_add adds 0.03 pixel AUROC. */
 export const PATCHCORE_DEFAULTS: PatchCoreConfig = {
   modality: 'rgb',
-  layers: [...DEFAULT_LAYERS],
+  backbone: 'resnet50',
+  layers: ['stage2', 'stage3'],
   geometryScales: defaultOptions().features.geometryScales,
   size: 256,
   stride: 8,
   coresetRatio: 0.1,
+  coresetRows: 10_000,
+  preselect: 1,
   projectionDims: 128,
   seed: 0,
 };
+
+/** The default layers of a backbone for the built-in scorer (resnet50: stage 2 + stage 3, 512 + 1024 channels, as PatchCore's recipe). */
+export const scorerLayers = (backbone: Backbone): readonly string[] => (backbone === 'resnet50' ? ['stage2', 'stage3'] : DEFAULT_LAYERS);
+
+/** A backbone compiled up to `layers` (each registry caches its graphs). */
+export function backboneGraph(backbone: Backbone, layers: readonly string[]): Promise<NetworkGraph> {
+  if (backbone === 'resnet50') return resnet50Graph(layers);
+  if (backbone === 'mobilenetv2') return mobileNetGraph(layers);
+  throw new TttError('INVALID_OPTION', `backbone ${JSON.stringify(backbone)} (expected mobilenetv2 or resnet50)`);
+}
 
 /** The working size of an image: its longest side scaled to `size`. */
 export const workingShape = (image: Shape, size: number): Shape => networkInputSize(image, size);
@@ -212,19 +236,79 @@ export interface BuildProgress {
   readonly onCoreset?: (done: number, total: number) => void;
 }
 
-/** The patch rows of nominal images, one array per image (patches x channels, holes left out). */
+/** One nominal image's patch rows (holes left out), after the pre-selection of an rgb bank. */
+export interface ImageRows {
+  /** Kept patches x channels. */
+  readonly rows: Float32Array;
+  /** The same patches in the coreset's projected space (kept x projection channels): rgb banks; null otherwise. */
+  readonly projected: Float32Array | null;
+  /** The image's patches before the pre-selection. */
+  readonly patches: number;
+}
+
+/** The patch rows of nominal images, one entry per image. */
 export interface BankRows {
-  readonly perImage: Float32Array[];
+  readonly perImage: ImageRows[];
   readonly channels: number;
   readonly rgbChannels: number;
+  /** Channels of `projected` (the projection's, or the patches' own when they are no wider). */
+  readonly projectedChannels: number;
   /** The network's weights source ('' without image features). */
   readonly weights: string;
 }
 
+/** Patch-major rows of the listed patches of dimension-major [channels][stride] data. */
+function gatherRows(planar: Float32Array, channels: number, stride: number, patches: ArrayLike<number>): Float32Array {
+  const rows = new Float32Array(patches.length * channels);
+  for (let c = 0; c < channels; c++) {
+    const o = c * stride;
+    for (let r = 0; r < patches.length; r++) rows[r * channels + c] = planar[o + patches[r]];
+  }
+  return rows;
+}
+
+/**
+ * An image's greedy k-center subset (preselectCount of its rows, chosen on `projected` by hostGreedy from
+ * coresetStart(rows, seed)), in row order.
+ */
+export function preselectImage(img: ImageRows, channels: number, share: number, seed: number): ImageRows {
+  const n = img.rows.length / channels;
+  const dims = img.projected!.length / n;
+  const chosen = hostGreedy(img.projected!, dims, preselectCount(n, share), seed).sort();
+  const pick = (src: Float32Array, width: number) => {
+    const out = new Float32Array(chosen.length * width);
+    chosen.forEach((r, i) => out.set(src.subarray(r * width, (r + 1) * width), i * width));
+    return out;
+  };
+  return { rows: pick(img.rows, channels), projected: pick(img.projected!, dims), patches: img.patches };
+}
+
+/** The union of the pre-selected patches is about this many times the coreset's size (autoPreselect). */
+export const PRESELECT_OVERSAMPLING = 4;
+
+/**
+ * The pre-selection share for a bank of `images` images: what keeps about PRESELECT_OVERSAMPLING times the
+ * coreset's rows in the union (each image counted at its most patches, (size / stride)^2), 1 (none, the
+ * exact greedy coreset) when that would keep them all.
+ */
+export function autoPreselect(images: number, config: Pick<PatchCoreConfig, 'size' | 'stride' | 'coresetRows' | 'coresetRatio'>): number {
+  const perImage = Math.round(config.size / config.stride) ** 2;
+  const source = images * perImage;
+  const target = config.coresetRows > 0 ? Math.min(config.coresetRows, source) : config.coresetRatio * source;
+  const share = (PRESELECT_OVERSAMPLING * target) / source;
+  return share >= 1 ? 1 : Math.ceil(share * 1000) / 1000;
+}
+
+/** Kept patches of an image of `patches` patches under a pre-selection share. */
+export const preselectCount = (patches: number, share: number): number => Math.max(1, Math.min(patches, Math.ceil(share * patches)));
+
 /**
  * The patch features of nominal images (any sizes; each is resized to the working size), with their point
  * clouds for modalities 3d and both (hole patches are left out): the input of bankFromRows, so that banks
- * of several subsets of the same images need each image's features once.
+ * of several subsets of the same images need each image's features once. An rgb bank's patches are also
+ * projected (the coreset's seeded random projection, on the GPU) image by image, and with `preselect` < 1
+ * only each image's greedy k-center subset (in the projected space, seed + the image's position) is kept:
+ * the whole set of full-width rows is never held at once.
  */
 export async function bankRows(
   gpu: Gpu,
@@ -232,53 +316,111 @@ export async function bankRows(
   config: PatchCoreConfig,
   progress: BuildProgress = {},
 ): Promise<BankRows> {
-  const graph = config.modality === '3d' ? null : await mobileNetGraph(config.layers);
-  const perImage: Float32Array[] = [];
+  if (!(config.preselect > 0 && config.preselect <= 1)) throw new TttError('INVALID_OPTION', `a pre-selection share of ${config.preselect} (expected (0, 1])`);
+  const graph = config.modality === '3d' ? null : await backboneGraph(config.backbone, config.layers);
+  const perImage: ImageRows[] = [];
   let channels = 0;
   let rgbChannels = 0;
-  for await (const s of samples) {
-    const { image, pointCloud } = sampleOf(s);
-    const p = await withSubjectAsync(`nominal image ${perImage.length + 1}`, () => modalPatchFeatures(gpu, graph, image, pointCloud, config));
-    const stride = Math.ceil(p.patches / 4) * 4;
-    const planar = await gpu.readF32(p.data, p.channels * stride);
-    gpu.release(p.data);
-    channels = p.channels;
-    rgbChannels = p.rgbChannels;
-    const kept: number[] = [];
-    for (let i = 0; i < p.patches; i++) if (!p.valid || p.valid[i]) kept.push(i);
-    const rows = new Float32Array(kept.length * channels);
-    for (let c = 0; c < channels; c++) kept.forEach((i, r) => (rows[r * channels + c] = planar[c * stride + i]));
-    perImage.push(rows);
-    progress.onImage?.(perImage.length);
+  let projection: GpuProjection | null = null;
+  try {
+    for await (const s of samples) {
+      const { image, pointCloud } = sampleOf(s);
+      const p = await withSubjectAsync(`nominal image ${perImage.length + 1}`, () => modalPatchFeatures(gpu, graph, image, pointCloud, config));
+      const stride = Math.ceil(p.patches / 4) * 4;
+      channels = p.channels;
+      rgbChannels = p.rgbChannels;
+      const rgb = config.modality === 'rgb';
+      if (rgb && !projection && channels > config.projectionDims) projection = uploadProjection(gpu, channels, config.projectionDims, config.seed);
+      let planar: Float32Array;
+      let projectedPlanar: Float32Array | null = null;
+      try {
+        planar = await gpu.readF32(p.data, p.channels * stride);
+        if (rgb && projection) projectedPlanar = await readProjected(gpu, projection, p.data, stride);
+      } finally {
+        gpu.release(p.data);
+      }
+      const kept = Uint32Array.from({ length: p.patches }, (_, i) => i).filter((i) => !p.valid || p.valid[i] !== 0);
+      if (!rgb) {
+        perImage.push({ rows: gatherRows(planar, channels, stride, kept), projected: null, patches: kept.length });
+      } else {
+        const rows = gatherRows(planar, channels, stride, kept);
+        const projected = projectedPlanar ? gatherRows(projectedPlanar, projection!.dims, stride, kept) : rows;
+        const img = { rows, projected, patches: p.patches };
+        perImage.push(config.preselect < 1 ? preselectImage(img, channels, config.preselect, config.seed + perImage.length) : img);
+      }
+      progress.onImage?.(perImage.length);
+    }
+  } finally {
+    if (projection) releaseProjection(gpu, projection);
   }
-  return { perImage, channels, rgbChannels, weights: graph?.source ?? '' };
+  const projectedChannels = config.modality === 'rgb' && channels > config.projectionDims ? config.projectionDims : channels;
+  return { perImage, channels, rgbChannels, projectedChannels, weights: graph?.source ?? '' };
 }
 
-/**
- * A memory bank from the rows of some of the images bankRows read: normalization and greedy coreset.
- * `consume`: the rows' arrays are dropped from `perImage` as they are copied (one copy in memory, not two).
- */
-export async function bankFromRows(gpu: Gpu, rows: BankRows, config: PatchCoreConfig, progress: BuildProgress = {}, consume = false): Promise<MemoryBank> {
-  const { perImage, channels, rgbChannels } = rows;
-  const imageCount = perImage.length;
-  if (imageCount === 0) throw new TttError('INVALID_INPUT', 'a memory bank needs at least one nominal image');
-  const all = new Float32Array(perImage.reduce((a, r) => a + r.length, 0));
+/** The coreset's size for `source` nominal patches, of which `available` remain after the pre-selection. */
+export function coresetCount(config: Pick<PatchCoreConfig, 'coresetRows' | 'coresetRatio'>, source: number, available: number): number {
+  const want = config.coresetRows > 0 ? config.coresetRows : Math.round(config.coresetRatio * source);
+  return Math.max(1, Math.min(available, want));
+}
+
+const concatRows = (arrays: readonly Float32Array[]): Float32Array => {
+  const all = new Float32Array(arrays.reduce((a, r) => a + r.length, 0));
   let o = 0;
-  for (const r of consume ? perImage.splice(0) : perImage) {
+  for (const r of arrays) {
     all.set(r, o);
     o += r.length;
   }
-  const sourcePatches = all.length / channels;
-  const normalization = config.modality === 'rgb' ? null : bankNormalization(all, rgbChannels, channels - rgbChannels);
-  if (normalization) normalizeRows(all, normalization);
-  const count = Math.max(1, Math.min(sourcePatches, Math.round(config.coresetRatio * sourcePatches)));
-  const chosen = await greedyCoreset(gpu, all, channels, count, { projectionDims: config.projectionDims, seed: config.seed, onProgress: progress.onCoreset });
-  const features = new Float32Array(chosen.length * channels);
-  chosen.forEach((idx, i) => features.set(all.subarray(idx * channels, (idx + 1) * channels), i * channels));
+  return all;
+};
+
+/**
+ * A memory bank from the rows of some of the images bankRows read: normalization and greedy coreset (of an
+ * rgb bank: over the union of the images' pre-selected patches, in the projected space they were read in).
+ * `consume`: the rows' arrays are dropped from `perImage` as they are copied (one copy in memory, not two).
+ */
+export async function bankFromRows(gpu: Gpu, rows: BankRows, config: PatchCoreConfig, progress: BuildProgress = {}, consume = false): Promise<MemoryBank> {
+  const { channels, rgbChannels } = rows;
+  const perImage = consume ? rows.perImage.splice(0) : rows.perImage;
+  const imageCount = perImage.length;
+  if (imageCount === 0) throw new TttError('INVALID_INPUT', 'a memory bank needs at least one nominal image');
+  const sourcePatches = perImage.reduce((a, r) => a + r.patches, 0);
+  let features: Float32Array;
+  let normalization: BankNormalization | null = null;
+  if (perImage.every((r) => r.projected)) {
+    const dims = rows.projectedChannels;
+    const union = concatRows(perImage.map((r) => r.projected!));
+    const available = union.length / dims;
+    const count = coresetCount(config, sourcePatches, available);
+    const chosen = await greedyCoreset(gpu, union, dims, count, { projectionDims: dims, seed: config.seed, onProgress: progress.onCoreset });
+    // Union row -> (image, row): the images' first union rows.
+    const starts = new Uint32Array(imageCount + 1);
+    perImage.forEach((r, k) => (starts[k + 1] = starts[k] + r.rows.length / channels));
+    features = new Float32Array(chosen.length * channels);
+    chosen.forEach((idx, i) => {
+      let lo = 0;
+      let hi = imageCount - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1;
+        if (starts[mid] <= idx) lo = mid;
+        else hi = mid - 1;
+      }
+      const r = idx - starts[lo];
+      features.set(perImage[lo].rows.subarray(r * channels, (r + 1) * channels), i * channels);
+    });
+  } else {
+    const all = concatRows(perImage.map((r) => r.rows));
+    if (consume) perImage.length = 0;
+    normalization = config.modality === 'rgb' ? null : bankNormalization(all, rgbChannels, channels - rgbChannels);
+    if (normalization) normalizeRows(all, normalization);
+    const count = coresetCount(config, sourcePatches, all.length / channels);
+    const chosen = await greedyCoreset(gpu, all, channels, count, { projectionDims: config.projectionDims, seed: config.seed, onProgress: progress.onCoreset });
+    features = new Float32Array(chosen.length * channels);
+    chosen.forEach((idx, i) => features.set(all.subarray(idx * channels, (idx + 1) * channels), i * channels));
+  }
   const header: BankHeader = {
     version: BANK_VERSION,
     modality: config.modality,
-    extractor: 'mobilenetv2',
+    backbone: config.backbone,
     weights: rows.weights,
     layers: config.modality === '3d' ? [] : [...config.layers],
     geometryScales: config.modality === 'rgb' ? [] : [...config.geometryScales],
@@ -287,9 +429,11 @@ export async function bankFromRows(gpu: Gpu, rows: BankRows, config: PatchCoreCo
     normalization,
     size: config.size,
     stride: config.stride,
-    patches: chosen.length,
+    patches: features.length / channels,
     channels,
     coresetRatio: config.coresetRatio,
+    coresetRows: config.coresetRows,
+    preselect: config.modality === 'rgb' ? config.preselect : 1,
     projectionDims: config.projectionDims,
     seed: config.seed,
     images: imageCount,
@@ -318,6 +462,25 @@ export interface PatchCoreScore {
   readonly predScore: number;
 }
 
+/**
+ * How a scorer searches its bank: exact (brute force over the full features) or projected (the nearest entry
+ * of each of `slices` slices of the bank in the coreset's random projection, re-ranked exactly; knn.ts).
+ */
+export type SearchMode = 'exact' | 'projected';
+
+export interface ScorerOptions {
+  /** Default: projected when the patches have at least 4x the projection's channels, else exact. */
+  readonly search?: SearchMode;
+  /** Slices (candidates per query) of the projected search (default 16). */
+  readonly slices?: number;
+}
+
+export const DEFAULT_SEARCH_SLICES = 16;
+
+/** The search a bank gets by default: projected where it saves most of the work (wide patches). */
+export const defaultSearch = (header: Pick<BankHeader, 'channels' | 'projectionDims'>): SearchMode =>
+  header.channels >= 4 * header.projectionDims ? 'projected' : 'exact';
+
 /** A loaded memory bank, on the GPU, ready to score images. */
 export class PatchCoreScorer {
   private constructor(
@@ -327,11 +490,13 @@ export class PatchCoreScorer {
     private readonly bank: GpuBank,
     /** The bank's normalization, uploaded once (null for an rgb bank). */
     private readonly normalization: GpuArray | null,
+    /** The bank in the projected space (null: exact search). */
+    private readonly projected: ProjectedBank | null,
   ) {}
 
-  static async load(gpu: Gpu, bank: MemoryBank): Promise<PatchCoreScorer> {
+  static async load(gpu: Gpu, bank: MemoryBank, options: ScorerOptions = {}): Promise<PatchCoreScorer> {
     const { header } = bank;
-    const graph = header.modality === '3d' ? null : await mobileNetGraph(header.layers);
+    const graph = header.modality === '3d' ? null : await backboneGraph(header.backbone, header.layers);
     const rgb = graph ? [...graph.outputs.values()].reduce((a, t) => a + graph.channels[t], 0) : 0;
     if (graph && rgb !== header.rgbChannels) {
       throw new TttError('SIZE_MISMATCH', `the memory bank has ${header.rgbChannels}-channel image features but layers ${header.layers.join(', ')} of ${graph.source} give ${rgb}`);
@@ -340,8 +505,43 @@ export class PatchCoreScorer {
     if (geo !== header.geometryChannels) {
       throw new TttError('SIZE_MISMATCH', `the memory bank has ${header.geometryChannels} 3-D channels but scales ${header.geometryScales.join(', ')} give ${geo}`);
     }
+    const search = options.search ?? defaultSearch(header);
+    if (search !== 'exact' && search !== 'projected') throw new TttError('INVALID_OPTION', `search ${JSON.stringify(search)} (expected exact or projected)`);
     const normalization = header.normalization ? uploadNormalization(gpu, header.normalization) : null;
-    return new PatchCoreScorer(gpu, header, graph, uploadBank(gpu, bank.features, header.channels), normalization);
+    const full = uploadBank(gpu, bank.features, header.channels);
+    const projected =
+      search === 'projected' && header.channels > header.projectionDims
+        ? await projectBank(gpu, full, header.projectionDims, header.seed, options.slices ?? DEFAULT_SEARCH_SLICES)
+        : null;
+    return new PatchCoreScorer(gpu, header, graph, full, normalization, projected);
+  }
+
+  /** The search this scorer runs (projected falls back to exact when the patches are no wider than the projection). */
+  get search(): SearchMode {
+    return this.projected ? 'projected' : 'exact';
+  }
+
+  private nearest(q: ModalPatches, search: SearchMode): { distance: GpuArray; index: GpuArray } {
+    if (this.normalization) normalizePatches(this.gpu, q, this.normalization);
+    return search === 'projected' && this.projected
+      ? projectedNearest(this.gpu, this.projected, q.data, q.patches)
+      : nearestDistances(this.gpu, this.bank, q.data, q.patches);
+  }
+
+  /**
+   * Each patch's distance to its bank entry and that entry's index, by the scorer's search or the one given
+   * (for comparing the two on the same patches).
+   */
+  async nearestPatches(image: ImageTensor, pointCloud: PointCloud | null = null, search: SearchMode = this.search): Promise<{ distance: Float32Array; index: Uint32Array }> {
+    const gpu = this.gpu;
+    const q = await this.patches(image, pointCloud);
+    const nearest = this.nearest(q, search);
+    gpu.release(q.data);
+    try {
+      return { distance: await gpu.readF32(nearest.distance, q.patches), index: await gpu.readU32(nearest.index, q.patches) };
+    } finally {
+      gpu.release(nearest.distance, nearest.index);
+    }
   }
 
   get config(): PatchCoreConfig {
@@ -353,12 +553,25 @@ export class PatchCoreScorer {
    * produced at the working size and resampled to `output` (default: the image's size).
    */
   async score(image: ImageTensor, pointCloud: PointCloud | null = null, output: Shape = image): Promise<PatchCoreScore> {
+    const q = await this.patches(image, pointCloud);
+    try {
+      return await this.scorePatches(q, output);
+    } finally {
+      this.gpu.release(q.data);
+    }
+  }
+
+  /** The query patches of an image (the caller releases `data`), for scoring them against several banks of the same features. */
+  patches(image: ImageTensor, pointCloud: PointCloud | null = null): Promise<ModalPatches> {
+    return modalPatchFeatures(this.gpu, this.graph, image, pointCloud, this.config);
+  }
+
+  /** The score of an image's query patches (from `patches` of a scorer of the same features; an rgb bank's are left intact). */
+  async scorePatches(q: ModalPatches, output: Shape, search: SearchMode = this.search): Promise<PatchCoreScore> {
     const gpu = this.gpu;
-    const q = await modalPatchFeatures(gpu, this.graph, image, pointCloud, this.config);
     const { working, grid } = q;
-    if (this.normalization) normalizePatches(gpu, q, this.normalization);
-    const nearest = nearestDistances(gpu, this.bank, q.data, q.patches);
-    gpu.release(q.data, nearest.index);
+    const nearest = this.nearest(q, search);
+    gpu.release(nearest.index);
     const distance = q.valid ? await fillHolePatches(gpu, nearest.distance, q.valid) : nearest.distance;
     const up = resampleBilinear(gpu, distance, 1, grid, working);
     gpu.release(distance);
@@ -376,6 +589,7 @@ export class PatchCoreScorer {
 
   release(): void {
     releaseBank(this.gpu, this.bank);
+    if (this.projected) releaseProjectedBank(this.gpu, this.projected);
     this.gpu.release(this.normalization);
   }
 }

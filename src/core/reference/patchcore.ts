@@ -37,6 +37,62 @@ export function referenceNearest(
   return { distance, index };
 }
 
+/**
+ * The approximate search of projectedNearest: bank and queries projected by projectionMatrix(channels, dims,
+ * seed); the bank ([size][channels]) in slices of `slice` entries; per slice the entry nearest in the projected
+ * space; of those, the one nearest in the full space (exact distance, ties to the lowest index).
+ */
+export function referenceProjectedNearest(
+  bank: Float32Array,
+  channels: number,
+  queries: Float32Array,
+  nq: number,
+  stride: number,
+  dims: number,
+  seed: number,
+  slice: number,
+): { distance: Float64Array; index: Uint32Array } {
+  const size = bank.length / channels;
+  const r = projectionMatrix(channels, dims, seed);
+  const project = (get: (k: number) => number): Float64Array => {
+    const out = new Float64Array(dims);
+    for (let k = 0; k < channels; k++) {
+      const v = get(k);
+      for (let d = 0; d < dims; d++) out[d] += v * r[k * dims + d];
+    }
+    return out;
+  };
+  const pb = Array.from({ length: size }, (_, b) => project((k) => bank[b * channels + k]));
+  const distance = new Float64Array(nq);
+  const index = new Uint32Array(nq);
+  for (let q = 0; q < nq; q++) {
+    const pq = project((k) => queries[k * stride + q]);
+    let best = Infinity;
+    let bi = 0;
+    for (let s0 = 0; s0 < size; s0 += slice) {
+      let pBest = Infinity;
+      let c = 0;
+      for (let b = s0; b < Math.min(size, s0 + slice); b++) {
+        let s = 0;
+        for (let d = 0; d < dims; d++) s += (pq[d] - pb[b][d]) ** 2;
+        if (s < pBest) {
+          pBest = s;
+          c = b;
+        }
+      }
+      let e = 0;
+      for (let k = 0; k < channels; k++) e += (queries[k * stride + q] - bank[c * channels + k]) ** 2;
+      if (e < best) {
+        best = e;
+        bi = c;
+      }
+    }
+    distance[q] = Math.sqrt(best);
+    index[q] = bi;
+  }
+  return { distance, index };
+}
+
 /** The greedy k-center selection of `count` patches, as greedyCoreset computes it. */
 export function referenceCoreset(points: Float32Array, channels: number, count: number, projectionDims: number, seed: number): Uint32Array {
   const size = points.length / channels;
