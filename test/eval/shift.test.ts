@@ -166,7 +166,7 @@ describe('ttt eval with a shift on a synthetic dataset', () => {
     const base: EvalOptions = { gpu, dataset: synth.dataset, source: null as unknown as ScoreSource, methods, size: null, seed: 2, tttOverrides: { 'classifier.epochs': '20' } };
     const banks: Uint8Array[] = [];
     const logs: { item: DatasetImage; image: ImageTensor }[][] = [[], []];
-    const source = (k: number) => recording(patchcoreSource(gpu, { bankImages: 2, onBank: async (b) => void banks.push(encodeBank(b)) }), logs[k]);
+    const source = (k: number) => recording(patchcoreSource(gpu, { backbone: 'mobilenetv2', bankImages: 2, onBank: async (b) => void banks.push(encodeBank(b)) }), logs[k]);
     const without = await runEval({ ...base, source: source(0) });
     const withShift = await runEval({ ...base, source: source(1), shift, out: join(dir, 'out') });
 
@@ -244,7 +244,7 @@ describe('ttt eval with a shift on a synthetic dataset', () => {
     const plain = join(dir, 'cli-maps');
     const moved = join(dir, 'cli-maps-shifted');
     const common = ['--dataset', synth.dataset, '--shift', 'brightness=0.8,contrast=1.2', '--methods', 'thr_global_3sigma,otsu,oracle', '--json'];
-    const built = await ttt('eval', ...common, '--bank-images', '2', '--save-maps', plain, '--save-shifted-maps', moved);
+    const built = await ttt('eval', ...common, '--backbone', 'mobilenetv2', '--bank-images', '2', '--save-maps', plain, '--save-shifted-maps', moved);
     expect(built.code, built.stderr).toBe(0);
     const again = await ttt('eval', ...common, '--maps', plain, '--shifted-maps', moved);
     expect(again.code, again.stderr).toBe(0);
@@ -253,7 +253,7 @@ describe('ttt eval with a shift on a synthetic dataset', () => {
     expect(JSON.parse(built.stdout).shifted.f1Lost.thr_global_3sigma.lost).not.toBe(0);
     // --save-maps alone keeps the plain maps (the shifted ones are not written over them).
     const alone = join(dir, 'cli-maps-alone');
-    const r = await ttt('eval', ...common, '--bank-images', '2', '--save-maps', alone);
+    const r = await ttt('eval', ...common, '--backbone', 'mobilenetv2', '--bank-images', '2', '--save-maps', alone);
     expect(r.code, r.stderr).toBe(0);
     for (const f of ['blob/000.npy', 'good/001.npy', 'mixed/002.npy', 'validation/good/000.npy']) {
       expect(Buffer.compare(await readFile(join(alone, f)), await readFile(join(plain, f))), f).toBe(0);

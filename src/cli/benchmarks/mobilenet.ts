@@ -6,6 +6,8 @@ import { preprocessImage, runNetwork } from '../../core/features/mobilenet/forwa
 import { hasMobileNet, mobileNetGraph } from '../../core/features/mobilenet/registry.ts';
 import { pcgHash } from '../../core/rng.ts';
 import type { ImageTensor } from '../../core/types.ts';
+import type { NetworkGraph } from '../../core/features/mobilenet/graph.ts';
+import type { Gpu } from '../../core/gpu.ts';
 import { nodeGpu } from '../../gpu/node.ts';
 import { timeRuns } from './ttt.ts';
 import { loadMobileNetArtifacts, registerMobileNet } from '../../models/nsfwjs.ts';
@@ -19,6 +21,22 @@ export function benchImage(width: number, height: number): ImageTensor {
   return { data, width, height, channels: 1 };
 }
 
+/** Our side of a network bench: the forward alone (preprocessing included, synced) and the whole extractor, medians. */
+export async function timeNetwork(gpu: Gpu, graph: NetworkGraph, image: ImageTensor, runs: number): Promise<{ gpuMs: number; extractMs: number }> {
+  const shape = { width: image.width, height: image.height };
+  const gpuMs = await timeRuns(runs, async () => {
+    const input = preprocessImage(gpu, image, shape, undefined, graph.input);
+    const outputs = runNetwork(gpu, graph, input);
+    await gpu.sync();
+    gpu.release(input.data, ...[...outputs.values()].map((t) => t.data));
+  });
+  const extractMs = await timeRuns(runs, async () => {
+    const f = networkFeatureMaps(gpu, graph, image, shape, shape);
+    await gpu.sync();
+    gpu.release(...f.chunks.map((c) => c.data));
+  });
+  return { gpuMs, extractMs };
+}
 
 export interface FeatureBench {
   /** Input side (size x size). */
@@ -47,18 +65,7 @@ export async function benchFeatures(sizes: readonly number[], runs = 10): Promis
   const out: FeatureBench[] = [];
   for (const size of sizes) {
     const image = benchImage(size, size);
-    const shape = { width: size, height: size };
-    const gpuMs = await timeRuns(runs, async () => {
-      const input = preprocessImage(gpu, image, shape);
-      const outputs = runNetwork(gpu, graph, input);
-      await gpu.sync();
-      gpu.release(input.data, ...[...outputs.values()].map((t) => t.data));
-    });
-    const extractMs = await timeRuns(runs, async () => {
-      const f = networkFeatureMaps(gpu, graph, image, shape, shape);
-      await gpu.sync();
-      gpu.release(...f.chunks.map((c) => c.data));
-    });
+    const { gpuMs, extractMs } = await timeNetwork(gpu, graph, image, runs);
     let tfjsMs: number | null = null;
     if (!tfjsUnavailable) {
       const model = await tfjsModel(artifacts, DEFAULT_LAYERS, size, size);

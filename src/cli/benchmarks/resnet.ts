@@ -2,13 +2,11 @@
 // `ttt bench` and bench/profile-resnet.ts: our WGSL forward against TensorFlow.js (CPU backend) running the
 // same network from the same weights file, side by side; medians after warm-up.
 
-import { networkFeatureMaps } from '../../core/features/mobilenet/extractor.ts';
-import { preprocessImage, runNetwork } from '../../core/features/mobilenet/forward.ts';
 import { DEFAULT_RESNET_LAYERS } from '../../core/features/resnet/graph.ts';
 import { hasResnet50, resnet50Graph, resnet50Weights } from '../../core/features/resnet/registry.ts';
 import { nodeGpu } from '../../gpu/node.ts';
 import { registerResnet50 } from '../../models/resnet50.ts';
-import { benchImage } from './mobilenet.ts';
+import { benchImage, timeNetwork } from './mobilenet.ts';
 import { timeRuns } from './ttt.ts';
 
 export interface ResnetBench {
@@ -37,18 +35,7 @@ export async function benchResnet(sizes: readonly number[], runs = 10, tfjsRuns 
   const out: ResnetBench[] = [];
   for (const size of sizes) {
     const image = benchImage(size, size);
-    const shape = { width: size, height: size };
-    const gpuMs = await timeRuns(runs, async () => {
-      const input = preprocessImage(gpu, image, shape, undefined, graph.input);
-      const outputs = runNetwork(gpu, graph, input);
-      await gpu.sync();
-      gpu.release(input.data, ...[...outputs.values()].map((t) => t.data));
-    });
-    const extractMs = await timeRuns(runs, async () => {
-      const f = networkFeatureMaps(gpu, graph, image, shape, shape);
-      await gpu.sync();
-      gpu.release(...f.chunks.map((c) => c.data));
-    });
+    const { gpuMs, extractMs } = await timeNetwork(gpu, graph, image, runs);
     let tfjsMs: number | null = null;
     if (!tfjsUnavailable) {
       const { tfjsResnet } = await import('./tfjsResnet.ts');
