@@ -2,29 +2,19 @@
 // here; keys are printed once and stored hashed; revocation by prefix; bad arguments are refused before
 // the database is opened; a database in use is left alone.
 
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { command } from '../../src/cli/keys.ts';
 import { openDatabase } from '../../src/db.ts';
 import { hashKey } from '../../src/service/keys.ts';
+import { runCli } from '../helpers/processes.ts';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
-const MAIN = join(ROOT, 'src/cli/main.ts');
 
 let dir: string;
 
-function ttt(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(TSX, [MAIN, 'keys', ...args], { cwd: ROOT, env: { ...process.env, DATABASE_URL: '', DATA_DIR: dir } }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const ttt = (...args: string[]) => runCli(['keys', ...args], { ...process.env, DATABASE_URL: '', DATA_DIR: dir });
 
 /** `ttt keys` in this process (its console captured): no process start, PGlite and Prisma already loaded. */
 async function here(...args: string[]): Promise<{ stdout: string; stderr: string }> {

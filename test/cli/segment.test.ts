@@ -1,10 +1,8 @@
 // The real `ttt` CLI in a child process, on files written to a temp directory.
 
-import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calibrate, calibrationToJson } from '../../src/core/calibration.ts';
 import { confusion, pixelMetrics } from '../../src/core/metrics.ts';
@@ -18,27 +16,15 @@ import { registerMobileNet } from '../../src/models/nsfwjs.ts';
 import { pointValidity } from '../../src/core/validity.ts';
 import { decodePointCloud } from '../../src/io/pointcloud.ts';
 import { synthetic3dSample } from '../../src/synthetic3d.ts';
+import { type CliRun, runCli } from '../helpers/processes.ts';
 
 // The default extractor is the pretrained network: provide its weights, as the CLI and server do.
 registerMobileNet();
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
-const MAIN = join(ROOT, 'src/cli/main.ts');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-function ttt(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(TSX, [MAIN, ...args], { cwd: ROOT, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const ttt = (...args: string[]): Promise<Run> => runCli(args);
 
 let dir: string;
 const p = (name: string) => join(dir, name);

@@ -2,11 +2,9 @@
 // computation, the JSON shape, determinism, --limit, the validation split, report files, bad datasets, and
 // the CLI against the in-process runEval.
 
-import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resampleBilinear } from '../../src/core/features/resample.ts';
 import { confusion } from '../../src/core/metrics.ts';
@@ -26,23 +24,15 @@ import { decodeImage, decodeMask, encodeImagePng, encodeMaskPng } from '../../sr
 import { encodeNpy, parseNpy } from '../../src/io/npy.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { TttError } from '../../src/core/errors.ts';
+import { runCli } from '../helpers/processes.ts';
 
 // The default extractor is the pretrained network, ttt4as's the ResNet-50: provide their weights, as the CLI
 // and server do.
 registerMobileNet();
 registerResnet50();
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
-const MAIN = join(ROOT, 'src/cli/main.ts');
 
-function ttt(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(TSX, [MAIN, ...args], { cwd: ROOT, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const ttt = (...args: string[]) => runCli(args);
 
 let dir: string;
 let synth: { dataset: string; maps: string };

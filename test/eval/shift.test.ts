@@ -2,11 +2,9 @@
 // shifted (the bank and the calibration are those of the unshifted run), the over-marking check, the
 // report's two tables, and the CLI's refusals.
 
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TttError } from '../../src/core/errors.ts';
 import { encodeBank } from '../../src/core/patchcore/bank.ts';
@@ -20,20 +18,12 @@ import { NO_SHIFT, applyShift, formatShift, parseShift } from '../../src/eval/sh
 import { writeSyntheticDataset } from '../../src/eval/syntheticDataset.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
 import { maxAbsDiff, testGpu } from '../helpers/gpu.ts';
+import { runCli } from '../helpers/processes.ts';
 
 registerMobileNet();
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
-const MAIN = join(ROOT, 'src/cli/main.ts');
 
-function ttt(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(TSX, [MAIN, ...args], { cwd: ROOT, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const ttt = (...args: string[]) => runCli(args);
 
 function refused(spec: string, re: RegExp): void {
   let err: unknown;

@@ -1,11 +1,27 @@
 // Child processes of the project's entry points (the server, workers) for the multi-process test and the
 // load bench: spawned through tsx from the repository root, their output collected.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 
 export const ROOT = new URL('../..', import.meta.url).pathname;
 export const TSX = `${ROOT}node_modules/.bin/tsx`;
+
+/** What a run of the `ttt` CLI printed, and its exit code. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the `ttt` CLI (src/cli/main.ts through tsx) from the repository root, to its end. */
+export function runCli(args: readonly string[], env?: NodeJS.ProcessEnv): Promise<CliRun> {
+  return new Promise((resolve) => {
+    execFile(TSX, [`${ROOT}src/cli/main.ts`, ...args], { cwd: ROOT, maxBuffer: 16 << 20, ...(env && { env }) }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 export interface Proc {
   child: ChildProcess;

@@ -25,7 +25,6 @@ export function chooseExtractor(options: TttOptions, supplied?: FeatureTensor): 
     throw new TttError('INVALID_INPUT', 'features.extractor=supplied but no feature maps were given');
   }
   if (kind === 'combined') return combinedExtractor(combinedSources(options), options.features.groupNormalize);
-  if (kind === 'resnet50') return resnetExtractor({ layers: options.features.layers, inputSize: options.features.inputSize });
   return sourceExtractor(options, kind);
 }
 
