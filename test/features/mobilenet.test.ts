@@ -11,7 +11,8 @@ import { DEFAULT_LAYERS, networkFeatureMaps, networkFeatureMapsHost, networkInpu
 import { resampleBilinear, resampleBilinearHost } from '../../src/core/features/resample.ts';
 import { materializeCoarse } from '../../src/core/coarseFeatures.ts';
 import { preprocessImage, readTensor, runNetwork, type GpuTensor } from '../../src/core/features/mobilenet/forward.ts';
-import { buildGraph, tensorShapes } from '../../src/core/features/mobilenet/graph.ts';
+import { buildGraph, type NetworkGraph, SYMMETRIC_INPUT, tensorShapes, windowGeometry } from '../../src/core/features/mobilenet/graph.ts';
+import { depthwise3x3Fits } from '../../src/core/features/mobilenet/kernels.ts';
 import { mobileNetGraph, provideMobileNet } from '../../src/core/features/mobilenet/registry.ts';
 import { decodeWeights, type LayersModelArtifacts } from '../../src/core/features/mobilenet/weights.ts';
 import { resolveOptions } from '../../src/core/options.ts';
@@ -54,8 +55,8 @@ function relDiff(got: Float32Array, want: FeatureTensor): number {
   return m / range(want);
 }
 
-async function gpuOutputs(a: LayersModelArtifacts, layers: readonly string[], input: Float32Array, width: number, height: number) {
-  const graph = buildGraph(a, layers);
+async function gpuOutputs(a: LayersModelArtifacts | NetworkGraph, layers: readonly string[], input: Float32Array, width: number, height: number) {
+  const graph = 'ops' in a ? a : buildGraph(a, layers);
   const n = width * height;
   const stride = Math.ceil(n / 4) * 4;
   const padded = new Float32Array(3 * stride);
@@ -188,6 +189,33 @@ describe('network kernels against the plain-TS reference and TensorFlow.js', () 
         expect(relDiff(host.get(name)!, ref.get(name)!), `${name} vs reference`).toBeLessThan(1e-5);
         expect(relDiff(host.get(name)!, tfjs.get(name)!), `${name} vs tfjs`).toBeLessThan(1e-5);
       }
+    }
+  });
+
+  it('3x3 depthwise on vec4 rows (depthwise3x3, 1 to 4 rows per invocation) and its fallback = the reference', async () => {
+    // Hand-built one-op graphs: 'same' 3x3 windows at stride 1 and 2, widths that fit the vec4 kernel (rows
+    // per invocation 4, 2 and 1; heights not a multiple of a workgroup's rows) and ones that take `depthwise`.
+    const cases: [number, number, 1 | 2, boolean][] = [
+      [128, 45, 1, true], [256, 40, 2, true], [64, 10, 1, true], [64, 30, 2, true], [32, 9, 2, true], [16, 16, 1, true], [8, 5, 2, true], [4, 3, 1, true],
+      [20, 10, 2, false], [18, 7, 1, false],
+    ];
+    for (const [w, h, s, fits] of cases) {
+      const channels = 3;
+      const weights = Float32Array.from({ length: channels * 9 }, (_, k) => Math.sin(k * 1.7 + w) * 0.8);
+      const bias = Float32Array.from({ length: channels }, (_, k) => 0.1 * k - 0.1);
+      const op = {
+        kind: 'depthwise', name: 'dw', input: 0, output: 1, kh: 3, kw: 3, sh: s, sw: s,
+        padding: { top: 0, bottom: 0, left: 0, right: 0, same: true }, lo: -1.5, hi: 6, bias, channels, weights,
+      } as const;
+      const graph: NetworkGraph = { source: 'one depthwise op', input: SYMMETRIC_INPUT, channels: [channels, channels], ops: [op], outputs: new Map([['dw', 1]]), lastUse: [0, -1] };
+      const geo = windowGeometry(op, { width: w, height: h });
+      expect(depthwise3x3Fits(op, w, geo.shape.width, geo.padLeft), `${w}x${h} stride ${s}`).toBe(fits);
+      const input = Float32Array.from({ length: channels * w * h }, (_, k) => Math.cos(k * 0.37) * 2);
+      const { host } = await gpuOutputs(graph, ['dw'], input, w, h);
+      const ref = referenceNetwork(graph, input, { width: w, height: h }).get('dw')!;
+      expect([ref.width, ref.height]).toEqual([geo.shape.width, geo.shape.height]);
+      // Tolerance: 1e-6 of the range (nine f32 products in the reference's order; measured 0 or a few ulps).
+      expect(relDiff(host.get('dw')!, ref), `${w}x${h} stride ${s}`).toBeLessThan(1e-6);
     }
   });
 

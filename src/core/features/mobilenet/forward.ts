@@ -6,7 +6,7 @@ import { TttError } from '../../errors.ts';
 import { ceilDiv, type Gpu, type GpuArray } from '../../gpu.ts';
 import type { ImageTensor } from '../../types.ts';
 import { type ConvOp, type InputNormalization, type NetworkGraph, type Shape, SYMMETRIC_INPUT, tensorShapes, windowGeometry } from './graph.ts';
-import { COUT_BLOCK, depthwiseKernel, im2colKernel, type PointwiseTile, pointwiseTiles, maxPoolKernel, NET_WG, netKernels, tileWidth } from './kernels.ts';
+import { COUT_BLOCK, DEPTHWISE_ROWS, depthwise3x3Fits, depthwise3x3Kernel, depthwiseKernel, im2colKernel, type PointwiseTile, pointwiseTiles, maxPoolKernel, NET_WG, netKernels, tileWidth } from './kernels.ts';
 
 export interface GpuTensor {
   readonly data: GpuArray;
@@ -143,7 +143,15 @@ export function runNetwork(gpu: Gpu, graph: NetworkGraph, input: GpuTensor): Map
         inW: inp.width, inH: inp.height, inStride: inp.stride, outW: out.width, outH: out.height, outStride: out.stride,
         padTop: geo.padTop, padLeft: geo.padLeft, lo: finite(op.lo), hi: finite(op.hi),
       };
-      if (op.kind === 'depthwise') {
+      if (op.kind === 'depthwise' && depthwise3x3Fits(op, inp.width, out.width, geo.padLeft)) {
+        // vec4 rows; as many output rows per invocation (up to DEPTHWISE_ROWS) as keep a channel's workgroups full.
+        const tw = tileWidth(out.width / 4);
+        const rowsPerGroup = NET_WG / tw;
+        let rows = DEPTHWISE_ROWS;
+        while (rows > 1 && rows * rowsPerGroup > out.height) rows /= 2;
+        const groups: [number, number, number] = [ceilDiv(out.width / 4, tw), ceilDiv(out.height, rowsPerGroup * rows), op.channels];
+        gpu.run(depthwise3x3Kernel(op.sw, tw, rows), window, { input: inp.data, weights: w.weights, bias: w.bias, output: out.data }, groups);
+      } else if (op.kind === 'depthwise') {
         const tw = tileWidth(ceilDiv(out.width, 4));
         const groups: [number, number, number] = [ceilDiv(out.width, 4 * tw), ceilDiv(out.height, NET_WG / tw), op.channels];
         gpu.run(depthwiseKernel(op, tw), window, { input: inp.data, weights: w.weights, bias: w.bias, output: out.data }, groups);

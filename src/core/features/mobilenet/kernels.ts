@@ -114,6 +114,36 @@ export function depthwiseKernel(w: Window, tw: number): KernelSpec {
   };
 }
 
+/** Most output rows a `depthwise3x3` invocation computes (its accumulators: shaders/conv.wgsl). */
+export const DEPTHWISE_ROWS = 4;
+
+/**
+ * The 3x3 depthwise convolution on vec4 rows (stride `s`: 1 with one column of left padding, or 2 with none;
+ * widths multiples of 4; see `depthwise3x3Fits`), `rows` output rows per invocation, `tw` vec4 columns per
+ * workgroup row. Same uniform fields as `depthwiseKernel`.
+ */
+export function depthwise3x3Kernel(s: number, tw: number, rows: number): KernelSpec {
+  return {
+    name: 'conv.depthwise3x3',
+    shaders: ['conv'],
+    entryPoint: 'depthwise3x3',
+    workgroupSize: NET_WG,
+    params: [
+      ['inW', 'u32'], ['inH', 'u32'], ['inStride', 'u32'], ['outW', 'u32'], ['outH', 'u32'], ['outStride', 'u32'], ['padTop', 'u32'], ['padLeft', 'u32'],
+      ['lo', 'f32'], ['hi', 'f32'],
+    ],
+    bindings: ['input', 'weights', 'bias', 'output'],
+    constants: { SH: s, SW: s, TW: tw, ROWS: rows },
+  };
+}
+
+/** Whether a depthwise op over `inW` columns to `outW` with left padding `padLeft` can take `depthwise3x3Kernel`. */
+export function depthwise3x3Fits(w: Window, inW: number, outW: number, padLeft: number): boolean {
+  if (w.kh !== 3 || w.kw !== 3 || w.sh !== w.sw || inW % 4 !== 0 || outW % 4 !== 0) return false;
+  if (w.sw === 1) return padLeft === 1 && outW === inW;
+  return w.sw === 2 && padLeft === 0 && outW * 2 === inW;
+}
+
 /** The max pool, specialized for one window (one output pixel per invocation). */
 export function maxPoolKernel(w: Window, tw: number): KernelSpec {
   return {
