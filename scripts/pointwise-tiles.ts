@@ -12,37 +12,39 @@ const TILES: [name: string, pixels4: number, couts4: number][] = [
 
 function tile(name: string, pxv: number, cov: number): string {
   const L: string[] = [];
-  const n = pxv * 4 * cov;
   const comps = 'xyzw';
-  L.push(`fn ${name}Tile(p4: u32, cg: u32) -> array<vec4<f32>, ${n}> {`);
-  for (let p = 0; p < pxv; p++) L.push(`  let q${p} = min(p4 + ${p}u * WG, PW.stride4 - 1u);`);
-  for (let c = 0; c < cov; c++) L.push(`  let b${c} = pwBias[cg + ${c}u];`);
-  for (let p = 0; p < pxv; p++) for (let c = 0; c < cov; c++) for (let k = 0; k < 4; k++) L.push(`  var a${p}_${4 * c + k} = vec4(b${c}.${comps[k]});`);
-  L.push('  for (var ci = 0u; ci < PW.cin; ci++) {');
-  L.push('    let i = ci * PW.stride4;');
-  for (let p = 0; p < pxv; p++) L.push(`    let x${p} = pwIn[i + q${p}];`);
-  L.push('    let o = ci * PW.coutPad4 + cg;');
-  for (let c = 0; c < cov; c++) L.push(`    let w${c} = pwW[o + ${c}u];`);
-  for (let p = 0; p < pxv; p++) {
-    for (let c = 0; c < cov; c++) L.push('    ' + [0, 1, 2, 3].map((k) => `a${p}_${4 * c + k} += x${p} * w${c}.${comps[k]};`).join(' '));
-  }
-  L.push('  }');
-  const all: string[] = [];
-  for (let p = 0; p < pxv; p++) for (let c = 0; c < 4 * cov; c++) all.push(`a${p}_${c}`);
-  L.push(`  return array<vec4<f32>, ${n}>(${all.join(', ')});`);
-  L.push('}');
-  L.push('');
+  // The product, as the body of both entry points: the accumulators stay named variables up to the stores,
+  // which are written out one by one (no array of results indexed by a loop counter).
+  const body = (store: string): string[] => {
+    const B: string[] = [];
+    B.push(`  let p4 = wg.x * ${pxv}u * WG + t;`);
+    B.push(`  let cg = wg.y * ${cov}u;`);
+    for (let p = 0; p < pxv; p++) B.push(`  let q${p} = min(p4 + ${p}u * WG, PW.stride4 - 1u);`);
+    for (let c = 0; c < cov; c++) B.push(`  let b${c} = pwBias[cg + ${c}u];`);
+    for (let p = 0; p < pxv; p++) for (let c = 0; c < cov; c++) for (let k = 0; k < 4; k++) B.push(`  var a${p}_${4 * c + k} = vec4(b${c}.${comps[k]});`);
+    B.push('  for (var ci = 0u; ci < PW.cin; ci++) {');
+    B.push('    let i = ci * PW.stride4;');
+    for (let p = 0; p < pxv; p++) B.push(`    let x${p} = pwIn[i + q${p}];`);
+    B.push('    let o = ci * PW.coutPad4 + cg;');
+    for (let c = 0; c < cov; c++) B.push(`    let w${c} = pwW[o + ${c}u];`);
+    for (let p = 0; p < pxv; p++) {
+      for (let c = 0; c < cov; c++) B.push('    ' + [0, 1, 2, 3].map((k) => `a${p}_${4 * c + k} += x${p} * w${c}.${comps[k]};`).join(' '));
+    }
+    B.push('  }');
+    B.push('  let co = cg * 4u;');
+    for (let p = 0; p < pxv; p++) {
+      B.push(`  if (p4 + ${p}u * WG < PW.stride4) {`);
+      for (let c = 0; c < 4 * cov; c += 4) {
+        B.push('    ' + [0, 1, 2, 3].map((k) => `${store}(co + ${c + k}u, p4 + ${p}u * WG, a${p}_${c + k});`).join(' '));
+      }
+      B.push('  }');
+    }
+    return B;
+  };
   for (const [ep, store] of [[name, 'pwStore'], [name.replace('pointwise', 'pointwiseResidual'), 'pwStoreRes']]) {
     L.push('@compute @workgroup_size(WG)');
     L.push(`fn ${ep}(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {`);
-    L.push(`  let p4 = wg.x * ${pxv}u * WG + t;`);
-    L.push(`  let cg = wg.y * ${cov}u;`);
-    L.push(`  let r = ${name}Tile(p4, cg);`);
-    for (let p = 0; p < pxv; p++) {
-      L.push(`  if (p4 + ${p}u * WG < PW.stride4) {`);
-      L.push(`    for (var c = 0u; c < ${4 * cov}u; c++) { ${store}(cg * 4u + c, p4 + ${p}u * WG, r[${p * 4 * cov}u + c]); }`);
-      L.push('  }');
-    }
+    L.push(...body(store));
     L.push('}');
     L.push('');
   }
