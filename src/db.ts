@@ -13,6 +13,55 @@ import { PrismaClient } from './generated/prisma/client.ts';
 
 export type { PrismaClient } from './generated/prisma/client.ts';
 
+const BYTEA_OID = 17;
+
+/**
+ * bytea in PGlite's text protocol is hex ('\\x' + two digits per byte). PGlite's own serializer and the
+ * Prisma adapter's parser build it one byte at a time in JavaScript (a string and a parseInt per byte:
+ * ~100 ms for the 300 KB of an inspection's image and map under load); Node's Buffer does the same
+ * conversion natively. Same bytes either way (test/service/db.test.ts).
+ */
+export function serializeBytea(value: unknown): string {
+  if (!(value instanceof Uint8Array)) throw new TypeError('Invalid input for bytea type');
+  return '\\x' + Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex');
+}
+
+export function parseBytea(text: string): Uint8Array {
+  const b = Buffer.from(text.slice(2), 'hex');
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+type QueryFn = PGlite['query'];
+type Queryable = { query: QueryFn };
+
+/**
+ * The PGlite client as the Prisma adapter sees it, with bytea columns parsed by `parseBytea`: the adapter
+ * passes its own per-query parsers (which win over the instance's), so its queries, and those of the
+ * transactions it opens, get the bytea parser replaced.
+ */
+function withNativeBytea(lite: PGlite): PGlite {
+  const query = (target: Queryable): QueryFn =>
+    ((sql: string, params?: unknown[], options?: Parameters<QueryFn>[2]) =>
+      target.query(sql, params, { ...options, parsers: { ...options?.parsers, [BYTEA_OID]: parseBytea } })) as QueryFn;
+  const wrap = <T extends object>(target: T, extra: (p: PropertyKey) => unknown): T =>
+    new Proxy(target, {
+      get(t, p) {
+        const own = extra(p);
+        if (own !== undefined) return own;
+        const v = Reflect.get(t, p, t);
+        return typeof v === 'function' ? v.bind(t) : v;
+      },
+    });
+  return wrap(lite, (p) => {
+    if (p === 'query') return query(lite);
+    if (p === 'transaction') {
+      return <T>(fn: (tx: Parameters<Parameters<PGlite['transaction']>[0]>[0]) => Promise<T>) =>
+        lite.transaction((tx) => fn(wrap(tx, (q) => (q === 'query' ? query(tx as Queryable) : undefined))));
+    }
+    return undefined;
+  });
+}
+
 /** A raw SQL connection: `exec` runs a script of statements, `query` one parameterized statement. */
 export interface SqlSession {
   exec(script: string): Promise<void>;
@@ -99,14 +148,14 @@ export async function openDatabase(options: DatabaseOptions = databaseOptionsFro
   // PGlite creates its own directory but not the parents.
   if (!memory) mkdirSync(dir, { recursive: true });
   const unlock = memory ? () => undefined : lockDataDir(dir);
-  const lite = new PGlite(dir);
+  const lite = new PGlite(dir, { serializers: { [BYTEA_OID]: serializeBytea } });
   try {
     await lite.waitReady;
   } catch (e) {
     unlock();
     throw e;
   }
-  const prisma = withQueryLog(new PrismaClient({ adapter: new PrismaPGlite(lite), log }), options.onQuery);
+  const prisma = withQueryLog(new PrismaClient({ adapter: new PrismaPGlite(withNativeBytea(lite)), log }), options.onQuery);
   return {
     prisma,
     kind: 'pglite',
