@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 const TILES: [name: string, pixels4: number, couts4: number][] = [
   ['pointwiseWide', 2, 4],
   ['pointwiseWider', 4, 4],
+  ['pointwiseTall', 4, 2],
 ];
 
 function tile(name: string, pxv: number, cov: number): string {

@@ -165,7 +165,8 @@ export function runNetwork(gpu: Gpu, graph: NetworkGraph, input: GpuTensor): Map
         }
         const params = { stride4: out.stride / 4, cin: op.kh * op.kw * op.cin, cout: op.cout, coutPad4: w.coutPad / 4, lo: window.lo, hi: window.hi };
         const preferred: PointwiseTile = pointwiseTiles[preferredTile];
-        const tile = w.coutPad % preferred.couts === 0 ? preferred : pointwiseTiles.narrow;
+        const fallback = preferred === pointwiseTiles.narrow ? preferred : pointwiseTiles.tall;
+        const tile = w.coutPad % preferred.couts === 0 ? preferred : fallback;
         const groups: [number, number, number] = [ceilDiv(out.stride / 4, tile.pixels4 * tile.workgroup), w.coutPad / tile.couts, 1];
         const buffers = { input: cols ?? inp.data, weights: w.weights, bias: w.bias, output: out.data };
         if (op.residual === null) gpu.run(tile.plain, params, buffers, groups);

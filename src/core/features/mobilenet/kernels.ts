@@ -63,6 +63,8 @@ export const pointwiseTiles = {
   narrow: tile('pointwise', 1, COUT_BLOCK, NET_WG),
   wide: tile('pointwiseWide', 2, 16, 32),
   wider: tile('pointwiseWider', 4, 16, 16),
+  /** 16 pixels x 8 channels: for output channels that are not a multiple of 16 (MobileNetV2's 24). */
+  tall: tile('pointwiseTall', 4, COUT_BLOCK, 16),
 } satisfies Record<string, PointwiseTile>;
 
 /** Most invocations along a row of a window-kernel workgroup (the rest of the NET_WG go down the rows). */
