@@ -20,6 +20,9 @@ const image = (): ImageTensor => {
   return { data, width: 40, height: 30, channels: 1 };
 };
 
+/** Whether a pointwise product of the network (any tile) is among the kernels that ran. */
+const ranNetwork = (kernels: string[]): boolean => kernels.some((k) => k.startsWith('conv.pointwise'));
+
 async function kernelsRun(): Promise<string[]> {
   await gpu.sync();
   return [...(await gpu.takeProfile()).keys()].sort();
@@ -35,14 +38,14 @@ describe('coarse means kept from the scoring of the same image', () => {
     await kernelsRun();
     const f = networkFeatureMaps(gpu, graph, img, img, grid, true);
     for (const c of f.chunks) gpu.release(c.data);
-    expect(await kernelsRun()).toContain('conv.pointwise');
+    expect(ranNetwork(await kernelsRun()), 'the network ran').toBe(true);
     const reused = await networkFeatureMapsHost(gpu, graph, img, img, img);
     const after = await kernelsRun();
     expect(after.filter((k) => k.startsWith('conv.'))).toEqual([]);
     expect(reused.layers.map((l) => Array.from(l.data))).toEqual(fresh.layers.map((l) => Array.from(l.data)));
     // Taken: a second extraction runs the network again.
     await networkFeatureMapsHost(gpu, graph, img, img, img);
-    expect(await kernelsRun()).toContain('conv.pointwise');
+    expect(ranNetwork(await kernelsRun()), 'the network ran').toBe(true);
   });
 
   it('are not used for another image, another input size, or the same image with changed values', async () => {
@@ -59,7 +62,7 @@ describe('coarse means kept from the scoring of the same image', () => {
       change();
       await kernelsRun();
       const got = await networkFeatureMapsHost(gpu, graph, target, input, target);
-      expect(await kernelsRun()).toContain('conv.pointwise');
+      expect(ranNetwork(await kernelsRun()), 'the network ran').toBe(true);
       const want = await networkFeatureMapsHost(gpu, graph, target, input, target);
       expect(got.layers.map((l) => Array.from(l.data))).toEqual(want.layers.map((l) => Array.from(l.data)));
     }
