@@ -89,12 +89,18 @@ export function hostAnalyzeScoreMap(map: ScoreMap, percentiles: readonly number[
  */
 function binPixels(d: Float32Array, min: number, scale: number, hist: Uint32Array, valid?: Uint8Array | null): Uint16Array {
   const last = HISTOGRAM_BINS - 1;
-  const out = new Uint16Array(d.length);
-  for (let i = 0; i < d.length; i++) {
+  const n = d.length;
+  const out = new Uint16Array(n);
+  for (let i = 0; i < n; i++) {
     const b = Math.fround(Math.fround(d[i] - min) * scale);
-    const bin = b > 0 ? (b >= last ? last : b | 0) : 0;
-    out[i] = bin;
-    if (!valid || valid[i]) hist[bin]++;
+    out[i] = b > 0 ? (b >= last ? last : b | 0) : 0;
+  }
+  // Counted in a second loop: neighbouring pixels mostly share a bin, and an increment in the loop above
+  // waits for the previous one to the same counter (0.83 -> 0.43 ms at 256x256).
+  if (valid) {
+    for (let i = 0; i < n; i++) if (valid[i]) hist[out[i]]++;
+  } else {
+    for (let i = 0; i < n; i++) hist[out[i]]++;
   }
   return out;
 }
