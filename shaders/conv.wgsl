@@ -46,6 +46,24 @@ fn preprocess(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) gro
   preDst[k * PRE.dstStride + i] = gain * (top + (bottom - top) * fy) + offset;
 }
 
+// The same map when the network input has the image's size (every sample weight but the first is 0, so the
+// value is the source pixel's): 4 pixels per invocation as one vec4, for sizes whose pixel count is a
+// multiple of 4 (the host's choice). Same uniform as `preprocess`.
+@group(0) @binding(1) var<storage, read> preSrc4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> preDst4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn preprocessSameSize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let i = (wg.y * groups.x + wg.x) * WG + t;
+  let k = wg.z;
+  let n4 = PRE.dstW * PRE.dstH / 4u;
+  if (i >= n4) { return; }
+  let base = select(0u, k, PRE.srcChannels == 3u) * n4;
+  let gain = select(select(PRE.mul0, PRE.mul1, k == 1u), PRE.mul2, k == 2u);
+  let offset = select(select(PRE.add0, PRE.add1, k == 1u), PRE.add2, k == 2u);
+  preDst4[k * (PRE.dstStride / 4u) + i] = gain * preSrc4[base + i] + offset;
+}
+
 // ---- Full convolution = im2col + the pointwise product. im2col writes, for every output pixel, the input
 // values under the window in weight-row order ((ky * KW + kx) * cin + ci), zero outside the input; the
 // window and stride are fixed per pipeline through the KH, KW, SH, SW overrides, so the loops unroll. A

@@ -81,15 +81,18 @@ export function preprocessImage(gpu: Gpu, image: ImageTensor, size: Shape, uploa
   const stride = planeStride(size);
   const src = uploadedImage ?? gpu.upload(image.data);
   const dst = gpu.alloc(3 * stride);
+  // At the image's own size the resize is the identity: 4 pixels per invocation, same values.
+  const sameSize = image.width === size.width && image.height === size.height && (size.width * size.height) % 4 === 0;
+  const perInvocation = sameSize ? 4 : 1;
   gpu.run(
-    netKernels.preprocess,
+    sameSize ? netKernels.preprocessSameSize : netKernels.preprocess,
     {
       srcW: image.width, srcH: image.height, srcChannels: image.channels, dstW: size.width, dstH: size.height, dstStride: stride,
       scaleX: image.width / size.width, scaleY: image.height / size.height,
       mul0: norm.scale[0], mul1: norm.scale[1], mul2: norm.scale[2], add0: norm.offset[0], add1: norm.offset[1], add2: norm.offset[2],
     },
     { src, dst },
-    [...gpu.fold(ceilDiv(size.width * size.height, NET_WG)), 3],
+    [...gpu.fold(ceilDiv(size.width * size.height, perInvocation * NET_WG)), 3],
   );
   if (!uploadedImage) gpu.release(src);
   return { data: dst, channels: 3, height: size.height, width: size.width, stride };

@@ -26,6 +26,15 @@ export const netKernels = {
     ],
     ['src', 'dst'],
   ),
+  /** `preprocess` when the input has the image's size and a pixel count that is a multiple of 4 (vec4 copies). */
+  preprocessSameSize: conv(
+    'preprocessSameSize',
+    [
+      ['srcW', 'u32'], ['srcH', 'u32'], ['srcChannels', 'u32'], ['dstW', 'u32'], ['dstH', 'u32'], ['dstStride', 'u32'], ['scaleX', 'f32'], ['scaleY', 'f32'],
+      ['mul0', 'f32'], ['mul1', 'f32'], ['mul2', 'f32'], ['add0', 'f32'], ['add1', 'f32'], ['add2', 'f32'],
+    ],
+    ['src', 'dst'],
+  ),
   pointwise: conv(
     'pointwise',
     [['stride4', 'u32'], ['cin', 'u32'], ['cout', 'u32'], ['coutPad4', 'u32'], ['lo', 'f32'], ['hi', 'f32']],
