@@ -924,3 +924,33 @@ fn localMean(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   }
   meanOut[c * MN.width * MN.height + u32(y) * MN.width + u32(x)] = s / f32((x1 - x0 + 1) * (y1 - y0 + 1));
 }
+
+// The same 3x3 mean (radius 1) on vec4 rows, for widths that are multiples of 4: an invocation computes 4
+// adjacent means from 3 vec4 per row, adding the same values in the same order as `localMean` (a neighbour
+// outside the map adds 0, which changes no sum). Same uniform as `localMean`; its radius must be 1.
+@group(0) @binding(1) var<storage, read> mean4In: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> mean4Out: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn localMean3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let q = wg.x * TW + t % TW;
+  let y = wg.y * (WG / TW) + t / TW;
+  let c = wg.z;
+  let w4 = MN.width / 4u;
+  if (q >= w4 || y >= MN.height) { return; }
+  let base = (MN.c0 + c) * (MN.inStride / 4u);
+  let y0 = max(i32(y) - 1, 0);
+  let y1 = min(i32(y) + 1, i32(MN.height) - 1);
+  var s = vec4(0.0);
+  for (var yy = y0; yy <= y1; yy++) {
+    let row = base + u32(yy) * w4;
+    let m = mean4In[row + q];
+    let l = select(0.0, mean4In[row + max(q, 1u) - 1u].w, q > 0u);
+    let r = select(0.0, mean4In[row + min(q + 1u, w4 - 1u)].x, q + 1u < w4);
+    s += vec4(l, m.xyz);
+    s += m;
+    s += vec4(m.yzw, r);
+  }
+  let cols = vec4(select(3.0, 2.0, q == 0u), 3.0, 3.0, select(3.0, 2.0, q + 1u == w4));
+  mean4Out[(c * MN.width * MN.height + y * MN.width) / 4u + q] = s / (cols * f32(y1 - y0 + 1));
+}

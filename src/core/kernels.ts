@@ -5,7 +5,7 @@
 // The stage modules dispatch these specs through Gpu.run.
 
 import type { KernelSpec } from './gpu.ts';
-import { depthwise3x3Kernel, depthwiseKernel, im2colKernel, localMeanKernel, maxPoolKernel, netKernels, pointwiseTiles } from './features/mobilenet/kernels.ts';
+import { depthwise3x3Kernel, depthwiseKernel, im2colKernel, localMean3Kernel, localMeanKernel, maxPoolKernel, netKernels, pointwiseTiles } from './features/mobilenet/kernels.ts';
 import { patchcoreKernels } from './patchcore/kernels.ts';
 
 const WG = 256;
@@ -265,7 +265,7 @@ function filterParams(): KernelSpec['params'] {
 
 /**
  * Every kernel of the core: the stages' (`kernels`), PatchCore's (`patchcoreKernels`) and the network's
- * (`netKernels`, the larger `pointwiseTiles`), and one instance of each parameterized spec (`im2colKernel`, `depthwiseKernel`, `depthwise3x3Kernel`, `maxPoolKernel`,
+ * (`netKernels`, the larger `pointwiseTiles`), and one instance of each parameterized spec (`im2colKernel`, `depthwiseKernel`, `depthwise3x3Kernel`, `maxPoolKernel`, `localMean3Kernel`,
  * `localMeanKernel`; their arguments, like `maskedSpec`'s, change only override constants, never the WGSL,
  * uniform fields or bindings). A kernel added anywhere must be listed here: the kernel-spec test requires
  * every `@compute` entry point in shaders/ to have a spec in this list.
@@ -280,6 +280,7 @@ export const allKernels: readonly KernelSpec[] = [
   depthwiseKernel({ kh: 3, kw: 3, sh: 1, sw: 1 }, 16),
   depthwise3x3Kernel(1, 16, 4),
   localMeanKernel(16),
+  localMean3Kernel(16),
   maxPoolKernel({ kh: 3, kw: 3, sh: 2, sw: 2 }, 16),
 ];
 

@@ -281,6 +281,8 @@ describe('network kernels against the plain-TS reference and TensorFlow.js', () 
     let offset = 0;
     for (const [k, name] of layers.entries()) {
       const mean = referenceLocalMean(ref.get(name)!);
+      // The coarse means themselves (20 wide: localMean3 on vec4 rows; 10 wide: localMean).
+      expect(relDiff(coarse.layers[k].data, mean), `${name} coarse means`).toBeLessThan(1e-6);
       const want = { ...mean, ...target, data: referenceBilinear(mean.data, mean.channels, mean, target) };
       const onHost = h.data.subarray(offset, offset + mean.channels * n);
       expect(relDiff(onHost, want)).toBeLessThan(1e-5);

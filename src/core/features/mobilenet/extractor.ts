@@ -9,7 +9,7 @@ import { resampleBilinear } from '../resample.ts';
 import type { CoarseLayer } from '../../coarseFeatures.ts';
 import { type NetworkGraph, type Shape } from './graph.ts';
 import { preprocessImage, runNetwork } from './forward.ts';
-import { localMeanKernel, NET_WG, tileWidth } from './kernels.ts';
+import { localMean3Kernel, localMeanKernel, NET_WG, tileWidth } from './kernels.ts';
 import { mobileNetGraph } from './registry.ts';
 
 /** MobileNetV2's block outputs at strides 4, 8 and 16. */
@@ -48,16 +48,18 @@ function networkLocalMeans(gpu: Gpu, graph: NetworkGraph, image: ImageTensor, in
   for (const [layer, t] of outputs) {
     const plane = t.width * t.height;
     const perChunk = Math.max(1, Math.floor(gpu.maxElements / Math.max(plane, target.width * target.height)));
-    const tw = tileWidth(t.width);
+    // Radius 1 on widths that are multiples of 4: 4 means per invocation from vec4 rows (same sums).
+    const rows4 = AGGREGATION_RADIUS === 1 && t.width % 4 === 0;
+    const tw = tileWidth(rows4 ? t.width / 4 : t.width);
     const chunks: LayerMeans['chunks'] = [];
     for (let c0 = 0; c0 < t.channels; c0 += perChunk) {
       const channels = Math.min(perChunk, t.channels - c0);
       const mean = gpu.alloc(channels * plane);
       gpu.run(
-        localMeanKernel(tw),
+        rows4 ? localMean3Kernel(tw) : localMeanKernel(tw),
         { width: t.width, height: t.height, inStride: t.stride, radius: AGGREGATION_RADIUS, c0 },
         { input: t.data, output: mean },
-        [ceilDiv(t.width, tw), ceilDiv(t.height, NET_WG / tw), channels],
+        [ceilDiv(rows4 ? t.width / 4 : t.width, tw), ceilDiv(t.height, NET_WG / tw), channels],
       );
       chunks.push({ data: mean, channels });
     }

@@ -183,3 +183,8 @@ export function localMeanKernel(tw: number): KernelSpec {
     constants: { TW: tw },
   };
 }
+
+/** `localMean` with radius 1 on vec4 rows (widths that are multiples of 4); `tw` vec4 columns per workgroup row. */
+export function localMean3Kernel(tw: number): KernelSpec {
+  return { ...localMeanKernel(tw), name: 'conv.localMean3', entryPoint: 'localMean3' };
+}
