@@ -29,6 +29,8 @@ export interface ServiceConfig {
   publicUrl: string | null;
   /** submitInspection and reprocessInspection refuse work (QueueFullError) at this many QUEUED + RUNNING. */
   maxQueueDepth: number;
+  /** Multipart requests (uploads) read and processed at once per process; beyond, HTTP 429 before the body is read. */
+  maxConcurrentUploads: number;
   /** On PostgreSQL: whether the server also takes jobs from the queue (with PGlite it always processes). */
   embeddedWorker: boolean;
   /** The durable queue's settings (PostgreSQL). */
@@ -156,6 +158,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
     concurrency: positiveInt(env, 'PROCESSING_CONCURRENCY', 2),
     publicUrl: env.PUBLIC_URL ? env.PUBLIC_URL.replace(/\/+$/, '') : null,
     maxQueueDepth: positiveInt(env, 'MAX_QUEUE_DEPTH', 100),
+    maxConcurrentUploads: positiveInt(env, 'MAX_CONCURRENT_UPLOADS', 4),
     embeddedWorker: onOff(env, 'EMBEDDED_WORKER', true),
     queue: {
       jobTimeoutSeconds: positiveInt(env, 'JOB_TIMEOUT_SECONDS', 300),
