@@ -1,4 +1,4 @@
-// Admission of uploads at the edge: at most MAX_CONCURRENT_UPLOADS multipart GraphQL requests (submissions,
+// Admission of uploads at the edge: at most MAX_CONCURRENT_UPLOADS (the CPU cores, 2 to 8) multipart GraphQL requests (submissions,
 // nominal samples) are read and processed at once per process; beyond, HTTP 429 with a jittered
 // Retry-After, from the headers alone, before any of the body is read. Each admitted upload reads its
 // body, decodes its files and writes them in one transaction: a burst of stations all at once would hold
