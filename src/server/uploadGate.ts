@@ -1,6 +1,6 @@
-// Admission of uploads at the edge: at most MAX_CONCURRENT_UPLOADS (the CPU cores, 2 to 8) multipart GraphQL requests (submissions,
-// nominal samples) are read and processed at once per process; beyond, HTTP 429 with a jittered
-// Retry-After, from the headers alone, before any of the body is read. Each admitted upload reads its
+// Admission of uploads at the edge: at most MAX_CONCURRENT_UPLOADS (the CPU cores, 2 to 8) multipart
+// GraphQL requests (submissions, nominal samples) are read and processed at once per process; beyond,
+// HTTP 429 BUSY with a jittered Retry-After, from the headers alone, before any of the body is read. Each admitted upload reads its
 // body, decodes its files and writes them in one transaction: a burst of stations all at once would hold
 // the event loop, the decoding thread and the database pool's connections together, and every request
 // (the dashboard's too) would wait behind all of them. Bounded, an admitted submission waits behind a
@@ -20,7 +20,7 @@ export function isUpload(request: Request, graphqlEndpoint: string): boolean {
   return /^multipart\/form-data\b/i.test(request.headers.get('content-type') ?? '');
 }
 
-/** Counts the uploads in flight; `onRefused` sees each refusal (metrics, tests). */
+/** Counts the uploads in flight (`active`: diagnostics and tests). */
 export class UploadGate {
   private inFlight = 0;
   constructor(readonly max: number) {}
