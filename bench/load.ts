@@ -49,7 +49,14 @@ async function run(workers: number, files: Sample[]) {
     while (performance.now() < deadline) {
       const f = files[k++ % files.length];
       const ts = performance.now();
-      const r = (await (await service.submit(f)).json()) as any;
+      let res = await service.submit(f);
+      // More stations than MAX_CONCURRENT_UPLOADS: a refused upload (429 BUSY) waits its Retry-After.
+      while (res.status === 429) {
+        await res.body?.cancel();
+        await sleep(Number(res.headers.get('retry-after') ?? 1) * 1000);
+        res = await service.submit(f);
+      }
+      const r = (await res.json()) as any;
       const id = r.data?.submitInspection?.inspection?.id;
       if (!id) throw new Error(`submit failed: ${JSON.stringify(r)}`);
       submitted++;

@@ -27,6 +27,7 @@ import { jsonLogger, type Logger } from '../service/log.ts';
 import { OpenSubscriptions } from '../service/openSubscriptions.ts';
 import { healthPlugin, METRICS_PATH, metricsPlugin, requestMetricsPlugin } from './operations.ts';
 import { THUMBNAIL_ROUTE, thumbnailsPlugin } from './thumbnails.ts';
+import { UploadGate, uploadGatePlugin } from './uploadGate.ts';
 
 export interface AppOptions {
   db: PrismaClient;
@@ -46,6 +47,8 @@ export interface App {
   config: ServiceConfig;
   subscriptions: OpenSubscriptions;
   files: InspectionFiles;
+  /** The uploads in flight (MAX_CONCURRENT_UPLOADS). */
+  uploads: UploadGate;
 }
 
 /** Codes whose messages are meant for the client; anything else is masked. */
@@ -277,6 +280,7 @@ export function createApp(options: AppOptions): App {
   const readiness = createReadinessCheck({ db, gpu: options.gpuReady ?? nodeGpu, queue: processor.ready?.bind(processor) });
   const files = new InspectionFiles(db, config.maxImagePixels);
   const refusals = new WeakMap<Request, NonNullable<Context['admission']>>();
+  const uploads = new UploadGate(config.maxConcurrentUploads);
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -326,6 +330,7 @@ export function createApp(options: AppOptions): App {
       authPlugin(db, limits, logger),
       metricsPlugin(db),
       bodyLimitPlugin(config.maxRequestBytes),
+      uploadGatePlugin(uploads, '/graphql'),
       filesPlugin(files),
       thumbnailsPlugin(db, files),
       armorPlugin(config.graphqlLimits),
@@ -335,5 +340,5 @@ export function createApp(options: AppOptions): App {
       subscriptionKeysPlugin(subscriptions),
     ],
   });
-  return { yoga, events, config, subscriptions, files };
+  return { yoga, events, config, subscriptions, files, uploads };
 }

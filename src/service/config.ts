@@ -1,5 +1,6 @@
 // The service's settings, read once from the environment (every variable has a default).
 
+import { availableParallelism } from 'node:os';
 import { BACKBONES, type Backbone } from '../core/patchcore/bank.ts';
 import { PATCHCORE_DEFAULTS } from '../core/patchcore/patchcore.ts';
 import { DEFAULT_MAX_PIXELS } from '../io/image.ts';
@@ -29,6 +30,8 @@ export interface ServiceConfig {
   publicUrl: string | null;
   /** submitInspection and reprocessInspection refuse work (QueueFullError) at this many QUEUED + RUNNING. */
   maxQueueDepth: number;
+  /** Multipart requests (uploads) read and processed at once per process; beyond, HTTP 429 before the body is read. */
+  maxConcurrentUploads: number;
   /** On PostgreSQL: whether the server also takes jobs from the queue (with PGlite it always processes). */
   embeddedWorker: boolean;
   /** The durable queue's settings (PostgreSQL). */
@@ -132,6 +135,15 @@ function origins(env: NodeJS.ProcessEnv, key: string): string[] {
   });
 }
 
+/**
+ * MAX_CONCURRENT_UPLOADS by default: one upload per CPU core, at least 2 (one reads its body while another
+ * waits on the database), at most 8 (each holds one of the pool's DATABASE_POOL_SIZE (10) connections in
+ * its transaction; the dashboard's reads keep the others).
+ */
+export function defaultUploadConcurrency(cores = availableParallelism()): number {
+  return Math.max(2, Math.min(8, cores));
+}
+
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
   const maxUploadBytes = positiveInt(env, 'MAX_UPLOAD_BYTES', 50 * 1024 * 1024);
   const development = env.NODE_ENV !== 'production';
@@ -156,6 +168,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
     concurrency: positiveInt(env, 'PROCESSING_CONCURRENCY', 2),
     publicUrl: env.PUBLIC_URL ? env.PUBLIC_URL.replace(/\/+$/, '') : null,
     maxQueueDepth: positiveInt(env, 'MAX_QUEUE_DEPTH', 100),
+    maxConcurrentUploads: positiveInt(env, 'MAX_CONCURRENT_UPLOADS', defaultUploadConcurrency()),
     embeddedWorker: onOff(env, 'EMBEDDED_WORKER', true),
     queue: {
       jobTimeoutSeconds: positiveInt(env, 'JOB_TIMEOUT_SECONDS', 300),

@@ -34,8 +34,23 @@ export interface SubmitInput {
 
 const MAX_EXTERNAL_ID = 200;
 
-/** What a refused station is told to wait before it tries again (HTTP Retry-After). */
+/**
+ * What a refused station is told to wait, on average, before it tries again (HTTP Retry-After, with
+ * jitter: see retryAfterWithJitter).
+ */
 export const QUEUE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * A Retry-After in whole seconds drawn uniformly from [ceil(base / 2), base + floor(base / 2)] (base 5:
+ * 3 to 7 s; mean base). Clients refused together (a full queue refuses every station at once) would all
+ * come back together after a fixed delay, and be refused or delayed together again: spread, they return
+ * a few at a time.
+ */
+export function retryAfterWithJitter(baseSeconds: number, random: () => number = Math.random): number {
+  const low = Math.ceil(baseSeconds / 2);
+  const high = baseSeconds + Math.floor(baseSeconds / 2);
+  return Math.max(1, low + Math.min(high - low, Math.floor(random() * (high - low + 1))));
+}
 
 /**
  * Backpressure: refuses new work while MAX_QUEUE_DEPTH inspections are QUEUED or RUNNING (counted on the
@@ -47,7 +62,7 @@ async function checkQueueDepth(ctx: ServiceContext): Promise<void> {
   const limit = ctx.config.maxQueueDepth;
   const depth = await ctx.db.inspection.count({ where: { status: { in: ['QUEUED', 'RUNNING'] } } });
   if (depth >= limit) {
-    if (ctx.admission) ctx.admission.retryAfterSeconds = QUEUE_RETRY_AFTER_SECONDS;
+    if (ctx.admission) ctx.admission.retryAfterSeconds = retryAfterWithJitter(QUEUE_RETRY_AFTER_SECONDS);
     throw new TttError('QUEUE_FULL', `the processing queue is full (${depth} inspections queued or running, limit ${limit}): nothing was stored; retry later`);
   }
 }

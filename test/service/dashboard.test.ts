@@ -3,6 +3,7 @@
 // per request whatever the page size (no N+1).
 
 import { encodeGlobalID } from '@pothos/plugin-relay';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, startService, type TestService } from './helpers.ts';
 
@@ -253,6 +254,34 @@ describe.each(BACKENDS)('dashboard queries on %s', (backend) => {
       q.query(`SELECT 1 FROM "InspectionHourStats" WHERE LEAST("total", "queued", "running", "succeeded", "failed", "defective", "nominal") < 0`),
     );
     expect(negative).toEqual([]);
+  });
+
+  // Every inspection of a product and hour writes the same rollup row: a transaction must hold it only while
+  // it commits, or concurrent submissions and workers queue behind one another (prisma/migrations/*_hour_stats_at_commit).
+  it.runIf(backend === 'postgres')('holds the hour\'s rollup row only while a transaction commits: a concurrent insert of that hour does not wait', async () => {
+    const hour = new Date(T0 + 9 * DAY);
+    const insert = `INSERT INTO "Inspection" ("id", "productId", "width", "height", "channels", "createdAt", "updatedAt") VALUES (gen_random_uuid(), $1, 1, 1, 1, $2, now())`;
+    const open = new pg.Client({ connectionString: s.database.url! });
+    const other = new pg.Client({ connectionString: s.database.url! });
+    await open.connect();
+    await other.connect();
+    try {
+      await other.query(insert, [rows[0].productId, new Date(hour.getTime() + 1000)]);
+      await open.query('BEGIN');
+      await open.query(insert, [rows[0].productId, new Date(hour.getTime() + 2000)]);
+      // With the rollup updated inside each statement, this insert waits for `open` to end: lock_timeout ends it with 55P03.
+      await other.query(`SET lock_timeout = '3s'`);
+      await other.query(insert, [rows[0].productId, new Date(hour.getTime() + 3000)]);
+      const seen = async () => (await other.query(`SELECT "total" FROM "InspectionHourStats" WHERE "productId" = $1 AND "hour" = $2`, [rows[0].productId, hour])).rows[0].total;
+      expect(await seen()).toBe(2);
+      await open.query('COMMIT');
+      expect(await seen()).toBe(3);
+    } finally {
+      await open.end();
+      await other.end();
+    }
+    await s.prisma.inspection.deleteMany({ where: { createdAt: { gte: hour, lt: new Date(hour.getTime() + 3_600_000) } } });
+    expect((await s.prisma.$queryRaw<{ total: number }[]>`SELECT "total" FROM "InspectionHourStats" WHERE "productId" = ${rows[0].productId}::uuid AND "hour" = ${hour}`)[0].total).toBe(0);
   });
 
   it('sends a constant number of SQL statements per dashboard request (first 5 and first 50)', async () => {

@@ -326,4 +326,13 @@ describe('configuration', () => {
     expect(configFromEnv({ SHUTDOWN_TIMEOUT_SECONDS: '5', JOB_RETRY_LIMIT: '0' }).queue).toMatchObject({ shutdownTimeoutSeconds: 5, retryLimit: 0 });
     expect(() => configFromEnv({ SHUTDOWN_TIMEOUT_SECONDS: '0' })).toThrow('SHUTDOWN_TIMEOUT_SECONDS must be a positive integer, got "0"');
   });
+
+  it('MAX_CONCURRENT_UPLOADS defaults to the CPU cores, 2 to 8, and takes a positive integer', async () => {
+    const { configFromEnv, defaultUploadConcurrency } = await import('../../src/service/config.ts');
+    const { availableParallelism } = await import('node:os');
+    expect([1, 2, 3, 8, 64].map((cores) => defaultUploadConcurrency(cores))).toEqual([2, 2, 3, 8, 8]);
+    expect(configFromEnv({}).maxConcurrentUploads).toBe(defaultUploadConcurrency(availableParallelism()));
+    expect(configFromEnv({ MAX_CONCURRENT_UPLOADS: '12' }).maxConcurrentUploads).toBe(12);
+    expect(() => configFromEnv({ MAX_CONCURRENT_UPLOADS: '0' })).toThrow('MAX_CONCURRENT_UPLOADS must be a positive integer, got "0"');
+  });
 });

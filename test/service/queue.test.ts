@@ -12,7 +12,8 @@ import { createScorerCache } from '../../src/processing/scorers.ts';
 import { jobLimits } from '../../src/processing/start.ts';
 import { defaultConfig } from '../../src/service/config.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
-import { QUEUE_RETRY_AFTER_SECONDS } from '../../src/service/inspections.ts';
+import { QUEUE_RETRY_AFTER_SECONDS, retryAfterWithJitter } from '../../src/service/inspections.ts';
+import { UPLOAD_RETRY_AFTER_SECONDS } from '../../src/server/uploadGate.ts';
 import { BACKENDS, INSPECTION, ORIGIN, POSTGRES_URL, REPROCESS, SUBMIT, createProduct, destroyMidRun, rowCounts, sampleFiles, startService, type TestService } from './helpers.ts';
 
 const FILTERBANK = [{ key: 'features.extractor', value: 'filterbank' }];
@@ -128,7 +129,9 @@ describe.each(BACKENDS)('backpressure on %s', (backend) => {
     form.set('1', files['input.scoreMap']);
     const res = await s.yoga.fetch(`${ORIGIN}/graphql`, { method: 'POST', body: form, headers: { accept: 'application/json', ...s.headers } });
     expect(res.status).toBe(429);
-    expect(res.headers.get('retry-after')).toBe(String(QUEUE_RETRY_AFTER_SECONDS));
+    // Retry-After around QUEUE_RETRY_AFTER_SECONDS (5): 3 to 7 s, so that stations refused together come back apart.
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(3);
+    expect(Number(res.headers.get('retry-after'))).toBeLessThanOrEqual(7);
     expect(((await res.json()) as any).data.submitInspection.__typename).toBe('QueueFullError');
     // Other operations answer 200 meanwhile.
     expect((await s.gql('{ __typename }')).status).toBe(200);
@@ -139,6 +142,94 @@ describe.each(BACKENDS)('backpressure on %s', (backend) => {
     expect(again.__typename).toBe('SubmitInspectionSuccess');
     await s.processor.drain();
     expect(await s.prisma.inspection.count({ where: { status: 'SUCCEEDED' } })).toBe(3);
+  });
+});
+
+describe('Retry-After with jitter', () => {
+  it('draws whole seconds uniformly from [ceil(base / 2), base + floor(base / 2)], at least 1', () => {
+    expect(retryAfterWithJitter(5, () => 0)).toBe(3);
+    expect(retryAfterWithJitter(5, () => 0.9999)).toBe(7);
+    expect(retryAfterWithJitter(2, () => 0)).toBe(1);
+    expect(retryAfterWithJitter(2, () => 0.9999)).toBe(3);
+    expect(retryAfterWithJitter(1, () => 0.5)).toBe(1);
+    const draws = Array.from({ length: 2000 }, () => retryAfterWithJitter(QUEUE_RETRY_AFTER_SECONDS));
+    expect(new Set(draws)).toEqual(new Set([3, 4, 5, 6, 7]));
+    // Uniform: each of the 5 values about 400 times (binomial sd 18; 6 sd either way).
+    for (const v of [3, 4, 5, 6, 7]) expect(Math.abs(draws.filter((d) => d === v).length - 400)).toBeLessThan(110);
+  });
+});
+
+describe.each(BACKENDS)('upload admission on %s', (backend) => {
+  let s: TestService;
+  let productId: string;
+  beforeAll(async () => {
+    s = await startService(backend, { config: { maxConcurrentUploads: 1 } });
+    productId = await createProduct(s, 'gear');
+  });
+  afterAll(async () => s?.close());
+
+  /** A submission's multipart body as a stream that sends nothing until `send()`; `pulled` counts reads. */
+  async function heldSubmission(seed: number) {
+    const form = new FormData();
+    form.set('operations', JSON.stringify({ query: SUBMIT, variables: { input: { productId, image: null, scoreMap: null, options: FILTERBANK } } }));
+    form.set('map', JSON.stringify({ 0: ['variables.input.image'], 1: ['variables.input.scoreMap'] }));
+    const files = await sampleFiles(sample(seed));
+    form.set('0', files['input.image']);
+    form.set('1', files['input.scoreMap']);
+    const encoded = new Response(form);
+    const bytes = new Uint8Array(await encoded.arrayBuffer());
+    let send!: () => void;
+    const sent = new Promise<void>((r) => (send = r));
+    const state = { pulled: 0 };
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        state.pulled++;
+        await sent;
+        controller.enqueue(bytes);
+        controller.close();
+      },
+      // Nothing read ahead: a pull is a read by the server.
+    }, { highWaterMark: 0 });
+    const response = s.yoga.fetch(`${ORIGIN}/graphql`, {
+      method: 'POST',
+      body,
+      duplex: 'half',
+      headers: { accept: 'application/json', 'content-type': encoded.headers.get('content-type')!, ...s.headers },
+    } as RequestInit);
+    return { response: Promise.resolve(response), send, state };
+  }
+
+  it('beyond MAX_CONCURRENT_UPLOADS answers 429 BUSY with a jittered Retry-After before reading the body, and admits again once one ends', async () => {
+    const first = await heldSubmission(1);
+    for (let k = 0; k < 100 && s.app.uploads.active === 0; k++) await new Promise((r) => setTimeout(r, 10));
+    expect(s.app.uploads.active).toBe(1);
+    const before = await rowCounts(s);
+
+    const second = await heldSubmission(2);
+    const refused = await second.response;
+    expect(refused.status).toBe(429);
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(Math.ceil(UPLOAD_RETRY_AFTER_SECONDS / 2));
+    expect(retryAfter).toBeLessThanOrEqual(UPLOAD_RETRY_AFTER_SECONDS + Math.floor(UPLOAD_RETRY_AFTER_SECONDS / 2));
+    expect(refused.headers.get('connection')).toBe('close');
+    expect(((await refused.json()) as any).errors[0].extensions.code).toBe('BUSY');
+    // Refused from the headers: not one read of its body.
+    expect(second.state.pulled).toBe(0);
+    expect(await rowCounts(s)).toEqual(before);
+    // Other requests are not uploads: answered meanwhile.
+    expect((await s.gql('{ __typename }')).status).toBe(200);
+
+    first.send();
+    const admitted = (await (await first.response).json()) as any;
+    expect(admitted.data.submitInspection.__typename).toBe('SubmitInspectionSuccess');
+    expect(s.app.uploads.active).toBe(0);
+    // The slot is free again: the next upload is admitted, and so is one whose request failed (a bad body).
+    const bad = await s.yoga.fetch(`${ORIGIN}/graphql`, { method: 'POST', body: 'not multipart', headers: { 'content-type': 'multipart/form-data; boundary=x', ...s.headers } });
+    expect(bad.status).toBe(400);
+    expect(s.app.uploads.active).toBe(0);
+    expect((await submit(s, productId, 3)).__typename).toBe('SubmitInspectionSuccess');
+    expect(s.app.uploads.active).toBe(0);
+    await s.processor.drain();
   });
 });
 
