@@ -4,7 +4,7 @@
 // today's defaults). Per method: pooled F1 per defect type and over all, precision, recall, per-image F1,
 // defect-free images flagged, and how many types reach the best thr_* of that type.
 //
-//   npx tsx bench/tune-table.ts --report RUN/report.json --runs a.json,b.json [--half a|b] [--seed 0] [--configs n1,n2]
+//   npx tsx bench/tune-table.ts --report RUN/report.json --runs a.json,b.json [--half a|b] [--seed 0] [--configs 'n1;n2']
 //
 // --half keeps one seeded half (the same split as `ttt eval --half`); without it every image. The oracle
 // row from a report.json keeps the threshold that run chose on its own images (on a half: the whole set's).
@@ -44,7 +44,8 @@ for (const file of v.runs ? v.runs.split(',') : []) {
   const j = JSON.parse(readFileSync(file, 'utf8')) as { images: Record<string, Img[]> };
   for (const [name, list] of Object.entries(j.images)) add(name, list);
 }
-const wanted = v.configs ? v.configs.split(',') : [...methods.keys()];
+const wanted = v.configs ? v.configs.split(';') : [...methods.keys()];
+for (const n of wanted) if (!methods.has(n)) throw new Error(`no results named ${JSON.stringify(n)} (have: ${[...methods.keys()].join('; ')})`);
 const conf = (x: Img): Confusion => ({ tp: x.c[0], fp: x.c[1], fn: x.c[2], tn: x.c[3] });
 const zero: Confusion = { tp: 0, fp: 0, fn: 0, tn: 0 };
 const reference = methods.get('thr_global_3sigma') ?? methods.get(wanted[0])!;
