@@ -4,7 +4,7 @@
 
 import { TttError } from '../errors.ts';
 import { ceilDiv, type Gpu, type GpuArray } from '../gpu.ts';
-import { COUT_BLOCK, pointwiseTiles } from '../features/mobilenet/kernels.ts';
+import { COUT_BLOCK, NET_WG, netKernels } from '../features/mobilenet/kernels.ts';
 import { pcgHash } from '../rng.ts';
 import { CORESET_WG, patchcoreKernels } from './kernels.ts';
 
@@ -70,18 +70,17 @@ export function releaseProjection(gpu: Gpu, p: GpuProjection): void {
 
 /**
  * Projects dimension-major points [channels][padded] (padded: a multiple of 4) into a new [dims][padded]
- * array (the network's pointwise product: each output sums its channels in order, whatever the batch or
- * the register tile). The widest tile that divides the padded output channels (the network's own, 4x faster
- * than the narrow one on lavapipe for the 128-d projection of 1,536 channels).
+ * array (the network's pointwise product: each output sums its channels in order, whatever the batch).
+ * The narrow tile: for the 128-d projection of 1,024 patches the network's wider tiles gave the same values
+ * and measured 0.95-1.2x on lavapipe under load (bench notes in docs/benchmarks.md), no clear gain.
  */
 export function projectPlanar(gpu: Gpu, p: GpuProjection, data: GpuArray, padded: number): GpuArray {
   const projected = gpu.alloc(p.dims * padded);
-  const tile = p.coutPad % pointwiseTiles.wider.couts === 0 ? pointwiseTiles.wider : pointwiseTiles.narrow;
   gpu.run(
-    tile.plain,
+    netKernels.pointwise,
     { stride4: padded / 4, cin: p.channels, cout: p.dims, coutPad4: p.coutPad / 4, lo: -F32_MAX, hi: F32_MAX },
     { input: data, weights: p.weights, bias: p.bias, output: projected },
-    [ceilDiv(padded / 4, tile.pixels4 * tile.workgroup), p.coutPad / tile.couts, 1],
+    [ceilDiv(padded / 4, NET_WG), p.coutPad / COUT_BLOCK, 1],
   );
   return projected;
 }
