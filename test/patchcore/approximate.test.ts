@@ -29,11 +29,13 @@ describe('projected search (GPU) against the reference', () => {
   const bank = uniform(size * channels, 11);
   const queries = uniform(channels * stride, 12);
 
-  it('picks the reference entry and its exact distance, over a full bank split across buffers', async () => {
+  it('picks the reference entry and its exact distance, over a full bank and its rows split across buffers', async () => {
     const full = uploadBank(gpu, bank, channels, 512);
     expect(full.parts.length).toBe(4);
-    const pb = (await projectBank(gpu, full, dims, 3, 8))!;
+    const pb = (await projectBank(gpu, full, bank, dims, 3, 8, 600))!;
     expect([pb.slice, pb.slices]).toEqual([256, 8]);
+    // The re-rank's patch-major rows split across buffers too (600 entries each, not aligned to the slices).
+    expect(pb.rows.map((r) => [r.base, r.count])).toEqual([[0, 600], [600, 600], [1200, 600], [1800, 200]]);
     const q = gpu.upload(queries);
     const { distance, index } = projectedNearest(gpu, pb, q, nq);
     const d = await gpu.readF32(distance, nq);
@@ -61,7 +63,7 @@ describe('projected search (GPU) against the reference', () => {
     gpu.release(exact.distance, exact.index);
     const hits: number[] = [];
     for (const [slices, slice] of [[2, 128], [1000, 8]]) {
-      const pb = (await projectBank(gpu, full, dims, 3, slices))!;
+      const pb = (await projectBank(gpu, full, small, dims, 3, slices))!;
       expect([pb.slice, pb.slices]).toEqual([slice, 256 / slice]);
       const a = projectedNearest(gpu, pb, q, nq);
       const got = await gpu.readU32(a.index, nq);

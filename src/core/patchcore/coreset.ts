@@ -71,6 +71,8 @@ export function releaseProjection(gpu: Gpu, p: GpuProjection): void {
 /**
  * Projects dimension-major points [channels][padded] (padded: a multiple of 4) into a new [dims][padded]
  * array (the network's pointwise product: each output sums its channels in order, whatever the batch).
+ * The narrow tile: for the 128-d projection of 1,024 patches the network's wider tiles gave the same values
+ * and measured 0.95-1.2x on lavapipe under load (bench notes in docs/benchmarks.md), no clear gain.
  */
 export function projectPlanar(gpu: Gpu, p: GpuProjection, data: GpuArray, padded: number): GpuArray {
   const projected = gpu.alloc(p.dims * padded);

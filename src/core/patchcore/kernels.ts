@@ -4,6 +4,8 @@ import type { KernelSpec } from '../gpu.ts';
 
 /** Invocations per kNN workgroup: each holds 4 queries x 8 bank entries (measured best on lavapipe: 16-32). */
 export const KNN_WG = 16;
+/** Query vec4s of one knnSlice workgroup: two per invocation (shaders/knn.wgsl). */
+export const KNN_SLICE_WG_QUERIES4 = 2 * KNN_WG;
 /** Bank entries one kNN workgroup row scans. */
 export const KNN_SLICE = 4096;
 export const CORESET_WG = 64;
@@ -17,7 +19,7 @@ const coresetParams: KernelSpec['params'] = [
 ];
 
 const rerankParams: KernelSpec['params'] = [
-  ['nq', 'u32'], ['nq4', 'u32'], ['dims', 'u32'], ['nb', 'u32'], ['base', 'u32'], ['cands', 'u32'], ['first', 'u32'], ['last', 'u32'],
+  ['nq', 'u32'], ['nq4', 'u32'], ['dims', 'u32'], ['count', 'u32'], ['base', 'u32'], ['cands', 'u32'], ['first', 'u32'], ['last', 'u32'],
 ];
 
 const knn = (entryPoint: string, bindings: (string | null)[]): KernelSpec => ({

@@ -4,7 +4,7 @@
 import { TttError } from '../errors.ts';
 import { ceilDiv, type Gpu, type GpuArray } from '../gpu.ts';
 import { projectPlanar, readProjected, releaseProjection, uploadProjection, type GpuProjection } from './coreset.ts';
-import { KNN_SLICE, KNN_WG, patchcoreKernels, RERANK_WG } from './kernels.ts';
+import { KNN_SLICE, KNN_SLICE_WG_QUERIES4, KNN_WG, patchcoreKernels, RERANK_WG } from './kernels.ts';
 
 const FAR = 3.0e38;
 
@@ -77,7 +77,7 @@ export function nearestDistances(gpu: Gpu, bank: GpuBank, queries: GpuArray, nq:
   bank.parts.forEach((p, i) => {
     const slices = Math.ceil(p.nb / KNN_SLICE);
     const params = { ...common, nb: p.nb, base: p.base, slices, first: i === 0 ? 1 : 0 };
-    gpu.run(patchcoreKernels.knnSlice, params, { queries, bank: p.data, bankNorm: p.norms, partMin, partIdx }, [ceilDiv(nq4, KNN_WG), slices, 1]);
+    gpu.run(patchcoreKernels.knnSlice, params, { queries, bank: p.data, bankNorm: p.norms, partMin, partIdx }, [ceilDiv(nq4, KNN_SLICE_WG_QUERIES4), slices, 1]);
     gpu.run(patchcoreKernels.knnMerge, params, { partMin, partIdx, bestMin, bestIdx }, ceilDiv(nq4, KNN_WG));
   });
   const distance = gpu.alloc(nq);
@@ -97,7 +97,14 @@ export function nearestDistances(gpu: Gpu, bank: GpuBank, queries: GpuArray, nq:
  * whenever that entry is the projected-nearest of its own slice.
  */
 export interface ProjectedBank {
-  readonly full: GpuBank;
+  /** Channels and entries of the full bank. */
+  readonly channels: number;
+  readonly size: number;
+  /**
+   * The full entries patch-major ([count][channels] per buffer), for the re-rank: each candidate's row is
+   * contiguous (the dimension-major layout of the exact search puts its channels nb apart, a cache miss each).
+   */
+  readonly rows: readonly { readonly data: GpuArray; readonly base: number; readonly count: number }[];
   /** One buffer: [dims][nb]. */
   readonly projected: GpuBankPart;
   readonly projection: GpuProjection;
@@ -107,11 +114,21 @@ export interface ProjectedBank {
 }
 
 /**
- * The projected bank of an uploaded bank, in `slices` slices, or null when its projection does not fit one
- * buffer (then the exact search is used).
+ * The projected bank of an uploaded bank (`full`, dimension-major, projected on the GPU; `features`, the same
+ * entries patch-major, [size][channels]), in `slices` slices, or null when its projection does not fit one
+ * buffer (then the exact search is used). `full` stays the caller's. `rowsPerPart`: entries per buffer of the rows.
  */
-export async function projectBank(gpu: Gpu, full: GpuBank, dims: number, seed: number, slices: number): Promise<ProjectedBank | null> {
+export async function projectBank(
+  gpu: Gpu,
+  full: GpuBank,
+  features: Float32Array,
+  dims: number,
+  seed: number,
+  slices: number,
+  rowsPerPart = Math.floor(gpu.maxElements / full.channels),
+): Promise<ProjectedBank | null> {
   if (!Number.isInteger(slices) || slices < 1) throw new TttError('INVALID_OPTION', `a search in ${slices} slices`);
+  if (features.length !== full.size * full.channels) throw new TttError('INTERNAL', `${features.length} feature values for a bank of ${full.size} x ${full.channels}`);
   const nb = Math.ceil(full.size / 8) * 8;
   if (nb * dims > gpu.maxElements) return null;
   const projection = uploadProjection(gpu, full.channels, dims, seed);
@@ -128,11 +145,17 @@ export async function projectBank(gpu: Gpu, full: GpuBank, dims: number, seed: n
   }
   const slice = Math.ceil(nb / slices / 8) * 8;
   const projected = { data: gpu.upload(t), norms: gpu.upload(norms), base: 0, count: full.size, nb };
-  return { full, projected, projection, slice, slices: Math.ceil(nb / slice) };
+  const perRows = Math.max(1, Math.min(rowsPerPart, Math.floor(gpu.maxElements / full.channels)));
+  const rows: ProjectedBank['rows'][number][] = [];
+  for (let base = 0; base < full.size; base += perRows) {
+    const count = Math.min(perRows, full.size - base);
+    rows.push({ data: gpu.upload(features.subarray(base * full.channels, (base + count) * full.channels)), base, count });
+  }
+  return { channels: full.channels, size: full.size, rows, projected, projection, slice, slices: Math.ceil(nb / slice) };
 }
 
 export function releaseProjectedBank(gpu: Gpu, bank: ProjectedBank): void {
-  gpu.release(bank.projected.data, bank.projected.norms);
+  gpu.release(bank.projected.data, bank.projected.norms, ...bank.rows.map((r) => r.data));
   releaseProjection(gpu, bank.projection);
 }
 
@@ -144,14 +167,14 @@ export function projectedNearest(gpu: Gpu, bank: ProjectedBank, queries: GpuArra
   const partMin = gpu.alloc(bank.slices * nq4 * 4);
   const cand = gpu.alloc(bank.slices * nq4 * 4);
   const sliceParams = { nq4, dims: bank.projection.dims, slice: bank.slice, nq, nb: p.nb, base: 0, slices: bank.slices, first: 1 };
-  gpu.run(patchcoreKernels.knnSlice, sliceParams, { queries: pq, bank: p.data, bankNorm: p.norms, partMin, partIdx: cand }, [ceilDiv(nq4, KNN_WG), bank.slices, 1]);
+  gpu.run(patchcoreKernels.knnSlice, sliceParams, { queries: pq, bank: p.data, bankNorm: p.norms, partMin, partIdx: cand }, [ceilDiv(nq4, KNN_SLICE_WG_QUERIES4), bank.slices, 1]);
   gpu.release(pq, partMin);
   const bestMin = gpu.alloc(nq);
   const bestIdx = gpu.alloc(nq);
   const distance = gpu.alloc(nq);
-  const parts = bank.full.parts;
+  const parts = bank.rows;
   parts.forEach((part, i) => {
-    const params = { nq, nq4, dims: bank.full.channels, nb: part.nb, base: part.base, cands: bank.slices, first: i === 0 ? 1 : 0, last: i === parts.length - 1 ? 1 : 0 };
+    const params = { nq, nq4, dims: bank.channels, count: part.count, base: part.base, cands: bank.slices, first: i === 0 ? 1 : 0, last: i === parts.length - 1 ? 1 : 0 };
     gpu.run(patchcoreKernels.knnRerank, params, { queries, bank: part.data, cand, bestMin, bestIdx, distance }, ceilDiv(nq, RERANK_WG));
   });
   gpu.release(cand, bestMin);

@@ -487,10 +487,12 @@ export class PatchCoreScorer {
     private readonly gpu: Gpu,
     readonly header: BankHeader,
     private readonly graph: NetworkGraph | null,
-    private readonly bank: GpuBank,
+    /** The bank dimension-major for the exact search (a projected scorer uploads it on first use). */
+    private bank: GpuBank | null,
+    private readonly features: Float32Array,
     /** The bank's normalization, uploaded once (null for an rgb bank). */
     private readonly normalization: GpuArray | null,
-    /** The bank in the projected space (null: exact search). */
+    /** The bank in the projected space, with its patch-major rows (null: exact search). */
     private readonly projected: ProjectedBank | null,
   ) {}
 
@@ -511,9 +513,11 @@ export class PatchCoreScorer {
     const full = uploadBank(gpu, bank.features, header.channels);
     const projected =
       search === 'projected' && header.channels > header.projectionDims
-        ? await projectBank(gpu, full, header.projectionDims, header.seed, options.slices ?? DEFAULT_SEARCH_SLICES)
+        ? await projectBank(gpu, full, bank.features, header.projectionDims, header.seed, options.slices ?? DEFAULT_SEARCH_SLICES)
         : null;
-    return new PatchCoreScorer(gpu, header, graph, full, normalization, projected);
+    // The projected search re-ranks on its own patch-major rows: the dimension-major bank waits for an exact search.
+    if (projected) releaseBank(gpu, full);
+    return new PatchCoreScorer(gpu, header, graph, projected ? null : full, bank.features, normalization, projected);
   }
 
   /** The search this scorer runs (projected falls back to exact when the patches are no wider than the projection). */
@@ -525,7 +529,7 @@ export class PatchCoreScorer {
     if (this.normalization) normalizePatches(this.gpu, q, this.normalization);
     return search === 'projected' && this.projected
       ? projectedNearest(this.gpu, this.projected, q.data, q.patches)
-      : nearestDistances(this.gpu, this.bank, q.data, q.patches);
+      : nearestDistances(this.gpu, (this.bank ??= uploadBank(this.gpu, this.features, this.header.channels)), q.data, q.patches);
   }
 
   /**
@@ -588,7 +592,7 @@ export class PatchCoreScorer {
   }
 
   release(): void {
-    releaseBank(this.gpu, this.bank);
+    if (this.bank) releaseBank(this.gpu, this.bank);
     if (this.projected) releaseProjectedBank(this.gpu, this.projected);
     this.gpu.release(this.normalization);
   }
