@@ -29,19 +29,9 @@ import {
 import { nodeGpu } from '../src/gpu/node.ts';
 import { registerMobileNet } from '../src/models/nsfwjs.ts';
 import { registerResnet50 } from '../src/models/resnet50.ts';
-import { autoPreselect, scorerLayers } from '../src/core/patchcore/patchcore.ts';
+import { autoPreselect, concatRows, scorerLayers } from '../src/core/patchcore/patchcore.ts';
 import type { Backbone } from '../src/core/patchcore/bank.ts';
 
-/** The arrays end to end (AUROC sorts its inputs in place; their order does not matter to it). */
-function concat32(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 const { values: v, positionals } = parseArgs({
   allowPositionals: true,
@@ -179,8 +169,8 @@ for (const [n, { cat, file }] of files.entries()) {
 const results = variants.map((x, k) => {
   const a = acc[k];
   const pixel: Record<string, number> = {};
-  for (const cat of categories) if (cat !== 'good') pixel[cat] = +auroc(concat32(a.pos.get(cat) ?? []), concat32(a.neg.get(cat) ?? [])).toFixed(4);
-  pixel.overall = +auroc(concat32([...a.pos.values()].flat()), concat32([...a.neg.values()].flat())).toFixed(4);
+  for (const cat of categories) if (cat !== 'good') pixel[cat] = +auroc(concatRows(a.pos.get(cat) ?? []), concatRows(a.neg.get(cat) ?? [])).toFixed(4);
+  pixel.overall = +auroc(concatRows([...a.pos.values()].flat()), concatRows([...a.neg.values()].flat())).toFixed(4);
   const image = auroc(Float32Array.from(a.images.filter((s) => s.defective).map((s) => s.score)), Float32Array.from(a.images.filter((s) => !s.defective).map((s) => s.score)));
   const { patches, sourcePatches, images, channels, preselect, coresetRows, coresetRatio, layers } = x.bank.header;
   return {

@@ -363,7 +363,8 @@ export function coresetCount(config: Pick<PatchCoreConfig, 'coresetRows' | 'core
   return Math.max(1, Math.min(available, want));
 }
 
-const concatRows = (arrays: readonly Float32Array[]): Float32Array => {
+/** The arrays end to end, in order. */
+export const concatRows = (arrays: readonly Float32Array[]): Float32Array => {
   const all = new Float32Array(arrays.reduce((a, r) => a + r.length, 0));
   let o = 0;
   for (const r of arrays) {
