@@ -221,6 +221,34 @@ describe('scoring', () => {
     expect(rows.perImage).toHaveLength(3); // not consumed
   });
 
+  it('keeps no host copy of the bank: a projected scorer answers an exact search from its GPU rows', async () => {
+    // 152 channels projected to 32: the projected search by default.
+    const bank = await buildBank(gpu, [texture(64, 64, 1), texture(64, 48, 2)], { ...config, projectionDims: 32 });
+    const exact = await PatchCoreScorer.load(gpu, { ...bank, features: Float32Array.from(bank.features) }, { search: 'exact' });
+    const scorer = await PatchCoreScorer.load(gpu, bank);
+    expect([scorer.search, exact.search]).toEqual(['projected', 'exact']);
+    const { patches } = bank.header;
+    const nb = Math.ceil(patches / 8) * 8;
+    // The rows (patches x 152), the projected bank and its norms (32 + 1 planes of nb), the projection (152 x 32 weights, padded to the tile, and a bias).
+    const held = patches * 152 * 4 + 33 * nb * 4;
+    expect(scorer.deviceBytes - held).toBeGreaterThanOrEqual(152 * 32 * 4);
+    expect(scorer.deviceBytes - held).toBeLessThan(152 * 64 * 4 + 4 * 256);
+    // The caller's array is not the scorer's: zeroing it changes nothing (the scorer used to keep it to upload the exact search's bank from).
+    bank.features.fill(0);
+    const image = texture(64, 48, 3, { x: 40, y: 20, r: 8 });
+    const want = await exact.nearestPatches(image);
+    const got = await scorer.nearestPatches(image, null, 'exact');
+    expect(Array.from(got.index)).toEqual(Array.from(want.index));
+    for (let i = 0; i < want.distance.length; i++) expect(Math.abs(got.distance[i] - want.distance[i])).toBeLessThanOrEqual(1e-6 * want.distance[i]);
+    // Now it holds the dimension-major bank as well (patches x 152 values and the norms, in parts of 8 entries).
+    expect(scorer.deviceBytes - held).toBeGreaterThanOrEqual(nb * 153 * 4);
+    // The projected search is never closer than the exact one.
+    const approx = await scorer.nearestPatches(image);
+    approx.distance.forEach((d, i) => expect(d).toBeGreaterThanOrEqual(want.distance[i] * (1 - 1e-6)));
+    scorer.release();
+    exact.release();
+  });
+
   it('refuses a bank whose channels do not match its layers', async () => {
     const bank = await buildBank(gpu, [texture(32, 32, 1)], { ...config, size: 32, coresetRatio: 1 });
     const wrong = { ...bank, header: { ...bank.header, layers: ['block_2_add'] } };

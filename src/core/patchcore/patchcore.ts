@@ -25,7 +25,7 @@ import { maskedSpec, releaseValidity, uploadValidity } from '../validity.ts';
 import { BANK_VERSION, type Backbone, type BankHeader, type BankModality, type BankNormalization, type MemoryBank } from './bank.ts';
 import { greedyCoreset, hostGreedy, readProjected, releaseProjection, uploadProjection, type GpuProjection } from './coreset.ts';
 import { geometryPatchFeatures } from './geometry.ts';
-import { nearestDistances, projectBank, projectedNearest, releaseBank, releaseProjectedBank, uploadBank, type GpuBank, type ProjectedBank } from './knn.ts';
+import { bankOfRows, gpuBytes, nearestDistances, projectBank, projectedNearest, releaseBank, releaseProjectedBank, releaseRows, uploadBank, uploadRows, type GpuBank, type ProjectedBank } from './knn.ts';
 
 export interface PatchCoreConfig {
   /** rgb: MobileNetV2 layers; 3d: the 3-D features of the point cloud; both: the two concatenated. */
@@ -482,21 +482,26 @@ export const DEFAULT_SEARCH_SLICES = 16;
 export const defaultSearch = (header: Pick<BankHeader, 'channels' | 'projectionDims'>): SearchMode =>
   header.channels >= 4 * header.projectionDims ? 'projected' : 'exact';
 
-/** A loaded memory bank, on the GPU, ready to score images. */
+/**
+ * A loaded memory bank, on the GPU, ready to score images. It keeps no host copy of the bank: an exact
+ * scorer holds the dimension-major bank, a projected one the patch-major rows its re-rank reads and the
+ * projected bank (an exact search asked of it later builds the dimension-major bank from those rows on the
+ * GPU, then keeps it).
+ */
 export class PatchCoreScorer {
   private constructor(
     private readonly gpu: Gpu,
     readonly header: BankHeader,
     private readonly graph: NetworkGraph | null,
-    /** The bank dimension-major for the exact search (a projected scorer uploads it on first use). */
+    /** The bank dimension-major for the exact search (a projected scorer builds it on first use). */
     private bank: GpuBank | null,
-    private readonly features: Float32Array,
     /** The bank's normalization, uploaded once (null for an rgb bank). */
     private readonly normalization: GpuArray | null,
     /** The bank in the projected space, with its patch-major rows (null: exact search). */
     private readonly projected: ProjectedBank | null,
   ) {}
 
+  /** Loads a bank; `bank.features` is read here only (the scorer keeps no reference to it). */
   static async load(gpu: Gpu, bank: MemoryBank, options: ScorerOptions = {}): Promise<PatchCoreScorer> {
     const { header } = bank;
     const graph = header.modality === '3d' ? null : await backboneGraph(header.backbone, header.layers);
@@ -510,15 +515,32 @@ export class PatchCoreScorer {
     }
     const search = options.search ?? defaultSearch(header);
     if (search !== 'exact' && search !== 'projected') throw new TttError('INVALID_OPTION', `search ${JSON.stringify(search)} (expected exact or projected)`);
+    const slices = options.slices ?? DEFAULT_SEARCH_SLICES;
+    if (!Number.isInteger(slices) || slices < 1) throw new TttError('INVALID_OPTION', `a search in ${slices} slices`);
+    if (bank.features.length !== header.patches * header.channels) {
+      throw new TttError('INVALID_INPUT', `a memory bank of ${header.patches} x ${header.channels} with ${bank.features.length} values`);
+    }
     const normalization = header.normalization ? uploadNormalization(gpu, header.normalization) : null;
-    const full = uploadBank(gpu, bank.features, header.channels);
-    const projected =
-      search === 'projected' && header.channels > header.projectionDims
-        ? await projectBank(gpu, full, bank.features, header.projectionDims, header.seed, options.slices ?? DEFAULT_SEARCH_SLICES)
-        : null;
-    // The projected search re-ranks on its own patch-major rows: the dimension-major bank waits for an exact search.
-    if (projected) releaseBank(gpu, full);
-    return new PatchCoreScorer(gpu, header, graph, projected ? null : full, bank.features, normalization, projected);
+    if (search === 'projected' && header.channels > header.projectionDims) {
+      // One upload, patch-major; the projection is made from it on the GPU.
+      const rows = uploadRows(gpu, bank.features, header.channels);
+      const projected = projectBank(gpu, rows, header.projectionDims, header.seed, slices);
+      if (projected) return new PatchCoreScorer(gpu, header, graph, null, normalization, projected);
+      releaseRows(gpu, rows);
+    }
+    return new PatchCoreScorer(gpu, header, graph, uploadBank(gpu, bank.features, header.channels), normalization, null);
+  }
+
+  /** Bytes the scorer holds on the device (banks, projection, normalization); it holds none on the host beyond its header. */
+  get deviceBytes(): number {
+    const arrays: GpuArray[] = [];
+    if (this.bank) for (const p of this.bank.parts) arrays.push(p.data, p.norms);
+    if (this.projected) {
+      const p = this.projected;
+      arrays.push(p.projected.data, p.projected.norms, p.projection.weights, p.projection.bias, ...p.rows.map((r) => r.data));
+    }
+    if (this.normalization) arrays.push(this.normalization);
+    return gpuBytes(...arrays);
   }
 
   /** The search this scorer runs (projected falls back to exact when the patches are no wider than the projection). */
@@ -530,7 +552,13 @@ export class PatchCoreScorer {
     if (this.normalization) normalizePatches(this.gpu, q, this.normalization);
     return search === 'projected' && this.projected
       ? projectedNearest(this.gpu, this.projected, q.data, q.patches)
-      : nearestDistances(this.gpu, (this.bank ??= uploadBank(this.gpu, this.features, this.header.channels)), q.data, q.patches);
+      : nearestDistances(this.gpu, (this.bank ??= this.exactBank()), q.data, q.patches);
+  }
+
+  /** The dimension-major bank, for an exact search asked of a projected scorer: from its rows, on the GPU. */
+  private exactBank(): GpuBank {
+    const p = this.projected!;
+    return bankOfRows(this.gpu, { channels: p.channels, size: p.size, parts: p.rows });
   }
 
   /**
