@@ -15,13 +15,21 @@ struct BankParams { channels: u32, count: u32, src: u32, dst: u32, nb: u32 }
 @group(0) @binding(1) var<storage, read> rows: array<f32>;            // [entries][channels]
 @group(0) @binding(2) var<storage, read_write> planar: array<f32>;    // [channels][nb]
 
-// One invocation per (entry, channel): x over entries (consecutive writes), y over channels.
+// One invocation per entry and block of KB channels: x over entries (each lane streams its own row, and
+// the lanes' writes of one channel are consecutive), y over the channel blocks. (One invocation per
+// value read a cache line per value: 4x slower on lavapipe.)
+const KB: u32 = 64u;
+
 @compute @workgroup_size(WG)
 fn bankTranspose(@builtin(global_invocation_id) g: vec3<u32>) {
   let i = g.x;
-  let k = g.y;
-  if (i >= P.count || k >= P.channels) { return; }
-  planar[k * P.nb + P.dst + i] = rows[(P.src + i) * P.channels + k];
+  if (i >= P.count) { return; }
+  let k0 = g.y * KB;
+  let k1 = min(k0 + KB, P.channels);
+  let r = (P.src + i) * P.channels;
+  for (var k = k0; k < k1; k++) {
+    planar[k * P.nb + P.dst + i] = rows[r + k];
+  }
 }
 
 @group(0) @binding(3) var<storage, read> planarIn: array<f32>;        // [channels][nb]

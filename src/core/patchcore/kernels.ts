@@ -12,6 +12,8 @@ export const KNN_SLICE = 4096;
 export const CORESET_WG = 64;
 export const RERANK_WG = 64;
 export const BANK_WG = 64;
+/** Channels one bankTranspose invocation copies (KB in shaders/bankrows.wgsl). */
+export const BANK_TRANSPOSE_CHANNELS = 64;
 
 const knnParams: KernelSpec['params'] = [
   ['nq4', 'u32'], ['nb', 'u32'], ['dims', 'u32'], ['slice', 'u32'], ['base', 'u32'], ['slices', 'u32'], ['first', 'u32'], ['nq', 'u32'],

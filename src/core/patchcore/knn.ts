@@ -4,7 +4,7 @@
 import { TttError } from '../errors.ts';
 import { ceilDiv, type Gpu, type GpuArray } from '../gpu.ts';
 import { projectPlanar, releaseProjection, uploadProjection, type GpuProjection } from './coreset.ts';
-import { BANK_WG, KNN_SLICE, KNN_SLICE_WG_QUERIES4, KNN_WG, patchcoreKernels, RERANK_WG } from './kernels.ts';
+import { BANK_TRANSPOSE_CHANNELS, BANK_WG, KNN_SLICE, KNN_SLICE_WG_QUERIES4, KNN_WG, patchcoreKernels, RERANK_WG } from './kernels.ts';
 
 const FAR = 3.0e38;
 
@@ -58,8 +58,9 @@ export function uploadBank(gpu: Gpu, features: Float32Array, channels: number, p
   return { channels, size, parts };
 }
 
-export function releaseBank(gpu: Gpu, bank: GpuBank): void {
-  for (const p of bank.parts) gpu.release(p.data, p.norms);
+/** Releases a bank; `free`: its buffers are destroyed instead of pooled. */
+export function releaseBank(gpu: Gpu, bank: GpuBank, free = false): void {
+  for (const p of bank.parts) (free ? gpu.free : gpu.release).call(gpu, p.data, p.norms);
 }
 
 /**
@@ -157,7 +158,7 @@ export function planarOfRows(gpu: Gpu, rows: GpuRows, first: number, count: numb
     for (let a = lo; a < hi; a += TRANSPOSE_ENTRIES) {
       const n = Math.min(TRANSPOSE_ENTRIES, hi - a);
       const params = { channels: rows.channels, count: n, src: a - part.base, dst: a - first, nb };
-      gpu.run(patchcoreKernels.bankTranspose, params, { rows: part.data, planar }, [ceilDiv(n, BANK_WG), rows.channels, 1]);
+      gpu.run(patchcoreKernels.bankTranspose, params, { rows: part.data, planar }, [ceilDiv(n, BANK_WG), ceilDiv(rows.channels, BANK_TRANSPOSE_CHANNELS), 1]);
     }
   }
   return planar;
@@ -203,22 +204,24 @@ export function projectBank(gpu: Gpu, rows: GpuRows, dims: number, seed: number,
     const cnb = Math.ceil(count / 8) * 8;
     const planar = planarOfRows(gpu, rows, base, count, cnb);
     const projected = projectPlanar(gpu, projection, planar, cnb);
-    gpu.release(planar);
+    // A one-off buffer the size of the bank: destroyed, not pooled (the pool would keep it for good).
+    gpu.free(planar);
     if (base === 0 && count === size) {
       data = projected;
       break;
     }
     data ??= gpu.alloc(dims * nb, true);
     for (let k = 0; k < dims; k++) gpu.copy(projected, data, count, k * cnb, k * nb + base);
-    gpu.release(projected);
+    gpu.free(projected);
   }
   const norms = planarNorms(gpu, data!, dims, size, nb);
   const slice = Math.ceil(nb / slices / 8) * 8;
   return { channels: rows.channels, size, rows: rows.parts, projected: { data: data!, norms, base: 0, count: size, nb }, projection, slice, slices: Math.ceil(nb / slice) };
 }
 
-export function releaseProjectedBank(gpu: Gpu, bank: ProjectedBank): void {
-  gpu.release(bank.projected.data, bank.projected.norms, ...bank.rows.map((r) => r.data));
+/** Releases a projected bank; `free`: its buffers are destroyed instead of pooled (a loaded bank's, see PatchCoreScorer.release). */
+export function releaseProjectedBank(gpu: Gpu, bank: ProjectedBank, free = false): void {
+  (free ? gpu.free : gpu.release).call(gpu, bank.projected.data, bank.projected.norms, ...bank.rows.map((r) => r.data));
   releaseProjection(gpu, bank.projection);
 }
 

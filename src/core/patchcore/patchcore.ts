@@ -620,9 +620,13 @@ export class PatchCoreScorer {
     return { anomalyMap: { data, width: output.width, height: output.height }, predScore };
   }
 
+  /**
+   * Gives the scorer's buffers back: the bank's are destroyed (their memory returns to the device at once,
+   * which a cache bounded in bytes relies on), the small ones pooled.
+   */
   release(): void {
-    if (this.bank) releaseBank(this.gpu, this.bank);
-    if (this.projected) releaseProjectedBank(this.gpu, this.projected);
+    if (this.bank) releaseBank(this.gpu, this.bank, true);
+    if (this.projected) releaseProjectedBank(this.gpu, this.projected, true);
     this.gpu.release(this.normalization);
   }
 }
