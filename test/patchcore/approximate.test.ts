@@ -4,11 +4,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/core/gpu.ts';
 import { greedyCoreset, hostGreedy, projectionMatrix } from '../../src/core/patchcore/coreset.ts';
-import { bankFromRows, bankRows, PATCHCORE_DEFAULTS, type PatchCoreConfig } from '../../src/core/patchcore/patchcore.ts';
+import { bankFromRows, bankRows, fillHolePatches, PATCHCORE_DEFAULTS, type PatchCoreConfig } from '../../src/core/patchcore/patchcore.ts';
 import type { ImageTensor } from '../../src/core/types.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
 import { bankOfRows, nearestDistances, projectBank, projectedNearest, releaseBank, releaseProjectedBank, releaseRows, uploadBank, uploadRows } from '../../src/core/patchcore/knn.ts';
-import { referenceCoreset, referenceNearest, referenceProjectedNearest } from '../../src/core/reference/patchcore.ts';
+import { referenceCoreset, referenceFillHoles, referenceNearest, referenceProjectedNearest } from '../../src/core/reference/patchcore.ts';
 import { pcgHash } from '../../src/core/rng.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -153,6 +153,28 @@ describe('bank layouts built on the GPU at load (no read-back) against host refe
         else expect(Math.abs(norms[i] - wantNorms[i]) / wantNorms[i]).toBeLessThan(1e-5);
       }
       releaseProjectedBank(gpu, pb);
+    }
+  });
+});
+
+describe('hole patches filled on the GPU against the reference', () => {
+  it('gives every hole the lowest valid distance, in place; leaves the valid ones; no valid patch: 3.0e38', async () => {
+    const n = 1001;
+    const d = uniform(n, 41, 5);
+    for (const allHoles of [false, true]) {
+      const valid = Uint8Array.from({ length: n }, (_, i) => (allHoles || i % 3 === 0 ? 0 : 1));
+      const a = gpu.upload(d);
+      fillHolePatches(gpu, a, valid);
+      const got = await gpu.readF32(a, n);
+      gpu.release(a);
+      const want = referenceFillHoles(d, valid);
+      expect(Array.from(got)).toEqual(Array.from(want));
+      if (!allHoles) {
+        let low = Infinity;
+        for (let i = 0; i < n; i++) if (i % 3 !== 0) low = Math.min(low, d[i]);
+        expect(got[0]).toBe(low);
+        expect(got[1]).toBe(d[1]);
+      } else expect(got[5]).toBe(Math.fround(3.0e38));
     }
   });
 });

@@ -9,10 +9,10 @@ import { command as bankCommand } from '../../src/cli/bank.ts';
 import { command as scoreCommand } from '../../src/cli/score.ts';
 import type { Gpu } from '../../src/core/gpu.ts';
 import { auroc } from '../../src/core/patchcore/auroc.ts';
-import { BANK_VERSION, decodeBank, encodeBank, type MemoryBank } from '../../src/core/patchcore/bank.ts';
+import { BACKBONE_LAYERS, BANK_VERSION, decodeBank, encodeBank, type MemoryBank } from '../../src/core/patchcore/bank.ts';
 import { greedyCoreset } from '../../src/core/patchcore/coreset.ts';
 import { nearestDistances, uploadBank, releaseBank } from '../../src/core/patchcore/knn.ts';
-import { bankFromRows, bankRows, buildBank, patchFeatures, PatchCoreScorer, PATCHCORE_DEFAULTS, smoothingSigma } from '../../src/core/patchcore/patchcore.ts';
+import { bankFromRows, bankRows, buildBank, patchFeatures, PatchCoreScorer, PATCHCORE_DEFAULTS, scorerLayers, smoothingSigma } from '../../src/core/patchcore/patchcore.ts';
 import { mobileNetGraph } from '../../src/core/features/mobilenet/registry.ts';
 import { coveringRadius, referenceCoreset, referenceNearest, referenceScoreMap } from '../../src/core/reference/patchcore.ts';
 import { pcgHash } from '../../src/core/rng.ts';
@@ -164,6 +164,46 @@ describe('memory bank file', () => {
     expect(() => decodeBank(future, 'b.bin')).toThrow(/memory bank version 9 \(this build reads versions 1, 2 and 3\)/);
     const noLayers = encodeBank({ ...bank, header: { ...bank.header, layers: [] } });
     expect(() => decodeBank(noLayers, 'b.bin')).toThrow(/lists no layers/);
+  });
+});
+
+describe('backbone default layers and old bank files', () => {
+  it('each backbone declares its default layers; the scorer and the CLI take them from the bank\'s backbone', () => {
+    expect(scorerLayers('resnet50')).toEqual(['stage2', 'stage3']);
+    expect(scorerLayers('mobilenetv2')).toEqual(['block_2_add', 'block_5_add', 'block_12_add']);
+    expect(PATCHCORE_DEFAULTS.layers).toEqual(BACKBONE_LAYERS[PATCHCORE_DEFAULTS.backbone]);
+    expect(() => scorerLayers('vgg16' as never)).toThrow(/backbone "vgg16" \(expected mobilenetv2 or resnet50\)/);
+  });
+
+  it('a version 2 file of an old build (extractor mobilenetv2, its default layers) loads and scores as the same bank written today', async () => {
+    const patches = 24;
+    const values = uniform(patches * 152, 77, 2);
+    // As an old build wrote it: `extractor`, no backbone, coreset rows or pre-selection share.
+    const header = {
+      version: 2, extractor: 'mobilenetv2', modality: 'rgb', weights: 'nsfwjs', layers: ['block_2_add', 'block_5_add', 'block_12_add'], geometryScales: [],
+      rgbChannels: 152, geometryChannels: 0, normalization: null, size: 64, stride: 8, patches, channels: 152, coresetRatio: 0.1,
+      projectionDims: 128, seed: 0, images: 2, sourcePatches: 240,
+    };
+    const text = JSON.stringify(header);
+    const json = new TextEncoder().encode(text.padEnd(Math.ceil(text.length / 4) * 4));
+    const file = new Uint8Array(12 + json.length + 4 * values.length);
+    file.set(new TextEncoder().encode('TTTBANK1'));
+    new DataView(file.buffer).setUint32(8, json.length, true);
+    file.set(json, 12);
+    values.forEach((v, i) => new DataView(file.buffer).setFloat32(12 + json.length + 4 * i, v, true));
+    const old = decodeBank(file, 'old.bin');
+    expect(old.header).toMatchObject({ version: 2, backbone: 'mobilenetv2', layers: header.layers, coresetRows: 0, preselect: 1 });
+    const today = decodeBank(encodeBank(old));
+    expect(today.header.version).toBe(BANK_VERSION);
+    const a = await PatchCoreScorer.load(gpu, old);
+    const b = await PatchCoreScorer.load(gpu, today);
+    const image = texture(64, 48, 6);
+    const sa = await a.score(image);
+    const sb = await b.score(image);
+    expect(Array.from(sa.anomalyMap.data)).toEqual(Array.from(sb.anomalyMap.data));
+    expect(sa.predScore).toBeGreaterThan(0);
+    a.release();
+    b.release();
   });
 });
 

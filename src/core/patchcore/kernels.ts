@@ -1,5 +1,5 @@
 // The kernels of the built-in PatchCore scorer (shaders/knn.wgsl, shaders/rerank.wgsl, shaders/coreset.wgsl,
-// shaders/bankrows.wgsl), declared once.
+// shaders/bankrows.wgsl, shaders/holes.wgsl), declared once.
 
 import type { KernelSpec } from '../gpu.ts';
 
@@ -48,6 +48,9 @@ export const patchcoreKernels = {
   },
   bankNorms: {
     name: 'bankrows.bankNorms', shaders: ['bankrows'], entryPoint: 'bankNorms', workgroupSize: BANK_WG, params: bankParams, bindings: [null, null, 'planarIn', 'norms'],
+  },
+  fillHoles: {
+    name: 'holes.fillHoles', shaders: ['validity', 'holes'], entryPoint: 'fillHoles', workgroupSize: 256, params: [['n', 'u32']], bindings: ['distance', 'valid'],
   },
   coresetInit: coreset('coresetInit', [null, null, 'minDist']),
   coresetUpdate: coreset('coresetUpdate', ['points', 'center', 'minDist', 'partVal', 'partIdx']),

@@ -10,7 +10,7 @@
 
 import { TttError, withSubjectAsync } from '../errors.ts';
 import { gaussianSmooth } from '../features/filterbank.ts';
-import { DEFAULT_LAYERS, networkFeatureMaps, networkInputSize } from '../features/mobilenet/extractor.ts';
+import { networkFeatureMaps, networkInputSize } from '../features/mobilenet/extractor.ts';
 import { defaultOptions } from '../options.ts';
 import type { NetworkGraph, Shape } from '../features/mobilenet/graph.ts';
 import { mobileNetGraph } from '../features/mobilenet/registry.ts';
@@ -22,9 +22,10 @@ import { kernels } from '../kernels.ts';
 import type { ImageTensor, PointCloud, ScoreMap } from '../types.ts';
 import { validatePointCloud } from '../validate.ts';
 import { maskedSpec, releaseValidity, uploadValidity } from '../validity.ts';
-import { BANK_VERSION, type Backbone, type BankHeader, type BankModality, type BankNormalization, type MemoryBank } from './bank.ts';
+import { BACKBONE_LAYERS, BANK_VERSION, backboneLayers, type Backbone, type BankHeader, type BankModality, type BankNormalization, type MemoryBank } from './bank.ts';
 import { greedyCoreset, hostGreedy, readProjected, releaseProjection, uploadProjection, type GpuProjection } from './coreset.ts';
 import { geometryPatchFeatures } from './geometry.ts';
+import { patchcoreKernels } from './kernels.ts';
 import { bankOfRows, gpuBytes, nearestDistances, projectBank, projectedNearest, releaseBank, releaseProjectedBank, releaseRows, uploadBank, uploadRows, type GpuBank, type ProjectedBank } from './knn.ts';
 
 export interface PatchCoreConfig {
@@ -57,7 +58,7 @@ export interface PatchCoreConfig {
 export const PATCHCORE_DEFAULTS: PatchCoreConfig = {
   modality: 'rgb',
   backbone: 'resnet50',
-  layers: ['stage2', 'stage3'],
+  layers: BACKBONE_LAYERS.resnet50,
   geometryScales: defaultOptions().features.geometryScales,
   size: 256,
   stride: 8,
@@ -68,8 +69,8 @@ export const PATCHCORE_DEFAULTS: PatchCoreConfig = {
   seed: 0,
 };
 
-/** The default layers of a backbone for the built-in scorer (resnet50: stage 2 + stage 3, 512 + 1024 channels, as PatchCore's recipe). */
-export const scorerLayers = (backbone: Backbone): readonly string[] => (backbone === 'resnet50' ? ['stage2', 'stage3'] : DEFAULT_LAYERS);
+/** The default layers of a backbone for the built-in scorer: what the backbone declares (bank.ts BACKBONE_LAYERS). */
+export const scorerLayers = (backbone: Backbone): readonly string[] => backboneLayers(backbone);
 
 /** A backbone compiled up to `layers` (each registry caches its graphs). */
 export function backboneGraph(backbone: Backbone, layers: readonly string[]): Promise<NetworkGraph> {
@@ -605,7 +606,8 @@ export class PatchCoreScorer {
     const { working, grid } = q;
     const nearest = this.nearest(q, search);
     gpu.release(nearest.index);
-    const distance = q.valid ? await fillHolePatches(gpu, nearest.distance, q.valid) : nearest.distance;
+    const distance = nearest.distance;
+    if (q.valid) fillHolePatches(gpu, distance, q.valid);
     const up = resampleBilinear(gpu, distance, 1, grid, working);
     gpu.release(distance);
     const smooth = gaussianSmooth(gpu, up, 1, working.width, working.height, smoothingSigma(this.header.size));
@@ -631,13 +633,13 @@ export class PatchCoreScorer {
   }
 }
 
-/** Hole patches (no valid 3-D point) take the lowest distance of the image's valid patches. */
-async function fillHolePatches(gpu: Gpu, distance: GpuArray, valid: Uint8Array): Promise<GpuArray> {
-  if (valid.every((v) => v !== 0)) return distance;
-  const d = await gpu.readF32(distance, valid.length);
-  gpu.release(distance);
-  let low = Infinity;
-  for (let i = 0; i < d.length; i++) if (valid[i] && d[i] < low) low = d[i];
-  for (let i = 0; i < d.length; i++) if (!valid[i]) d[i] = low;
-  return gpu.upload(d);
+/**
+ * Hole patches (no valid 3-D point) take the lowest distance of the image's valid patches, in place on the
+ * GPU (shaders/holes.wgsl; the distances used to be read back, filled and uploaded again).
+ */
+export function fillHolePatches(gpu: Gpu, distance: GpuArray, valid: Uint8Array): void {
+  if (valid.every((v) => v !== 0)) return;
+  const v = uploadValidity(gpu, valid);
+  gpu.run(patchcoreKernels.fillHoles, { n: valid.length }, { distance, valid: v.data }, [1, 1, 1]);
+  releaseValidity(gpu, v);
 }
