@@ -18,6 +18,8 @@ import { coveringRadius, referenceCoreset, referenceNearest, referenceScoreMap }
 import { pcgHash } from '../../src/core/rng.ts';
 import type { ImageTensor } from '../../src/core/types.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { resolveOptions } from '../../src/core/options.ts';
+import { segment } from '../../src/core/pipeline.ts';
 import { registerResnet50 } from '../../src/models/resnet50.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -287,6 +289,37 @@ describe('scoring', () => {
     approx.distance.forEach((d, i) => expect(d).toBeGreaterThanOrEqual(want.distance[i] * (1 - 1e-6)));
     scorer.release();
     exact.release();
+  });
+
+  it('keeps the map on the device for segment, which then does not upload it again and gives the same result', async () => {
+    const bank = await buildBank(gpu, [texture(64, 64, 1), texture(64, 48, 2)], config);
+    const scorer = await PatchCoreScorer.load(gpu, bank);
+    const image = texture(64, 48, 3, { x: 40, y: 20, r: 8 });
+    const s = await scorer.score(image, null, image, true);
+    expect(Array.from(await gpu.readF32(s.device!, 64 * 48))).toEqual(Array.from(s.anomalyMap.data));
+    const options = resolveOptions({ 'compute.stages': 'gpu', 'features.extractor': 'filterbank', 'pseudoLabels.nominalCount': 300 });
+    // Count the uploads of the map's values.
+    const upload = gpu.upload;
+    let mapUploads = 0;
+    gpu.upload = (data) => {
+      if (data === s.anomalyMap.data) mapUploads++;
+      return upload.call(gpu, data);
+    };
+    try {
+      const a = await segment(gpu, { image, scoreMap: s.anomalyMap }, options);
+      expect(mapUploads).toBe(1);
+      const b = await segment(gpu, { image, scoreMap: s.anomalyMap, scoreMapDevice: s.device }, options);
+      expect(mapUploads).toBe(1);
+      expect(b.predMask).toEqual(a.predMask);
+      expect(b.predScore).toBe(a.predScore);
+      expect(b.anomalyMap.percentiles).toEqual(a.anomalyMap.percentiles);
+    } finally {
+      gpu.upload = upload;
+    }
+    const short = gpu.alloc(10);
+    await expect(segment(gpu, { image, scoreMap: s.anomalyMap, scoreMapDevice: short }, options)).rejects.toThrow(/3072 values with 10 on the device/);
+    gpu.release(short, s.device);
+    scorer.release();
   });
 
   it('refuses a bank whose channels do not match its layers', async () => {

@@ -462,6 +462,8 @@ export interface PatchCoreScore {
   readonly anomalyMap: ScoreMap;
   /** The image score: the map's maximum. */
   readonly predScore: number;
+  /** With keepOnDevice: the same map on the GPU (the caller releases it), for a next stage (segment's scoreMapDevice). */
+  readonly device?: GpuArray;
 }
 
 /**
@@ -586,10 +588,10 @@ export class PatchCoreScorer {
    * Scores one image (with its point cloud for a 3d or both bank; ignored by an rgb bank); the map is
    * produced at the working size and resampled to `output` (default: the image's size).
    */
-  async score(image: ImageTensor, pointCloud: PointCloud | null = null, output: Shape = image): Promise<PatchCoreScore> {
+  async score(image: ImageTensor, pointCloud: PointCloud | null = null, output: Shape = image, keepOnDevice = false): Promise<PatchCoreScore> {
     const q = await this.patches(image, pointCloud);
     try {
-      return await this.scorePatches(q, output);
+      return await this.scorePatches(q, output, this.search, keepOnDevice);
     } finally {
       this.gpu.release(q.data);
     }
@@ -601,7 +603,7 @@ export class PatchCoreScorer {
   }
 
   /** The score of an image's query patches (from `patches` of a scorer of the same features; an rgb bank's are left intact). */
-  async scorePatches(q: ModalPatches, output: Shape, search: SearchMode = this.search): Promise<PatchCoreScore> {
+  async scorePatches(q: ModalPatches, output: Shape, search: SearchMode = this.search, keepOnDevice = false): Promise<PatchCoreScore> {
     const gpu = this.gpu;
     const { working, grid } = q;
     const nearest = this.nearest(q, search);
@@ -614,12 +616,19 @@ export class PatchCoreScorer {
     gpu.release(up);
     const same = output.width === working.width && output.height === working.height;
     const final = same ? smooth : resampleBilinear(gpu, smooth, 1, working, output);
-    const data = await gpu.readF32(final, output.width * output.height);
-    gpu.release(smooth);
-    if (!same) gpu.release(final);
+    let data: Float32Array;
+    try {
+      data = await gpu.readF32(final, output.width * output.height);
+    } catch (e) {
+      gpu.release(smooth);
+      if (!same) gpu.release(final);
+      throw e;
+    }
+    if (!same) gpu.release(smooth);
+    if (!keepOnDevice) gpu.release(final);
     let predScore = -Infinity;
     for (const v of data) if (v > predScore) predScore = v;
-    return { anomalyMap: { data, width: output.width, height: output.height }, predScore };
+    return { anomalyMap: { data, width: output.width, height: output.height }, predScore, ...(keepOnDevice ? { device: final } : {}) };
   }
 
   /**
