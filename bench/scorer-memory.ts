@@ -3,8 +3,9 @@
 // values), each encoded, decoded and loaded as a job loads it, its MemoryBank then dropped and the scorer
 // kept. Reports after each load (after a full GC): the process RSS (lavapipe's device memory is host memory,
 // so RSS counts the GPU buffers too), the JS array buffers (host copies), and the scorer's own count of device
-// bytes where it has one, and the wall time of decodeBank + load (to the GPU's finish); then the slope per scorer (load k minus load 1, over k - 1: the buffer pool's
-// reusable temporaries of the first load cancel out).
+// bytes where it has one, and the wall time of decodeBank + load (to the GPU's finish); then the RSS
+// increment of each load after the first (the first also holds the pipelines and reusable temporaries)
+// and their median.
 // Usage: npx tsx --expose-gc bench/scorer-memory.ts [count] [patches]
 import { nodeGpu } from '../src/gpu/node.ts';
 import { BANK_VERSION, decodeBank, encodeBank, type MemoryBank } from '../src/core/patchcore/bank.ts';
@@ -53,7 +54,11 @@ for (let k = 1; k <= count; k++) {
   console.log(`after load ${k} (${scorer.search}, ${ms.toFixed(0)} ms decode + load): rss ${mb(s.rss)} MB (+${mb(s.rss - base.rss)}), arrayBuffers ${mb(s.arrayBuffers)} MB (+${mb(s.arrayBuffers - base.arrayBuffers)})${device === undefined ? '' : `, device bytes of this scorer ${mb(device)} MB`}`);
 }
 if (count > 1) {
-  const per = (f: (r: { rss: number; arrayBuffers: number }) => number) => mb((f(rows[count - 1]) - f(rows[0])) / (count - 1));
-  console.log(`per cached scorer (slope over loads 1..${count}): rss ${per((r) => r.rss)} MB, host arrayBuffers ${per((r) => r.arrayBuffers)} MB`);
+  // Each load's increment; their median (the allocator may reuse the freed pages of a previous load's
+  // temporaries for one load: a single small step, which the median leaves out).
+  const steps = rows.slice(1).map((r, k) => r.rss - rows[k].rss);
+  const med = [...steps].sort((a, b) => a - b)[Math.floor((steps.length - 1) / 2)];
+  const host = (rows[count - 1].arrayBuffers - rows[0].arrayBuffers) / (count - 1);
+  console.log(`rss increments per load 2..${count}: ${steps.map(mb).join(', ')} MB; median ${mb(med)} MB per cached scorer; host arrayBuffers ${mb(host)} MB per scorer`);
 }
 for (const s of kept) s.release();
