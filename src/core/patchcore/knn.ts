@@ -125,8 +125,8 @@ export interface GpuRows {
 export function uploadRows(gpu: Gpu, features: Float32Array, channels: number, perPart = Math.floor(gpu.maxElements / channels)): GpuRows {
   const size = features.length / channels;
   if (!Number.isInteger(size) || size < 1) throw new TttError('INVALID_INPUT', `a bank of ${features.length} values is not a whole number of ${channels}-channel patches`);
-  const per = Math.max(1, Math.min(perPart, Math.floor(gpu.maxElements / channels)));
   if (Math.floor(gpu.maxElements / channels) < 1) throw new TttError('TOO_LARGE', `${channels} channels per patch exceed the device's binding limit`);
+  const per = Math.max(1, Math.min(perPart, Math.floor(gpu.maxElements / channels)));
   const parts: GpuRows['parts'][number][] = [];
   for (let base = 0; base < size; base += per) {
     const count = Math.min(per, size - base);
@@ -135,8 +135,9 @@ export function uploadRows(gpu: Gpu, features: Float32Array, channels: number, p
   return { channels, size, parts };
 }
 
-export function releaseRows(gpu: Gpu, rows: GpuRows): void {
-  gpu.release(...rows.parts.map((r) => r.data));
+/** Releases uploaded rows; `free`: their buffers are destroyed instead of pooled. */
+export function releaseRows(gpu: Gpu, rows: GpuRows, free = false): void {
+  (free ? gpu.free : gpu.release).call(gpu, ...rows.parts.map((r) => r.data));
 }
 
 /** Bytes of the GPU buffers of `arrays` (what they hold on the device). */

@@ -529,7 +529,7 @@ export class PatchCoreScorer {
       const rows = uploadRows(gpu, bank.features, header.channels);
       const projected = projectBank(gpu, rows, header.projectionDims, header.seed, slices);
       if (projected) return new PatchCoreScorer(gpu, header, graph, null, normalization, projected);
-      releaseRows(gpu, rows);
+      releaseRows(gpu, rows, true);
     }
     return new PatchCoreScorer(gpu, header, graph, uploadBank(gpu, bank.features, header.channels), normalization, null);
   }
