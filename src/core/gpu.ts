@@ -205,6 +205,16 @@ export class Gpu {
     }
   }
 
+  /**
+   * Destroys buffers instead of pooling them (large long-lived ones, such as a loaded memory bank, whose
+   * size the pool is unlikely to be asked for again). Recorded work is submitted first; work already
+   * submitted that uses them still completes (the device frees the memory after it).
+   */
+  free(...arrays: (GpuArray | null | undefined)[]): void {
+    this.flush();
+    for (const a of arrays) a?.buffer.destroy();
+  }
+
   private fill(buffer: GPUBuffer, offset: number, bytes: number): void {
     this.enc().clearBuffer(buffer, offset, bytes);
   }

@@ -13,7 +13,7 @@ import { weightStandardization } from './features/groups.ts';
 import { resampleBilinear } from './features/resample.ts';
 import { gatherTrainingSet } from './gather.ts';
 import { imageGate } from './gate.ts';
-import type { Gpu } from './gpu.ts';
+import type { Gpu, GpuArray } from './gpu.ts';
 import { readMask } from './binarize.ts';
 import { defaultOptions, type TttOptions } from './options.ts';
 import { maskScoreFloor, pseudoLabels, seedFloor } from './pseudoLabels.ts';
@@ -45,6 +45,11 @@ export interface SegmentInput {
   image: ImageTensor;
   /** The anomaly map; resampled to the image's size when smaller or larger (same aspect ratio). */
   scoreMap: ScoreMap;
+  /**
+   * The same map's values already on this device (the built-in scorer's output, `PatchCoreScorer.score`
+   * with keepOnDevice): used instead of uploading `scoreMap.data` again. Stays the caller's.
+   */
+  scoreMapDevice?: GpuArray | null;
   /** Caller-supplied feature maps (C x h x w); they replace the extractor. */
   features?: FeatureTensor;
   /** Nominal statistics for the image-level gate. */
@@ -170,8 +175,10 @@ export async function segment(
   };
   const owned: Parameters<Gpu['release']> = [];
   try {
-    const uploaded = gpu.upload(scoreMap.data);
-    owned.push(uploaded);
+    const onDevice = input.scoreMapDevice;
+    if (onDevice && onDevice.length < scoreMap.data.length) throw new TttError('INTERNAL', `a score map of ${scoreMap.data.length} values with ${onDevice.length} on the device`);
+    const uploaded = onDevice ?? gpu.upload(scoreMap.data);
+    if (!onDevice) owned.push(uploaded);
     const resampled = scoreMap.width !== width || scoreMap.height !== height;
     const working = resampled ? resampleBilinear(gpu, uploaded, 1, scoreMap, image) : uploaded;
     if (resampled) owned.push(working);

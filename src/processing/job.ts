@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { calibrationFromJson, type CalibrationJson } from '../core/calibration.ts';
 import { INPUT_ERROR_CODES, TttError, type ErrorCode } from '../core/errors.ts';
-import type { Gpu } from '../core/gpu.ts';
+import type { Gpu, GpuArray } from '../core/gpu.ts';
 import { confusion, pixelMetrics, type PixelMetrics } from '../core/metrics.ts';
 import { resolveOptions } from '../core/options.ts';
 import { segment } from '../core/pipeline.ts';
@@ -188,17 +188,26 @@ export async function runInspection(ctx: JobContext, id: string, delivery?: JobD
     const { result, computedMap } = await ctx.withGpu(async (gpu) => {
       checkDeadline('waiting for the GPU'); // the wait for the device counts
       let computedMap: ScoreMap | null = null;
-      if (!uploadedMap) {
-        const ts = performance.now();
-        const scorer = await ctx.scorers.get(gpu, row.productId, row.product.updatedAt.getTime(), () => readBank(db, row.productId));
-        computedMap = (await scorer.score(image, pointCloud)).anomalyMap;
-        stageMs.score = round(performance.now() - ts);
-        placement.score = 'gpu';
-        checkDeadline('the score stage');
+      // The computed map stays on the device for segment (read back once, for storing; not uploaded again).
+      let onDevice: GpuArray | null = null;
+      try {
+        if (!uploadedMap) {
+          const ts = performance.now();
+          const scorer = await ctx.scorers.get(gpu, row.productId, row.product.updatedAt.getTime(), () => readBank(db, row.productId));
+          const scored = await scorer.score(image, pointCloud, image, true);
+          computedMap = scored.anomalyMap;
+          onDevice = scored.device ?? null;
+          stageMs.score = round(performance.now() - ts);
+          placement.score = 'gpu';
+          checkDeadline('the score stage');
+        }
+        const scoreMap = uploadedMap ?? computedMap!;
+        const input = { image, scoreMap, scoreMapDevice: onDevice, features, calibration, pointCloud };
+        const result: SegmentationResult = await segment(gpu, input, options, { checkpoint: (stage) => checkDeadline(`the ${stage} stage`) });
+        return { result, computedMap };
+      } finally {
+        gpu.release(onDevice);
       }
-      const scoreMap = uploadedMap ?? computedMap!;
-      const result: SegmentationResult = await segment(gpu, { image, scoreMap, features, calibration, pointCloud }, options, { checkpoint: (stage) => checkDeadline(`the ${stage} stage`) });
-      return { result, computedMap };
     });
     for (const [stage, ms] of Object.entries(result.timings)) stageMs[stage] = round(ms);
     Object.assign(placement, result.placement);

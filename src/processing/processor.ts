@@ -10,6 +10,7 @@ import type { PrismaClient } from '../db.ts';
 import type { InspectionEvents } from '../service/events.ts';
 import type { Logger } from '../service/log.ts';
 import { deviceLosses } from '../service/metrics.ts';
+import type { ScorerCacheBounds } from '../service/config.ts';
 import { runInspection, type JobLimits } from './job.ts';
 import { createScorerCache } from './scorers.ts';
 import type { InspectionProcessor } from '../service/processor.ts';
@@ -36,6 +37,8 @@ export interface InProcessOptions {
   retryLimit?: number;
   /** Delay before the first retry, doubled for each further one (JOB_RETRY_DELAY_SECONDS); default 1 s. */
   retryDelayMs?: number;
+  /** Bounds of the loaded built-in scorers (SCORER_CACHE_BANKS, SCORER_CACHE_MB); default DEFAULT_SCORER_CACHE. */
+  scorerCache?: ScorerCacheBounds;
 }
 
 export function defaultAcquire(): () => Promise<Gpu> {
@@ -143,7 +146,7 @@ export function createInProcessProcessor(options: InProcessOptions): InspectionP
   let running = 0;
   let closed = false;
   let idleWaiters: (() => void)[] = [];
-  const scorers = createScorerCache();
+  const scorers = createScorerCache(options.scorerCache);
   const { withGpu, idle, limits } = createGpuLane(options.acquireGpu ?? defaultAcquire(), logger);
   const retryLimit = Math.max(0, options.retryLimit ?? 0);
   const retryDelayMs = Math.max(0, options.retryDelayMs ?? 1000);

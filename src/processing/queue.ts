@@ -9,7 +9,7 @@ import pg from 'pg';
 import PgBoss from 'pg-boss';
 import type { Gpu } from '../core/gpu.ts';
 import type { PrismaClient } from '../db.ts';
-import type { QueueSettings } from '../service/config.ts';
+import type { QueueSettings, ScorerCacheBounds } from '../service/config.ts';
 import type { InspectionEvents } from '../service/events.ts';
 import type { Logger } from '../service/log.ts';
 import { recordInspection } from '../service/metrics.ts';
@@ -48,6 +48,8 @@ export interface QueueProcessorOptions {
   concurrency?: number;
   /** Provides the device; called again after a device loss (see processor.ts). */
   acquireGpu?: () => Promise<Gpu>;
+  /** Bounds of the loaded built-in scorers (SCORER_CACHE_BANKS, SCORER_CACHE_MB); default DEFAULT_SCORER_CACHE. */
+  scorerCache?: ScorerCacheBounds;
 }
 
 export interface QueueProcessor extends InspectionProcessor {
@@ -106,7 +108,7 @@ export async function createQueueProcessor(options: QueueProcessorOptions): Prom
     expireInSeconds: settings.jobTimeoutSeconds,
   };
 
-  const scorers = createScorerCache();
+  const scorers = createScorerCache(options.scorerCache);
   const lane = createGpuLane(options.acquireGpu ?? defaultAcquire(), logger);
   const limits = { ...options.limits, timeoutMs: options.limits.timeoutMs + maintenanceSeconds(settings) * 1000 };
   const ctx: JobContext = { db, events, logger, withGpu: lane.withGpu, scorers, worker, limits };

@@ -39,6 +39,7 @@ export async function startProcessing(db: Database, config: ServiceConfig, logge
       concurrency: config.concurrency,
       retryLimit: config.queue.retryLimit,
       retryDelayMs: config.queue.retryDelaySeconds * 1000,
+      scorerCache: config.scorerCache,
     });
     return { processor, events, requeued: await recoverUnfinished(db.prisma, processor), close: () => processor.close() };
   }
@@ -57,6 +58,7 @@ export async function startProcessing(db: Database, config: ServiceConfig, logge
     limits: jobLimits(config),
     work: options.work,
     concurrency: config.concurrency,
+    scorerCache: config.scorerCache,
   });
   const processor = queue;
   return {

@@ -24,6 +24,8 @@ export interface ServiceConfig {
   maxImagePixels: number;
   /** The network of the built-in scorer's new memory banks (a stored bank keeps the one it was built with). */
   scorerBackbone: Backbone;
+  /** Bounds of the loaded built-in scorers per process (SCORER_CACHE_BANKS, SCORER_CACHE_MB). */
+  scorerCache: ScorerCacheBounds;
   /** Inspections processed at once (the GPU stage itself runs one at a time on the process's device). */
   concurrency: number;
   /** Origin used in file URLs (e.g. behind a proxy); by default the request's own origin. */
@@ -93,6 +95,17 @@ function integer(env: NodeJS.ProcessEnv, key: string, fallback: number, min: 0 |
 
 const positiveInt = (env: NodeJS.ProcessEnv, key: string, fallback: number) => integer(env, key, fallback, 1);
 const nonNegativeInt = (env: NodeJS.ProcessEnv, key: string, fallback: number) => integer(env, key, fallback, 0);
+
+/** Bounds of the loaded built-in scorers of one process (src/processing/scorers.ts). */
+export interface ScorerCacheBounds {
+  /** Banks loaded at once (at least 1). */
+  readonly banks: number;
+  /** Device bytes the loaded banks hold together (PatchCoreScorer.deviceBytes). */
+  readonly bytes: number;
+}
+
+/** 4 banks, 1 GiB (a default ResNet-50 bank holds about 64 MiB on the device). */
+export const DEFAULT_SCORER_CACHE: ScorerCacheBounds = { banks: 4, bytes: 1024 * 1024 * 1024 };
 
 /** Files a submission can carry: image, scoreMap, features, groundTruth and pointCloud. */
 export const SUBMISSION_FILES = 5;
@@ -165,6 +178,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
     maxRequestBytes: positiveInt(env, 'MAX_REQUEST_BYTES', requestLimitFor(maxUploadBytes)),
     maxImagePixels: positiveInt(env, 'MAX_IMAGE_PIXELS', DEFAULT_MAX_PIXELS),
     scorerBackbone: backbone(env, 'SCORER_BACKBONE'),
+    scorerCache: {
+      banks: positiveInt(env, 'SCORER_CACHE_BANKS', DEFAULT_SCORER_CACHE.banks),
+      bytes: positiveInt(env, 'SCORER_CACHE_MB', DEFAULT_SCORER_CACHE.bytes / (1024 * 1024)) * 1024 * 1024,
+    },
     concurrency: positiveInt(env, 'PROCESSING_CONCURRENCY', 2),
     publicUrl: env.PUBLIC_URL ? env.PUBLIC_URL.replace(/\/+$/, '') : null,
     maxQueueDepth: positiveInt(env, 'MAX_QUEUE_DEPTH', 100),

@@ -4,11 +4,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/core/gpu.ts';
 import { greedyCoreset, hostGreedy, projectionMatrix } from '../../src/core/patchcore/coreset.ts';
-import { bankFromRows, bankRows, PATCHCORE_DEFAULTS, type PatchCoreConfig } from '../../src/core/patchcore/patchcore.ts';
+import { bankFromRows, bankRows, fillHolePatches, PATCHCORE_DEFAULTS, type PatchCoreConfig } from '../../src/core/patchcore/patchcore.ts';
 import type { ImageTensor } from '../../src/core/types.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
-import { nearestDistances, projectBank, projectedNearest, releaseBank, releaseProjectedBank, uploadBank } from '../../src/core/patchcore/knn.ts';
-import { referenceCoreset, referenceNearest, referenceProjectedNearest } from '../../src/core/reference/patchcore.ts';
+import { bankOfRows, nearestDistances, projectBank, projectedNearest, releaseBank, releaseProjectedBank, releaseRows, uploadBank, uploadRows } from '../../src/core/patchcore/knn.ts';
+import { referenceCoreset, referenceFillHoles, referenceNearest, referenceProjectedNearest } from '../../src/core/reference/patchcore.ts';
 import { pcgHash } from '../../src/core/rng.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -30,9 +30,8 @@ describe('projected search (GPU) against the reference', () => {
   const queries = uniform(channels * stride, 12);
 
   it('picks the reference entry and its exact distance, over a full bank and its rows split across buffers', async () => {
-    const full = uploadBank(gpu, bank, channels, 512);
-    expect(full.parts.length).toBe(4);
-    const pb = (await projectBank(gpu, full, bank, dims, 3, 8, 600))!;
+    // Rows in buffers of 600 entries, projected in chunks of 512 (neither aligned to the other nor to the slices).
+    const pb = projectBank(gpu, uploadRows(gpu, bank, channels, 600), dims, 3, 8, 512)!;
     expect([pb.slice, pb.slices]).toEqual([256, 8]);
     // The re-rank's patch-major rows split across buffers too (600 entries each, not aligned to the slices).
     expect(pb.rows.map((r) => [r.base, r.count])).toEqual([[0, 600], [600, 600], [1200, 600], [1800, 200]]);
@@ -42,7 +41,6 @@ describe('projected search (GPU) against the reference', () => {
     const ix = await gpu.readU32(index, nq);
     gpu.release(q, distance, index);
     releaseProjectedBank(gpu, pb);
-    releaseBank(gpu, full);
     const ref = referenceProjectedNearest(bank, channels, queries, nq, stride, dims, 3, 256);
     expect(Array.from(ix)).toEqual(Array.from(ref.index));
     for (let i = 0; i < nq; i++) expect(Math.abs(d[i] - ref.distance[i]) / ref.distance[i]).toBeLessThan(1e-5);
@@ -63,7 +61,7 @@ describe('projected search (GPU) against the reference', () => {
     gpu.release(exact.distance, exact.index);
     const hits: number[] = [];
     for (const [slices, slice] of [[2, 128], [1000, 8]]) {
-      const pb = (await projectBank(gpu, full, small, dims, 3, slices))!;
+      const pb = projectBank(gpu, uploadRows(gpu, small, channels), dims, 3, slices)!;
       expect([pb.slice, pb.slices]).toEqual([slice, 256 / slice]);
       const a = projectedNearest(gpu, pb, q, nq);
       const got = await gpu.readU32(a.index, nq);
@@ -76,6 +74,108 @@ describe('projected search (GPU) against the reference', () => {
     gpu.release(q);
     releaseBank(gpu, full);
     expect(hits[1]).toBeGreaterThan(hits[0] + 5);
+  });
+});
+
+describe('bank layouts built on the GPU at load (no read-back) against host references', () => {
+  const channels = 96;
+  const size = 1234;
+  const bank = uniform(size * channels, 31, 2);
+
+  /** The host's dimension-major copy and norms (f64 sums) of entries [first, first + count), padded to nb. */
+  const hostPlanar = (first: number, count: number, nb: number) => {
+    const t = new Float32Array(channels * nb);
+    const norms = new Float64Array(nb).fill(3.0e38);
+    for (let i = 0; i < count; i++) {
+      let n = 0;
+      for (let k = 0; k < channels; k++) {
+        const v = bank[(first + i) * channels + k];
+        t[k * nb + i] = v;
+        n += v * v;
+      }
+      norms[i] = n;
+    }
+    return { t, norms };
+  };
+
+  it('transposes patch-major rows split across buffers into the exact search\'s parts, with their norms', async () => {
+    // Rows in buffers of 500 entries; bank parts of 512: a part spans two row buffers.
+    const rows = uploadRows(gpu, bank, channels, 500);
+    expect(rows.parts.map((r) => [r.base, r.count])).toEqual([[0, 500], [500, 500], [1000, 234]]);
+    const b = bankOfRows(gpu, rows, 512);
+    expect(b.parts.map((p) => [p.base, p.count, p.nb])).toEqual([[0, 512, 512], [512, 512, 512], [1024, 210, 216]]);
+    for (const p of b.parts) {
+      const want = hostPlanar(p.base, p.count, p.nb);
+      // A copy: bit-exact, padding zero.
+      expect(Array.from(await gpu.readF32(p.data, channels * p.nb))).toEqual(Array.from(want.t));
+      const norms = await gpu.readF32(p.norms, p.nb);
+      for (let i = 0; i < p.nb; i++) {
+        if (i >= p.count) expect(norms[i]).toBe(Math.fround(3.0e38));
+        else expect(Math.abs(norms[i] - want.norms[i]) / want.norms[i]).toBeLessThan(1e-6);
+      }
+    }
+    // The same bank as the host's upload (the exact search's other way in).
+    const host = uploadBank(gpu, bank, channels, 512);
+    expect(Array.from(await gpu.readF32(host.parts[2].data, channels * 216))).toEqual(Array.from(await gpu.readF32(b.parts[2].data, channels * 216)));
+    releaseBank(gpu, host);
+    releaseBank(gpu, b);
+    releaseRows(gpu, rows);
+  });
+
+  it('projects the rows into one [dims][nb] buffer with its norms as the seeded projection does (f64 reference), chunked or not', async () => {
+    const dims = 16;
+    const nb = Math.ceil(size / 8) * 8;
+    const r = projectionMatrix(channels, dims, 5);
+    const want = new Float64Array(dims * nb);
+    const wantNorms = new Float64Array(nb).fill(3.0e38);
+    let scale = 0;
+    for (let i = 0; i < size; i++) {
+      let n = 0;
+      for (let d = 0; d < dims; d++) {
+        let v = 0;
+        for (let k = 0; k < channels; k++) v += bank[i * channels + k] * r[k * dims + d];
+        want[d * nb + i] = v;
+        n += v * v;
+        scale = Math.max(scale, Math.abs(v));
+      }
+      wantNorms[i] = n;
+    }
+    for (const [perRows, chunk] of [[size, 1 << 20], [500, 256]]) {
+      const pb = projectBank(gpu, uploadRows(gpu, bank, channels, perRows), dims, 5, 4, chunk)!;
+      expect([pb.projected.nb, pb.projected.count, pb.slices]).toEqual([nb, size, 4]);
+      const got = await gpu.readF32(pb.projected.data, dims * nb);
+      const norms = await gpu.readF32(pb.projected.norms, nb);
+      let worst = 0;
+      for (let j = 0; j < got.length; j++) worst = Math.max(worst, Math.abs(got[j] - want[j]));
+      expect(worst).toBeLessThan(1e-5 * scale);
+      for (let i = 0; i < nb; i++) {
+        if (i >= size) expect(norms[i]).toBe(Math.fround(3.0e38));
+        else expect(Math.abs(norms[i] - wantNorms[i]) / wantNorms[i]).toBeLessThan(1e-5);
+      }
+      releaseProjectedBank(gpu, pb);
+    }
+  });
+});
+
+describe('hole patches filled on the GPU against the reference', () => {
+  it('gives every hole the lowest valid distance, in place; leaves the valid ones; no valid patch: 3.0e38', async () => {
+    const n = 1001;
+    const d = uniform(n, 41, 5);
+    for (const allHoles of [false, true]) {
+      const valid = Uint8Array.from({ length: n }, (_, i) => (allHoles || i % 3 === 0 ? 0 : 1));
+      const a = gpu.upload(d);
+      fillHolePatches(gpu, a, valid);
+      const got = await gpu.readF32(a, n);
+      gpu.release(a);
+      const want = referenceFillHoles(d, valid);
+      expect(Array.from(got)).toEqual(Array.from(want));
+      if (!allHoles) {
+        let low = Infinity;
+        for (let i = 0; i < n; i++) if (i % 3 !== 0) low = Math.min(low, d[i]);
+        expect(got[0]).toBe(low);
+        expect(got[1]).toBe(d[1]);
+      } else expect(got[5]).toBe(Math.fround(3.0e38));
+    }
   });
 });
 

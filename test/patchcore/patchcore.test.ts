@@ -9,15 +9,17 @@ import { command as bankCommand } from '../../src/cli/bank.ts';
 import { command as scoreCommand } from '../../src/cli/score.ts';
 import type { Gpu } from '../../src/core/gpu.ts';
 import { auroc } from '../../src/core/patchcore/auroc.ts';
-import { BANK_VERSION, decodeBank, encodeBank, type MemoryBank } from '../../src/core/patchcore/bank.ts';
+import { BACKBONE_LAYERS, BANK_VERSION, decodeBank, encodeBank, type MemoryBank } from '../../src/core/patchcore/bank.ts';
 import { greedyCoreset } from '../../src/core/patchcore/coreset.ts';
 import { nearestDistances, uploadBank, releaseBank } from '../../src/core/patchcore/knn.ts';
-import { bankFromRows, bankRows, buildBank, patchFeatures, PatchCoreScorer, PATCHCORE_DEFAULTS, smoothingSigma } from '../../src/core/patchcore/patchcore.ts';
+import { bankFromRows, bankRows, buildBank, patchFeatures, PatchCoreScorer, PATCHCORE_DEFAULTS, scorerLayers, smoothingSigma } from '../../src/core/patchcore/patchcore.ts';
 import { mobileNetGraph } from '../../src/core/features/mobilenet/registry.ts';
 import { coveringRadius, referenceCoreset, referenceNearest, referenceScoreMap } from '../../src/core/reference/patchcore.ts';
 import { pcgHash } from '../../src/core/rng.ts';
 import type { ImageTensor } from '../../src/core/types.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { resolveOptions } from '../../src/core/options.ts';
+import { segment } from '../../src/core/pipeline.ts';
 import { registerResnet50 } from '../../src/models/resnet50.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -167,6 +169,46 @@ describe('memory bank file', () => {
   });
 });
 
+describe('backbone default layers and old bank files', () => {
+  it('each backbone declares its default layers; the scorer and the CLI take them from the bank\'s backbone', () => {
+    expect(scorerLayers('resnet50')).toEqual(['stage2', 'stage3']);
+    expect(scorerLayers('mobilenetv2')).toEqual(['block_2_add', 'block_5_add', 'block_12_add']);
+    expect(PATCHCORE_DEFAULTS.layers).toEqual(BACKBONE_LAYERS[PATCHCORE_DEFAULTS.backbone]);
+    expect(() => scorerLayers('vgg16' as never)).toThrow(/backbone "vgg16" \(expected mobilenetv2 or resnet50\)/);
+  });
+
+  it('a version 2 file of an old build (extractor mobilenetv2, its default layers) loads and scores as the same bank written today', async () => {
+    const patches = 24;
+    const values = uniform(patches * 152, 77, 2);
+    // As an old build wrote it: `extractor`, no backbone, coreset rows or pre-selection share.
+    const header = {
+      version: 2, extractor: 'mobilenetv2', modality: 'rgb', weights: 'nsfwjs', layers: ['block_2_add', 'block_5_add', 'block_12_add'], geometryScales: [],
+      rgbChannels: 152, geometryChannels: 0, normalization: null, size: 64, stride: 8, patches, channels: 152, coresetRatio: 0.1,
+      projectionDims: 128, seed: 0, images: 2, sourcePatches: 240,
+    };
+    const text = JSON.stringify(header);
+    const json = new TextEncoder().encode(text.padEnd(Math.ceil(text.length / 4) * 4));
+    const file = new Uint8Array(12 + json.length + 4 * values.length);
+    file.set(new TextEncoder().encode('TTTBANK1'));
+    new DataView(file.buffer).setUint32(8, json.length, true);
+    file.set(json, 12);
+    values.forEach((v, i) => new DataView(file.buffer).setFloat32(12 + json.length + 4 * i, v, true));
+    const old = decodeBank(file, 'old.bin');
+    expect(old.header).toMatchObject({ version: 2, backbone: 'mobilenetv2', layers: header.layers, coresetRows: 0, preselect: 1 });
+    const today = decodeBank(encodeBank(old));
+    expect(today.header.version).toBe(BANK_VERSION);
+    const a = await PatchCoreScorer.load(gpu, old);
+    const b = await PatchCoreScorer.load(gpu, today);
+    const image = texture(64, 48, 6);
+    const sa = await a.score(image);
+    const sb = await b.score(image);
+    expect(Array.from(sa.anomalyMap.data)).toEqual(Array.from(sb.anomalyMap.data));
+    expect(sa.predScore).toBeGreaterThan(0);
+    a.release();
+    b.release();
+  });
+});
+
 describe('scoring', () => {
   const config = { ...PATCHCORE_DEFAULTS, ...MOBILENET, size: 64, coresetRatio: 0.5 };
 
@@ -219,6 +261,65 @@ describe('scoring', () => {
       expect(Buffer.from(fromRows.features.buffer).equals(Buffer.from(direct.features.buffer))).toBe(true);
     }
     expect(rows.perImage).toHaveLength(3); // not consumed
+  });
+
+  it('keeps no host copy of the bank: a projected scorer answers an exact search from its GPU rows', async () => {
+    // 152 channels projected to 32: the projected search by default.
+    const bank = await buildBank(gpu, [texture(64, 64, 1), texture(64, 48, 2)], { ...config, projectionDims: 32 });
+    const exact = await PatchCoreScorer.load(gpu, { ...bank, features: Float32Array.from(bank.features) }, { search: 'exact' });
+    const scorer = await PatchCoreScorer.load(gpu, bank);
+    expect([scorer.search, exact.search]).toEqual(['projected', 'exact']);
+    const { patches } = bank.header;
+    const nb = Math.ceil(patches / 8) * 8;
+    // The rows (patches x 152), the projected bank and its norms (32 + 1 planes of nb), the projection (152 x 32 weights, padded to the tile, and a bias).
+    const held = patches * 152 * 4 + 33 * nb * 4;
+    expect(scorer.deviceBytes - held).toBeGreaterThanOrEqual(152 * 32 * 4);
+    expect(scorer.deviceBytes - held).toBeLessThan(152 * 64 * 4 + 4 * 256);
+    // The caller's array is not the scorer's: zeroing it changes nothing (the scorer used to keep it to upload the exact search's bank from).
+    bank.features.fill(0);
+    const image = texture(64, 48, 3, { x: 40, y: 20, r: 8 });
+    const want = await exact.nearestPatches(image);
+    const got = await scorer.nearestPatches(image, null, 'exact');
+    expect(Array.from(got.index)).toEqual(Array.from(want.index));
+    for (let i = 0; i < want.distance.length; i++) expect(Math.abs(got.distance[i] - want.distance[i])).toBeLessThanOrEqual(1e-6 * want.distance[i]);
+    // Now it holds the dimension-major bank as well (patches x 152 values and the norms, in parts of 8 entries).
+    expect(scorer.deviceBytes - held).toBeGreaterThanOrEqual(nb * 153 * 4);
+    // The projected search is never closer than the exact one.
+    const approx = await scorer.nearestPatches(image);
+    approx.distance.forEach((d, i) => expect(d).toBeGreaterThanOrEqual(want.distance[i] * (1 - 1e-6)));
+    scorer.release();
+    exact.release();
+  });
+
+  it('keeps the map on the device for segment, which then does not upload it again and gives the same result', async () => {
+    const bank = await buildBank(gpu, [texture(64, 64, 1), texture(64, 48, 2)], config);
+    const scorer = await PatchCoreScorer.load(gpu, bank);
+    const image = texture(64, 48, 3, { x: 40, y: 20, r: 8 });
+    const s = await scorer.score(image, null, image, true);
+    expect(Array.from(await gpu.readF32(s.device!, 64 * 48))).toEqual(Array.from(s.anomalyMap.data));
+    const options = resolveOptions({ 'compute.stages': 'gpu', 'features.extractor': 'filterbank', 'pseudoLabels.nominalCount': 300 });
+    // Count the uploads of the map's values.
+    const upload = gpu.upload;
+    let mapUploads = 0;
+    gpu.upload = (data) => {
+      if (data === s.anomalyMap.data) mapUploads++;
+      return upload.call(gpu, data);
+    };
+    try {
+      const a = await segment(gpu, { image, scoreMap: s.anomalyMap }, options);
+      expect(mapUploads).toBe(1);
+      const b = await segment(gpu, { image, scoreMap: s.anomalyMap, scoreMapDevice: s.device }, options);
+      expect(mapUploads).toBe(1);
+      expect(b.predMask).toEqual(a.predMask);
+      expect(b.predScore).toBe(a.predScore);
+      expect(b.anomalyMap.percentiles).toEqual(a.anomalyMap.percentiles);
+    } finally {
+      gpu.upload = upload;
+    }
+    const short = gpu.alloc(10);
+    await expect(segment(gpu, { image, scoreMap: s.anomalyMap, scoreMapDevice: short }, options)).rejects.toThrow(/3072 values with 10 on the device/);
+    gpu.release(short, s.device);
+    scorer.release();
   });
 
   it('refuses a bank whose channels do not match its layers', async () => {

@@ -80,6 +80,69 @@ describe('scorer cache', () => {
   });
 });
 
+describe('scorer cache bounds', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    registerMobileNet();
+    gpu = await testGpu();
+  });
+  const stored = (seed: number, patches = 16): StoredBank => ({ bytes: bank(seed, patches), version: 1 });
+
+  it('holds at most SCORER_CACHE_BANKS banks, releasing the least recently used', async () => {
+    const cache = createScorerCache({ banks: 2, bytes: 1 << 30 });
+    const reads: string[] = [];
+    const read = (id: string, seed: number) => async () => (reads.push(id), stored(seed));
+    await cache.get(gpu, 'a', 1, read('a', 1));
+    await cache.get(gpu, 'b', 1, read('b', 2));
+    await cache.get(gpu, 'a', 1, read('a', 1)); // 'b' is now the least recently used
+    await cache.get(gpu, 'c', 1, read('c', 3));
+    expect(cache.usage.banks).toBe(2);
+    reads.length = 0;
+    await cache.get(gpu, 'a', 1, read('a', 1));
+    await cache.get(gpu, 'c', 1, read('c', 3));
+    expect(reads).toEqual([]);
+    await cache.get(gpu, 'b', 1, read('b', 2));
+    expect(reads).toEqual(['b']);
+    cache.clear();
+    expect(cache.usage).toEqual({ banks: 0, bytes: 0 });
+  });
+
+  it('holds at most SCORER_CACHE_MB of device memory, and still loads a bank that alone is over it', async () => {
+    // One bank of 64 rows of 152 channels: an exact scorer holding the dimension-major bank and its norms.
+    const probe = createScorerCache();
+    const one = (await probe.get(gpu, 'x', 1, async () => stored(9, 64))).deviceBytes;
+    expect(one).toBe(64 * 152 * 4 + 256); // rounded to 256-byte buffers: 38,912 + 256
+    expect(probe.usage).toEqual({ banks: 1, bytes: one });
+    probe.clear();
+    const cache = createScorerCache({ banks: 10, bytes: Math.floor(2.5 * one) });
+    for (const [k, id] of ['a', 'b', 'c'].entries()) await cache.get(gpu, id, 1, async () => stored(20 + k, 64));
+    expect(cache.usage).toEqual({ banks: 2, bytes: 2 * one });
+    let reads = 0;
+    await cache.get(gpu, 'a', 1, async () => (reads++, stored(20, 64)));
+    expect(reads).toBe(1); // 'a' was released for 'c'
+    // A bank of 4x the rows is over the bound by itself: the others are released before it loads, and it stays alone.
+    const big = await cache.get(gpu, 'big', 1, async () => stored(30, 256));
+    expect(big.header.patches).toBe(256);
+    expect(cache.usage).toEqual({ banks: 1, bytes: big.deviceBytes });
+    expect(big.deviceBytes).toBeGreaterThan(2.5 * one);
+    cache.clear();
+  });
+
+  it('refuses bounds below one bank or one byte', () => {
+    expect(() => createScorerCache({ banks: 0, bytes: 1 })).toThrow(/a scorer cache of 0 banks/);
+    expect(() => createScorerCache({ banks: 1, bytes: 0 })).toThrow(/a scorer cache of 0 bytes/);
+  });
+});
+
+describe('SCORER_CACHE_BANKS / SCORER_CACHE_MB', () => {
+  it('default to 4 banks and 1024 MiB; other positive integers are taken, anything else refused', () => {
+    expect(configFromEnv({}).scorerCache).toEqual({ banks: 4, bytes: 1024 * 1024 * 1024 });
+    expect(configFromEnv({ SCORER_CACHE_BANKS: '2', SCORER_CACHE_MB: '300' }).scorerCache).toEqual({ banks: 2, bytes: 300 * 1024 * 1024 });
+    expect(() => configFromEnv({ SCORER_CACHE_BANKS: '0' })).toThrow(/SCORER_CACHE_BANKS must be a positive integer, got "0"/);
+    expect(() => configFromEnv({ SCORER_CACHE_MB: '1.5' })).toThrow(/SCORER_CACHE_MB must be a positive integer, got "1.5"/);
+  });
+});
+
 describe('SCORER_BACKBONE', () => {
   it('selects the network of new banks: resnet50 by default, or mobilenetv2; anything else is refused', () => {
     expect(configFromEnv({}).scorerBackbone).toBe('resnet50');

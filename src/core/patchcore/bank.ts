@@ -17,6 +17,23 @@ export const BANK_VERSIONS: readonly number[] = [1, 2, 3];
 export type Backbone = 'mobilenetv2' | 'resnet50';
 export const BACKBONES: readonly Backbone[] = ['mobilenetv2', 'resnet50'];
 
+/**
+ * Each backbone's own default layers for a new bank (`ttt bank build` without --layers, the service's
+ * banks): ResNet-50's stage2 + stage3 (512 + 1024 channels, PatchCore's recipe), MobileNetV2's block_2_add,
+ * block_5_add, block_12_add (24 + 32 + 96 channels). A bank file names its layers, so a stored bank keeps
+ * the ones it was built with whatever these become.
+ */
+export const BACKBONE_LAYERS: Readonly<Record<Backbone, readonly string[]>> = {
+  mobilenetv2: ['block_2_add', 'block_5_add', 'block_12_add'],
+  resnet50: ['stage2', 'stage3'],
+};
+
+/** The default layers of `backbone` (an unknown backbone is an INVALID_OPTION naming the known ones). */
+export function backboneLayers(backbone: Backbone): readonly string[] {
+  if (!Object.hasOwn(BACKBONE_LAYERS, backbone)) throw new TttError('INVALID_OPTION', `backbone ${JSON.stringify(backbone)} (expected ${BACKBONES.join(' or ')})`);
+  return BACKBONE_LAYERS[backbone];
+}
+
 /** What a bank's patches hold: image features (MobileNetV2 layers), 3-D features, or both concatenated. */
 export type BankModality = 'rgb' | '3d' | 'both';
 export const BANK_MODALITIES: readonly BankModality[] = ['rgb', '3d', 'both'];

@@ -1,4 +1,5 @@
-// The kernels of the built-in PatchCore scorer (shaders/knn.wgsl, shaders/rerank.wgsl, shaders/coreset.wgsl), declared once.
+// The kernels of the built-in PatchCore scorer (shaders/knn.wgsl, shaders/rerank.wgsl, shaders/coreset.wgsl,
+// shaders/bankrows.wgsl, shaders/holes.wgsl), declared once.
 
 import type { KernelSpec } from '../gpu.ts';
 
@@ -10,6 +11,9 @@ export const KNN_SLICE_WG_QUERIES4 = 2 * KNN_WG;
 export const KNN_SLICE = 4096;
 export const CORESET_WG = 64;
 export const RERANK_WG = 64;
+export const BANK_WG = 64;
+/** Channels one bankTranspose invocation copies (KB in shaders/bankrows.wgsl). */
+export const BANK_TRANSPOSE_CHANNELS = 64;
 
 const knnParams: KernelSpec['params'] = [
   ['nq4', 'u32'], ['nb', 'u32'], ['dims', 'u32'], ['slice', 'u32'], ['base', 'u32'], ['slices', 'u32'], ['first', 'u32'], ['nq', 'u32'],
@@ -21,6 +25,8 @@ const coresetParams: KernelSpec['params'] = [
 const rerankParams: KernelSpec['params'] = [
   ['nq', 'u32'], ['nq4', 'u32'], ['dims', 'u32'], ['count', 'u32'], ['base', 'u32'], ['cands', 'u32'], ['first', 'u32'], ['last', 'u32'],
 ];
+
+const bankParams: KernelSpec['params'] = [['channels', 'u32'], ['count', 'u32'], ['src', 'u32'], ['dst', 'u32'], ['nb', 'u32']];
 
 const knn = (entryPoint: string, bindings: (string | null)[]): KernelSpec => ({
   name: `knn.${entryPoint}`, shaders: ['knn'], entryPoint, workgroupSize: KNN_WG, params: knnParams, bindings,
@@ -36,6 +42,15 @@ export const patchcoreKernels = {
   knnRerank: {
     name: 'rerank.knnRerank', shaders: ['rerank'], entryPoint: 'knnRerank', workgroupSize: RERANK_WG, params: rerankParams,
     bindings: ['queries', 'bank', 'cand', 'bestMin', 'bestIdx', 'distance'],
+  },
+  bankTranspose: {
+    name: 'bankrows.bankTranspose', shaders: ['bankrows'], entryPoint: 'bankTranspose', workgroupSize: BANK_WG, params: bankParams, bindings: ['rows', 'planar'],
+  },
+  bankNorms: {
+    name: 'bankrows.bankNorms', shaders: ['bankrows'], entryPoint: 'bankNorms', workgroupSize: BANK_WG, params: bankParams, bindings: [null, null, 'planarIn', 'norms'],
+  },
+  fillHoles: {
+    name: 'holes.fillHoles', shaders: ['validity', 'holes'], entryPoint: 'fillHoles', workgroupSize: 256, params: [['n', 'u32']], bindings: ['distance', 'valid'],
   },
   coresetInit: coreset('coresetInit', [null, null, 'minDist']),
   coresetUpdate: coreset('coresetUpdate', ['points', 'center', 'minDist', 'partVal', 'partIdx']),

@@ -3,8 +3,8 @@
 
 import { TttError } from '../errors.ts';
 import { ceilDiv, type Gpu, type GpuArray } from '../gpu.ts';
-import { projectPlanar, readProjected, releaseProjection, uploadProjection, type GpuProjection } from './coreset.ts';
-import { KNN_SLICE, KNN_SLICE_WG_QUERIES4, KNN_WG, patchcoreKernels, RERANK_WG } from './kernels.ts';
+import { projectPlanar, releaseProjection, uploadProjection, type GpuProjection } from './coreset.ts';
+import { BANK_TRANSPOSE_CHANNELS, BANK_WG, KNN_SLICE, KNN_SLICE_WG_QUERIES4, KNN_WG, patchcoreKernels, RERANK_WG } from './kernels.ts';
 
 const FAR = 3.0e38;
 
@@ -58,8 +58,9 @@ export function uploadBank(gpu: Gpu, features: Float32Array, channels: number, p
   return { channels, size, parts };
 }
 
-export function releaseBank(gpu: Gpu, bank: GpuBank): void {
-  for (const p of bank.parts) gpu.release(p.data, p.norms);
+/** Releases a bank; `free`: its buffers are destroyed instead of pooled. */
+export function releaseBank(gpu: Gpu, bank: GpuBank, free = false): void {
+  for (const p of bank.parts) (free ? gpu.free : gpu.release).call(gpu, p.data, p.norms);
 }
 
 /**
@@ -113,49 +114,115 @@ export interface ProjectedBank {
   readonly slices: number;
 }
 
-/**
- * The projected bank of an uploaded bank (`full`, dimension-major, projected on the GPU; `features`, the same
- * entries patch-major, [size][channels]), in `slices` slices, or null when its projection does not fit one
- * buffer (then the exact search is used). `full` stays the caller's. `rowsPerPart`: entries per buffer of the rows.
- */
-export async function projectBank(
-  gpu: Gpu,
-  full: GpuBank,
-  features: Float32Array,
-  dims: number,
-  seed: number,
-  slices: number,
-  rowsPerPart = Math.floor(gpu.maxElements / full.channels),
-): Promise<ProjectedBank | null> {
-  if (!Number.isInteger(slices) || slices < 1) throw new TttError('INVALID_OPTION', `a search in ${slices} slices`);
-  if (features.length !== full.size * full.channels) throw new TttError('INTERNAL', `${features.length} feature values for a bank of ${full.size} x ${full.channels}`);
-  const nb = Math.ceil(full.size / 8) * 8;
-  if (nb * dims > gpu.maxElements) return null;
-  const projection = uploadProjection(gpu, full.channels, dims, seed);
-  const t = new Float32Array(dims * nb);
-  for (const p of full.parts) {
-    const planar = await readProjected(gpu, projection, p.data, p.nb);
-    for (let k = 0; k < dims; k++) t.set(planar.subarray(k * p.nb, k * p.nb + p.count), k * nb + p.base);
-  }
-  const norms = new Float32Array(nb).fill(FAR);
-  for (let i = 0; i < full.size; i++) {
-    let s = 0;
-    for (let k = 0; k < dims; k++) s += t[k * nb + i] * t[k * nb + i];
-    norms[i] = s;
-  }
-  const slice = Math.ceil(nb / slices / 8) * 8;
-  const projected = { data: gpu.upload(t), norms: gpu.upload(norms), base: 0, count: full.size, nb };
-  const perRows = Math.max(1, Math.min(rowsPerPart, Math.floor(gpu.maxElements / full.channels)));
-  const rows: ProjectedBank['rows'][number][] = [];
-  for (let base = 0; base < full.size; base += perRows) {
-    const count = Math.min(perRows, full.size - base);
-    rows.push({ data: gpu.upload(features.subarray(base * full.channels, (base + count) * full.channels)), base, count });
-  }
-  return { channels: full.channels, size: full.size, rows, projected, projection, slice, slices: Math.ceil(nb / slice) };
+/** A bank's entries patch-major on the GPU ([count][channels] per buffer), as the file holds them. */
+export interface GpuRows {
+  readonly channels: number;
+  readonly size: number;
+  readonly parts: readonly { readonly data: GpuArray; readonly base: number; readonly count: number }[];
 }
 
-export function releaseProjectedBank(gpu: Gpu, bank: ProjectedBank): void {
-  gpu.release(bank.projected.data, bank.projected.norms, ...bank.rows.map((r) => r.data));
+/** Uploads patch-major entries ([size][channels]) as they are, `perPart` entries per buffer (default: as many as one binding holds). */
+export function uploadRows(gpu: Gpu, features: Float32Array, channels: number, perPart = Math.floor(gpu.maxElements / channels)): GpuRows {
+  const size = features.length / channels;
+  if (!Number.isInteger(size) || size < 1) throw new TttError('INVALID_INPUT', `a bank of ${features.length} values is not a whole number of ${channels}-channel patches`);
+  if (Math.floor(gpu.maxElements / channels) < 1) throw new TttError('TOO_LARGE', `${channels} channels per patch exceed the device's binding limit`);
+  const per = Math.max(1, Math.min(perPart, Math.floor(gpu.maxElements / channels)));
+  const parts: GpuRows['parts'][number][] = [];
+  for (let base = 0; base < size; base += per) {
+    const count = Math.min(per, size - base);
+    parts.push({ data: gpu.upload(features.subarray(base * channels, (base + count) * channels)), base, count });
+  }
+  return { channels, size, parts };
+}
+
+/** Releases uploaded rows; `free`: their buffers are destroyed instead of pooled. */
+export function releaseRows(gpu: Gpu, rows: GpuRows, free = false): void {
+  (free ? gpu.free : gpu.release).call(gpu, ...rows.parts.map((r) => r.data));
+}
+
+/** Bytes of the GPU buffers of `arrays` (what they hold on the device). */
+export const gpuBytes = (...arrays: GpuArray[]): number => arrays.reduce((a, x) => a + x.buffer.size, 0);
+
+/** Entries of one bankTranspose dispatch (the x dimension's workgroup limit). */
+const TRANSPOSE_ENTRIES = 65535 * BANK_WG;
+
+/**
+ * The dimension-major copy ([channels][nb], zero beyond `count`) of the entries [first, first + count) of
+ * patch-major rows, written on the GPU (bankTranspose), the entries read across the rows' buffers.
+ */
+export function planarOfRows(gpu: Gpu, rows: GpuRows, first: number, count: number, nb: number): GpuArray {
+  if (first < 0 || count < 1 || first + count > rows.size || nb < count) throw new TttError('INTERNAL', `entries ${first}..${first + count} into ${nb} of a bank of ${rows.size}`);
+  const planar = gpu.alloc(rows.channels * nb, nb > count);
+  for (const part of rows.parts) {
+    const lo = Math.max(first, part.base);
+    const hi = Math.min(first + count, part.base + part.count);
+    for (let a = lo; a < hi; a += TRANSPOSE_ENTRIES) {
+      const n = Math.min(TRANSPOSE_ENTRIES, hi - a);
+      const params = { channels: rows.channels, count: n, src: a - part.base, dst: a - first, nb };
+      gpu.run(patchcoreKernels.bankTranspose, params, { rows: part.data, planar }, [ceilDiv(n, BANK_WG), ceilDiv(rows.channels, BANK_TRANSPOSE_CHANNELS), 1]);
+    }
+  }
+  return planar;
+}
+
+/** |b|^2 of each of the `count` entries of dimension-major [channels][nb] data, FAR for the padding (bankNorms). */
+export function planarNorms(gpu: Gpu, planar: GpuArray, channels: number, count: number, nb: number): GpuArray {
+  const norms = gpu.alloc(nb);
+  gpu.run(patchcoreKernels.bankNorms, { channels, count, src: 0, dst: 0, nb }, { planarIn: planar, norms }, ceilDiv(nb, BANK_WG));
+  return norms;
+}
+
+/** The dimension-major bank of the exact search from patch-major rows on the GPU (no host copy; `rows` stay the caller's). */
+export function bankOfRows(gpu: Gpu, rows: GpuRows, partSize = bankPartSize(gpu.maxElements, rows.channels)): GpuBank {
+  const parts: GpuBankPart[] = [];
+  for (let base = 0; base < rows.size; base += partSize) {
+    const count = Math.min(partSize, rows.size - base);
+    const nb = Math.ceil(count / 8) * 8;
+    const data = planarOfRows(gpu, rows, base, count, nb);
+    parts.push({ data, norms: planarNorms(gpu, data, rows.channels, count, nb), base, count, nb });
+  }
+  return { channels: rows.channels, size: rows.size, parts };
+}
+
+/**
+ * The projected bank of patch-major rows on the GPU, in `slices` slices, or null when its projection does
+ * not fit one buffer (then the exact search is used and `rows` stay the caller's). Otherwise `rows` become
+ * the projected bank's (its re-rank reads them; releaseProjectedBank releases them). Nothing is read back:
+ * the rows are transposed (bankTranspose) in chunks of `chunk` entries (default: as many as one binding
+ * holds), each chunk projected (the queries' pointwise product) into its place, and the norms computed on
+ * the GPU.
+ */
+export function projectBank(gpu: Gpu, rows: GpuRows, dims: number, seed: number, slices: number, chunk = Math.floor(gpu.maxElements / rows.channels / 8) * 8): ProjectedBank | null {
+  if (!Number.isInteger(slices) || slices < 1) throw new TttError('INVALID_OPTION', `a search in ${slices} slices`);
+  const size = rows.size;
+  const nb = Math.ceil(size / 8) * 8;
+  if (nb * dims > gpu.maxElements) return null;
+  const per = Math.max(8, Math.min(Math.floor(chunk / 8) * 8, Math.floor(gpu.maxElements / rows.channels / 8) * 8));
+  const projection = uploadProjection(gpu, rows.channels, dims, seed);
+  let data: GpuArray | null = null;
+  for (let base = 0; base < size; base += per) {
+    const count = Math.min(per, size - base);
+    const cnb = Math.ceil(count / 8) * 8;
+    const planar = planarOfRows(gpu, rows, base, count, cnb);
+    const projected = projectPlanar(gpu, projection, planar, cnb);
+    // A one-off buffer the size of the bank: destroyed, not pooled (the pool would keep it for good).
+    gpu.free(planar);
+    if (base === 0 && count === size) {
+      data = projected;
+      break;
+    }
+    data ??= gpu.alloc(dims * nb, true);
+    for (let k = 0; k < dims; k++) gpu.copy(projected, data, count, k * cnb, k * nb + base);
+    gpu.free(projected);
+  }
+  const norms = planarNorms(gpu, data!, dims, size, nb);
+  const slice = Math.ceil(nb / slices / 8) * 8;
+  return { channels: rows.channels, size, rows: rows.parts, projected: { data: data!, norms, base: 0, count: size, nb }, projection, slice, slices: Math.ceil(nb / slice) };
+}
+
+/** Releases a projected bank; `free`: its buffers are destroyed instead of pooled (a loaded bank's, see PatchCoreScorer.release). */
+export function releaseProjectedBank(gpu: Gpu, bank: ProjectedBank, free = false): void {
+  (free ? gpu.free : gpu.release).call(gpu, bank.projected.data, bank.projected.norms, ...bank.rows.map((r) => r.data));
   releaseProjection(gpu, bank.projection);
 }
 

@@ -10,7 +10,7 @@
 
 import { TttError, withSubjectAsync } from '../errors.ts';
 import { gaussianSmooth } from '../features/filterbank.ts';
-import { DEFAULT_LAYERS, networkFeatureMaps, networkInputSize } from '../features/mobilenet/extractor.ts';
+import { networkFeatureMaps, networkInputSize } from '../features/mobilenet/extractor.ts';
 import { defaultOptions } from '../options.ts';
 import type { NetworkGraph, Shape } from '../features/mobilenet/graph.ts';
 import { mobileNetGraph } from '../features/mobilenet/registry.ts';
@@ -22,10 +22,11 @@ import { kernels } from '../kernels.ts';
 import type { ImageTensor, PointCloud, ScoreMap } from '../types.ts';
 import { validatePointCloud } from '../validate.ts';
 import { maskedSpec, releaseValidity, uploadValidity } from '../validity.ts';
-import { BANK_VERSION, type Backbone, type BankHeader, type BankModality, type BankNormalization, type MemoryBank } from './bank.ts';
+import { BACKBONE_LAYERS, BANK_VERSION, backboneLayers, type Backbone, type BankHeader, type BankModality, type BankNormalization, type MemoryBank } from './bank.ts';
 import { greedyCoreset, hostGreedy, readProjected, releaseProjection, uploadProjection, type GpuProjection } from './coreset.ts';
 import { geometryPatchFeatures } from './geometry.ts';
-import { nearestDistances, projectBank, projectedNearest, releaseBank, releaseProjectedBank, uploadBank, type GpuBank, type ProjectedBank } from './knn.ts';
+import { patchcoreKernels } from './kernels.ts';
+import { bankOfRows, gpuBytes, nearestDistances, projectBank, projectedNearest, releaseBank, releaseProjectedBank, releaseRows, uploadBank, uploadRows, type GpuBank, type ProjectedBank } from './knn.ts';
 
 export interface PatchCoreConfig {
   /** rgb: MobileNetV2 layers; 3d: the 3-D features of the point cloud; both: the two concatenated. */
@@ -57,7 +58,7 @@ export interface PatchCoreConfig {
 export const PATCHCORE_DEFAULTS: PatchCoreConfig = {
   modality: 'rgb',
   backbone: 'resnet50',
-  layers: ['stage2', 'stage3'],
+  layers: BACKBONE_LAYERS.resnet50,
   geometryScales: defaultOptions().features.geometryScales,
   size: 256,
   stride: 8,
@@ -68,8 +69,8 @@ export const PATCHCORE_DEFAULTS: PatchCoreConfig = {
   seed: 0,
 };
 
-/** The default layers of a backbone for the built-in scorer (resnet50: stage 2 + stage 3, 512 + 1024 channels, as PatchCore's recipe). */
-export const scorerLayers = (backbone: Backbone): readonly string[] => (backbone === 'resnet50' ? ['stage2', 'stage3'] : DEFAULT_LAYERS);
+/** The default layers of a backbone for the built-in scorer: what the backbone declares (bank.ts BACKBONE_LAYERS). */
+export const scorerLayers = (backbone: Backbone): readonly string[] => backboneLayers(backbone);
 
 /** A backbone compiled up to `layers` (each registry caches its graphs). */
 export function backboneGraph(backbone: Backbone, layers: readonly string[]): Promise<NetworkGraph> {
@@ -461,6 +462,8 @@ export interface PatchCoreScore {
   readonly anomalyMap: ScoreMap;
   /** The image score: the map's maximum. */
   readonly predScore: number;
+  /** With keepOnDevice: the same map on the GPU (the caller releases it), for a next stage (segment's scoreMapDevice). */
+  readonly device?: GpuArray;
 }
 
 /**
@@ -482,21 +485,26 @@ export const DEFAULT_SEARCH_SLICES = 16;
 export const defaultSearch = (header: Pick<BankHeader, 'channels' | 'projectionDims'>): SearchMode =>
   header.channels >= 4 * header.projectionDims ? 'projected' : 'exact';
 
-/** A loaded memory bank, on the GPU, ready to score images. */
+/**
+ * A loaded memory bank, on the GPU, ready to score images. It keeps no host copy of the bank: an exact
+ * scorer holds the dimension-major bank, a projected one the patch-major rows its re-rank reads and the
+ * projected bank (an exact search asked of it later builds the dimension-major bank from those rows on the
+ * GPU, then keeps it).
+ */
 export class PatchCoreScorer {
   private constructor(
     private readonly gpu: Gpu,
     readonly header: BankHeader,
     private readonly graph: NetworkGraph | null,
-    /** The bank dimension-major for the exact search (a projected scorer uploads it on first use). */
+    /** The bank dimension-major for the exact search (a projected scorer builds it on first use). */
     private bank: GpuBank | null,
-    private readonly features: Float32Array,
     /** The bank's normalization, uploaded once (null for an rgb bank). */
     private readonly normalization: GpuArray | null,
     /** The bank in the projected space, with its patch-major rows (null: exact search). */
     private readonly projected: ProjectedBank | null,
   ) {}
 
+  /** Loads a bank; `bank.features` is read here only (the scorer keeps no reference to it). */
   static async load(gpu: Gpu, bank: MemoryBank, options: ScorerOptions = {}): Promise<PatchCoreScorer> {
     const { header } = bank;
     const graph = header.modality === '3d' ? null : await backboneGraph(header.backbone, header.layers);
@@ -510,15 +518,32 @@ export class PatchCoreScorer {
     }
     const search = options.search ?? defaultSearch(header);
     if (search !== 'exact' && search !== 'projected') throw new TttError('INVALID_OPTION', `search ${JSON.stringify(search)} (expected exact or projected)`);
+    const slices = options.slices ?? DEFAULT_SEARCH_SLICES;
+    if (!Number.isInteger(slices) || slices < 1) throw new TttError('INVALID_OPTION', `a search in ${slices} slices`);
+    if (bank.features.length !== header.patches * header.channels) {
+      throw new TttError('INVALID_INPUT', `a memory bank of ${header.patches} x ${header.channels} with ${bank.features.length} values`);
+    }
     const normalization = header.normalization ? uploadNormalization(gpu, header.normalization) : null;
-    const full = uploadBank(gpu, bank.features, header.channels);
-    const projected =
-      search === 'projected' && header.channels > header.projectionDims
-        ? await projectBank(gpu, full, bank.features, header.projectionDims, header.seed, options.slices ?? DEFAULT_SEARCH_SLICES)
-        : null;
-    // The projected search re-ranks on its own patch-major rows: the dimension-major bank waits for an exact search.
-    if (projected) releaseBank(gpu, full);
-    return new PatchCoreScorer(gpu, header, graph, projected ? null : full, bank.features, normalization, projected);
+    if (search === 'projected' && header.channels > header.projectionDims) {
+      // One upload, patch-major; the projection is made from it on the GPU.
+      const rows = uploadRows(gpu, bank.features, header.channels);
+      const projected = projectBank(gpu, rows, header.projectionDims, header.seed, slices);
+      if (projected) return new PatchCoreScorer(gpu, header, graph, null, normalization, projected);
+      releaseRows(gpu, rows, true);
+    }
+    return new PatchCoreScorer(gpu, header, graph, uploadBank(gpu, bank.features, header.channels), normalization, null);
+  }
+
+  /** Bytes the scorer holds on the device (banks, projection, normalization); it holds none on the host beyond its header. */
+  get deviceBytes(): number {
+    const arrays: GpuArray[] = [];
+    if (this.bank) for (const p of this.bank.parts) arrays.push(p.data, p.norms);
+    if (this.projected) {
+      const p = this.projected;
+      arrays.push(p.projected.data, p.projected.norms, p.projection.weights, p.projection.bias, ...p.rows.map((r) => r.data));
+    }
+    if (this.normalization) arrays.push(this.normalization);
+    return gpuBytes(...arrays);
   }
 
   /** The search this scorer runs (projected falls back to exact when the patches are no wider than the projection). */
@@ -530,7 +555,13 @@ export class PatchCoreScorer {
     if (this.normalization) normalizePatches(this.gpu, q, this.normalization);
     return search === 'projected' && this.projected
       ? projectedNearest(this.gpu, this.projected, q.data, q.patches)
-      : nearestDistances(this.gpu, (this.bank ??= uploadBank(this.gpu, this.features, this.header.channels)), q.data, q.patches);
+      : nearestDistances(this.gpu, (this.bank ??= this.exactBank()), q.data, q.patches);
+  }
+
+  /** The dimension-major bank, for an exact search asked of a projected scorer: from its rows, on the GPU. */
+  private exactBank(): GpuBank {
+    const p = this.projected!;
+    return bankOfRows(this.gpu, { channels: p.channels, size: p.size, parts: p.rows });
   }
 
   /**
@@ -557,10 +588,10 @@ export class PatchCoreScorer {
    * Scores one image (with its point cloud for a 3d or both bank; ignored by an rgb bank); the map is
    * produced at the working size and resampled to `output` (default: the image's size).
    */
-  async score(image: ImageTensor, pointCloud: PointCloud | null = null, output: Shape = image): Promise<PatchCoreScore> {
+  async score(image: ImageTensor, pointCloud: PointCloud | null = null, output: Shape = image, keepOnDevice = false): Promise<PatchCoreScore> {
     const q = await this.patches(image, pointCloud);
     try {
-      return await this.scorePatches(q, output);
+      return await this.scorePatches(q, output, this.search, keepOnDevice);
     } finally {
       this.gpu.release(q.data);
     }
@@ -572,40 +603,52 @@ export class PatchCoreScorer {
   }
 
   /** The score of an image's query patches (from `patches` of a scorer of the same features; an rgb bank's are left intact). */
-  async scorePatches(q: ModalPatches, output: Shape, search: SearchMode = this.search): Promise<PatchCoreScore> {
+  async scorePatches(q: ModalPatches, output: Shape, search: SearchMode = this.search, keepOnDevice = false): Promise<PatchCoreScore> {
     const gpu = this.gpu;
     const { working, grid } = q;
     const nearest = this.nearest(q, search);
     gpu.release(nearest.index);
-    const distance = q.valid ? await fillHolePatches(gpu, nearest.distance, q.valid) : nearest.distance;
+    const distance = nearest.distance;
+    if (q.valid) fillHolePatches(gpu, distance, q.valid);
     const up = resampleBilinear(gpu, distance, 1, grid, working);
     gpu.release(distance);
     const smooth = gaussianSmooth(gpu, up, 1, working.width, working.height, smoothingSigma(this.header.size));
     gpu.release(up);
     const same = output.width === working.width && output.height === working.height;
     const final = same ? smooth : resampleBilinear(gpu, smooth, 1, working, output);
-    const data = await gpu.readF32(final, output.width * output.height);
-    gpu.release(smooth);
-    if (!same) gpu.release(final);
+    let data: Float32Array;
+    try {
+      data = await gpu.readF32(final, output.width * output.height);
+    } catch (e) {
+      gpu.release(smooth);
+      if (!same) gpu.release(final);
+      throw e;
+    }
+    if (!same) gpu.release(smooth);
+    if (!keepOnDevice) gpu.release(final);
     let predScore = -Infinity;
     for (const v of data) if (v > predScore) predScore = v;
-    return { anomalyMap: { data, width: output.width, height: output.height }, predScore };
+    return { anomalyMap: { data, width: output.width, height: output.height }, predScore, ...(keepOnDevice ? { device: final } : {}) };
   }
 
+  /**
+   * Gives the scorer's buffers back: the bank's are destroyed (their memory returns to the device at once,
+   * which a cache bounded in bytes relies on), the small ones pooled.
+   */
   release(): void {
-    if (this.bank) releaseBank(this.gpu, this.bank);
-    if (this.projected) releaseProjectedBank(this.gpu, this.projected);
+    if (this.bank) releaseBank(this.gpu, this.bank, true);
+    if (this.projected) releaseProjectedBank(this.gpu, this.projected, true);
     this.gpu.release(this.normalization);
   }
 }
 
-/** Hole patches (no valid 3-D point) take the lowest distance of the image's valid patches. */
-async function fillHolePatches(gpu: Gpu, distance: GpuArray, valid: Uint8Array): Promise<GpuArray> {
-  if (valid.every((v) => v !== 0)) return distance;
-  const d = await gpu.readF32(distance, valid.length);
-  gpu.release(distance);
-  let low = Infinity;
-  for (let i = 0; i < d.length; i++) if (valid[i] && d[i] < low) low = d[i];
-  for (let i = 0; i < d.length; i++) if (!valid[i]) d[i] = low;
-  return gpu.upload(d);
+/**
+ * Hole patches (no valid 3-D point) take the lowest distance of the image's valid patches, in place on the
+ * GPU (shaders/holes.wgsl; the distances used to be read back, filled and uploaded again).
+ */
+export function fillHolePatches(gpu: Gpu, distance: GpuArray, valid: Uint8Array): void {
+  if (valid.every((v) => v !== 0)) return;
+  const v = uploadValidity(gpu, valid);
+  gpu.run(patchcoreKernels.fillHoles, { n: valid.length }, { distance, valid: v.data }, [1, 1, 1]);
+  releaseValidity(gpu, v);
 }

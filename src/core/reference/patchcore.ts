@@ -93,6 +93,15 @@ export function referenceProjectedNearest(
   return { distance, index };
 }
 
+/** Hole patches (valid 0) take the lowest distance of the valid ones (3.0e38 when none is), as fillHolePatches does on the GPU. */
+export function referenceFillHoles(distance: Float32Array, valid: Uint8Array): Float32Array {
+  const d = Float32Array.from(distance);
+  let low = 3.0e38;
+  for (let i = 0; i < d.length; i++) if (valid[i] && d[i] < low) low = d[i];
+  for (let i = 0; i < d.length; i++) if (!valid[i]) d[i] = low;
+  return d;
+}
+
 /** The greedy k-center selection of `count` patches, as greedyCoreset computes it. */
 export function referenceCoreset(points: Float32Array, channels: number, count: number, projectionDims: number, seed: number): Uint32Array {
   const size = points.length / channels;
