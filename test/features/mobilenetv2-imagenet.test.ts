@@ -16,6 +16,7 @@ import { mobileNetGraph } from '../../src/core/features/mobilenet/registry.ts';
 import { halfToFloat } from '../../src/core/features/mobilenet/weights.ts';
 import { decodeTensorFile, floatToHalf, type TensorFile } from '../../src/core/features/resnet/weights.ts';
 import { resolveOptions } from '../../src/core/options.ts';
+import { buildBank, checkBankWeights, PATCHCORE_DEFAULTS, PatchCoreScorer } from '../../src/core/patchcore/patchcore.ts';
 import { referenceNetwork, referencePreprocess } from '../../src/core/reference/mobilenet.ts';
 import type { FeatureTensor, ImageTensor } from '../../src/core/types.ts';
 import { readMobileNetV2File, SHIPPED_MOBILENETV2 } from '../../src/models/mobilenetv2.ts';
@@ -235,5 +236,19 @@ describe('choosing the MobileNetV2 (TTT_MOBILENET_WEIGHTS)', () => {
     expect((await mobileNetGraph(DEFAULT_LAYERS)).source).toMatch(/^nsfwjs /);
     registerMobileNet(undefined, '/nonexistent/weights.bin');
     await expect(mobileNetGraph(DEFAULT_LAYERS)).rejects.toThrow(/\/nonexistent\/weights\.bin: the mobilenetv2 weights cannot be read/);
+  });
+
+  it('a mobilenetv2 bank records its weights; a process with the other known MobileNetV2 refuses it', async () => {
+    registerMobileNet(undefined, 'nsfwjs');
+    const config = { ...PATCHCORE_DEFAULTS, backbone: 'mobilenetv2' as const, layers: [...DEFAULT_LAYERS], size: 32, coresetRows: 0, coresetRatio: 1, preselect: 1 };
+    const bank = await buildBank(gpu, [testImage(32, 32, 1, 2)], config);
+    expect(bank.header.weights).toMatch(/^nsfwjs \S+ mobilenet_v2$/);
+    (await PatchCoreScorer.load(gpu, bank)).release();
+    registerMobileNet(undefined, 'imagenet');
+    await expect(PatchCoreScorer.load(gpu, bank)).rejects.toThrow(/built with the MobileNetV2 "nsfwjs .*" but this process has "ImageNet MobileNetV2 1\.0 .*": select the same weights/);
+    // Weights the project does not know (a layers model's path, a test's name) and other backbones are not checked.
+    expect(() => checkBankWeights({ backbone: 'mobilenetv2', weights: '/models/x/model.json' }, 'ImageNet MobileNetV2 1.0 (x)')).not.toThrow();
+    expect(() => checkBankWeights({ backbone: 'resnet50', weights: 'nsfwjs 4.4.0 mobilenet_v2' }, 'ImageNet MobileNetV2 1.0 (x)')).not.toThrow();
+    expect(() => checkBankWeights({ backbone: 'mobilenetv2', weights: 'ImageNet MobileNetV2 1.0 (x)' }, 'nsfwjs 4.4.0 mobilenet_v2')).toThrow(/rebuild the bank/);
   });
 });
