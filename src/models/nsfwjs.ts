@@ -20,7 +20,7 @@ export const MODEL_ENV = 'TTT_MOBILENET_MODEL';
 /** The environment variable that picks the MobileNetV2 weights: `imagenet`, `nsfwjs` or a weights file's path. */
 export const MOBILENET_WEIGHTS_ENV = 'TTT_MOBILENET_WEIGHTS';
 /** The MobileNetV2 used when neither variable is set. */
-export const DEFAULT_MOBILENET: 'imagenet' | 'nsfwjs' = 'nsfwjs';
+export const DEFAULT_MOBILENET: 'imagenet' | 'nsfwjs' = 'imagenet';
 
 function concat(parts: readonly Uint8Array[]): ArrayBuffer {
   const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
