@@ -97,10 +97,20 @@ let registered: string | null = null;
  * (`imagenet`, `nsfwjs`, or a weights file), else DEFAULT_MOBILENET.
  */
 export function registerMobileNet(modelJson = process.env[MODEL_ENV], weights = process.env[MOBILENET_WEIGHTS_ENV]): void {
-  const choice = weights || DEFAULT_MOBILENET;
-  const key = modelJson ? `model:${resolve(modelJson)}` : choice === 'nsfwjs' ? 'nsfwjs' : `file:${resolve(choice === 'imagenet' ? SHIPPED_MOBILENETV2 : choice)}`;
+  const choice = mobileNetSelection(modelJson, weights);
+  const key = choice.kind === 'file' ? `file:${choice.path}` : choice.modelJson ? `model:${resolve(choice.modelJson)}` : 'nsfwjs';
   if (registered === key) return;
   registered = key;
-  if (modelJson || choice === 'nsfwjs') provideMobileNet(async () => loadMobileNetArtifacts(modelJson));
-  else provideMobileNetV2File(choice === 'imagenet' ? SHIPPED_MOBILENETV2 : choice);
+  if (choice.kind === 'file') provideMobileNetV2File(choice.path);
+  else provideMobileNet(async () => loadMobileNetArtifacts(choice.modelJson));
+}
+
+/** Which MobileNetV2 registerMobileNet registers: a layers model (nsfwjs's unless `modelJson`) or a weights file. */
+export function mobileNetSelection(
+  modelJson = process.env[MODEL_ENV],
+  weights = process.env[MOBILENET_WEIGHTS_ENV],
+): { kind: 'layers'; modelJson: string | undefined } | { kind: 'file'; path: string } {
+  const choice = weights || DEFAULT_MOBILENET;
+  if (modelJson || choice === 'nsfwjs') return { kind: 'layers', modelJson: modelJson || undefined };
+  return { kind: 'file', path: resolve(choice === 'imagenet' ? SHIPPED_MOBILENETV2 : choice) };
 }

@@ -20,7 +20,8 @@ import { buildBank, checkBankWeights, PATCHCORE_DEFAULTS, PatchCoreScorer } from
 import { referenceNetwork, referencePreprocess } from '../../src/core/reference/mobilenet.ts';
 import type { FeatureTensor, ImageTensor } from '../../src/core/types.ts';
 import { readMobileNetV2File, SHIPPED_MOBILENETV2 } from '../../src/models/mobilenetv2.ts';
-import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { mobileNetSelection, registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { tfjsGluonMobileNet } from '../../src/cli/benchmarks/tfjsMobilenetV2.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
 let gpu: Gpu;
@@ -204,6 +205,21 @@ describe('the shipped ImageNet MobileNetV2 weights', () => {
     }
   });
 
+  it('the compiled graph (WGSL) = TensorFlow.js written from the raw tensors (tf.batchNorm, symmetric padding), 40x36', async () => {
+    const layers = ['Conv1_relu', 'block_1_project_BN', ...DEFAULT_LAYERS];
+    const graph = buildGluonMobileNetGraph(shipped, layers);
+    const image = testImage(40, 36, 3, 5);
+    const got = await gpuForward(graph, image);
+    const model = await tfjsGluonMobileNet(shipped, layers, 36, 40);
+    const ys = await model.run(image.data);
+    model.dispose();
+    layers.forEach((l, k) => {
+      const s = tensorShapes(graph, image)[graph.outputs.get(l)!];
+      expect([ys[k].channels, ys[k].width, ys[k].height]).toEqual([graph.channels[graph.outputs.get(l)!], s.width, s.height]);
+      expect(relDiff(got.get(l)!, ys[k].data), l).toBeLessThan(1e-4);
+    });
+  });
+
   // The plain-TS reference of the compiled graph (as for the Keras network) at even and odd sizes: the
   // stride-2 depthwise with padding 1 before takes the general depthwise kernel, stride 1 the vec4 one.
   for (const [w, h, ch] of [[64, 64, 3], [50, 70, 1]] as const) {
@@ -234,6 +250,9 @@ describe('choosing the MobileNetV2 (TTT_MOBILENET_WEIGHTS)', () => {
   it('nsfwjs: the Keras network; a missing weights file is named', async () => {
     registerMobileNet(undefined, 'nsfwjs');
     expect((await mobileNetGraph(DEFAULT_LAYERS)).source).toMatch(/^nsfwjs /);
+    expect(mobileNetSelection(undefined, 'nsfwjs')).toEqual({ kind: 'layers', modelJson: undefined });
+    expect(mobileNetSelection(undefined, undefined)).toEqual({ kind: 'file', path: SHIPPED_MOBILENETV2 });
+    expect(mobileNetSelection('/m/model.json', 'imagenet')).toEqual({ kind: 'layers', modelJson: '/m/model.json' });
     registerMobileNet(undefined, '/nonexistent/weights.bin');
     await expect(mobileNetGraph(DEFAULT_LAYERS)).rejects.toThrow(/\/nonexistent\/weights\.bin: the mobilenetv2 weights cannot be read/);
   });
