@@ -19,7 +19,7 @@ export function readMobileNetV2File(path = SHIPPED_MOBILENETV2): { bytes: Uint8A
     return { bytes: readFileSync(file), what: file };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new TttError(code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_INPUT', `${file}: the mobilenetv2 weights cannot be read (${(e as Error).message})`);
+    throw new TttError(code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_INPUT', `${file}: the mobilenetv2 weights cannot be read (${(e as Error).message}); TTT_MOBILENET_WEIGHTS takes imagenet, nsfwjs or a weights file's path`);
   }
 }
 
