@@ -795,6 +795,8 @@ fn depthwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
 // output row: ~1 load and 1/4 store per output against 4.5 and 1 above. Rows outside the input are zero;
 // a column left or right of the row is zero (the padding). SH = SW is the stride.
 override ROWS: u32 = 4u;
+// Stride 2 only: left padding 0 (Keras 'same': windows start on even columns) or 1 (symmetric, GluonCV).
+override PL: u32 = 0u;
 @group(0) @binding(1) var<storage, read> dw4In: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> dw4Out: array<vec4<f32>>;
 
@@ -827,13 +829,21 @@ fn depthwise3x3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
       s0 = vec4(l, m.xyz);
       s1 = m;
       s2 = vec4(m.yzw, r);
-    } else {
+    } else if (PL == 0u) {
       let a = dw4In[row + 2u * q];
       let e = dw4In[row + 2u * q + 1u];
       let r = select(0.0, dw4In[row + min(2u * q + 2u, inW4 - 1u)].x, 2u * q + 2u < inW4);
       s0 = vec4(a.x, a.z, e.x, e.z);
       s1 = vec4(a.y, a.w, e.y, e.w);
       s2 = vec4(a.z, e.x, e.z, r);
+    } else {
+      // Output column 4q + j reads input columns 8q + 2j - 1 .. 8q + 2j + 1.
+      let a = dw4In[row + 2u * q];
+      let e = dw4In[row + 2u * q + 1u];
+      let l = select(0.0, dw4In[row + max(2u * q, 1u) - 1u].w, q > 0u);
+      s0 = vec4(l, a.y, a.w, e.y);
+      s1 = vec4(a.x, a.z, e.x, e.z);
+      s2 = vec4(a.y, a.w, e.y, e.w);
     }
     let z = vec4(0.0);
     s0 = select(z, s0, ok);

@@ -1,6 +1,9 @@
 // Host-side loading of pretrained network weights: the Keras MobileNetV2 bundled in the pinned `nsfwjs`
 // package (topology and base64 weights embedded in UMD modules), or any TensorFlow.js layers model on disk
-// (model.json + weight shards) named by TTT_MOBILENET_MODEL. Nothing is fetched over the network.
+// (model.json + weight shards) named by TTT_MOBILENET_MODEL; and the choice of the MobileNetV2 a process
+// uses (registerMobileNet): TTT_MOBILENET_MODEL when set, else TTT_MOBILENET_WEIGHTS: `imagenet` (the shipped
+// GluonCV ImageNet weights, src/models/mobilenetv2.ts), `nsfwjs`, or the path of a weights file of the
+// shipped format; unset: DEFAULT_MOBILENET. Nothing is fetched over the network.
 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -8,11 +11,16 @@ import { dirname, join, resolve } from 'node:path';
 import { TttError } from '../core/errors.ts';
 import { provideMobileNet } from '../core/features/mobilenet/registry.ts';
 import type { LayersModelArtifacts, WeightsManifestGroup } from '../core/features/mobilenet/weights.ts';
+import { provideMobileNetV2File, SHIPPED_MOBILENETV2 } from './mobilenetv2.ts';
 
 const require = createRequire(import.meta.url);
 
 /** The environment variable that points the `mobilenetv2` extractor at another layers model (model.json). */
 export const MODEL_ENV = 'TTT_MOBILENET_MODEL';
+/** The environment variable that picks the MobileNetV2 weights: `imagenet`, `nsfwjs` or a weights file's path. */
+export const MOBILENET_WEIGHTS_ENV = 'TTT_MOBILENET_WEIGHTS';
+/** The MobileNetV2 used when neither variable is set. */
+export const DEFAULT_MOBILENET: 'imagenet' | 'nsfwjs' = 'imagenet';
 
 function concat(parts: readonly Uint8Array[]): ArrayBuffer {
   const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
@@ -83,10 +91,26 @@ export function loadMobileNetArtifacts(modelJson = process.env[MODEL_ENV]): Laye
 
 let registered: string | null = null;
 
-/** Makes the network available to the core for this process (read lazily, once; registering the same source again keeps the loaded one). */
-export function registerMobileNet(modelJson = process.env[MODEL_ENV]): void {
-  const key = modelJson ? resolve(modelJson) : 'nsfwjs';
+/**
+ * Makes the network available to the core for this process (read lazily, once; registering the same source
+ * again keeps the loaded one): the layers model `modelJson` when given, else the weights `weights` names
+ * (`imagenet`, `nsfwjs`, or a weights file), else DEFAULT_MOBILENET.
+ */
+export function registerMobileNet(modelJson = process.env[MODEL_ENV], weights = process.env[MOBILENET_WEIGHTS_ENV]): void {
+  const choice = mobileNetSelection(modelJson, weights);
+  const key = choice.kind === 'file' ? `file:${choice.path}` : choice.modelJson ? `model:${resolve(choice.modelJson)}` : 'nsfwjs';
   if (registered === key) return;
   registered = key;
-  provideMobileNet(async () => loadMobileNetArtifacts(modelJson));
+  if (choice.kind === 'file') provideMobileNetV2File(choice.path);
+  else provideMobileNet(async () => loadMobileNetArtifacts(choice.modelJson));
+}
+
+/** Which MobileNetV2 registerMobileNet registers: a layers model (nsfwjs's unless `modelJson`) or a weights file. */
+export function mobileNetSelection(
+  modelJson = process.env[MODEL_ENV],
+  weights = process.env[MOBILENET_WEIGHTS_ENV],
+): { kind: 'layers'; modelJson: string | undefined } | { kind: 'file'; path: string } {
+  const choice = weights || DEFAULT_MOBILENET;
+  if (modelJson || choice === 'nsfwjs') return { kind: 'layers', modelJson: modelJson || undefined };
+  return { kind: 'file', path: resolve(choice === 'imagenet' ? SHIPPED_MOBILENETV2 : choice) };
 }

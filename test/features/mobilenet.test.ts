@@ -199,27 +199,30 @@ describe('network kernels against the plain-TS reference and TensorFlow.js', () 
   it('3x3 depthwise on vec4 rows (depthwise3x3, 1 to 4 rows per invocation) and its fallback = the reference', async () => {
     // Hand-built one-op graphs: 'same' 3x3 windows at stride 1 and 2, widths that fit the vec4 kernel (rows
     // per invocation 4, 2 and 1; heights not a multiple of a workgroup's rows) and ones that take `depthwise`.
-    const cases: [number, number, 1 | 2, boolean][] = [
+    // Symmetric padding 1 (GluonCV's MobileNetV2) at stride 2 takes the vec4 kernel too (PL = 1).
+    const cases: [number, number, 1 | 2, boolean, boolean?][] = [
       [128, 45, 1, true], [256, 40, 2, true], [64, 10, 1, true], [64, 30, 2, true], [32, 9, 2, true], [16, 16, 1, true], [8, 5, 2, true], [4, 3, 1, true],
       [20, 10, 2, false], [18, 7, 1, false],
+      [64, 30, 2, true, true], [32, 9, 2, true, true], [8, 5, 2, true, true], [128, 45, 1, true, true], [20, 10, 2, false, true],
     ];
-    for (const [w, h, s, fits] of cases) {
+    for (const [w, h, s, fits, symmetric] of cases) {
       const channels = 3;
       const weights = Float32Array.from({ length: channels * 9 }, (_, k) => Math.sin(k * 1.7 + w) * 0.8);
       const bias = Float32Array.from({ length: channels }, (_, k) => 0.1 * k - 0.1);
       const op = {
         kind: 'depthwise', name: 'dw', input: 0, output: 1, kh: 3, kw: 3, sh: s, sw: s,
-        padding: { top: 0, bottom: 0, left: 0, right: 0, same: true }, lo: -1.5, hi: 6, bias, channels, weights,
+        padding: symmetric ? { top: 1, bottom: 1, left: 1, right: 1, same: false } : { top: 0, bottom: 0, left: 0, right: 0, same: true }, lo: -1.5, hi: 6, bias, channels, weights,
       } as const;
       const graph: NetworkGraph = { source: 'one depthwise op', input: SYMMETRIC_INPUT, channels: [channels, channels], ops: [op], outputs: new Map([['dw', 1]]), lastUse: [0, -1] };
       const geo = windowGeometry(op, { width: w, height: h });
-      expect(depthwise3x3Fits(op, w, geo.shape.width, geo.padLeft), `${w}x${h} stride ${s}`).toBe(fits);
+      expect(depthwise3x3Fits(op, w, geo.shape.width, geo.padLeft), `${w}x${h} stride ${s}${symmetric ? ' pad 1' : ''}`).toBe(fits);
+      if (symmetric) expect(geo.padLeft).toBe(1);
       const input = Float32Array.from({ length: channels * w * h }, (_, k) => Math.cos(k * 0.37) * 2);
       const { host } = await gpuOutputs(graph, ['dw'], input, w, h);
       const ref = referenceNetwork(graph, input, { width: w, height: h }).get('dw')!;
       expect([ref.width, ref.height]).toEqual([geo.shape.width, geo.shape.height]);
       // Tolerance: 1e-6 of the range (nine f32 products in the reference's order; measured 0 or a few ulps).
-      expect(relDiff(host.get('dw')!, ref), `${w}x${h} stride ${s}`).toBeLessThan(1e-6);
+      expect(relDiff(host.get('dw')!, ref), `${w}x${h} stride ${s}${symmetric ? ' pad 1' : ''}`).toBeLessThan(1e-6);
     }
   });
 

@@ -10,7 +10,9 @@ import type { NetworkGraph } from '../../core/features/mobilenet/graph.ts';
 import type { Gpu } from '../../core/gpu.ts';
 import { nodeGpu } from '../../gpu/node.ts';
 import { timeRuns } from './ttt.ts';
-import { loadMobileNetArtifacts, registerMobileNet } from '../../models/nsfwjs.ts';
+import { loadMobileNetArtifacts, mobileNetSelection, registerMobileNet } from '../../models/nsfwjs.ts';
+import { readMobileNetV2File } from '../../models/mobilenetv2.ts';
+import { decodeTensorFile } from '../../core/features/resnet/weights.ts';
 
 
 
@@ -61,15 +63,21 @@ export async function benchFeatures(sizes: readonly number[], runs = 10): Promis
     () => undefined,
     (error: Error) => error.message,
   );
-  const artifacts = loadMobileNetArtifacts();
+  // TensorFlow.js runs the same network as the process: the Keras layers model, or the ImageNet weights file
+  // written out in TensorFlow.js ops (tfjsMobilenetV2.ts), each on its own input range.
+  const selection = mobileNetSelection();
+  const artifacts = selection.kind === 'layers' ? loadMobileNetArtifacts(selection.modelJson) : null;
+  const tensors = selection.kind === 'file' ? (({ bytes, what }) => decodeTensorFile(bytes, what))(readMobileNetV2File(selection.path)) : null;
   const out: FeatureBench[] = [];
   for (const size of sizes) {
     const image = benchImage(size, size);
     const { gpuMs, extractMs } = await timeNetwork(gpu, graph, image, runs);
     let tfjsMs: number | null = null;
     if (!tfjsUnavailable) {
-      const model = await tfjsModel(artifacts, DEFAULT_LAYERS, size, size);
-      const input = Float32Array.from({ length: 3 * size * size }, (_, i) => 2 * image.data[i % (size * size)] - 1);
+      const model = tensors
+        ? await (await import('./tfjsMobilenetV2.ts')).tfjsGluonMobileNet(tensors, DEFAULT_LAYERS, size, size)
+        : await tfjsModel(artifacts!, DEFAULT_LAYERS, size, size);
+      const input = Float32Array.from({ length: 3 * size * size }, (_, i) => (tensors ? image.data[i % (size * size)] : 2 * image.data[i % (size * size)] - 1));
       tfjsMs = +(await timeRuns(runs, () => model.run(input))).toFixed(1);
       model.dispose();
     }

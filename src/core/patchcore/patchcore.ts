@@ -481,6 +481,25 @@ export interface ScorerOptions {
 
 export const DEFAULT_SEARCH_SLICES = 16;
 
+/** The MobileNetV2 weight sets the project knows by their source (graph.source, a bank's `weights`). */
+const KNOWN_MOBILENETS = [/^nsfwjs \S+ mobilenet_v2$/, /^ImageNet MobileNetV2 1\.0 /];
+
+/**
+ * Both MobileNetV2s give the same layers and channels, but their features are not comparable: a bank built
+ * with one of the known weight sets is refused by a process that has loaded the other (banks naming other
+ * weights, e.g. a TTT_MOBILENET_MODEL path, are not checked).
+ */
+export function checkBankWeights(header: Pick<BankHeader, 'backbone' | 'weights'>, source: string): void {
+  if (header.backbone !== 'mobilenetv2' || header.weights === source) return;
+  const family = (w: string) => KNOWN_MOBILENETS.findIndex((r) => r.test(w));
+  if (family(header.weights) >= 0 && family(source) >= 0) {
+    throw new TttError(
+      'INVALID_INPUT',
+      `the memory bank was built with the MobileNetV2 "${header.weights}" but this process has "${source}": select the same weights (TTT_MOBILENET_WEIGHTS=imagenet or nsfwjs) or rebuild the bank`,
+    );
+  }
+}
+
 /** The search a bank gets by default: projected where it saves most of the work (wide patches). */
 export const defaultSearch = (header: Pick<BankHeader, 'channels' | 'projectionDims'>): SearchMode =>
   header.channels >= 4 * header.projectionDims ? 'projected' : 'exact';
@@ -508,6 +527,7 @@ export class PatchCoreScorer {
   static async load(gpu: Gpu, bank: MemoryBank, options: ScorerOptions = {}): Promise<PatchCoreScorer> {
     const { header } = bank;
     const graph = header.modality === '3d' ? null : await backboneGraph(header.backbone, header.layers);
+    if (graph) checkBankWeights(header, graph.source);
     const rgb = graph ? [...graph.outputs.values()].reduce((a, t) => a + graph.channels[t], 0) : 0;
     if (graph && rgb !== header.rgbChannels) {
       throw new TttError('SIZE_MISMATCH', `the memory bank has ${header.rgbChannels}-channel image features but layers ${header.layers.join(', ')} of ${graph.source} give ${rgb}`);

@@ -153,7 +153,7 @@ export function runNetwork(gpu: Gpu, graph: NetworkGraph, input: GpuTensor): Map
         let rows = DEPTHWISE_ROWS;
         while (rows > 1 && rows * rowsPerGroup > out.height) rows /= 2;
         const groups: [number, number, number] = [ceilDiv(out.width / 4, tw), ceilDiv(out.height, rowsPerGroup * rows), op.channels];
-        gpu.run(depthwise3x3Kernel(op.sw, tw, rows), window, { input: inp.data, weights: w.weights, bias: w.bias, output: out.data }, groups);
+        gpu.run(depthwise3x3Kernel(op.sw, tw, rows, geo.padLeft), window, { input: inp.data, weights: w.weights, bias: w.bias, output: out.data }, groups);
       } else if (op.kind === 'depthwise') {
         const tw = tileWidth(ceilDiv(out.width, 4));
         const groups: [number, number, number] = [ceilDiv(out.width, 4 * tw), ceilDiv(out.height, NET_WG / tw), op.channels];

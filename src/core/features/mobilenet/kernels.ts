@@ -129,11 +129,11 @@ export function depthwiseKernel(w: Window, tw: number): KernelSpec {
 export const DEPTHWISE_ROWS = 4;
 
 /**
- * The 3x3 depthwise convolution on vec4 rows (stride `s`: 1 with one column of left padding, or 2 with none;
- * widths multiples of 4; see `depthwise3x3Fits`), `rows` output rows per invocation, `tw` vec4 columns per
- * workgroup row. Same uniform fields as `depthwiseKernel`.
+ * The 3x3 depthwise convolution on vec4 rows (stride `s`: 1 with one column of left padding, or 2 with
+ * `padLeft` 0 (Keras 'same') or 1 (symmetric); widths multiples of 4; see `depthwise3x3Fits`), `rows` output
+ * rows per invocation, `tw` vec4 columns per workgroup row. Same uniform fields as `depthwiseKernel`.
  */
-export function depthwise3x3Kernel(s: number, tw: number, rows: number): KernelSpec {
+export function depthwise3x3Kernel(s: number, tw: number, rows: number, padLeft = 0): KernelSpec {
   return {
     name: 'conv.depthwise3x3',
     shaders: ['conv'],
@@ -144,7 +144,7 @@ export function depthwise3x3Kernel(s: number, tw: number, rows: number): KernelS
       ['lo', 'f32'], ['hi', 'f32'],
     ],
     bindings: ['input', 'weights', 'bias', 'output'],
-    constants: { SH: s, SW: s, TW: tw, ROWS: rows },
+    constants: { SH: s, SW: s, TW: tw, ROWS: rows, PL: s === 2 ? padLeft : 0 },
   };
 }
 
@@ -152,7 +152,7 @@ export function depthwise3x3Kernel(s: number, tw: number, rows: number): KernelS
 export function depthwise3x3Fits(w: Window, inW: number, outW: number, padLeft: number): boolean {
   if (w.kh !== 3 || w.kw !== 3 || w.sh !== w.sw || inW % 4 !== 0 || outW % 4 !== 0) return false;
   if (w.sw === 1) return padLeft === 1 && outW === inW;
-  return w.sw === 2 && padLeft === 0 && outW * 2 === inW;
+  return w.sw === 2 && (padLeft === 0 || padLeft === 1) && outW * 2 === inW;
 }
 
 /** The max pool, specialized for one window (one output pixel per invocation). */

@@ -1,0 +1,90 @@
+// GluonCV's ImageNet MobileNetV2 1.0 on TensorFlow.js (CPU backend; a dev dependency loaded lazily, see
+// tfjs.ts), written from the raw tensors with nothing folded: ImageNet mean/std, every batch norm as
+// tf.batchNorm, ONNX kernels transposed to [kh][kw][cin][cout] ([kh][kw][c][1] for the depthwise ones),
+// symmetric padding 1. The independent reference of the gluon.ts graph in tests and the speed baseline of
+// `ttt bench` when the process runs the ImageNet MobileNetV2.
+
+import type * as Tf from '@tensorflow/tfjs';
+import { GLUON_BLOCK_STRIDES, GLUON_BN_EPSILON, GLUON_MOBILENET_PREFIX, gluonLayers, IMAGENET_MEAN, IMAGENET_STD } from '../../core/features/mobilenet/gluon.ts';
+import type { NamedTensors } from '../../core/features/resnet/graph.ts';
+import type { FeatureTensor } from '../../core/types.ts';
+import { loadTfjs, type TfjsModel } from './tfjs.ts';
+
+/** The outputs `layers` (gluon.ts names) for an RGB input in [0, 1] (planar 3 x h x w), in request order. */
+export async function tfjsGluonMobileNet(weights: NamedTensors, layers: readonly string[], height: number, width: number): Promise<TfjsModel> {
+  const tf = await loadTfjs();
+  const held: Tf.Tensor[] = [];
+  const keep = <T extends Tf.Tensor>(t: T): T => {
+    held.push(tf.keep(t));
+    return t;
+  };
+  const raw = (name: string): { shape: readonly number[]; values: Float32Array } => {
+    const t = weights.tensors.get(GLUON_MOBILENET_PREFIX + name);
+    if (!t) throw new Error(`${weights.source}: ${GLUON_MOBILENET_PREFIX}${name} is missing`);
+    return t;
+  };
+  const cache = new Map<string, Tf.Tensor>();
+  const kernel = (name: string, depthwise: boolean): Tf.Tensor4D => {
+    let k = cache.get(name) as Tf.Tensor4D | undefined;
+    if (!k) {
+      const w = raw(`${name}_weight`);
+      // [cout][cin][kh][kw] -> [kh][kw][cin][cout]; depthwise [c][1][kh][kw] -> [kh][kw][c][1].
+      k = keep(tf.tidy(() => tf.transpose(tf.tensor4d(w.values, w.shape as [number, number, number, number]), depthwise ? [2, 3, 0, 1] : [2, 3, 1, 0])));
+      cache.set(name, k);
+    }
+    return k;
+  };
+  const bns = new Map<string, Tf.Tensor1D[]>();
+  const bn = (x: Tf.Tensor4D, name: string): Tf.Tensor4D => {
+    let p = bns.get(name);
+    if (!p) {
+      p = ['running_mean', 'running_var', 'beta', 'gamma'].map((part) => keep(tf.tensor1d(raw(`${name}_${part}`).values)));
+      bns.set(name, p);
+    }
+    return tf.batchNorm(x, p[0], p[1], p[2], p[3], GLUON_BN_EPSILON);
+  };
+  const conv = (x: Tf.Tensor4D, name: string, stride: number): Tf.Tensor4D => {
+    const k = kernel(name, false);
+    return tf.conv2d(x, k, stride, (k.shape[0] - 1) / 2);
+  };
+  const mean = keep(tf.tensor1d([...IMAGENET_MEAN]));
+  const std = keep(tf.tensor1d([...IMAGENET_STD]));
+  const names = gluonLayers(weights);
+  const depth = Math.max(...layers.map((l) => names.get(l) ?? Infinity));
+  if (!Number.isFinite(depth)) throw new Error(`${weights.source}: unknown layer among ${layers.join(', ')}`);
+
+  const forward = (image: Tf.Tensor4D): Tf.Tensor4D[] => {
+    const outs: Tf.Tensor4D[] = [];
+    let x = tf.relu6(bn(conv(tf.div(tf.sub(image, mean), std) as Tf.Tensor4D, 'conv0', 2), 'batchnorm0'));
+    const stem = x;
+    for (let k = 0; k <= depth; k++) {
+      const b = `linearbottleneck${k}_`;
+      let y = tf.relu6(bn(conv(x, `${b}conv0`, 1), `${b}batchnorm0`));
+      y = tf.relu6(bn(tf.depthwiseConv2d(y, kernel(`${b}conv1`, true), GLUON_BLOCK_STRIDES[k], 1), `${b}batchnorm1`));
+      y = bn(conv(y, `${b}conv2`, 1), `${b}batchnorm2`);
+      x = GLUON_BLOCK_STRIDES[k] === 1 && y.shape[3] === x.shape[3] ? tf.add(y, x) : y;
+      outs.push(x);
+    }
+    return layers.map((l) => (names.get(l)! < 0 ? stem : outs[names.get(l)!]));
+  };
+
+  return {
+    async run(input: Float32Array): Promise<FeatureTensor[]> {
+      const n = height * width;
+      const nhwc = new Float32Array(3 * n);
+      for (let c = 0; c < 3; c++) for (let i = 0; i < n; i++) nhwc[i * 3 + c] = input[c * n + i];
+      const ys = tf.tidy(() => forward(tf.tensor4d(nhwc, [1, height, width, 3])));
+      const out: FeatureTensor[] = [];
+      for (const y of ys) {
+        const [, h, w, c] = y.shape;
+        const v = (await y.data()) as Float32Array;
+        const planar = new Float32Array(c * h * w);
+        for (let i = 0; i < h * w; i++) for (let ch = 0; ch < c; ch++) planar[ch * h * w + i] = v[i * c + ch];
+        out.push({ data: planar, channels: c, height: h, width: w });
+      }
+      tf.dispose(ys);
+      return out;
+    },
+    dispose: () => tf.dispose(held),
+  };
+}
