@@ -1,6 +1,7 @@
 // Where the ResNet-50 v2 forward's time goes, one size x size image (default 256): GPU time per dispatch
 // (timestamp queries) summed per stage (stem = preprocessing + conv0 + max pool) and per kernel, and the wall
-// time of the whole forward (preprocessing, network to stage 3 activated, synced); medians of 5 runs after
+// time of the whole forward (preprocessing, network to stage 3 activated, synced) and the process CPU time
+// over it (lavapipe's threads included); medians of 5 runs after
 // 2 warm-up runs.
 // Usage: npx tsx bench/profile-resnet.ts [size] [runs]
 import { nodeGpu } from '../src/gpu/node.ts';
@@ -37,19 +38,23 @@ for (const op of graph.ops) {
 }
 
 const wall: number[] = [];
+const cpu: number[] = [];
 const perStage = new Map<string, number[]>();
 const perKernel = new Map<string, number[]>();
 for (let k = 0; k < runs + 2; k++) {
   labels = [];
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const input = preprocessImage(gpu, image, image, undefined, graph.input);
   const outs = runNetwork(gpu, graph, input);
   await gpu.sync();
   const t1 = performance.now();
+  const c1 = process.cpuUsage(c0);
   gpu.release(input.data, ...[...outs.values()].map((t) => t.data));
   const prof = profiling ? await gpu.takeProfile() : new Map<string, number>();
   if (k < 2) continue;
   wall.push(t1 - t0);
+  cpu.push((c1.user + c1.system) / 1000);
   const stages = new Map<string, number>();
   const kernels = new Map<string, number>();
   for (const [name, ms] of prof) {
@@ -62,4 +67,4 @@ for (let k = 0; k < runs + 2; k++) {
   for (const [s, ms] of kernels) perKernel.set(s, [...(perKernel.get(s) ?? []), ms]);
 }
 const fmt = (m: Map<string, number[]>) => Object.fromEntries([...m].map(([k, v]) => [k, +median(v).toFixed(1)]));
-console.log(JSON.stringify({ size, runs, wallMs: +median(wall).toFixed(1), gpuMsPerStage: fmt(perStage), gpuMsPerKernel: fmt(perKernel), timestamps: profiling }, null, 1));
+console.log(JSON.stringify({ size, runs, wallMs: +median(wall).toFixed(1), cpuMs: +median(cpu).toFixed(1), gpuMsPerStage: fmt(perStage), gpuMsPerKernel: fmt(perKernel), timestamps: profiling }, null, 1));

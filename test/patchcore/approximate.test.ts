@@ -3,7 +3,7 @@
 // (per-image greedy pre-selection in the projected space, then the global greedy coreset over the union).
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/core/gpu.ts';
-import { greedyCoreset, hostGreedy, projectionMatrix } from '../../src/core/patchcore/coreset.ts';
+import { greedyCoreset, hostGreedy, projectionMatrix, projectPlanar, setProjectionTile } from '../../src/core/patchcore/coreset.ts';
 import { bankFromRows, bankRows, fillHolePatches, PATCHCORE_DEFAULTS, type PatchCoreConfig } from '../../src/core/patchcore/patchcore.ts';
 import type { ImageTensor } from '../../src/core/types.ts';
 import { registerMobileNet } from '../../src/models/nsfwjs.ts';
@@ -50,6 +50,32 @@ describe('projected search (GPU) against the reference', () => {
     const hits = exact.index.filter((e, i) => e === ix[i]).length;
     expect(hits).toBeLessThan(nq);
     for (let i = 0; i < nq; i++) expect(d[i]).toBeGreaterThanOrEqual(exact.distance[i] * (1 - 1e-5));
+  });
+
+  it('re-ranks 13 candidates per query (a group of 8, then 5) as the reference does; the projection gives the same values on either pointwise tile', async () => {
+    const pb = projectBank(gpu, uploadRows(gpu, bank, channels), dims, 5, 13)!;
+    expect([pb.slice, pb.slices]).toEqual([160, 13]);
+    const q = gpu.upload(queries);
+    const { distance, index } = projectedNearest(gpu, pb, q, nq);
+    const d = await gpu.readF32(distance, nq);
+    const ix = await gpu.readU32(index, nq);
+    gpu.release(distance, index);
+    const ref = referenceProjectedNearest(bank, channels, queries, nq, stride, dims, 5, 160);
+    expect(Array.from(ix)).toEqual(Array.from(ref.index));
+    for (let i = 0; i < nq; i++) expect(Math.abs(d[i] - ref.distance[i]) / ref.distance[i]).toBeLessThan(1e-5);
+    // The projection (16 dims: the 16-channel tile) = the 8-channel tile, bit for bit (same sums in the same order).
+    const planes: Float32Array[] = [];
+    for (const tile of ['wider', 'narrow'] as const) {
+      setProjectionTile(tile);
+      const out = projectPlanar(gpu, pb.projection, q, stride);
+      planes.push(await gpu.readF32(out, dims * stride));
+      gpu.release(out);
+    }
+    setProjectionTile('wider');
+    expect(planes[0].some((v) => v !== 0)).toBe(true);
+    expect(Array.from(planes[0])).toEqual(Array.from(planes[1]));
+    gpu.release(q);
+    releaseProjectedBank(gpu, pb);
   });
 
   it('finds the true nearest entry more often with more slices (slices of one group of 8 entries)', async () => {

@@ -4,7 +4,7 @@
 
 import { TttError } from '../errors.ts';
 import { ceilDiv, type Gpu, type GpuArray } from '../gpu.ts';
-import { COUT_BLOCK, NET_WG, netKernels } from '../features/mobilenet/kernels.ts';
+import { COUT_BLOCK, NET_WG, netKernels, pointwiseTiles } from '../features/mobilenet/kernels.ts';
 import { pcgHash } from '../rng.ts';
 import { CORESET_WG, patchcoreKernels } from './kernels.ts';
 
@@ -76,13 +76,22 @@ export function releaseProjection(gpu: Gpu, p: GpuProjection): void {
  */
 export function projectPlanar(gpu: Gpu, p: GpuProjection, data: GpuArray, padded: number): GpuArray {
   const projected = gpu.alloc(p.dims * padded);
-  gpu.run(
-    netKernels.pointwise,
-    { stride4: padded / 4, cin: p.channels, cout: p.dims, coutPad4: p.coutPad / 4, lo: -F32_MAX, hi: F32_MAX },
-    { input: data, weights: p.weights, bias: p.bias, output: projected },
-    [ceilDiv(padded / 4, NET_WG), p.coutPad / COUT_BLOCK, 1],
-  );
+  const params = { stride4: padded / 4, cin: p.channels, cout: p.dims, coutPad4: p.coutPad / 4, lo: -F32_MAX, hi: F32_MAX };
+  const buffers = { input: data, weights: p.weights, bias: p.bias, output: projected };
+  // The larger register tile where the dimensions allow it (the same sums in the same order: the same values).
+  const wide = projectionTile === 'wider' ? pointwiseTiles.wider : null;
+  if (wide && p.coutPad % wide.couts === 0) {
+    gpu.run(wide.plain, params, buffers, [ceilDiv(padded / 4, wide.pixels4 * wide.workgroup), p.coutPad / wide.couts, 1]);
+  } else {
+    gpu.run(netKernels.pointwise, params, buffers, [ceilDiv(padded / 4, NET_WG), p.coutPad / COUT_BLOCK, 1]);
+  }
   return projected;
+}
+
+let projectionTile: 'narrow' | 'wider' = 'wider';
+/** For benchmarks and tests: the projection's pointwise tile (`wider` where the dimensions are a multiple of its 16 channels). */
+export function setProjectionTile(tile: 'narrow' | 'wider'): void {
+  projectionTile = tile;
 }
 
 /** The projection of dimension-major points [channels][padded], read back as [dims][padded]. */
