@@ -55,6 +55,32 @@ export interface TfjsModel {
   dispose(): void;
 }
 
+/**
+ * A TfjsModel from a forward function over an NHWC batch of one (the hand-written networks): the planar input
+ * transposed to NHWC, the outputs back to planar; `held` (the weights) disposed with the model.
+ */
+export function forwardModel(tf: typeof Tf, forward: (image: Tf.Tensor4D) => Tf.Tensor4D[], held: Tf.Tensor[], height: number, width: number): TfjsModel {
+  return {
+    async run(input: Float32Array): Promise<FeatureTensor[]> {
+      const n = height * width;
+      const nhwc = new Float32Array(3 * n);
+      for (let c = 0; c < 3; c++) for (let i = 0; i < n; i++) nhwc[i * 3 + c] = input[c * n + i];
+      const ys = tf.tidy(() => forward(tf.tensor4d(nhwc, [1, height, width, 3])));
+      const out: FeatureTensor[] = [];
+      for (const y of ys) {
+        const [, h, w, c] = y.shape;
+        const v = (await y.data()) as Float32Array;
+        const planar = new Float32Array(c * h * w);
+        for (let i = 0; i < h * w; i++) for (let ch = 0; ch < c; ch++) planar[ch * h * w + i] = v[i * c + ch];
+        out.push({ data: planar, channels: c, height: h, width: w });
+      }
+      tf.dispose(ys);
+      return out;
+    },
+    dispose: () => tf.dispose(held),
+  };
+}
+
 export async function tfjsModel(artifacts: LayersModelArtifacts, outputs: readonly string[], height: number, width: number): Promise<TfjsModel> {
   const tf = await loadTfjs();
   const weightSpecs = artifacts.weightsManifest.flatMap((g) => g.weights) as Tf.io.WeightsManifestEntry[];

@@ -7,8 +7,7 @@
 import type * as Tf from '@tensorflow/tfjs';
 import { GLUON_BLOCK_STRIDES, GLUON_BN_EPSILON, GLUON_MOBILENET_PREFIX, gluonLayers, IMAGENET_MEAN, IMAGENET_STD } from '../../core/features/mobilenet/gluon.ts';
 import type { NamedTensors } from '../../core/features/resnet/graph.ts';
-import type { FeatureTensor } from '../../core/types.ts';
-import { loadTfjs, type TfjsModel } from './tfjs.ts';
+import { forwardModel, loadTfjs, type TfjsModel } from './tfjs.ts';
 
 /** The outputs `layers` (gluon.ts names) for an RGB input in [0, 1] (planar 3 x h x w), in request order. */
 export async function tfjsGluonMobileNet(weights: NamedTensors, layers: readonly string[], height: number, width: number): Promise<TfjsModel> {
@@ -68,23 +67,5 @@ export async function tfjsGluonMobileNet(weights: NamedTensors, layers: readonly
     return layers.map((l) => (names.get(l)! < 0 ? stem : outs[names.get(l)!]));
   };
 
-  return {
-    async run(input: Float32Array): Promise<FeatureTensor[]> {
-      const n = height * width;
-      const nhwc = new Float32Array(3 * n);
-      for (let c = 0; c < 3; c++) for (let i = 0; i < n; i++) nhwc[i * 3 + c] = input[c * n + i];
-      const ys = tf.tidy(() => forward(tf.tensor4d(nhwc, [1, height, width, 3])));
-      const out: FeatureTensor[] = [];
-      for (const y of ys) {
-        const [, h, w, c] = y.shape;
-        const v = (await y.data()) as Float32Array;
-        const planar = new Float32Array(c * h * w);
-        for (let i = 0; i < h * w; i++) for (let ch = 0; ch < c; ch++) planar[ch * h * w + i] = v[i * c + ch];
-        out.push({ data: planar, channels: c, height: h, width: w });
-      }
-      tf.dispose(ys);
-      return out;
-    },
-    dispose: () => tf.dispose(held),
-  };
+  return forwardModel(tf, forward, held, height, width);
 }

@@ -5,8 +5,7 @@
 
 import type * as Tf from '@tensorflow/tfjs';
 import { BN_EPSILON, IMAGENET_MEAN, IMAGENET_STD, type NamedTensors, RESNET_PREFIX, stageBlocks } from '../../core/features/resnet/graph.ts';
-import type { FeatureTensor } from '../../core/types.ts';
-import { loadTfjs, type TfjsModel } from './tfjs.ts';
+import { forwardModel, loadTfjs, type TfjsModel } from './tfjs.ts';
 
 /** The activated outputs `layers` (stem, stageN) for an RGB input in [0, 1] (planar 3 x h x w), in request order. */
 export async function tfjsResnet(weights: NamedTensors, layers: readonly string[], height: number, width: number): Promise<TfjsModel> {
@@ -72,23 +71,5 @@ export async function tfjsResnet(weights: NamedTensors, layers: readonly string[
     return layers.map((l) => named.get(l)!);
   };
 
-  return {
-    async run(input: Float32Array): Promise<FeatureTensor[]> {
-      const n = height * width;
-      const nhwc = new Float32Array(3 * n);
-      for (let c = 0; c < 3; c++) for (let i = 0; i < n; i++) nhwc[i * 3 + c] = input[c * n + i];
-      const ys = tf.tidy(() => forward(tf.tensor4d(nhwc, [1, height, width, 3])));
-      const out: FeatureTensor[] = [];
-      for (const y of ys) {
-        const [, h, w, c] = y.shape;
-        const v = (await y.data()) as Float32Array;
-        const planar = new Float32Array(c * h * w);
-        for (let i = 0; i < h * w; i++) for (let ch = 0; ch < c; ch++) planar[ch * h * w + i] = v[i * c + ch];
-        out.push({ data: planar, channels: c, height: h, width: w });
-      }
-      tf.dispose(ys);
-      return out;
-    },
-    dispose: () => tf.dispose(held),
-  };
+  return forwardModel(tf, forward, held, height, width);
 }

@@ -17,7 +17,7 @@
 // The default block_2_add, block_5_add, block_12_add are strides 4, 8, 16 with 24, 32, 96 channels.
 
 import { TttError } from '../../errors.ts';
-import type { NamedTensors } from '../resnet/graph.ts';
+import { batchNormAffine, type NamedTensors, prefixedTensor } from '../resnet/graph.ts';
 import { type ConvOp, type DepthwiseOp, type InputNormalization, lastUses, type NetworkGraph, type NetworkOp, type Padding } from './graph.ts';
 import type { DecodedTensor } from './weights.ts';
 
@@ -31,14 +31,7 @@ export const GLUON_BLOCK_STRIDES: readonly number[] = [1, 2, 1, 2, 1, 1, 2, 1, 1
 
 const pad = (p: number): Padding => ({ top: p, bottom: p, left: p, right: p, same: false });
 
-function tensor(t: NamedTensors, name: string, shape?: readonly number[]): DecodedTensor {
-  const v = t.tensors.get(GLUON_MOBILENET_PREFIX + name);
-  if (!v) throw new TttError('UNSUPPORTED_FORMAT', `${t.source}: tensor ${GLUON_MOBILENET_PREFIX}${name} is missing`);
-  if (shape && (v.shape.length !== shape.length || v.shape.some((d, i) => d !== shape[i]))) {
-    throw new TttError('UNSUPPORTED_FORMAT', `${t.source}: tensor ${GLUON_MOBILENET_PREFIX}${name} has shape ${v.shape.join('x')}, expected ${shape.join('x')}`);
-  }
-  return v;
-}
+const tensor = (t: NamedTensors, name: string, shape?: readonly number[]): DecodedTensor => prefixedTensor(t, GLUON_MOBILENET_PREFIX, name, shape);
 
 /** Whether a weight set is the GluonCV MobileNetV2 (its stem convolution is present). */
 export function isGluonMobileNet(t: NamedTensors): boolean {
@@ -46,20 +39,7 @@ export function isGluonMobileNet(t: NamedTensors): boolean {
 }
 
 /** Batch norm as y = x * scale + shift (float32 arithmetic). */
-function batchNorm(t: NamedTensors, name: string, channels: number): { scale: Float32Array; shift: Float32Array } {
-  const get = (part: string) => tensor(t, `${name}_${part}`, [channels]).values;
-  const gamma = get('gamma');
-  const beta = get('beta');
-  const mean = get('running_mean');
-  const variance = get('running_var');
-  const scale = new Float32Array(channels);
-  const shift = new Float32Array(channels);
-  for (let c = 0; c < channels; c++) {
-    scale[c] = Math.fround(gamma[c] / Math.fround(Math.sqrt(Math.fround(variance[c] + GLUON_BN_EPSILON))));
-    shift[c] = Math.fround(beta[c] - Math.fround(mean[c] * scale[c]));
-  }
-  return { scale, shift };
-}
+const batchNorm = (t: NamedTensors, name: string, channels: number) => batchNormAffine(t, name, channels, GLUON_MOBILENET_PREFIX, GLUON_BN_EPSILON);
 
 /** Blocks present in the weights (linearbottleneck0..N-1, consecutive). */
 export function gluonBlocks(t: NamedTensors): number {

@@ -31,9 +31,25 @@ export interface NamedTensors {
 
 const pad = (p: number): Padding => ({ top: p, bottom: p, left: p, right: p, same: false });
 
-/** Batch norm as y = x * scale + shift (float32 arithmetic). */
-export function batchNormAffine(t: NamedTensors, name: string, channels: number): { scale: Float32Array; shift: Float32Array } {
-  const get = (part: string) => tensor(t, `${name}_${part}`, [channels]).values;
+/** The tensor `prefix + name` of a weight set, checked against `shape` when given. */
+export function prefixedTensor(t: NamedTensors, prefix: string, name: string, shape?: readonly number[]): DecodedTensor {
+  const v = t.tensors.get(prefix + name);
+  if (!v) throw new TttError('UNSUPPORTED_FORMAT', `${t.source}: tensor ${prefix}${name} is missing`);
+  if (shape && (v.shape.length !== shape.length || v.shape.some((d, i) => d !== shape[i]))) {
+    throw new TttError('UNSUPPORTED_FORMAT', `${t.source}: tensor ${prefix}${name} has shape ${v.shape.join('x')}, expected ${shape.join('x')}`);
+  }
+  return v;
+}
+
+/** Batch norm `prefix + name` as y = x * scale + shift (float32 arithmetic). */
+export function batchNormAffine(
+  t: NamedTensors,
+  name: string,
+  channels: number,
+  prefix = RESNET_PREFIX,
+  epsilon = BN_EPSILON,
+): { scale: Float32Array; shift: Float32Array } {
+  const get = (part: string) => prefixedTensor(t, prefix, `${name}_${part}`, [channels]).values;
   const gamma = get('gamma');
   const beta = get('beta');
   const mean = get('running_mean');
@@ -41,20 +57,13 @@ export function batchNormAffine(t: NamedTensors, name: string, channels: number)
   const scale = new Float32Array(channels);
   const shift = new Float32Array(channels);
   for (let c = 0; c < channels; c++) {
-    scale[c] = Math.fround(gamma[c] / Math.fround(Math.sqrt(Math.fround(variance[c] + BN_EPSILON))));
+    scale[c] = Math.fround(gamma[c] / Math.fround(Math.sqrt(Math.fround(variance[c] + epsilon))));
     shift[c] = Math.fround(beta[c] - Math.fround(mean[c] * scale[c]));
   }
   return { scale, shift };
 }
 
-function tensor(t: NamedTensors, name: string, shape?: readonly number[]): DecodedTensor {
-  const v = t.tensors.get(RESNET_PREFIX + name);
-  if (!v) throw new TttError('UNSUPPORTED_FORMAT', `${t.source}: tensor ${RESNET_PREFIX}${name} is missing`);
-  if (shape && (v.shape.length !== shape.length || v.shape.some((d, i) => d !== shape[i]))) {
-    throw new TttError('UNSUPPORTED_FORMAT', `${t.source}: tensor ${RESNET_PREFIX}${name} has shape ${v.shape.join('x')}, expected ${shape.join('x')}`);
-  }
-  return v;
-}
+const tensor = (t: NamedTensors, name: string, shape?: readonly number[]): DecodedTensor => prefixedTensor(t, RESNET_PREFIX, name, shape);
 
 const has = (t: NamedTensors, name: string): boolean => t.tensors.has(RESNET_PREFIX + name);
 
