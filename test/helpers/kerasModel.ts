@@ -105,9 +105,9 @@ const MOBILENETV2_BLOCKS: readonly (readonly [number, number])[] = [
 ];
 
 /**
- * Keras's MobileNetV2 1.0 (keras.applications, as TensorFlow.js's converter writes it: the topology of the
- * NSFW-tuned network shipped until 2026-12-07) up to block `lastBlock`, with seeded random weights scaled by fan-in so that the
- * activations keep their range through the blocks: Conv1_pad (zero padding after) + Conv1 at stride 2,
+ * Keras's MobileNetV2 1.0 (keras.applications, as TensorFlow.js's converter writes it: the topology of
+ * the NSFW-tuned network shipped until 2026-12-07) up to block `lastBlock`, with seeded random weights
+ * scaled by fan-in so that the activations keep their range through the blocks: Conv1_pad (zero padding after) + Conv1 at stride 2,
  * block 0 without expansion, then expand / depthwise / project with batch norms and ReLU6, each stride-2
  * depthwise on a block_N_pad, and block_N_add where the shape is kept. Layer names are Keras's.
  */
