@@ -16,7 +16,7 @@ import { decodeBank } from '../src/core/patchcore/bank.ts';
 import { buildBank, PATCHCORE_DEFAULTS, PatchCoreScorer } from '../src/core/patchcore/patchcore.ts';
 import { segment } from '../src/core/pipeline.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
-import { registerMobileNet } from '../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../src/models/mobilenet.ts';
 import { registerResnet50 } from '../src/models/resnet50.ts';
 
 const { values: v, positionals } = parseArgs({

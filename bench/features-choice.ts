@@ -19,7 +19,7 @@ import type { MethodName } from '../src/eval/methods.ts';
 import { addConfusion, meanMetrics, pixelMetrics, type Confusion } from '../src/core/metrics.ts';
 import { parseAssignments, resolveOptions } from '../src/core/options.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
-import { registerMobileNet } from '../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../src/models/mobilenet.ts';
 import { registerResnet50 } from '../src/models/resnet50.ts';
 
 /** The feature sets compared (overrides of the ttt method's options). */

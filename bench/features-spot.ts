@@ -15,7 +15,7 @@ import { parseAssignments, resolveOptions } from '../src/core/options.ts';
 import { segment } from '../src/core/pipeline.ts';
 import { syntheticSample } from '../src/synthetic.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
-import { registerMobileNet } from '../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../src/models/mobilenet.ts';
 import { registerResnet50 } from '../src/models/resnet50.ts';
 
 const { values: v } = parseArgs({

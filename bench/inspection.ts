@@ -13,7 +13,7 @@ import { openDatabase } from '../src/db.ts';
 import { encodeImagePng } from '../src/io/image.ts';
 import { encodeNpy } from '../src/io/npy.ts';
 import { migrate } from '../src/migrate.ts';
-import { registerMobileNet } from '../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../src/models/mobilenet.ts';
 import { createInProcessProcessor } from '../src/processing/processor.ts';
 import { jobLimits } from '../src/processing/start.ts';
 import { defaultConfig } from '../src/service/config.ts';

@@ -24,7 +24,7 @@ import { toWorkingResolution } from '../src/eval/run.ts';
 import { NOMINAL_TYPE, loadImage, loadMask, openDataset } from '../src/eval/dataset.ts';
 import { mapsFolder } from '../src/eval/scoreSource.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
-import { registerMobileNet } from '../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../src/models/mobilenet.ts';
 
 const { values: v } = parseArgs({ options: { dataset: { type: 'string' }, maps: { type: 'string' }, size: { type: 'string' }, rows: { type: 'string' }, limit: { type: 'string' } } });
 if (!v.dataset || !v.maps) throw new Error('--dataset and --maps are required');

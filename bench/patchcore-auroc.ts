@@ -27,7 +27,7 @@ import {
   bankFromRows, bankRows, PATCHCORE_DEFAULTS, PatchCoreScorer, preselectImage, type ImageRows, type PatchCoreConfig, type SearchMode,
 } from '../src/core/patchcore/patchcore.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
-import { registerMobileNet } from '../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../src/models/mobilenet.ts';
 import { registerResnet50 } from '../src/models/resnet50.ts';
 import { autoPreselect, concatRows, scorerLayers } from '../src/core/patchcore/patchcore.ts';
 import type { Backbone } from '../src/core/patchcore/bank.ts';

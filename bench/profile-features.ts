@@ -6,7 +6,7 @@ import { nodeGpu } from '../src/gpu/node.ts';
 import { chooseExtractor } from '../src/core/features/index.ts';
 import { coarseMoments } from '../src/core/coarseFeatures.ts';
 import { resolveOptions } from '../src/core/options.ts';
-import { registerMobileNet } from '../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../src/models/mobilenet.ts';
 import { syntheticSample } from '../src/synthetic.ts';
 import { median } from '../src/cli/benchmarks/ttt.ts';
 const { gpu } = await nodeGpu();

@@ -28,7 +28,7 @@ import { TTT4AS_SVC_C, ttt4asOverrides } from '../src/eval/methods.ts';
 import { toWorkingResolution } from '../src/eval/run.ts';
 import { mapsFolder } from '../src/eval/scoreSource.ts';
 import { nodeGpu } from '../src/gpu/node.ts';
-import { registerMobileNet } from '../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../src/models/mobilenet.ts';
 import { registerResnet50 } from '../src/models/resnet50.ts';
 
 const { values: v } = parseArgs({

@@ -17,7 +17,7 @@ import { runEval } from '../src/eval/run.ts';
 import type { MethodName } from '../src/eval/methods.ts';
 import type { ImageResult, MethodSummary } from '../src/eval/report.ts';
 import { mapsFolder } from '../src/eval/scoreSource.ts';
-import { registerMobileNet } from '../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../src/models/mobilenet.ts';
 import { registerResnet50 } from '../src/models/resnet50.ts';
 
 const { values: v } = parseArgs({

@@ -17,7 +17,7 @@ const HELP = `usage: ttt bank build --images DIR --out bank.bin [options]
 
 Builds a PatchCore memory bank from the nominal (defect-free) images in DIR with a pretrained network
 (ImageNet ResNet-50 v2 by default, TTT_RESNET50_WEIGHTS=file selects another weights file; or MobileNetV2,
-TTT_MOBILENET_WEIGHTS=nsfwjs|imagenet|file or TTT_MOBILENET_MODEL=path/model.json; the bank records which)
+TTT_MOBILENET_WEIGHTS=imagenet|file or TTT_MOBILENET_MODEL=path/model.json; the bank records which)
 and/or the 3-D features of their organized point clouds.
 
   --images DIR     folder of nominal images (png, jpg, tif, bmp, webp); a folder of the MVTec 3D-AD layout

@@ -32,8 +32,8 @@ features only), and pixels without a valid 3-D point are left out of every count
 bank holds image and 3-D features there (--modality both, the default), and its one map feeds every
 method; --modality rgb or 3d scores with one modality; a multimodal detector's maps come in through --maps.
 
-Score maps come from the built-in scorer (PatchCore on the pretrained MobileNetV2, its memory bank built
-from train/good, or loaded with --bank), or from a folder (--maps DIR) as a detector exports them (${MAP_EXTENSIONS.join(', ')}; any resolution with the image's aspect):
+Score maps come from the built-in scorer (PatchCore on a pretrained network, ImageNet ResNet-50 v2 unless
+--backbone says otherwise, its memory bank built from train/good, or loaded with --bank), or from a folder (--maps DIR) as a detector exports them (${MAP_EXTENSIONS.join(', ')}; any resolution with the image's aspect):
   DIR/<type>/<stem>.npy                 test images, e.g. maps/crack/003.npy, maps/good/017.npy
   DIR/validation/good/<stem>.npy        the validation images (DIR/train/good/<stem>.npy when split from train)
 

@@ -4,7 +4,7 @@
 
 import { TttError } from '../core/errors.ts';
 import { DataDirInUseError } from '../dataLock.ts';
-import { registerMobileNet } from '../models/nsfwjs.ts';
+import { registerMobileNet } from '../models/mobilenet.ts';
 import { registerResnet50 } from '../models/resnet50.ts';
 
 interface Command {

@@ -1,7 +1,7 @@
 // Host-side loading of the shipped ImageNet MobileNetV2 1.0 weights (models/mobilenetv2-imagenet/weights.bin,
 // written by scripts/convert-mobilenetv2.ts; provenance in the NOTICE next to it), or another file of the
 // same format. Which MobileNetV2 the `mobilenetv2` extractor and PatchCore backbone use is chosen in
-// src/models/nsfwjs.ts (registerMobileNet: TTT_MOBILENET_WEIGHTS / TTT_MOBILENET_MODEL). Nothing is fetched
+// src/models/mobilenet.ts (registerMobileNet: TTT_MOBILENET_WEIGHTS / TTT_MOBILENET_MODEL). Nothing is fetched
 // over the network.
 
 import { readFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ export function readMobileNetV2File(path = SHIPPED_MOBILENETV2): { bytes: Uint8A
     return { bytes: readFileSync(file), what: file };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new TttError(code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_INPUT', `${file}: the mobilenetv2 weights cannot be read (${(e as Error).message}); TTT_MOBILENET_WEIGHTS takes imagenet, nsfwjs or a weights file's path`);
+    throw new TttError(code === 'ENOENT' ? 'NOT_FOUND' : 'INVALID_INPUT', `${file}: the mobilenetv2 weights cannot be read (${(e as Error).message}); TTT_MOBILENET_WEIGHTS takes imagenet or a weights file's path`);
   }
 }
 

@@ -9,7 +9,7 @@ import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { databaseOptionsFromEnv, openDatabase } from '../db.ts';
 import { migrate } from '../migrate.ts';
-import { registerMobileNet } from '../models/nsfwjs.ts';
+import { registerMobileNet } from '../models/mobilenet.ts';
 import { registerResnet50 } from '../models/resnet50.ts';
 import { startProcessing, stopOnSignals } from '../processing/start.ts';
 import { configFromEnv } from '../service/config.ts';

@@ -6,7 +6,7 @@
 
 import { databaseOptionsFromEnv, openDatabase } from '../db.ts';
 import { migrate } from '../migrate.ts';
-import { registerMobileNet } from '../models/nsfwjs.ts';
+import { registerMobileNet } from '../models/mobilenet.ts';
 import { registerResnet50 } from '../models/resnet50.ts';
 import { startProcessing, stopOnSignals } from '../processing/start.ts';
 import { configFromEnv } from '../service/config.ts';

@@ -12,7 +12,7 @@ import { decodeImage, decodeMask, encodeImagePng } from '../../src/io/image.ts';
 import { encodeNpy, parseNpy } from '../../src/io/npy.ts';
 import { syntheticFeatures, syntheticSample } from '../../src/synthetic.ts';
 import { agreement, testGpu } from '../helpers/gpu.ts';
-import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../../src/models/mobilenet.ts';
 import { pointValidity } from '../../src/core/validity.ts';
 import { decodePointCloud } from '../../src/io/pointcloud.ts';
 import { synthetic3dSample } from '../../src/synthetic3d.ts';

@@ -8,7 +8,7 @@ import { segment } from '../../src/core/pipeline.ts';
 import { referenceSegment } from '../../src/core/reference/pipeline.ts';
 import { syntheticFeatures, syntheticSample } from '../../src/synthetic.ts';
 import { agreement, maxAbsDiff, testGpu } from '../helpers/gpu.ts';
-import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../../src/models/mobilenet.ts';
 
 // The default extractor is the pretrained network: provide its weights, as the CLI and server do.
 registerMobileNet();
@@ -54,7 +54,7 @@ describe('segment (GPU path and host path) against referenceSegment (CPU)', () =
     const g = await segment(gpu, s);
     const m = pixelMetrics(confusion(g.predMask, s.groundTruth));
     // Default options: the pretrained network's features (measured F1 0.47 on this sample with the default
-    // ImageNet MobileNetV2, 0.61 with the NSFW-tuned one of nsfwjs; docs/benchmarks.md compares them).
+    // ImageNet MobileNetV2, 0.61 with the NSFW-tuned one shipped until 2026-12-07; docs/benchmarks.md compares them).
     expect(m.f1).toBeGreaterThan(0.4);
     expect(g.regions.length).toBeGreaterThan(0);
   });

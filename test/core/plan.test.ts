@@ -7,7 +7,7 @@ import type { Gpu } from '../../src/core/gpu.ts';
 import { resolveOptions } from '../../src/core/options.ts';
 import { segment } from '../../src/core/pipeline.ts';
 import { deviceLimits, planRun, type DeviceLimits } from '../../src/core/plan.ts';
-import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../../src/models/mobilenet.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
 import { testGpu } from '../helpers/gpu.ts';
 

@@ -16,7 +16,7 @@ import { METHOD_NAMES, TTT4AS_FEATURES, ttt4asOptions, ttt4asOverrides, type Met
 import type { EvalSummary } from '../../src/eval/report.ts';
 import { runEval, type EvalOptions } from '../../src/eval/run.ts';
 import { mapsFolder, patchcoreSource, savingMaps } from '../../src/eval/scoreSource.ts';
-import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../../src/models/mobilenet.ts';
 import { registerResnet50 } from '../../src/models/resnet50.ts';
 import { writeSyntheticDataset } from '../../src/eval/syntheticDataset.ts';
 import { progressReporter } from '../../src/cli/progress.ts';

@@ -14,7 +14,7 @@ import { ALL_METHOD_NAMES } from '../../src/eval/methods.ts';
 import { runEval, type EvalResult } from '../../src/eval/run.ts';
 import { mapsFolder, patchcoreSource } from '../../src/eval/scoreSource.ts';
 import { writeSynthetic3dDataset, writeSyntheticDataset } from '../../src/eval/syntheticDataset.ts';
-import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../../src/models/mobilenet.ts';
 import { registerResnet50 } from '../../src/models/resnet50.ts';
 import { testGpu } from '../helpers/gpu.ts';
 

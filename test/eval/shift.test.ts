@@ -16,7 +16,7 @@ import { runEval, type EvalOptions } from '../../src/eval/run.ts';
 import { mapsFolder, patchcoreSource, type ScoreSource } from '../../src/eval/scoreSource.ts';
 import { NO_SHIFT, applyShift, formatShift, parseShift } from '../../src/eval/shift.ts';
 import { writeSyntheticDataset } from '../../src/eval/syntheticDataset.ts';
-import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../../src/models/mobilenet.ts';
 import { maxAbsDiff, testGpu } from '../helpers/gpu.ts';
 import { runCli } from '../helpers/processes.ts';
 

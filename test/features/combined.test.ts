@@ -13,7 +13,7 @@ import { defaultOptions, resolveOptions } from '../../src/core/options.ts';
 import { segment } from '../../src/core/pipeline.ts';
 import { referenceImageFeatures, referenceSegment } from '../../src/core/reference/pipeline.ts';
 import { syntheticSample } from '../../src/synthetic.ts';
-import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../../src/models/mobilenet.ts';
 import { registerResnet50 } from '../../src/models/resnet50.ts';
 import { agreement, maxAbsDiff, testGpu } from '../helpers/gpu.ts';
 

@@ -2,9 +2,12 @@
 // the graph builder (batch norms folded, symmetric padding at stride 2, the t = 1 expansion of block 0, the
 // residual blocks) against an independent unfolded NCHW reference written from the raw tensors, the WGSL
 // forward against the plain-TS reference of the compiled graph at both strides and odd sizes, and the
-// mobilenetv2 extractor / PatchCore backbone selection (TTT_MOBILENET_WEIGHTS).
+// mobilenetv2 extractor / PatchCore backbone selection (TTT_MOBILENET_WEIGHTS, TTT_MOBILENET_MODEL) and the
+// refusal of banks built with other weights (the retired nsfwjs network's included).
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/core/gpu.ts';
 import { chooseExtractor } from '../../src/core/features/index.ts';
@@ -20,9 +23,19 @@ import { buildBank, checkBankWeights, PATCHCORE_DEFAULTS, PatchCoreScorer } from
 import { referenceNetwork, referencePreprocess } from '../../src/core/reference/mobilenet.ts';
 import type { FeatureTensor, ImageTensor } from '../../src/core/types.ts';
 import { readMobileNetV2File, SHIPPED_MOBILENETV2 } from '../../src/models/mobilenetv2.ts';
-import { mobileNetSelection, registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { mobileNetSelection, registerMobileNet } from '../../src/models/mobilenet.ts';
 import { tfjsGluonMobileNet } from '../../src/cli/benchmarks/tfjsMobilenetV2.ts';
 import { testGpu } from '../helpers/gpu.ts';
+import { kerasMobileNetV2 } from '../helpers/kerasModel.ts';
+
+/** A Keras MobileNetV2 (random weights) written out as a TensorFlow.js layers model: its folder. */
+function kerasModelDir(): string {
+  const net = kerasMobileNetV2(4);
+  const dir = mkdtempSync(join(tmpdir(), 'ttt-mnv2-'));
+  writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: net.modelTopology, weightsManifest: net.weightsManifest }));
+  writeFileSync(join(dir, net.weightsManifest[0].paths[0]), new Uint8Array(net.weightData));
+  return dir;
+}
 
 let gpu: Gpu;
 let shipped: TensorFile;
@@ -247,27 +260,45 @@ describe('choosing the MobileNetV2 (TTT_MOBILENET_WEIGHTS)', () => {
     await expect(mobileNetGraph(['block_99_add'])).rejects.toThrow(/no layer "block_99_add"/);
   });
 
-  it('nsfwjs: the Keras network; a missing weights file is named', async () => {
-    registerMobileNet(undefined, 'nsfwjs');
-    expect((await mobileNetGraph(DEFAULT_LAYERS)).source).toMatch(/^nsfwjs /);
-    expect(mobileNetSelection(undefined, 'nsfwjs')).toEqual({ kind: 'layers', modelJson: undefined });
+  it('a layers model (TTT_MOBILENET_MODEL) over the weights; nsfwjs (no longer shipped) is refused by name; a missing weights file is named', async () => {
+    const dir = kerasModelDir();
+    registerMobileNet(join(dir, 'model.json'), 'imagenet');
+    const g = await mobileNetGraph(DEFAULT_LAYERS);
+    expect(g.source).toBe(join(dir, 'model.json'));
+    expect(DEFAULT_LAYERS.map((l) => g.channels[g.outputs.get(l)!])).toEqual([24, 32, 96]);
     expect(mobileNetSelection(undefined, undefined)).toEqual({ kind: 'file', path: SHIPPED_MOBILENETV2 });
     expect(mobileNetSelection('/m/model.json', 'imagenet')).toEqual({ kind: 'layers', modelJson: '/m/model.json' });
+    expect(mobileNetSelection('/m/model.json', 'nsfwjs')).toEqual({ kind: 'layers', modelJson: '/m/model.json' });
+    const retired = /TTT_MOBILENET_WEIGHTS=nsfwjs: the NSFW-tuned MobileNetV2 of the nsfwjs package is no longer shipped; use TTT_MOBILENET_WEIGHTS=imagenet .* or point TTT_MOBILENET_MODEL at that network's model\.json/;
+    expect(() => mobileNetSelection(undefined, 'nsfwjs')).toThrow(retired);
+    // Registering does not throw (a process starts); the first use does.
+    registerMobileNet(undefined, 'nsfwjs');
+    await expect(mobileNetGraph(DEFAULT_LAYERS)).rejects.toThrow(retired);
     registerMobileNet(undefined, '/nonexistent/weights.bin');
-    await expect(mobileNetGraph(DEFAULT_LAYERS)).rejects.toThrow(/\/nonexistent\/weights\.bin: the mobilenetv2 weights cannot be read .*TTT_MOBILENET_WEIGHTS takes imagenet, nsfwjs or a weights file's path/);
+    await expect(mobileNetGraph(DEFAULT_LAYERS)).rejects.toThrow(/\/nonexistent\/weights\.bin: the mobilenetv2 weights cannot be read .*TTT_MOBILENET_WEIGHTS takes imagenet or a weights file's path/);
   });
 
-  it('a mobilenetv2 bank records its weights; a process with the other known MobileNetV2 refuses it', async () => {
-    registerMobileNet(undefined, 'nsfwjs');
+  it('a mobilenetv2 bank records its weights; one of the nsfwjs network is refused with what to do, other ImageNet weights too', async () => {
+    registerMobileNet(undefined, 'imagenet');
     const config = { ...PATCHCORE_DEFAULTS, backbone: 'mobilenetv2' as const, layers: [...DEFAULT_LAYERS], size: 32, coresetRows: 0, coresetRatio: 1, preselect: 1 };
     const bank = await buildBank(gpu, [testImage(32, 32, 1, 2)], config);
-    expect(bank.header.weights).toMatch(/^nsfwjs \S+ mobilenet_v2$/);
+    expect(bank.header.weights).toMatch(/^ImageNet MobileNetV2 1\.0 /);
     (await PatchCoreScorer.load(gpu, bank)).release();
+    // A bank of an earlier version, built with the nsfwjs network (same layers and channels).
+    const old = { ...bank, header: { ...bank.header, weights: 'nsfwjs 4.4.0 mobilenet_v2' } };
+    await expect(PatchCoreScorer.load(gpu, old)).rejects.toThrow(
+      /built with the MobileNetV2 "nsfwjs 4\.4\.0 mobilenet_v2" \(the NSFW-tuned network of the nsfwjs package\), whose weights are no longer shipped: rebuild the bank .* point TTT_MOBILENET_MODEL at its model\.json/,
+    );
+    // With that network as a layers model (here a Keras MobileNetV2 of the same topology) the bank loads.
+    registerMobileNet(join(kerasModelDir(), 'model.json'), 'imagenet');
+    (await PatchCoreScorer.load(gpu, old)).release();
     registerMobileNet(undefined, 'imagenet');
-    await expect(PatchCoreScorer.load(gpu, bank)).rejects.toThrow(/built with the MobileNetV2 "nsfwjs .*" but this process has "ImageNet MobileNetV2 1\.0 .*": select the same weights/);
-    // Weights the project does not know (a layers model's path, a test's name) and other backbones are not checked.
+    const other = { ...bank, header: { ...bank.header, weights: 'ImageNet MobileNetV2 1.0 (another file)' } };
+    await expect(PatchCoreScorer.load(gpu, other)).rejects.toThrow(/built with the MobileNetV2 "ImageNet MobileNetV2 1\.0 \(another file\)" but this process has "ImageNet MobileNetV2 1\.0 .*": select the same weights \(TTT_MOBILENET_WEIGHTS\) or rebuild the bank/);
+    // Weights the project does not know (a layers model's path, a test's name), processes running such a model and other backbones are not checked.
     expect(() => checkBankWeights({ backbone: 'mobilenetv2', weights: '/models/x/model.json' }, 'ImageNet MobileNetV2 1.0 (x)')).not.toThrow();
+    expect(() => checkBankWeights({ backbone: 'mobilenetv2', weights: 'ImageNet MobileNetV2 1.0 (x)' }, '/models/x/model.json')).not.toThrow();
     expect(() => checkBankWeights({ backbone: 'resnet50', weights: 'nsfwjs 4.4.0 mobilenet_v2' }, 'ImageNet MobileNetV2 1.0 (x)')).not.toThrow();
-    expect(() => checkBankWeights({ backbone: 'mobilenetv2', weights: 'ImageNet MobileNetV2 1.0 (x)' }, 'nsfwjs 4.4.0 mobilenet_v2')).toThrow(/rebuild the bank/);
+    expect(() => checkBankWeights({ backbone: 'mobilenetv2', weights: 'nsfwjs 4.4.0 mobilenet_v2' }, 'ImageNet MobileNetV2 1.0 (x)')).toThrow(/no longer shipped: rebuild the bank/);
   });
 });

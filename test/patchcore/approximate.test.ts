@@ -6,7 +6,7 @@ import type { Gpu } from '../../src/core/gpu.ts';
 import { greedyCoreset, hostGreedy, projectionMatrix, projectPlanar, setProjectionTile } from '../../src/core/patchcore/coreset.ts';
 import { bankFromRows, bankRows, fillHolePatches, PATCHCORE_DEFAULTS, type PatchCoreConfig } from '../../src/core/patchcore/patchcore.ts';
 import type { ImageTensor } from '../../src/core/types.ts';
-import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../../src/models/mobilenet.ts';
 import { bankOfRows, nearestDistances, projectBank, projectedNearest, releaseBank, releaseProjectedBank, releaseRows, uploadBank, uploadRows } from '../../src/core/patchcore/knn.ts';
 import { referenceCoreset, referenceFillHoles, referenceNearest, referenceProjectedNearest } from '../../src/core/reference/patchcore.ts';
 import { pcgHash } from '../../src/core/rng.ts';

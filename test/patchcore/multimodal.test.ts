@@ -20,7 +20,7 @@ import { referencePoolBoxes } from '../../src/core/reference/patchcore.ts';
 import { pointValidity, releaseValidity, resampleValidity, uploadValidity } from '../../src/core/validity.ts';
 import { loadImage, loadMask, loadPointCloud, openDataset, type DatasetImage } from '../../src/eval/dataset.ts';
 import { writeSynthetic3dDataset } from '../../src/eval/syntheticDataset.ts';
-import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../../src/models/mobilenet.ts';
 import { registerResnet50 } from '../../src/models/resnet50.ts';
 import { synthetic3dSample } from '../../src/synthetic3d.ts';
 import { maxAbsDiff, testGpu } from '../helpers/gpu.ts';

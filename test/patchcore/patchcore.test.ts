@@ -17,7 +17,7 @@ import { mobileNetGraph } from '../../src/core/features/mobilenet/registry.ts';
 import { coveringRadius, referenceCoreset, referenceNearest, referenceScoreMap } from '../../src/core/reference/patchcore.ts';
 import { pcgHash } from '../../src/core/rng.ts';
 import type { ImageTensor } from '../../src/core/types.ts';
-import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../../src/models/mobilenet.ts';
 import { resolveOptions } from '../../src/core/options.ts';
 import { segment } from '../../src/core/pipeline.ts';
 import { registerResnet50 } from '../../src/models/resnet50.ts';
@@ -180,9 +180,10 @@ describe('backbone default layers and old bank files', () => {
   it('a version 2 file of an old build (extractor mobilenetv2, its default layers) loads and scores as the same bank written today', async () => {
     const patches = 24;
     const values = uniform(patches * 152, 77, 2);
-    // As an old build wrote it: `extractor`, no backbone, coreset rows or pre-selection share.
+    // As an old build wrote it: `extractor`, no backbone, coreset rows or pre-selection share (weights: a
+    // layers model's path, which the weights check leaves alone).
     const header = {
-      version: 2, extractor: 'mobilenetv2', modality: 'rgb', weights: 'nsfwjs', layers: ['block_2_add', 'block_5_add', 'block_12_add'], geometryScales: [],
+      version: 2, extractor: 'mobilenetv2', modality: 'rgb', weights: '/models/mobilenet_v2/model.json', layers: ['block_2_add', 'block_5_add', 'block_12_add'], geometryScales: [],
       rgbChannels: 152, geometryChannels: 0, normalization: null, size: 64, stride: 8, patches, channels: 152, coresetRatio: 0.1,
       projectionDims: 128, seed: 0, images: 2, sourcePatches: 240,
     };

@@ -10,7 +10,7 @@ import { openDatabase, type Database } from '../../src/db.ts';
 import { encodeImagePng, encodeMaskPng } from '../../src/io/image.ts';
 import { encodeNpy } from '../../src/io/npy.ts';
 import { migrate } from '../../src/migrate.ts';
-import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../../src/models/mobilenet.ts';
 import { registerResnet50 } from '../../src/models/resnet50.ts';
 import { createInProcessProcessor, type InspectionProcessor } from '../../src/processing/processor.ts';
 import { createQueueProcessor } from '../../src/processing/queue.ts';

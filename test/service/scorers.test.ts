@@ -6,7 +6,7 @@ import type { Gpu } from '../../src/core/gpu.ts';
 import { BANK_VERSION, encodeBank, type MemoryBank } from '../../src/core/patchcore/bank.ts';
 import { PATCHCORE_DEFAULTS } from '../../src/core/patchcore/patchcore.ts';
 import { pcgHash } from '../../src/core/rng.ts';
-import { registerMobileNet } from '../../src/models/nsfwjs.ts';
+import { registerMobileNet } from '../../src/models/mobilenet.ts';
 import { configFromEnv } from '../../src/service/config.ts';
 import { createScorerCache, MAX_LOADED_BANKS, type StoredBank } from '../../src/processing/scorers.ts';
 import { testGpu } from '../helpers/gpu.ts';

@@ -10,7 +10,7 @@ import type { NetworkGraph } from '../../core/features/mobilenet/graph.ts';
 import type { Gpu } from '../../core/gpu.ts';
 import { nodeGpu } from '../../gpu/node.ts';
 import { timeRuns } from './ttt.ts';
-import { loadMobileNetArtifacts, mobileNetSelection, registerMobileNet } from '../../models/nsfwjs.ts';
+import { loadLayersModelFiles, mobileNetSelection, registerMobileNet } from '../../models/mobilenet.ts';
 import { readMobileNetV2File } from '../../models/mobilenetv2.ts';
 import { decodeTensorFile } from '../../core/features/resnet/weights.ts';
 
@@ -66,7 +66,7 @@ export async function benchFeatures(sizes: readonly number[], runs = 10): Promis
   // TensorFlow.js runs the same network as the process: the Keras layers model, or the ImageNet weights file
   // written out in TensorFlow.js ops (tfjsMobilenetV2.ts), each on its own input range.
   const selection = mobileNetSelection();
-  const artifacts = selection.kind === 'layers' ? loadMobileNetArtifacts(selection.modelJson) : null;
+  const artifacts = selection.kind === 'layers' ? loadLayersModelFiles(selection.modelJson) : null;
   const tensors = selection.kind === 'file' ? (({ bytes, what }) => decodeTensorFile(bytes, what))(readMobileNetV2File(selection.path)) : null;
   const out: FeatureBench[] = [];
   for (const size of sizes) {

@@ -10,7 +10,7 @@ import { BANK_VERSION, type Backbone, type MemoryBank } from '../../core/patchco
 import { backboneGraph, PATCHCORE_DEFAULTS, PatchCoreScorer, scorerLayers, type SearchMode } from '../../core/patchcore/patchcore.ts';
 import { pcgHash } from '../../core/rng.ts';
 import { nodeGpu } from '../../gpu/node.ts';
-import { registerMobileNet } from '../../models/nsfwjs.ts';
+import { registerMobileNet } from '../../models/mobilenet.ts';
 import { registerResnet50 } from '../../models/resnet50.ts';
 import { benchImage } from './mobilenet.ts';
 import { timeRuns } from './ttt.ts';

@@ -481,21 +481,29 @@ export interface ScorerOptions {
 
 export const DEFAULT_SEARCH_SLICES = 16;
 
-/** The MobileNetV2 weight sets the project knows by their source (graph.source, a bank's `weights`). */
-const KNOWN_MOBILENETS = [/^nsfwjs \S+ mobilenet_v2$/, /^ImageNet MobileNetV2 1\.0 /];
+/** The MobileNetV2 weights the project ships, by their source (graph.source, a bank's `weights`). */
+const SHIPPED_MOBILENET = /^ImageNet MobileNetV2 1\.0 /;
+/** The MobileNetV2 of earlier versions (the NSFW-tuned Keras network of the nsfwjs package), no longer shipped. */
+const RETIRED_MOBILENET = /^nsfwjs \S+ mobilenet_v2$/;
 
 /**
- * Both MobileNetV2s give the same layers and channels, but their features are not comparable: a bank built
- * with one of the known weight sets is refused by a process that has loaded the other (banks naming other
- * weights, e.g. a TTT_MOBILENET_MODEL path, are not checked).
+ * MobileNetV2s give the same layers and channels, but the features of different weights are not comparable:
+ * a bank built with the shipped weights or the retired ones is refused by a process that has loaded the
+ * shipped weights and not the same (banks naming other weights, e.g. a TTT_MOBILENET_MODEL path, and
+ * processes running such a model are not checked: the model.json of the retired network can score its banks).
  */
 export function checkBankWeights(header: Pick<BankHeader, 'backbone' | 'weights'>, source: string): void {
-  if (header.backbone !== 'mobilenetv2' || header.weights === source) return;
-  const family = (w: string) => KNOWN_MOBILENETS.findIndex((r) => r.test(w));
-  if (family(header.weights) >= 0 && family(source) >= 0) {
+  if (header.backbone !== 'mobilenetv2' || header.weights === source || !SHIPPED_MOBILENET.test(source)) return;
+  if (RETIRED_MOBILENET.test(header.weights)) {
     throw new TttError(
       'INVALID_INPUT',
-      `the memory bank was built with the MobileNetV2 "${header.weights}" but this process has "${source}": select the same weights (TTT_MOBILENET_WEIGHTS=imagenet or nsfwjs) or rebuild the bank`,
+      `the memory bank was built with the MobileNetV2 "${header.weights}" (the NSFW-tuned network of the nsfwjs package), whose weights are no longer shipped: rebuild the bank with the shipped ImageNet MobileNetV2 (ttt bank, or re-create the product), or, if you have that network as a TensorFlow.js layers model, point TTT_MOBILENET_MODEL at its model.json`,
+    );
+  }
+  if (SHIPPED_MOBILENET.test(header.weights)) {
+    throw new TttError(
+      'INVALID_INPUT',
+      `the memory bank was built with the MobileNetV2 "${header.weights}" but this process has "${source}": select the same weights (TTT_MOBILENET_WEIGHTS) or rebuild the bank`,
     );
   }
 }

@@ -1,7 +1,7 @@
 // Where the core gets pretrained weights without knowing the runtime: the host registers a loader once per
-// process (src/models/nsfwjs.ts for Node): either a Keras layers model (the NSFW-tuned MobileNetV2 of nsfwjs,
-// or any model.json) or the bytes of a weights file of the GluonCV ImageNet MobileNetV2 (gluon.ts, the file
-// src/models/mobilenetv2.ts ships). The weights are read on first use and each compiled layer set is cached.
+// process (src/models/mobilenet.ts for Node): either a Keras layers model (a model.json on disk) or the
+// bytes of a weights file of the GluonCV ImageNet MobileNetV2 (gluon.ts, the file src/models/mobilenetv2.ts
+// ships). The weights are read on first use and each compiled layer set is cached.
 
 import { TttError } from '../../errors.ts';
 import { decodeTensorFile } from '../resnet/weights.ts';
@@ -53,7 +53,7 @@ export function mobileNetGraph(layers: readonly string[]): Promise<NetworkGraph>
   if (!g) {
     if (!loader) {
       return Promise.reject(
-        new TttError('NOT_FOUND', 'the mobilenetv2 extractor has no weights: the host must register them first (registerMobileNet() in src/models/nsfwjs.ts)'),
+        new TttError('NOT_FOUND', 'the mobilenetv2 extractor has no weights: the host must register them first (registerMobileNet() in src/models/mobilenet.ts)'),
       );
     }
     const load = loader;
