@@ -11,7 +11,7 @@ import { LABEL_ANOMALOUS, LABEL_NOMINAL } from './pseudoLabels.ts';
 import { nominalSeedKey, pcgHash, sgdRow } from './rng.ts';
 import { binLowerEdge, histogramScale, percentileRank } from './stats.ts';
 import type { ClassifierReport, FeatureTensor, PseudoLabelCounts, ScoreMap, ScoreMapStats } from './types.ts';
-import { isStaged, stageFeatures, type StagedFeatures, wasmMoments, wasmPredictMask } from './wasm/hostKernels.ts';
+import { isStaged, stageFeatures, type StagedFeatures, wasmBins, wasmMoments, wasmPredictMask, wasmScoreStats } from './wasm/hostKernels.ts';
 
 /** Pixels per tile of the channel loops: the tile's accumulators stay in the CPU's cache. */
 const TILE = 2048;
@@ -37,6 +37,7 @@ export function hostAnalyzeScoreMap(map: ScoreMap, percentiles: readonly number[
   let sum = 0;
   let sum2 = 0;
   let count = 0;
+  let wasm: ReturnType<typeof wasmScoreStats> = null;
   if (valid) {
     for (let i = 0; i < n; i++) {
       if (!valid[i]) continue;
@@ -49,6 +50,12 @@ export function hostAnalyzeScoreMap(map: ScoreMap, percentiles: readonly number[
       sum2 += e * e;
       count++;
     }
+  } else if ((wasm = wasmScoreStats(d))) {
+    // The WebAssembly SIMD kernels: the same extremes; the sums in four partial sums (the last bits of
+    // mean and std differ from the loop below).
+    ({ min, max, sum, sum2 } = wasm);
+    shift = d[0];
+    count = n;
   } else {
     shift = n > 0 ? d[0] : 0;
     for (let i = 0; i < n; i++) {
@@ -68,7 +75,7 @@ export function hostAnalyzeScoreMap(map: ScoreMap, percentiles: readonly number[
   const variance = Math.max(sum2 / count - m * m, 0);
   const scale = histogramScale(min, max);
   const hist = new Uint32Array(HISTOGRAM_BINS);
-  const pixelBins = binPixels(d, min, scale, hist, valid);
+  const pixelBins = binPixels(d, min, scale, hist, valid, wasm !== null);
   const last = HISTOGRAM_BINS - 1;
   const bins = percentiles.map((q) => {
     const rank = percentileRank(q, count);
@@ -88,13 +95,19 @@ export function hostAnalyzeScoreMap(map: ScoreMap, percentiles: readonly number[
  * The histogram bin of every value, with the shaders' f32 arithmetic (floor(max(fround(fround(v - min) *
  * scale), 0)), clamped), counted into `hist` (the valid pixels only, with a validity mask).
  */
-function binPixels(d: Float32Array, min: number, scale: number, hist: Uint32Array, valid?: Uint8Array | null): Uint16Array {
+function binPixels(d: Float32Array, min: number, scale: number, hist: Uint32Array, valid?: Uint8Array | null, useWasm = false): Uint16Array {
   const last = HISTOGRAM_BINS - 1;
   const n = d.length;
-  const out = new Uint16Array(n);
-  for (let i = 0; i < n; i++) {
-    const b = Math.fround(Math.fround(d[i] - min) * scale);
-    out[i] = b > 0 ? (b >= last ? last : b | 0) : 0;
+  let out: Uint16Array;
+  if (useWasm) {
+    // The WebAssembly SIMD kernel: the same f32 arithmetic, the same bins.
+    out = wasmBins(d, min, scale);
+  } else {
+    out = new Uint16Array(n);
+    for (let i = 0; i < n; i++) {
+      const b = Math.fround(Math.fround(d[i] - min) * scale);
+      out[i] = b > 0 ? (b >= last ? last : b | 0) : 0;
+    }
   }
   // Counted in a second loop: neighbouring pixels mostly share a bin, and an increment in the loop above
   // waits for the previous one to the same counter (0.83 -> 0.43 ms at 256x256).

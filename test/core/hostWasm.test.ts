@@ -104,3 +104,40 @@ describe('host stage WebAssembly kernels', () => {
     expect(diffs(out.mask!, ref)).toBe(0);
   });
 });
+
+describe('score map statistics with the WebAssembly kernels', () => {
+  // An all-ones validity mask runs the JS loops (the kernels serve the maps without one): the reference.
+  const pct = requestedPercentiles(resolveOptions({}));
+  for (const [w, h] of [[256, 256], [101, 37], [13, 7], [3, 1]] as const) {
+    it(`bins per pixel identical, extremes identical, moments within 1e-12 (${w}x${h})`, () => {
+      const map = syntheticSample({ width: w, height: h, seed: w * h, defects: 2 }).scoreMap;
+      const a = hostAnalyzeScoreMap(map, pct);
+      const b = hostAnalyzeScoreMap(map, pct, new Uint8Array(w * h).fill(1));
+      expect(diffs(new Uint8Array(a.pixelBins.buffer), new Uint8Array(b.pixelBins.buffer))).toBe(0);
+      expect(a.bins).toEqual(b.bins);
+      expect(a.scale).toBe(b.scale);
+      expect(a.stats.min).toBe(b.stats.min);
+      expect(a.stats.max).toBe(b.stats.max);
+      expect(a.stats.count).toBe(b.stats.count);
+      expect(a.stats.percentiles).toEqual(b.stats.percentiles);
+      // Four partial sums against one: the last bits only.
+      expect(Math.abs(a.stats.mean - b.stats.mean)).toBeLessThanOrEqual(1e-12 * Math.abs(b.stats.mean));
+      expect(Math.abs(a.stats.std - b.stats.std)).toBeLessThanOrEqual(1e-12 * b.stats.std);
+      // The bins span the histogram (the comparison can fail).
+      expect(Math.max(...a.pixelBins)).toBe(4095);
+      expect(Math.min(...a.pixelBins)).toBe(0);
+    });
+  }
+
+  it('a map with NaN runs the JS loops (their semantics), and a constant map is still refused', () => {
+    const map = syntheticSample({ width: 64, height: 48, seed: 5, defects: 2 }).scoreMap;
+    const data = map.data.slice();
+    data[17] = NaN;
+    const a = hostAnalyzeScoreMap({ ...map, data }, pct);
+    const b = hostAnalyzeScoreMap({ ...map, data }, pct, new Uint8Array(64 * 48).fill(1));
+    expect(a.stats.min).toBe(b.stats.min);
+    expect(a.stats.max).toBe(b.stats.max);
+    expect(Array.from(a.pixelBins)).toEqual(Array.from(b.pixelBins));
+    expect(() => hostAnalyzeScoreMap({ ...map, data: new Float32Array(64 * 48).fill(0.5) }, pct)).toThrow(/constant/);
+  });
+});

@@ -156,4 +156,67 @@
       (local.set $t0 (i32.add (local.get $t0) (local.get $tile)))
       (br $tiles)))
   )
+
+  ;; The score map's extremes (f32 at $out: min, max) over n f32 values at $p (n > 0; NaN-free input:
+  ;; the caller checks that both are finite, else runs its JS loop).
+  (func (export "minmax") (param $p i32) (param $n i32) (param $out i32)
+    (local $i i32) (local $end i32) (local $mn v128) (local $mx v128) (local $v v128) (local $a f32) (local $b f32)
+    (local.set $mn (f32x4.splat (f32.load (local.get $p))))
+    (local.set $mx (local.get $mn))
+    (local.set $i (local.get $p))
+    (local.set $end (i32.add (local.get $p) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (block $e4 (loop $l4
+      (br_if $e4 (i32.ge_u (local.get $i) (local.get $end)))
+      (local.set $v (v128.load (local.get $i)))
+      (local.set $mn (f32x4.min (local.get $mn) (local.get $v)))
+      (local.set $mx (f32x4.max (local.get $mx) (local.get $v)))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $l4)))
+    (local.set $a (f32.min (f32.min (f32x4.extract_lane 0 (local.get $mn)) (f32x4.extract_lane 1 (local.get $mn)))
+      (f32.min (f32x4.extract_lane 2 (local.get $mn)) (f32x4.extract_lane 3 (local.get $mn)))))
+    (local.set $b (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mx)) (f32x4.extract_lane 1 (local.get $mx)))
+      (f32.max (f32x4.extract_lane 2 (local.get $mx)) (f32x4.extract_lane 3 (local.get $mx)))))
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (block $e1 (loop $l1
+      (br_if $e1 (i32.ge_u (local.get $i) (local.get $end)))
+      (local.set $a (f32.min (local.get $a) (f32.load (local.get $i))))
+      (local.set $b (f32.max (local.get $b) (f32.load (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $l1)))
+    (f32.store (local.get $out) (local.get $a))
+    (f32.store offset=4 (local.get $out) (local.get $b))
+  )
+
+  ;; The histogram bin of each of n f32 values at $p (u16 at $out), with the shaders' f32 arithmetic:
+  ;; clamp(trunc((v - min) * scale), 0, 4095), NaN -> 0: binPixels' Math.fround expression exactly.
+  (func (export "bins") (param $p i32) (param $n i32) (param $min f32) (param $scale f32) (param $out i32)
+    (local $i i32) (local $o i32) (local $end i32) (local $mn v128) (local $sc v128) (local $hi v128) (local $b f32)
+    (local.set $mn (f32x4.splat (local.get $min)))
+    (local.set $sc (f32x4.splat (local.get $scale)))
+    (local.set $hi (i32x4.splat (i32.const 4095)))
+    (local.set $i (local.get $p))
+    (local.set $o (local.get $out))
+    (local.set $end (i32.add (local.get $p) (i32.shl (i32.and (local.get $n) (i32.const -8)) (i32.const 2))))
+    (block $e8 (loop $l8
+      (br_if $e8 (i32.ge_u (local.get $i) (local.get $end)))
+      (v128.store (local.get $o) (i16x8.narrow_i32x4_u
+        (i32x4.max_s (i32x4.min_s (i32x4.trunc_sat_f32x4_s
+          (f32x4.mul (f32x4.sub (v128.load (local.get $i)) (local.get $mn)) (local.get $sc))) (local.get $hi)) (v128.const i32x4 0 0 0 0))
+        (i32x4.max_s (i32x4.min_s (i32x4.trunc_sat_f32x4_s
+          (f32x4.mul (f32x4.sub (v128.load offset=16 (local.get $i)) (local.get $mn)) (local.get $sc))) (local.get $hi)) (v128.const i32x4 0 0 0 0))))
+      (local.set $i (i32.add (local.get $i) (i32.const 32)))
+      (local.set $o (i32.add (local.get $o) (i32.const 16)))
+      (br $l8)))
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (block $e1 (loop $l1
+      (br_if $e1 (i32.ge_u (local.get $i) (local.get $end)))
+      (local.set $b (f32.mul (f32.sub (f32.load (local.get $i)) (local.get $min)) (local.get $scale)))
+      (i32.store16 (local.get $o)
+        (if (result i32) (f32.gt (local.get $b) (f32.const 0))
+          (then (if (result i32) (f32.ge (local.get $b) (f32.const 4095)) (then (i32.const 4095)) (else (i32.trunc_f32_s (local.get $b)))))
+          (else (i32.const 0))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (local.set $o (i32.add (local.get $o) (i32.const 2)))
+      (br $l1)))
+  )
 )

@@ -8,6 +8,8 @@ interface HostWasmExports {
   memory: WebAssembly.Memory;
   moments(p: number, n: number, C: number, out: number): void;
   predict(p: number, n: number, C: number, w: number, bias: number, acc: number, tile: number, scores: number, floor: number, mask: number): void;
+  minmax(p: number, n: number, out: number): void;
+  bins(p: number, n: number, min: number, scale: number, out: number): void;
 }
 
 let kernels: HostWasmExports | null | undefined;
@@ -76,21 +78,24 @@ function layout(pixels: number, channels: number): Layout {
  */
 export function stageFeatures(data: Float32Array, pixels: number, channels: number): StagedFeatures | null {
   const k = hostWasm();
-  if (!k || data.length !== pixels * channels) return null;
-  const end = layout(pixels, channels).end;
-  // wasm32: at most 65536 pages of 64 KiB.
-  const pages = Math.ceil(end / 65536);
-  if (pages > 65536) return null;
-  const have = k.memory.buffer.byteLength / 65536;
-  if (pages > have) {
-    try {
-      k.memory.grow(pages - have);
-    } catch {
-      return null;
-    }
-  }
+  if (!k || data.length !== pixels * channels || !reserve(k, layout(pixels, channels).end)) return null;
   new Float32Array(k.memory.buffer, 0, data.length).set(data);
   return { data, pixels, channels, epoch: ++epoch };
+}
+
+/** Grows the memory to at least `bytes` (false where wasm32 cannot). */
+function reserve(k: HostWasmExports, bytes: number): boolean {
+  // wasm32: at most 65536 pages of 64 KiB.
+  const pages = Math.ceil(bytes / 65536);
+  if (pages > 65536) return false;
+  const have = k.memory.buffer.byteLength / 65536;
+  if (pages <= have) return true;
+  try {
+    k.memory.grow(pages - have);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Whether `s` still holds `data` (no stageFeatures call since). */
@@ -115,4 +120,46 @@ export function wasmPredictMask(s: StagedFeatures, w: Float64Array, bias: number
   new Float32Array(buf, L.scores, s.pixels).set(scores);
   k.predict(0, s.pixels, s.channels, L.w, bias, L.acc, WASM_TILE, L.scores, floor, L.mask);
   return new Uint8Array(buf, L.mask, s.pixels).slice();
+}
+
+/**
+ * A score map's extremes and shifted sums (shift = its first value, the moments kernel: four partial sums),
+ * null without the kernels, for an empty map, or where the extremes are not finite (NaN or infinite
+ * values: the JS loop's semantics apply). The map stays in memory for wasmBins (staged features are
+ * invalidated).
+ */
+export function wasmScoreStats(d: Float32Array): { min: number; max: number; sum: number; sum2: number } | null {
+  const k = hostWasm();
+  const n = d.length;
+  const out = align16(n * 4 + 16);
+  if (!k || n === 0 || !reserve(k, out + 16 + align16(n * 2 + 16))) return null;
+  epoch++;
+  mapEpoch = epoch;
+  mapData = d;
+  new Float32Array(k.memory.buffer, 0, n).set(d);
+  k.minmax(0, n, out);
+  const [min, max] = new Float32Array(k.memory.buffer, out, 2);
+  if (!Number.isFinite(min) || !Number.isFinite(max)) return null;
+  k.moments(0, n, 1, out);
+  const [sum, sum2] = new Float64Array(k.memory.buffer, out, 2);
+  return { min, max, sum, sum2 };
+}
+
+let mapEpoch = -1;
+let mapData: Float32Array | null = null;
+
+/** binPixels' bins of the map of the last wasmScoreStats call (copied again if it is no longer in memory). */
+export function wasmBins(d: Float32Array, min: number, scale: number): Uint16Array {
+  const k = hostWasm()!;
+  const n = d.length;
+  const out = align16(n * 4 + 16) + 16;
+  if (mapEpoch !== epoch || mapData !== d) {
+    if (!reserve(k, out + align16(n * 2 + 16))) throw new Error('wasmBins: the memory cannot hold the map');
+    epoch++;
+    mapEpoch = epoch;
+    mapData = d;
+    new Float32Array(k.memory.buffer, 0, n).set(d);
+  }
+  k.bins(0, n, min, scale, out);
+  return new Uint16Array(k.memory.buffer, out, n).slice();
 }
