@@ -1,7 +1,7 @@
 // The WebAssembly SIMD kernels of the host stage (src/core/wasm/host.wat) against the JS loops they replace
 // (channelMomentsJs, hostPredictMaskJs: the reference), and the committed module against its text.
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { assembleHostWat, hostWasmModule, MODULE_FILE } from '../../scripts/build-wasm.ts';
 import {
   channelMoments,
@@ -140,4 +140,35 @@ describe('score map statistics with the WebAssembly kernels', () => {
     expect(Array.from(a.pixelBins)).toEqual(Array.from(b.pixelBins));
     expect(() => hostAnalyzeScoreMap({ ...map, data: new Float32Array(64 * 48).fill(0.5) }, pct)).toThrow(/constant/);
   });
+});
+
+describe('without WebAssembly SIMD', () => {
+  for (const [what, stub] of [
+    ['no WebAssembly', undefined],
+    ['a module that does not validate (no SIMD)', { ...WebAssembly, validate: () => false }],
+  ] as const) {
+    it(`the JS loops run (${what}), with the same result`, async () => {
+      const sample = syntheticSample({ width: 96, height: 80, seed: 31, defects: 3 });
+      const features = syntheticFeatures(sample, 25, 1);
+      const options = resolveOptions({});
+      const pct = requestedPercentiles(options);
+      const withWasm = hostTestTimeStage(sample.scoreMap, features, options, pct);
+      vi.resetModules();
+      vi.stubGlobal('WebAssembly', stub);
+      try {
+        const kernels = await import('../../src/core/wasm/hostKernels.ts');
+        const host = await import('../../src/core/hostStage.ts');
+        expect(kernels.hostWasm()).toBeNull();
+        expect(kernels.stageFeatures(features.data, 96 * 80, 25)).toBeNull();
+        const js = host.hostTestTimeStage(sample.scoreMap, features, options, pct);
+        expect(count(js.mask!)).toBeGreaterThan(20);
+        expect(diffs(js.mask!, withWasm.mask!)).toBe(0);
+        expect(Array.from(js.analysis.pixelBins)).toEqual(Array.from(withWasm.analysis.pixelBins));
+        expect(js.classifier!.weights).toEqual(withWasm.classifier!.weights);
+      } finally {
+        vi.unstubAllGlobals();
+        vi.resetModules();
+      }
+    });
+  }
 });
