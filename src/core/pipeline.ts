@@ -22,6 +22,7 @@ import { MAX_CHANNELS } from './kernels.ts';
 import { coarseGather, coarseMoments, coarsePredictMask, materializeCoarse, type CoarseFeatures } from './coarseFeatures.ts';
 import { referenceBilinear } from './reference/features.ts';
 import { closeMask, connectedComponents, fillHoles } from './regions.ts';
+import { stageFeatures, type StagedFeatures } from './wasm/hostKernels.ts';
 import { analyzeScoreMap } from './stats.ts';
 import type {
   ClassifierReport,
@@ -261,7 +262,7 @@ async function hostFeatures(
   hooks: SegmentHooks,
   modality: 'rgb' | '3d' | 'both',
   points: ReturnType<typeof preparePoints>,
-): Promise<{ features: FeatureTensor | CoarseFeatures; coarse: boolean; standardization: Standardization; on: StagePlacement }> {
+): Promise<{ features: FeatureTensor | CoarseFeatures; coarse: boolean; standardization: Standardization; on: StagePlacement; staged?: StagedFeatures | null }> {
   const { image } = input;
   const n = image.width * image.height;
   const supplied = input.features;
@@ -269,7 +270,9 @@ async function hostFeatures(
     const same = supplied.width === image.width && supplied.height === image.height;
     const data = same ? supplied.data : referenceBilinear(supplied.data, supplied.channels, supplied, image);
     const features = { data, channels: supplied.channels, width: image.width, height: image.height };
-    return { features, coarse: false, standardization: channelMoments(features), on: 'host' };
+    // Copied once into the WebAssembly kernels' memory for the moments and the prediction (null: JS loops).
+    const staged = stageFeatures(data, n, supplied.channels);
+    return { features, coarse: false, standardization: channelMoments(features, null, staged), on: 'host', staged };
   }
   const extractor = modality === '3d' ? null : (hooks.extractor ?? chooseExtractor(options, supplied));
   // The extractor's maps straight to the host where it can: its coarse layers, which the host stage reads
@@ -355,7 +358,7 @@ async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions,
   if (labels.counts.anomalous === 0 || labels.counts.nominal === 0) {
     return emptyResult(width, height, { ...base, pseudoLabels: labels.counts, emptyReason: missingLabelsReason(labels.counts) });
   }
-  const { features, coarse, standardization, on } = await hostFeatures(gpu, input, options, hooks, modality, points);
+  const { features, coarse, standardization, on, staged } = await hostFeatures(gpu, input, options, hooks, modality, points);
   lap('features', on);
   const set = coarse
     ? coarseGather(labels, features as CoarseFeatures, standardization)
@@ -366,7 +369,7 @@ async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions,
   const floor = maskScoreFloor(calibration, options, stats.percentiles);
   const predMask = coarse
     ? coarsePredictMask(report.weights, features as CoarseFeatures, standardization, data, floor, valid)
-    : hostPredictMask(report.weights, features as FeatureTensor, standardization, data, floor, valid);
+    : hostPredictMask(report.weights, features as FeatureTensor, standardization, data, floor, valid, staged);
   lap('predict');
   const result = trainedResult(base, predMask, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, valid);
   lap('regions');
