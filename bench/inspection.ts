@@ -14,6 +14,7 @@ import { encodeImagePng } from '../src/io/image.ts';
 import { encodeNpy } from '../src/io/npy.ts';
 import { migrate } from '../src/migrate.ts';
 import { registerMobileNet } from '../src/models/mobilenet.ts';
+import { registerResnet50 } from '../src/models/resnet50.ts';
 import { createInProcessProcessor } from '../src/processing/processor.ts';
 import { jobLimits } from '../src/processing/start.ts';
 import { defaultConfig } from '../src/service/config.ts';
@@ -96,6 +97,7 @@ async function main(): Promise<void> {
     return { key: a.slice(0, eq), value: a.slice(eq + 1) };
   });
   registerMobileNet();
+  registerResnet50(); // the built-in scorer's default network, as src/server/main.ts registers it
   const db = await openDatabase({ dataDir: 'memory://' });
   await migrate(db);
   const events = createInspectionEvents();
