@@ -9,10 +9,8 @@
 //
 //   npx tsx scripts/convert-mobilenetv2.ts [../shared/models/mobilenetv2-imagenet/weights] [models/mobilenetv2-imagenet/weights.bin]
 
-import { readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { encodeTensorFile, type StoredType } from '../src/core/features/resnet/weights.ts';
-import { readNpy } from './convert-resnet50.ts';
+import { convertNpyFolder } from './convert-resnet50.ts';
 
 const here = dirname(new URL(import.meta.url).pathname);
 const src = resolve(process.argv[2] ?? join(here, '..', '..', 'shared', 'models', 'mobilenetv2-imagenet', 'weights'));
@@ -21,18 +19,7 @@ const dst = resolve(process.argv[3] ?? join(here, '..', 'models', 'mobilenetv2-i
 const wanted = (name: string): boolean =>
   /^mobilenetv20_features_(batchnorm0|conv0|linearbottleneck\d+_(batchnorm|conv)\d)_(weight|gamma|beta|running_mean|running_var)$/.test(name);
 
-function main(): void {
-  const names = readdirSync(src).filter((f) => f.endsWith('.npy')).map((f) => f.slice(0, -4)).filter(wanted).sort();
-  const tensors = names.map((name) => {
-    const { shape, values } = readNpy(join(src, `${name}.npy`));
-    const dtype: StoredType = name.endsWith('_weight') ? 'float16' : 'float32';
-    return { name, shape, dtype, values };
-  });
-  const file = encodeTensorFile('ImageNet MobileNetV2 1.0 (ONNX Model Zoo mobilenetv2-1.0, GluonCV) up to linearbottleneck16, float16 convolutions', tensors);
-  mkdirSync(dirname(dst), { recursive: true });
-  writeFileSync(dst, file);
-  const params = tensors.reduce((a, t) => a + t.values.length, 0);
-  console.log(`${tensors.length} tensors, ${params} values, ${file.length} bytes -> ${dst}`);
-}
+const main = (): void =>
+  convertNpyFolder(src, dst, wanted, 'ImageNet MobileNetV2 1.0 (ONNX Model Zoo mobilenetv2-1.0, GluonCV) up to linearbottleneck16, float16 convolutions');
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(here, 'convert-mobilenetv2.ts')) main();

@@ -35,18 +35,25 @@ export function readNpy(path: string): { shape: number[]; values: Float32Array }
 const wanted = (name: string): boolean =>
   /^resnetv24_(batchnorm[01]|conv0|stage[123]_(batchnorm|conv)\d+|stage4_batchnorm0)_(weight|gamma|beta|running_mean|running_var)$/.test(name);
 
-function main(): void {
-  const names = readdirSync(src).filter((f) => f.endsWith('.npy')).map((f) => f.slice(0, -4)).filter(wanted).sort();
+/**
+ * The .npy tensors of `from` that `wanted` keeps, convolution kernels (`*_weight`) as float16 and the rest
+ * as float32, written as one tensor file to `to` (the shipped weights' format, weights.ts).
+ */
+export function convertNpyFolder(from: string, to: string, wanted: (name: string) => boolean, description: string): void {
+  const names = readdirSync(from).filter((f) => f.endsWith('.npy')).map((f) => f.slice(0, -4)).filter(wanted).sort();
   const tensors = names.map((name) => {
-    const { shape, values } = readNpy(join(src, `${name}.npy`));
+    const { shape, values } = readNpy(join(from, `${name}.npy`));
     const dtype: StoredType = name.endsWith('_weight') ? 'float16' : 'float32';
     return { name, shape, dtype, values };
   });
-  const file = encodeTensorFile('ImageNet ResNet-50 v2 (ONNX Model Zoo resnet50-v2-7, GluonCV) up to stage 3, float16 convolutions', tensors);
-  mkdirSync(dirname(dst), { recursive: true });
-  writeFileSync(dst, file);
+  const file = encodeTensorFile(description, tensors);
+  mkdirSync(dirname(to), { recursive: true });
+  writeFileSync(to, file);
   const params = tensors.reduce((a, t) => a + t.values.length, 0);
-  console.log(`${tensors.length} tensors, ${params} values, ${file.length} bytes -> ${dst}`);
+  console.log(`${tensors.length} tensors, ${params} values, ${file.length} bytes -> ${to}`);
 }
+
+const main = (): void =>
+  convertNpyFolder(src, dst, wanted, 'ImageNet ResNet-50 v2 (ONNX Model Zoo resnet50-v2-7, GluonCV) up to stage 3, float16 convolutions');
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(here, 'convert-resnet50.ts')) main();
