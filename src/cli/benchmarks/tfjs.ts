@@ -5,6 +5,7 @@
 
 import type * as Tf from '@tensorflow/tfjs';
 import type { LayersModelArtifacts } from '../../core/features/mobilenet/weights.ts';
+import type { NamedTensors } from '../../core/features/resnet/graph.ts';
 import type { FeatureTensor } from '../../core/types.ts';
 
 interface Layer {
@@ -53,6 +54,49 @@ export interface TfjsModel {
   /** Runs the model on a planar 3 x h x w input; planar C x h x w outputs in request order. */
   run(input: Float32Array): Promise<FeatureTensor[]>;
   dispose(): void;
+}
+
+/**
+ * The weights of a hand-written network on TensorFlow.js, created on first use from the raw ONNX-layout tensors
+ * named `prefix + name` (kept across runs in `held`): convolution kernels transposed to [kh][kw][cin][cout]
+ * (depthwise [c][1][kh][kw] to [kh][kw][c][1]), batch norms as tf.batchNorm with `epsilon`.
+ */
+export function onnxLayers(tf: typeof Tf, weights: NamedTensors, prefix: string, epsilon: number) {
+  const held: Tf.Tensor[] = [];
+  const keep = <T extends Tf.Tensor>(t: T): T => {
+    held.push(tf.keep(t));
+    return t;
+  };
+  const raw = (name: string): { shape: readonly number[]; values: Float32Array } => {
+    const t = weights.tensors.get(prefix + name);
+    if (!t) throw new Error(`${weights.source}: ${prefix}${name} is missing`);
+    return t;
+  };
+  const kernels = new Map<string, Tf.Tensor4D>();
+  const kernel = (name: string, depthwise = false): Tf.Tensor4D => {
+    let k = kernels.get(name);
+    if (!k) {
+      const w = raw(`${name}_weight`);
+      k = keep(tf.tidy(() => tf.transpose(tf.tensor4d(w.values, w.shape as [number, number, number, number]), depthwise ? [2, 3, 0, 1] : [2, 3, 1, 0])));
+      kernels.set(name, k);
+    }
+    return k;
+  };
+  const bns = new Map<string, Tf.Tensor1D[]>();
+  const bn = (x: Tf.Tensor4D, name: string): Tf.Tensor4D => {
+    let p = bns.get(name);
+    if (!p) {
+      p = ['running_mean', 'running_var', 'beta', 'gamma'].map((part) => keep(tf.tensor1d(raw(`${name}_${part}`).values)));
+      bns.set(name, p);
+    }
+    return tf.batchNorm(x, p[0], p[1], p[2], p[3], epsilon);
+  };
+  /** A dense convolution with symmetric padding (k - 1) / 2. */
+  const conv = (x: Tf.Tensor4D, name: string, stride: number): Tf.Tensor4D => {
+    const k = kernel(name);
+    return tf.conv2d(x, k, stride, (k.shape[0] - 1) / 2);
+  };
+  return { held, keep, raw, kernel, bn, conv };
 }
 
 /**

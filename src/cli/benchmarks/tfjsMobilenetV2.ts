@@ -7,45 +7,12 @@
 import type * as Tf from '@tensorflow/tfjs';
 import { GLUON_BLOCK_STRIDES, GLUON_BN_EPSILON, GLUON_MOBILENET_PREFIX, gluonLayers, IMAGENET_MEAN, IMAGENET_STD } from '../../core/features/mobilenet/gluon.ts';
 import type { NamedTensors } from '../../core/features/resnet/graph.ts';
-import { forwardModel, loadTfjs, type TfjsModel } from './tfjs.ts';
+import { forwardModel, loadTfjs, onnxLayers, type TfjsModel } from './tfjs.ts';
 
 /** The outputs `layers` (gluon.ts names) for an RGB input in [0, 1] (planar 3 x h x w), in request order. */
 export async function tfjsGluonMobileNet(weights: NamedTensors, layers: readonly string[], height: number, width: number): Promise<TfjsModel> {
   const tf = await loadTfjs();
-  const held: Tf.Tensor[] = [];
-  const keep = <T extends Tf.Tensor>(t: T): T => {
-    held.push(tf.keep(t));
-    return t;
-  };
-  const raw = (name: string): { shape: readonly number[]; values: Float32Array } => {
-    const t = weights.tensors.get(GLUON_MOBILENET_PREFIX + name);
-    if (!t) throw new Error(`${weights.source}: ${GLUON_MOBILENET_PREFIX}${name} is missing`);
-    return t;
-  };
-  const cache = new Map<string, Tf.Tensor>();
-  const kernel = (name: string, depthwise: boolean): Tf.Tensor4D => {
-    let k = cache.get(name) as Tf.Tensor4D | undefined;
-    if (!k) {
-      const w = raw(`${name}_weight`);
-      // [cout][cin][kh][kw] -> [kh][kw][cin][cout]; depthwise [c][1][kh][kw] -> [kh][kw][c][1].
-      k = keep(tf.tidy(() => tf.transpose(tf.tensor4d(w.values, w.shape as [number, number, number, number]), depthwise ? [2, 3, 0, 1] : [2, 3, 1, 0])));
-      cache.set(name, k);
-    }
-    return k;
-  };
-  const bns = new Map<string, Tf.Tensor1D[]>();
-  const bn = (x: Tf.Tensor4D, name: string): Tf.Tensor4D => {
-    let p = bns.get(name);
-    if (!p) {
-      p = ['running_mean', 'running_var', 'beta', 'gamma'].map((part) => keep(tf.tensor1d(raw(`${name}_${part}`).values)));
-      bns.set(name, p);
-    }
-    return tf.batchNorm(x, p[0], p[1], p[2], p[3], GLUON_BN_EPSILON);
-  };
-  const conv = (x: Tf.Tensor4D, name: string, stride: number): Tf.Tensor4D => {
-    const k = kernel(name, false);
-    return tf.conv2d(x, k, stride, (k.shape[0] - 1) / 2);
-  };
+  const { held, keep, kernel, bn, conv } = onnxLayers(tf, weights, GLUON_MOBILENET_PREFIX, GLUON_BN_EPSILON);
   const mean = keep(tf.tensor1d([...IMAGENET_MEAN]));
   const std = keep(tf.tensor1d([...IMAGENET_STD]));
   const names = gluonLayers(weights);

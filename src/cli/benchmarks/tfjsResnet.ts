@@ -5,45 +5,13 @@
 
 import type * as Tf from '@tensorflow/tfjs';
 import { BN_EPSILON, IMAGENET_MEAN, IMAGENET_STD, type NamedTensors, RESNET_PREFIX, stageBlocks } from '../../core/features/resnet/graph.ts';
-import { forwardModel, loadTfjs, type TfjsModel } from './tfjs.ts';
+import { forwardModel, loadTfjs, onnxLayers, type TfjsModel } from './tfjs.ts';
 
 /** The activated outputs `layers` (stem, stageN) for an RGB input in [0, 1] (planar 3 x h x w), in request order. */
 export async function tfjsResnet(weights: NamedTensors, layers: readonly string[], height: number, width: number): Promise<TfjsModel> {
   const tf = await loadTfjs();
-  const held: Tf.Tensor[] = [];
   // Weights are created on first use, inside the forward's tidy: tf.keep holds them across runs.
-  const keep = <T extends Tf.Tensor>(t: T): T => {
-    held.push(tf.keep(t));
-    return t;
-  };
-  const raw = (name: string): { shape: readonly number[]; values: Float32Array } => {
-    const t = weights.tensors.get(RESNET_PREFIX + name);
-    if (!t) throw new Error(`${weights.source}: ${RESNET_PREFIX}${name} is missing`);
-    return t;
-  };
-  const kernels = new Map<string, Tf.Tensor4D>();
-  const kernel = (name: string): Tf.Tensor4D => {
-    let k = kernels.get(name);
-    if (!k) {
-      const w = raw(`${name}_weight`);
-      k = keep(tf.tidy(() => tf.transpose(tf.tensor4d(w.values, w.shape as [number, number, number, number]), [2, 3, 1, 0])));
-      kernels.set(name, k);
-    }
-    return k;
-  };
-  const bns = new Map<string, Tf.Tensor1D[]>();
-  const bn = (x: Tf.Tensor4D, name: string): Tf.Tensor4D => {
-    let p = bns.get(name);
-    if (!p) {
-      p = ['running_mean', 'running_var', 'beta', 'gamma'].map((part) => keep(tf.tensor1d(raw(`${name}_${part}`).values)));
-      bns.set(name, p);
-    }
-    return tf.batchNorm(x, p[0], p[1], p[2], p[3], BN_EPSILON);
-  };
-  const conv = (x: Tf.Tensor4D, name: string, stride: number): Tf.Tensor4D => {
-    const k = kernel(name);
-    return tf.conv2d(x, k, stride, (k.shape[0] - 1) / 2);
-  };
+  const { held, keep, kernel, bn, conv } = onnxLayers(tf, weights, RESNET_PREFIX, BN_EPSILON);
   const mean = keep(tf.tensor1d([...IMAGENET_MEAN]));
   const std = keep(tf.tensor1d([...IMAGENET_STD]));
   const blocks = stageBlocks(weights);
