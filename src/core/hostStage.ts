@@ -230,16 +230,9 @@ export function channelMoments(features: FeatureTensor, valid?: Uint8Array | nul
     const s = isStaged(staged, features.data) ? staged : stageFeatures(features.data, n, C);
     if (s) {
       const sums = wasmMoments(s);
-      const mean = new Float64Array(C);
-      const sd = new Float64Array(C);
-      const count = Math.max(n, 1);
-      for (let c = 0; c < C; c++) {
-        const shift = n > 0 ? features.data[c * n] : 0;
-        const m = sums[2 * c] / count;
-        mean[c] = shift + m;
-        sd[c] = Math.sqrt(Math.max(sums[2 * c + 1] / count - m * m, 0));
-      }
-      return { mean, sd };
+      const out = { mean: new Float64Array(C), sd: new Float64Array(C) };
+      for (let c = 0; c < C; c++) setMoments(out, c, n > 0 ? features.data[c * n] : 0, sums[2 * c], sums[2 * c + 1], n);
+      return out;
     }
   }
   return channelMomentsJs(features, valid);
@@ -294,11 +287,16 @@ export function channelMomentsJs(features: FeatureTensor, valid?: Uint8Array | n
       s = a0 + a1 + a2 + a3;
       s2 = q0 + q1 + q2 + q3;
     }
-    const m = s / Math.max(count, 1);
-    mean[c] = shift + m;
-    sd[c] = Math.sqrt(Math.max(s2 / Math.max(count, 1) - m * m, 0));
+    setMoments({ mean, sd }, c, shift, s, s2, count);
   }
   return { mean, sd };
+}
+
+/** Channel c's mean and population std from the sums of (x - shift) and of its square over `count` values. */
+function setMoments(out: Standardization, c: number, shift: number, s: number, s2: number, count: number): void {
+  const m = s / Math.max(count, 1);
+  out.mean[c] = shift + m;
+  out.sd[c] = Math.sqrt(Math.max(s2 / Math.max(count, 1) - m * m, 0));
 }
 
 export interface HostTrainingSet {

@@ -301,15 +301,20 @@ async function hostFeatures(
       data.set(await gpu.readF32(chunk.data, chunk.channels * n), offset);
       offset += chunk.channels * n;
     }
+    const features = { data, channels, width: image.width, height: image.height };
+    // Copied once into the WebAssembly kernels' memory for the moments and the prediction (null: JS loops).
+    const staged = stageFeatures(data, n, channels);
     const imageChannels = modality === '3d' ? 0 : (hostImage?.channels ?? parts[0].channels);
     const standardization = { mean: new Float64Array(channels), sd: new Float64Array(channels).fill(1) };
     if (imageChannels > 0) {
-      const moments = channelMoments({ data: data.subarray(0, imageChannels * n), channels: imageChannels, width: image.width, height: image.height });
+      // Each channel's moments are its own: those of the image channels, the first imageChannels of all.
+      const all = channelMoments(features, null, staged);
+      const moments = { mean: all.mean.subarray(0, imageChannels), sd: all.sd.subarray(0, imageChannels) };
       const own = weightStandardization(moments, hostImage ? hostImage.groups : parts[0].groups, imageChannels);
       standardization.mean.set(own.mean);
       standardization.sd.set(own.sd);
     }
-    return { features: { data, channels, width: image.width, height: image.height }, coarse: false, standardization, on: 'gpu' };
+    return { features, coarse: false, standardization, on: 'gpu', staged };
   } finally {
     for (const p of parts) releaseFeatures(gpu, p);
     if (validity) gpu.release(validity.data);

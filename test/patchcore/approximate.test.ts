@@ -34,7 +34,7 @@ describe('projected search (GPU) against the reference', () => {
     const pb = projectBank(gpu, uploadRows(gpu, bank, channels, 600), dims, 3, 8, 512)!;
     expect([pb.slice, pb.slices]).toEqual([256, 8]);
     // The re-rank's patch-major rows split across buffers too (600 entries each, not aligned to the slices).
-    expect(pb.rows.map((r) => [r.base, r.count])).toEqual([[0, 600], [600, 600], [1200, 600], [1800, 200]]);
+    expect(pb.rows.parts.map((r) => [r.base, r.count])).toEqual([[0, 600], [600, 600], [1200, 600], [1800, 200]]);
     const q = gpu.upload(queries);
     const { distance, index } = projectedNearest(gpu, pb, q, nq);
     const d = await gpu.readF32(distance, nq);

@@ -98,14 +98,11 @@ export function nearestDistances(gpu: Gpu, bank: GpuBank, queries: GpuArray, nq:
  * whenever that entry is the projected-nearest of its own slice.
  */
 export interface ProjectedBank {
-  /** Channels and entries of the full bank. */
-  readonly channels: number;
-  readonly size: number;
   /**
-   * The full entries patch-major ([count][channels] per buffer), for the re-rank: each candidate's row is
-   * contiguous (the dimension-major layout of the exact search puts its channels nb apart, a cache miss each).
+   * The full bank's entries patch-major ([count][channels] per buffer), for the re-rank: each candidate's row
+   * is contiguous (the dimension-major layout of the exact search puts its channels nb apart, a cache miss each).
    */
-  readonly rows: readonly { readonly data: GpuArray; readonly base: number; readonly count: number }[];
+  readonly rows: GpuRows;
   /** One buffer: [dims][nb]. */
   readonly projected: GpuBankPart;
   readonly projection: GpuProjection;
@@ -217,12 +214,13 @@ export function projectBank(gpu: Gpu, rows: GpuRows, dims: number, seed: number,
   }
   const norms = planarNorms(gpu, data!, dims, size, nb);
   const slice = Math.ceil(nb / slices / 8) * 8;
-  return { channels: rows.channels, size, rows: rows.parts, projected: { data: data!, norms, base: 0, count: size, nb }, projection, slice, slices: Math.ceil(nb / slice) };
+  return { rows, projected: { data: data!, norms, base: 0, count: size, nb }, projection, slice, slices: Math.ceil(nb / slice) };
 }
 
 /** Releases a projected bank; `free`: its buffers are destroyed instead of pooled (a loaded bank's, see PatchCoreScorer.release). */
 export function releaseProjectedBank(gpu: Gpu, bank: ProjectedBank, free = false): void {
-  (free ? gpu.free : gpu.release).call(gpu, bank.projected.data, bank.projected.norms, ...bank.rows.map((r) => r.data));
+  (free ? gpu.free : gpu.release).call(gpu, bank.projected.data, bank.projected.norms);
+  releaseRows(gpu, bank.rows, free);
   releaseProjection(gpu, bank.projection);
 }
 
@@ -239,9 +237,9 @@ export function projectedNearest(gpu: Gpu, bank: ProjectedBank, queries: GpuArra
   const bestMin = gpu.alloc(nq);
   const bestIdx = gpu.alloc(nq);
   const distance = gpu.alloc(nq);
-  const parts = bank.rows;
+  const parts = bank.rows.parts;
   parts.forEach((part, i) => {
-    const params = { nq, nq4, dims: bank.channels, count: part.count, base: part.base, cands: bank.slices, first: i === 0 ? 1 : 0, last: i === parts.length - 1 ? 1 : 0 };
+    const params = { nq, nq4, dims: bank.rows.channels, count: part.count, base: part.base, cands: bank.slices, first: i === 0 ? 1 : 0, last: i === parts.length - 1 ? 1 : 0 };
     gpu.run(patchcoreKernels.knnRerank, params, { queries, bank: part.data, cand, bestMin, bestIdx, distance }, ceilDiv(nq, RERANK_WG));
   });
   gpu.release(cand, bestMin);

@@ -70,7 +70,7 @@ export const PATCHCORE_DEFAULTS: PatchCoreConfig = {
 };
 
 /** The default layers of a backbone for the built-in scorer: what the backbone declares (bank.ts BACKBONE_LAYERS). */
-export const scorerLayers = (backbone: Backbone): readonly string[] => backboneLayers(backbone);
+export const scorerLayers: (backbone: Backbone) => readonly string[] = backboneLayers;
 
 /** A backbone compiled up to `layers` (each registry caches its graphs). */
 export function backboneGraph(backbone: Backbone, layers: readonly string[]): Promise<NetworkGraph> {
@@ -568,7 +568,7 @@ export class PatchCoreScorer {
     if (this.bank) for (const p of this.bank.parts) arrays.push(p.data, p.norms);
     if (this.projected) {
       const p = this.projected;
-      arrays.push(p.projected.data, p.projected.norms, p.projection.weights, p.projection.bias, ...p.rows.map((r) => r.data));
+      arrays.push(p.projected.data, p.projected.norms, p.projection.weights, p.projection.bias, ...p.rows.parts.map((r) => r.data));
     }
     if (this.normalization) arrays.push(this.normalization);
     return gpuBytes(...arrays);
@@ -588,8 +588,7 @@ export class PatchCoreScorer {
 
   /** The dimension-major bank, for an exact search asked of a projected scorer: from its rows, on the GPU. */
   private exactBank(): GpuBank {
-    const p = this.projected!;
-    return bankOfRows(this.gpu, { channels: p.channels, size: p.size, parts: p.rows });
+    return bankOfRows(this.gpu, this.projected!.rows);
   }
 
   /**
@@ -644,15 +643,14 @@ export class PatchCoreScorer {
     gpu.release(up);
     const same = output.width === working.width && output.height === working.height;
     const final = same ? smooth : resampleBilinear(gpu, smooth, 1, working, output);
+    if (!same) gpu.release(smooth);
     let data: Float32Array;
     try {
       data = await gpu.readF32(final, output.width * output.height);
     } catch (e) {
-      gpu.release(smooth);
-      if (!same) gpu.release(final);
+      gpu.release(final);
       throw e;
     }
-    if (!same) gpu.release(smooth);
     if (!keepOnDevice) gpu.release(final);
     let predScore = -Infinity;
     for (const v of data) if (v > predScore) predScore = v;
