@@ -50,6 +50,7 @@ export interface TttOptions {
   gate: { mode: GateMode; factor: number; sigmas: number };
   map: { borderNormalize: boolean; level: 'off' | 'median' | 'down' };
   mask: { scoreFloor: 'off' | 'sigma'; scoreFloorSigmas: number; scoreFloorPercentile: number; closeRadius: number; fillHoles: boolean };
+  refine: { mode: 'off' | 'local'; sources: FeatureSourceName[]; ring: number; grow: number; nominalCount: number };
   regions: { connectivity: 4 | 8; minArea: number };
   compute: { stages: StagePlacementOption };
 }
@@ -105,6 +106,11 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'mask.scoreFloorPercentile', kind: { type: 'number', min: 0, max: 100 }, default: 0, doc: 'With mask.scoreFloor=sigma, the floor is at most this percentile of the image\'s own map (0: off): where a drift of the line lowers or flattens the whole map, the floor follows the image instead of staying at the calibrated level.' },
   { key: 'mask.closeRadius', kind: { type: 'int', min: 0, max: 16 }, default: 0, doc: 'Morphological closing of the classifier\'s mask by a square of this radius (a dilation then an erosion, window clipped at the border), before the holes are filled and the regions measured; 0: none.' },
   { key: 'mask.fillHoles', kind: { type: 'bool' }, default: true, doc: 'Fill the holes of the mask (clear pixels not connected to the image border), after the closing.' },
+  { key: 'refine.mode', kind: { type: 'enum', values: ['off', 'local'] }, default: 'off', doc: 'local: a second classifier on fine features (refine.sources) refines the mask before its holes are filled: trained on the first pass\'s anomalous seeds inside the mask against a draw from the ring of refine.ring pixels around it, its decision keeps the mask\'s pixels that look like the seeds (and may add pixels within refine.grow of the mask); off: the first classifier\'s mask.' },
+  { key: 'refine.sources', kind: { type: 'names', maxItems: 7, values: FEATURE_SOURCES }, default: ['image', 'filterbank'], doc: 'The feature sources of the refining classifier (as features.sources, each one group).' },
+  { key: 'refine.ring', kind: { type: 'int', min: 1, max: 64 }, default: 6, doc: 'Width in pixels of the ring around the mask that the refining classifier\'s nominal rows are drawn from.' },
+  { key: 'refine.grow', kind: { type: 'int', min: 0, max: 16 }, default: 0, doc: 'The refined mask may extend this many pixels beyond the first mask (0: it only removes pixels).' },
+  { key: 'refine.nominalCount', kind: { type: 'int', min: 1, max: 100000 }, default: 1000, doc: 'Nominal rows of the refining classifier drawn from the ring.' },
   { key: 'regions.connectivity', kind: { type: 'enum', values: ['4', '8'] }, default: 8, doc: 'Pixel connectivity of the mask regions.' },
   { key: 'regions.minArea', kind: { type: 'int', min: 0, max: 1 << 30 }, default: 0, doc: 'Regions smaller than this many pixels are removed from the mask.' },
   { key: 'compute.stages', kind: { type: 'enum', values: ['auto', 'gpu', 'host'] }, default: 'auto', doc: 'Where the test-time stage runs (map statistics, pseudo-labels, standardization of supplied features, gathering, classifier, prediction): gpu: WGSL kernels; host: plain TypeScript on the CPU (same pseudo-labels, the classifier equal up to summation order; features from the extractor are computed on the GPU and read back); auto: host on a software adapter (lavapipe, a fallback adapter), whose kernels run on the same CPU cores, else gpu. Which stage ran where is reported with the timings.' },

@@ -22,6 +22,7 @@ import { MAX_CHANNELS } from './kernels.ts';
 import { coarseGather, coarseMoments, coarsePredictMask, materializeCoarse, type CoarseFeatures } from './coarseFeatures.ts';
 import { referenceBilinear } from './reference/features.ts';
 import { closeMask, connectedComponents, fillHoles } from './regions.ts';
+import { refineOnGpu, refineOnHost } from './refine.ts';
 import { stageFeatures, type StagedFeatures } from './wasm/hostKernels.ts';
 import { analyzeScoreMap } from './stats.ts';
 import type {
@@ -233,7 +234,9 @@ export async function segment(
       const predMask = await readMask(gpu, mask, n);
       const scoresHost = resampled || profile ? await gpu.readF32(mapData, n) : scoreMap.data;
       await lap('predict');
-      const result = trainedResult(base, predMask, scoresHost, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, points?.valid ?? null);
+      const refined = options.refine.mode === 'local' ? await refineOnGpu(gpu, image, predMask, labels.labels, mapData, options, validity, points?.valid ?? null) : predMask;
+      if (options.refine.mode === 'local') await lap('refine');
+      const result = trainedResult(base, refined, scoresHost, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, points?.valid ?? null);
       timings.regions = performance.now() - t;
       placement.regions = 'host';
       return result;
@@ -376,7 +379,10 @@ async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions,
     ? coarsePredictMask(report.weights, features as CoarseFeatures, standardization, data, floor, valid)
     : hostPredictMask(report.weights, features as FeatureTensor, standardization, data, floor, valid, staged);
   lap('predict');
-  const result = trainedResult(base, predMask, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, valid);
+  const refined = options.refine.mode === 'local' ? await refineOnHost(gpu, image, predMask, labels.labels, data, options, valid) : predMask;
+  if (options.refine.mode === 'local') lap('refine');
+  const result = trainedResult(base, refined, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, valid);
   lap('regions');
   return result;
 }
+

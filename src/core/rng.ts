@@ -10,6 +10,9 @@ export function pcgHash(v: number): number {
 /** The key mixed into pixel indices when drawing nominal pseudo-labels. */
 export const nominalSeedKey = (seed: number): number => pcgHash((seed ^ 0x6e6f6d31) >>> 0);
 
+/** The key mixed into pixel indices when drawing the refining classifier's nominal rows from the ring. */
+export const refineSeedKey = (seed: number): number => pcgHash((seed ^ 0x72696e67) >>> 0);
+
 /** The seed of the classifier's batch draws. */
 export const sgdSeed = (seed: number): number => pcgHash((seed ^ 0x73676431) >>> 0);
 

@@ -109,7 +109,7 @@ export interface GateReport {
   readonly anomalous: boolean;
 }
 
-export type StageName = 'upload' | 'features' | 'stats' | 'pseudoLabels' | 'gather' | 'classifier' | 'predict' | 'regions';
+export type StageName = 'upload' | 'features' | 'stats' | 'pseudoLabels' | 'gather' | 'classifier' | 'predict' | 'refine' | 'regions';
 
 /** Where a stage ran: on the GPU (WGSL kernels) or on the host (plain TypeScript). */
 export type StagePlacement = 'gpu' | 'host';

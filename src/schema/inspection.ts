@@ -78,7 +78,7 @@ const PixelMetrics = builder.objectRef<{ precision: number; recall: number; f1: 
 });
 
 /** Processing order of the stages (jsonb does not keep the stored key order). */
-const STAGE_ORDER = ['decode', 'score', 'upload', 'stats', 'pseudoLabels', 'features', 'gather', 'classifier', 'predict', 'regions', 'encode'];
+const STAGE_ORDER = ['decode', 'score', 'upload', 'stats', 'pseudoLabels', 'features', 'gather', 'classifier', 'predict', 'refine', 'regions', 'encode'];
 const stageRank = (stage: string) => (STAGE_ORDER.includes(stage) ? STAGE_ORDER.indexOf(stage) : STAGE_ORDER.length);
 
 function fileUrl(ctx: Context, id: string, kind: FileKind): string {

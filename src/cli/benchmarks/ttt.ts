@@ -9,7 +9,7 @@ import type { StageName } from '../../core/types.ts';
 import { syntheticSample } from '../../synthetic.ts';
 
 /** The stages of the test-time stage proper: everything after upload and feature extraction. */
-export const TEST_TIME_STAGES: readonly StageName[] = ['stats', 'pseudoLabels', 'gather', 'classifier', 'predict', 'regions'];
+export const TEST_TIME_STAGES: readonly StageName[] = ['stats', 'pseudoLabels', 'gather', 'classifier', 'predict', 'refine', 'regions'];
 export const ALL_STAGES: readonly StageName[] = ['upload', 'features', ...TEST_TIME_STAGES];
 
 export const median = (xs: readonly number[]): number => {
