@@ -116,6 +116,12 @@ export function ttt4asOverrides(seed: number): Record<string, unknown> {
     'mask.scoreFloorPercentile': 0,
     'mask.closeRadius': 0,
     'mask.fillHoles': false,
+    // The paper trains one classifier per image.
+    'refine.mode': 'off',
+    'refine.sources': ['image', 'filterbank'],
+    'refine.ring': 6,
+    'refine.grow': 0,
+    'refine.nominalCount': 1000,
     'regions.connectivity': 8,
     'regions.minArea': 0,
     // Where it runs changes no result beyond summation order: the device decides, as for ttt.
