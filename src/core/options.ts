@@ -49,7 +49,7 @@ export interface TttOptions {
   };
   gate: { mode: GateMode; factor: number; sigmas: number };
   map: { borderNormalize: boolean; level: 'off' | 'median' | 'down' };
-  mask: { scoreFloor: 'off' | 'sigma'; scoreFloorSigmas: number; scoreFloorPercentile: number; closeRadius: number; fillHoles: boolean };
+  mask: { scoreFloor: 'off' | 'sigma'; scoreFloorSigmas: number; scoreFloorPercentile: number; peakFraction: number; peakCompactShare: number; regionFraction: number; closeRadius: number; fillHoles: boolean };
   refine: { mode: 'off' | 'local'; sources: FeatureSourceName[]; ring: number; grow: number; nominalCount: number };
   regions: { connectivity: 4 | 8; minArea: number };
   compute: { stages: StagePlacementOption };
@@ -104,6 +104,9 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'mask.scoreFloor', kind: { type: 'enum', values: ['off', 'sigma'] }, default: 'sigma', doc: 'With a calibration, sigma: a pixel the classifier calls defective stays in the mask only where its score is above the nominal global mean + scoreFloorSigmas x std; off: the classifier alone.' },
   { key: 'mask.scoreFloorSigmas', kind: { type: 'number', min: 0, max: 100 }, default: 1.5, doc: 'Standard deviations above the nominal mean for mask.scoreFloor=sigma.' },
   { key: 'mask.scoreFloorPercentile', kind: { type: 'number', min: 0, max: 100 }, default: 0, doc: 'With mask.scoreFloor=sigma, the floor is at most this percentile of the image\'s own map (0: off): where a drift of the line lowers or flattens the whole map, the floor follows the image instead of staying at the calibrated level.' },
+  { key: 'mask.peakFraction', kind: { type: 'number', min: 0, max: 1 }, default: 0.6, doc: 'In each connected region of the classifier\'s mask, keep only the pixels scoring at least the mask floor + this fraction of the way to the region\'s highest score (0: off): the extent follows the region\'s own peak.' },
+  { key: 'mask.peakCompactShare', kind: { type: 'number', min: 0, max: 1 }, default: 0.04, doc: 'With mask.peakFraction: only regions whose pixels at half their peak cover at most this share of the image get the peak\'s floor (a compact peak: a small defect); wider ones stay whole (0: every region).' },
+  { key: 'mask.regionFraction', kind: { type: 'number', min: 0, max: 1 }, default: 0.85, doc: 'A connected region of the classifier\'s mask stays only where its highest score is at least this fraction of the way from the mask floor to the image\'s highest score (0: off): weak regions beside a strong defect go.' },
   { key: 'mask.closeRadius', kind: { type: 'int', min: 0, max: 16 }, default: 0, doc: 'Morphological closing of the classifier\'s mask by a square of this radius (a dilation then an erosion, window clipped at the border), before the holes are filled and the regions measured; 0: none.' },
   { key: 'mask.fillHoles', kind: { type: 'bool' }, default: true, doc: 'Fill the holes of the mask (clear pixels not connected to the image border), after the closing.' },
   { key: 'refine.mode', kind: { type: 'enum', values: ['off', 'local'] }, default: 'off', doc: 'local: a second classifier on fine features (refine.sources) refines the mask before its holes are filled: trained on the first pass\'s anomalous seeds inside the mask against a draw from the ring of refine.ring pixels around it, its decision keeps the mask\'s pixels that look like the seeds (and may add pixels within refine.grow of the mask); off: the first classifier\'s mask.' },

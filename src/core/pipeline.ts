@@ -21,7 +21,7 @@ import { channelMoments, type Standardization, hostAnalyzeScoreMap, hostGather, 
 import { MAX_CHANNELS } from './kernels.ts';
 import { coarseGather, coarseMoments, coarsePredictMask, materializeCoarse, type CoarseFeatures } from './coarseFeatures.ts';
 import { referenceBilinear } from './reference/features.ts';
-import { closeMask, connectedComponents, fillHoles } from './regions.ts';
+import { closeMask, connectedComponents, fillHoles, peakFloorMask } from './regions.ts';
 import { refineOnGpu, refineOnHost } from './refine.ts';
 import { stageFeatures, type StagedFeatures } from './wasm/hostKernels.ts';
 import { analyzeScoreMap } from './stats.ts';
@@ -229,12 +229,14 @@ export async function segment(
       const { model, report } = await trainClassifier(gpu, set, labels.counts, options);
       owned.push(model);
       await lap('classifier');
-      const { decision, mask } = predict(gpu, model, features, mapData, maskScoreFloor(calibration, options, stats.percentiles), validity);
+      const floor = maskScoreFloor(calibration, options, stats.percentiles);
+      const { decision, mask } = predict(gpu, model, features, mapData, floor, validity);
       owned.push(decision, mask);
       const predMask = await readMask(gpu, mask, n);
       const scoresHost = resampled || profile ? await gpu.readF32(mapData, n) : scoreMap.data;
       await lap('predict');
-      const refined = options.refine.mode === 'local' ? await refineOnGpu(gpu, image, predMask, labels.labels, mapData, options, validity, points?.valid ?? null) : predMask;
+      const peaked = peakFloorMask(predMask, scoresHost, width, height, floor, options.mask.peakFraction, options.mask.peakCompactShare, options.mask.regionFraction);
+      const refined = options.refine.mode === 'local' ? await refineOnGpu(gpu, image, peaked, labels.labels, mapData, options, validity, points?.valid ?? null) : peaked;
       if (options.refine.mode === 'local') await lap('refine');
       const result = trainedResult(base, refined, scoresHost, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, points?.valid ?? null);
       timings.regions = performance.now() - t;
@@ -379,7 +381,8 @@ async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions,
     ? coarsePredictMask(report.weights, features as CoarseFeatures, standardization, data, floor, valid)
     : hostPredictMask(report.weights, features as FeatureTensor, standardization, data, floor, valid, staged);
   lap('predict');
-  const refined = options.refine.mode === 'local' ? await refineOnHost(gpu, image, predMask, labels.labels, data, options, valid) : predMask;
+  const peaked = peakFloorMask(predMask, data, width, height, floor, options.mask.peakFraction, options.mask.peakCompactShare, options.mask.regionFraction);
+  const refined = options.refine.mode === 'local' ? await refineOnHost(gpu, image, peaked, labels.labels, data, options, valid) : peaked;
   if (options.refine.mode === 'local') lap('refine');
   const result = trainedResult(base, refined, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, valid);
   lap('regions');

@@ -96,7 +96,7 @@ export function refineLabels(mask: Uint8Array, seeds: Uint8Array, width: number,
   return { labels, pixels, counts: { anomalous, nominal: take, eligible }, allowed };
 }
 
-/** The refined mask: the fine classifier's decision, within the allowed region. */
+/** The refined mask: the fine classifier's decision within the allowed region (the first mask, grown by refine.grow). */
 export function applyRefine(decision: Uint8Array, allowed: Uint8Array): Uint8Array {
   const out = new Uint8Array(decision.length);
   for (let i = 0; i < out.length; i++) out[i] = decision[i] & allowed[i];

@@ -171,3 +171,80 @@ export function connectedComponents(
   }
   return regions;
 }
+
+/** 8-connected components of a mask: a label per pixel (-1 clear) and their count, by flood fill. */
+export function componentLabels(mask: Uint8Array, width: number, height: number): { labels: Int32Array; count: number } {
+  const labels = new Int32Array(mask.length).fill(-1);
+  const stack: number[] = [];
+  let count = 0;
+  for (let s = 0; s < mask.length; s++) {
+    if (!mask[s] || labels[s] >= 0) continue;
+    labels[s] = count;
+    stack.push(s);
+    while (stack.length > 0) {
+      const i = stack.pop()!;
+      const x = i % width;
+      const y = (i - x) / width;
+      for (let yy = Math.max(y - 1, 0); yy <= Math.min(y + 1, height - 1); yy++) {
+        for (let xx = Math.max(x - 1, 0); xx <= Math.min(x + 1, width - 1); xx++) {
+          const j = yy * width + xx;
+          if (mask[j] && labels[j] < 0) {
+            labels[j] = count;
+            stack.push(j);
+          }
+        }
+      }
+    }
+    count++;
+  }
+  return { labels, count };
+}
+
+/**
+ * The peak floors of the classifier's mask, per 8-connected component, on the map at the working resolution:
+ * - mask.regionFraction: a component whose highest score is below floor + regionFraction x (the image's
+ *   highest component peak - floor) goes (weak regions beside a strong defect);
+ * - mask.peakFraction: in a compact component (its pixels at half its peak at most compactShare of the
+ *   image; 0: every component), only the pixels at least floor + fraction x (its peak - floor) stay: the
+ *   extent follows the component's own peak, near the half-maximum contour where a small defect's blurred
+ *   peak has its edge; a wide component (a large defect, a low band) stays whole.
+ * A floor of -Infinity (no calibration) counts from each component's lowest score (the region cut from the
+ * lowest of them).
+ */
+export function peakFloorMask(mask: Uint8Array, scores: Float32Array, width: number, height: number, floor: number, fraction: number, compactShare = 0, regionFraction = 0): Uint8Array {
+  if (fraction <= 0 && regionFraction <= 0) return mask;
+  const comp = componentLabels(mask, width, height);
+  const peak = new Float64Array(comp.count).fill(-Infinity);
+  const low = new Float64Array(comp.count).fill(Infinity);
+  for (let i = 0; i < mask.length; i++) {
+    const k = comp.labels[i];
+    if (k < 0) continue;
+    if (scores[i] > peak[k]) peak[k] = scores[i];
+    if (scores[i] < low[k]) low[k] = scores[i];
+  }
+  const baseOf = (k: number) => (Number.isFinite(floor) ? Math.min(floor, low[k]) : low[k]);
+  // Each component's area at half its peak: a compact peak (a small defect) gets the fraction, a wide one stays whole.
+  const half = new Float64Array(comp.count);
+  for (let i = 0; i < mask.length; i++) {
+    const k = comp.labels[i];
+    if (k >= 0 && scores[i] >= baseOf(k) + 0.5 * (peak[k] - baseOf(k))) half[k]++;
+  }
+  const compactArea = compactShare > 0 ? compactShare * mask.length : Infinity;
+  // mask.regionFraction: a component whose peak is below this fraction of the way from the floor to the
+  // image's highest peak goes.
+  let top = -Infinity;
+  let bottom = Infinity;
+  for (let k = 0; k < comp.count; k++) {
+    top = Math.max(top, peak[k]);
+    bottom = Math.min(bottom, baseOf(k));
+  }
+  const regionCut = regionFraction > 0 ? bottom + regionFraction * (top - bottom) : -Infinity;
+  const out = new Uint8Array(mask.length);
+  for (let i = 0; i < mask.length; i++) {
+    const k = comp.labels[i];
+    if (k < 0 || peak[k] < regionCut) continue;
+    const base = baseOf(k);
+    out[i] = fraction <= 0 || half[k] > compactArea || scores[i] >= base + fraction * (peak[k] - base) ? 1 : 0;
+  }
+  return out;
+}

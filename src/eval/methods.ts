@@ -114,6 +114,9 @@ export function ttt4asOverrides(seed: number): Record<string, unknown> {
     'mask.scoreFloor': 'off',
     'mask.scoreFloorSigmas': 1.5,
     'mask.scoreFloorPercentile': 0,
+    'mask.peakFraction': 0,
+    'mask.peakCompactShare': 0,
+    'mask.regionFraction': 0,
     'mask.closeRadius': 0,
     'mask.fillHoles': false,
     // The paper trains one classifier per image.
