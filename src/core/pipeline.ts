@@ -96,8 +96,10 @@ export const missingLabelsReason = (counts: PseudoLabelCounts): string =>
     : 'no nominal pseudo-labels: every pixel is anomalous or above the nominal percentile';
 
 /**
- * The result of a run that trained a classifier: the mask is closed and its holes filled (mask.closeRadius,
- * mask.fillHoles; never onto invalid pixels), then regions are measured on (and may trim) it.
+ * The result of a run that trained a classifier: the mask's peak floors applied (mask.regionFraction,
+ * mask.peakFraction above the mask floor `floor`; src/core/regions.ts), then it is closed and its holes
+ * filled (mask.closeRadius, mask.fillHoles; never onto invalid pixels), then regions are measured on (and
+ * may trim) it.
  */
 export function trainedResult(
   base: Pick<SegmentationResult, 'predScore' | 'anomalyMap' | 'gate' | 'timings' | 'placement'>,
@@ -107,8 +109,11 @@ export function trainedResult(
   run: { pseudoLabels: PseudoLabelCounts; classifier: ClassifierReport; featureChannels: number },
   options: TttOptions,
   valid: Uint8Array | null = null,
+  floor = -Infinity,
 ): SegmentationResult {
   const { width, height } = size;
+  const m = options.mask;
+  predMask = peakFloorMask(predMask, scores, width, height, floor, m.peakFraction, m.peakCompactShare, m.regionFraction);
   if (options.mask.closeRadius > 0 || options.mask.fillHoles) {
     closeMask(predMask, width, height, options.mask.closeRadius);
     if (options.mask.fillHoles) fillHoles(predMask, width, height);
@@ -235,10 +240,9 @@ export async function segment(
       const predMask = await readMask(gpu, mask, n);
       const scoresHost = resampled || profile ? await gpu.readF32(mapData, n) : scoreMap.data;
       await lap('predict');
-      const peaked = peakFloorMask(predMask, scoresHost, width, height, floor, options.mask.peakFraction, options.mask.peakCompactShare, options.mask.regionFraction);
-      const refined = options.refine.mode === 'local' ? await refineOnGpu(gpu, image, peaked, labels.labels, mapData, options, validity, points?.valid ?? null) : peaked;
+      const refined = options.refine.mode === 'local' ? await refineOnGpu(gpu, image, predMask, labels.labels, mapData, options, validity, points?.valid ?? null) : predMask;
       if (options.refine.mode === 'local') await lap('refine');
-      const result = trainedResult(base, refined, scoresHost, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, points?.valid ?? null);
+      const result = trainedResult(base, refined, scoresHost, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, points?.valid ?? null, floor);
       timings.regions = performance.now() - t;
       placement.regions = 'host';
       return result;
@@ -381,10 +385,9 @@ async function segmentOnHost(gpu: Gpu, input: SegmentInput, options: TttOptions,
     ? coarsePredictMask(report.weights, features as CoarseFeatures, standardization, data, floor, valid)
     : hostPredictMask(report.weights, features as FeatureTensor, standardization, data, floor, valid, staged);
   lap('predict');
-  const peaked = peakFloorMask(predMask, data, width, height, floor, options.mask.peakFraction, options.mask.peakCompactShare, options.mask.regionFraction);
-  const refined = options.refine.mode === 'local' ? await refineOnHost(gpu, image, peaked, labels.labels, data, options, valid) : peaked;
+  const refined = options.refine.mode === 'local' ? await refineOnHost(gpu, image, predMask, labels.labels, data, options, valid) : predMask;
   if (options.refine.mode === 'local') lap('refine');
-  const result = trainedResult(base, refined, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, valid);
+  const result = trainedResult(base, refined, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, valid, floor);
   lap('regions');
   return result;
 }

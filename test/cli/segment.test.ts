@@ -86,11 +86,13 @@ describe('ttt synth + ttt segment', () => {
     expect(j.classifier.epochs).toBe(inProcess.classifier!.epochs);
     expect(agreement(predicted, inProcess.predMask)).toBeGreaterThanOrEqual(0.999);
     // The mask lands on the defects (a transposed or flipped decode would not): defects cover under 1% of
-    // this image, so a precision of 0.1 is over 10 times chance.
+    // this image, so a precision of 0.5 is over 50 times chance. Measured: precision 1.00, recall 0.39, F1
+    // 0.56 (the peak floor keeps the top of the blob's peak and of the fainter scratch's; without it
+    // precision 0.19, recall 1.00, F1 0.33).
     const m = pixelMetrics(confusion(predicted, truth));
     expect(truth.reduce((a, v) => a + v, 0) / truth.length).toBeLessThan(0.01);
-    expect(m.precision).toBeGreaterThan(0.1);
-    expect(m.recall).toBeGreaterThan(0.5);
+    expect(m.precision).toBeGreaterThan(0.5);
+    expect(m.f1).toBeGreaterThan(0.5);
     const ov = await decodeImage(await readFile(overlay), 'overlay.png');
     expect([ov.width, ov.height, ov.channels]).toEqual([128, 128, 3]);
     expect((await readdir(dir)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
@@ -302,7 +304,7 @@ describe('ttt synth --3d + ttt segment --point-cloud', () => {
     const cloud = decodePointCloud(await readFile(join(out, 'xyz.tiff')), 'xyz.tiff');
     expect(Array.from(cloud.data)).toEqual(Array.from(expected.pointCloud.data));
     const mask = join(out, 'mask.png');
-    const r = await ttt('segment', '--image', join(out, 'image.png'), '--score-map', join(out, 'score.npy'), '--point-cloud', join(out, 'xyz.tiff'), '--set', 'features.extractor=filterbank', '--out', mask, '--json');
+    const r = await ttt('segment', '--image', join(out, 'image.png'), '--score-map', join(out, 'score.npy'), '--point-cloud', join(out, 'xyz.tiff'), '--set', 'features.extractor=filterbank', '--set', 'mask.peakFraction=0', '--out', mask, '--json');
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     const valid = pointValidity(expected.pointCloud);
@@ -313,8 +315,9 @@ describe('ttt synth --3d + ttt segment --point-cloud', () => {
     for (let i = 0; i < valid.length; i++) if (!valid[i]) expect(predicted[i]).toBe(0);
     expect(pixelMetrics(confusion(predicted, expected.groundTruth)).f1).toBeGreaterThan(0.4);
 
-    // The same files without the point cloud: the image alone does not show the dents.
-    const rgb = await ttt('segment', '--image', join(out, 'image.png'), '--score-map', join(out, 'score.npy'), '--set', 'features.extractor=filterbank', '--out', join(out, 'rgb.png'));
+    // The same files without the point cloud: the image alone does not show the dents (the features' own
+    // masks: without the peak floor, which trims any mask to the map's peaks).
+    const rgb = await ttt('segment', '--image', join(out, 'image.png'), '--score-map', join(out, 'score.npy'), '--set', 'features.extractor=filterbank', '--set', 'mask.peakFraction=0', '--out', join(out, 'rgb.png'));
     expect(rgb.code, rgb.stderr).toBe(0);
     const rgbMask = await decodeMask(await readFile(join(out, 'rgb.png')), 'rgb.png', { width: 96, height: 72 });
     expect(pixelMetrics(confusion(rgbMask, expected.groundTruth)).f1).toBeLessThan(pixelMetrics(confusion(predicted, expected.groundTruth)).f1 - 0.2);

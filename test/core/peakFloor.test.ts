@@ -86,7 +86,7 @@ describe('the synthetic dark spot with the default options', () => {
     expect(o.features.extractor).toBe('mobilenetv2');
     expect(o.mask.peakFraction).toBe(0.6);
     expect(o.mask.peakCompactShare).toBe(0.04);
-    expect(o.mask.regionFraction).toBe(0.85);
+    expect(o.mask.regionFraction).toBe(0);
     expect(o.refine.mode).toBe('off');
   });
   for (const seed of [1, 2, 3, 4]) {

@@ -96,8 +96,8 @@ describe('refine.mode=local on the synthetic dark spot', () => {
   // One dark blob on the sinusoidal texture, its map the detector's blurred peak (src/synthetic.ts). The
   // default features (mobilenetv2) without the peak floor mark 1.6x to 4.6x the spot (F1 0.36 to 0.77 on
   // seeds 1-4, measured); the refining classifier on the image and the filterbank keeps the spot (0.91 to
-  // 1.00). After the peak floor (the default), which already keeps 0.7x-0.8x of it, it has less to work on
-  // (0.59 to 0.74): refine.mode=local is measured with mask.peakFraction=0.
+  // 1.00). The peak floor (the default, after the refinement) would then cut the exact spot to 0.6x-0.8x:
+  // refine.mode=local is measured with mask.peakFraction=0.
   for (const seed of [1, 2, 3, 4]) {
     it(`the GPU and host paths agree, refined F1 >= 0.85 and never below the first mask's (seed ${seed})`, async () => {
       const s = syntheticSample({ width: 128, height: 128, seed, defects: 1 });

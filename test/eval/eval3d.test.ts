@@ -25,7 +25,8 @@ const MAIN = join(ROOT, 'src/cli/main.ts');
 let dir: string;
 let synth: { dataset: string; maps: string };
 let result: EvalResult;
-const FILTERBANK = { 'features.extractor': 'filterbank' };
+// The features' own masks: without the peak floor (mask.peakFraction), which trims any mask to the map's peaks.
+const FILTERBANK = { 'features.extractor': 'filterbank', 'mask.peakFraction': 0 };
 
 beforeAll(async () => {
   // ttt4as's features are the ResNet-50's, as the CLI and server provide them.
@@ -121,7 +122,7 @@ describe('ttt eval on the MVTec 3D-AD layout', () => {
 
   it('the CLI prints the same summary', async () => {
     const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-      execFile(TSX, [MAIN, 'eval', '--dataset', synth.dataset, '--maps', synth.maps, '--size', '0', '--set', 'features.extractor=filterbank', '--json'], { cwd: ROOT, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
+      execFile(TSX, [MAIN, 'eval', '--dataset', synth.dataset, '--maps', synth.maps, '--size', '0', '--set', 'features.extractor=filterbank', '--set', 'mask.peakFraction=0', '--json'], { cwd: ROOT, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
         resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr }),
       ),
     );

@@ -114,9 +114,10 @@ export function referenceSegment(input: SegmentInput, options: TttOptions = defa
   lap('gather');
   const report = referenceTrain(set, labels.counts, options);
   lap('classifier');
-  const { mask } = referencePredict(report.weights, features, data, maskScoreFloor(calibration, options, stats.percentiles), valid);
+  const floor = maskScoreFloor(calibration, options, stats.percentiles);
+  const { mask } = referencePredict(report.weights, features, data, floor, valid);
   lap('predict');
-  const result = trainedResult(base, mask, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, valid);
+  const result = trainedResult(base, mask, data, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, valid, floor);
   lap('regions');
   return result;
 }
