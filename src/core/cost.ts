@@ -28,6 +28,9 @@ export const COST_OPTIONS: ReadonlyMap<string, Direction> = new Map<string, Dire
   ['features.sources', 'longer'],
   ['features.geometryScales', 'longer'],
   ['mask.closeRadius', 'higher'],
+  ['refine.sources', 'longer'],
+  ['refine.nominalCount', 'higher'],
+  ['refine.ring', 'higher'],
 ]);
 
 /** A value on a scale where larger costs more. */

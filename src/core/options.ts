@@ -9,6 +9,9 @@ export type Extractor = 'filterbank' | 'mobilenetv2' | 'resnet50' | 'combined' |
 /** The feature sources features.extractor=combined concatenates (features.sources). */
 export const FEATURE_SOURCES = ['image', 'filterbank', 'mobilenetv2', 'resnet50:stem', 'resnet50:stage1', 'resnet50:stage2', 'resnet50:stage3'] as const;
 export type FeatureSourceName = (typeof FEATURE_SOURCES)[number];
+/** The fine sources the refining classifier may use (refine.sources): no network, so its cost stays that of the filterbank. */
+export const REFINE_SOURCES = ['image', 'filterbank'] as const;
+export type RefineSourceName = (typeof REFINE_SOURCES)[number];
 export type GateMode = 'off' | 'max' | 'sigma';
 export type Modality = 'auto' | 'rgb' | '3d' | 'both';
 export type StagePlacementOption = 'auto' | 'gpu' | 'host';
@@ -50,7 +53,7 @@ export interface TttOptions {
   gate: { mode: GateMode; factor: number; sigmas: number };
   map: { borderNormalize: boolean; level: 'off' | 'median' | 'down' };
   mask: { scoreFloor: 'off' | 'sigma'; scoreFloorSigmas: number; scoreFloorPercentile: number; peakFraction: number; peakCompactShare: number; regionFraction: number; closeRadius: number; fillHoles: boolean };
-  refine: { mode: 'off' | 'local'; sources: FeatureSourceName[]; ring: number; grow: number; nominalCount: number };
+  refine: { mode: 'off' | 'local'; sources: RefineSourceName[]; ring: number; grow: number; nominalCount: number };
   regions: { connectivity: 4 | 8; minArea: number };
   compute: { stages: StagePlacementOption };
 }
@@ -110,7 +113,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'mask.closeRadius', kind: { type: 'int', min: 0, max: 16 }, default: 0, doc: 'Morphological closing of the classifier\'s mask by a square of this radius (a dilation then an erosion, window clipped at the border), before the holes are filled and the regions measured; 0: none.' },
   { key: 'mask.fillHoles', kind: { type: 'bool' }, default: true, doc: 'Fill the holes of the mask (clear pixels not connected to the image border), after the closing.' },
   { key: 'refine.mode', kind: { type: 'enum', values: ['off', 'local'] }, default: 'off', doc: 'local: a second classifier on fine features (refine.sources) refines the mask before its holes are filled: trained on the first pass\'s anomalous seeds inside the mask against a draw from the ring of refine.ring pixels around it, its decision keeps the mask\'s pixels that look like the seeds (and may add pixels within refine.grow of the mask); off: the first classifier\'s mask.' },
-  { key: 'refine.sources', kind: { type: 'names', maxItems: 7, values: FEATURE_SOURCES }, default: ['image', 'filterbank'], doc: 'The feature sources of the refining classifier (as features.sources, each one group).' },
+  { key: 'refine.sources', kind: { type: 'names', maxItems: 2, values: REFINE_SOURCES }, default: ['image', 'filterbank'], doc: 'The fine feature sources of the refining classifier, at the working resolution (image: the image\'s own channels; filterbank: features.sigmas), each one group.' },
   { key: 'refine.ring', kind: { type: 'int', min: 1, max: 64 }, default: 6, doc: 'Width in pixels of the ring around the mask that the refining classifier\'s nominal rows are drawn from.' },
   { key: 'refine.grow', kind: { type: 'int', min: 0, max: 16 }, default: 0, doc: 'The refined mask may extend this many pixels beyond the first mask (0: it only removes pixels).' },
   { key: 'refine.nominalCount', kind: { type: 'int', min: 1, max: 100000 }, default: 1000, doc: 'Nominal rows of the refining classifier drawn from the ring.' },

@@ -226,6 +226,7 @@ export async function segment(
     const features = concatFeatures(parts);
     checkChannelLimit(gpu, features);
     await lap('features');
+    let released = false;
     try {
       const rows = labels.counts.anomalous + labels.counts.nominal;
       const set = gatherTrainingSet(gpu, labels, rows, features);
@@ -240,6 +241,9 @@ export async function segment(
       const predMask = await readMask(gpu, mask, n);
       const scoresHost = resampled || profile ? await gpu.readF32(mapData, n) : scoreMap.data;
       await lap('predict');
+      // The first pass's features are done with: the refinement's own are not held beside them.
+      releaseFeatures(gpu, features);
+      released = true;
       const refined = options.refine.mode === 'local' ? await refineOnGpu(gpu, image, predMask, labels.labels, mapData, options, validity, points?.valid ?? null) : predMask;
       if (options.refine.mode === 'local') await lap('refine');
       const result = trainedResult(base, refined, scoresHost, image, { pseudoLabels: labels.counts, classifier: report, featureChannels: features.channels }, options, points?.valid ?? null, floor);
@@ -247,7 +251,7 @@ export async function segment(
       placement.regions = 'host';
       return result;
     } finally {
-      releaseFeatures(gpu, features);
+      if (!released) releaseFeatures(gpu, features);
     }
   } finally {
     gpu.release(...owned);

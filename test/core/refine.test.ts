@@ -3,6 +3,7 @@
 // synthetic dark spot, and what it does there: the first mask's pixels that look like its seeds, no more.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/core/gpu.ts';
+import { COST_OPTIONS } from '../../src/core/cost.ts';
 import { confusion, pixelMetrics } from '../../src/core/metrics.ts';
 import { resolveOptions } from '../../src/core/options.ts';
 import { segment } from '../../src/core/pipeline.ts';
@@ -85,6 +86,13 @@ describe('refineLabels', () => {
     outside[2 * W + 30] = LABEL_ANOMALOUS;
     expect(refineLabels(mask, outside, W, H, opts())).toBeNull();
     expect(refineLabels(new Uint8Array(W * H).fill(1), seeds, W, H, opts())).toBeNull();
+  });
+
+  it('refine.sources takes only the fine sources (no network: its cost stays the filterbank\'s), and its cost options have limits', () => {
+    expect(() => resolveOptions({ 'refine.sources': 'image,mobilenetv2' })).toThrow(/refine.sources/);
+    expect(() => resolveOptions({ 'refine.sources': 'resnet50:stage1' })).toThrow(/refine.sources/);
+    expect(resolveOptions({ 'refine.sources': 'filterbank' }).refine.sources).toEqual(['filterbank']);
+    for (const key of ['refine.sources', 'refine.nominalCount', 'refine.ring']) expect(COST_OPTIONS.has(key)).toBe(true);
   });
 
   it('applyRefine keeps the decision inside the allowed region only', () => {
