@@ -16,43 +16,11 @@ import { channelMoments, hostGather, hostPredictMask, hostTrain } from './hostSt
 import { COMPACT_BLOCK } from './kernels.ts';
 import type { TttOptions } from './options.ts';
 import { LABEL_ANOMALOUS, LABEL_NOMINAL } from './pseudoLabels.ts';
+import { dilateMask } from './regions.ts';
 import { pcgHash, refineSeedKey } from './rng.ts';
 import type { ImageTensor } from './types.ts';
+import { stageFeatures } from './wasm/hostKernels.ts';
 import type { GpuValidity } from './validity.ts';
-
-/** A square dilation of a mask (window clipped at the border), separable. */
-export function dilateMask(mask: Uint8Array, width: number, height: number, radius: number): Uint8Array {
-  if (radius <= 0) return mask.slice();
-  const rows = new Uint8Array(mask.length);
-  for (let y = 0; y < height; y++) {
-    const base = y * width;
-    let last = -Infinity;
-    // Distance to the nearest set pixel on the left, then on the right.
-    for (let x = 0; x < width; x++) {
-      if (mask[base + x]) last = x;
-      if (x - last <= radius) rows[base + x] = 1;
-    }
-    last = Infinity;
-    for (let x = width - 1; x >= 0; x--) {
-      if (mask[base + x]) last = x;
-      if (last - x <= radius) rows[base + x] = 1;
-    }
-  }
-  const out = new Uint8Array(mask.length);
-  for (let x = 0; x < width; x++) {
-    let last = -Infinity;
-    for (let y = 0; y < height; y++) {
-      if (rows[y * width + x]) last = y;
-      if (y - last <= radius) out[y * width + x] = 1;
-    }
-    last = Infinity;
-    for (let y = height - 1; y >= 0; y--) {
-      if (rows[y * width + x]) last = y;
-      if (last - y <= radius) out[y * width + x] = 1;
-    }
-  }
-  return out;
-}
 
 export interface RefineLabels {
   /** One byte per pixel: 0 none, 1 anomalous, 2 nominal. */
@@ -118,10 +86,12 @@ export async function refineOnHost(gpu: Gpu, image: ImageTensor, mask: Uint8Arra
   if (!labels) return mask;
   const host = await refineExtractor(options).extractHost!(gpu, image);
   const features = { data: materializeCoarse(host), channels: host.channels, width: image.width, height: image.height };
-  const standardization = weightStandardization(channelMoments(features, valid), host.groups, host.channels);
+  // Copied once into the WebAssembly kernels' memory for the moments and the prediction (null: JS loops).
+  const staged = stageFeatures(features.data, image.width * image.height, host.channels);
+  const standardization = weightStandardization(channelMoments(features, valid, staged), host.groups, host.channels);
   const set = hostGather(labels, features, standardization);
   const report = hostTrain(set, labels.counts, options);
-  const decision = hostPredictMask(report.weights, features, standardization, scores, -Infinity, valid);
+  const decision = hostPredictMask(report.weights, features, standardization, scores, -Infinity, valid, staged);
   return applyRefine(decision, labels.allowed);
 }
 

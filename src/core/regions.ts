@@ -72,17 +72,10 @@ export function fillHoles(mask: Uint8Array, width: number, height: number): void
 }
 
 /**
- * Labels the 4- or 8-connected regions of `mask` (width x height, non-zero = set), in raster order of
- * their first pixel, and measures each. Regions under `minArea` are dropped and cleared in `mask`.
+ * The 4- or 8-connected components of `mask` (width x height, non-zero = set): a label per pixel (-1
+ * clear), numbered in raster order of each component's first pixel, and their count. One union-find pass.
  */
-export function connectedComponents(
-  mask: Uint8Array,
-  width: number,
-  height: number,
-  scores: Float32Array,
-  connectivity: 4 | 8 = 8,
-  minArea = 0,
-): Region[] {
+export function componentLabels(mask: Uint8Array, width: number, height: number, connectivity: 4 | 8 = 8): { labels: Int32Array; count: number } {
   const n = width * height;
   // Defect masks are mostly empty: skip runs of four clear pixels at a time when aligned.
   const words = mask.byteOffset % 4 === 0 ? new Uint32Array(mask.buffer, mask.byteOffset, n >> 2) : null;
@@ -122,9 +115,9 @@ export function connectedComponents(
       }
     }
   }
-  // Roots are the smallest pixel index of each region, so raster order of roots = order of first pixels.
-  const index = new Int32Array(n);
-  const acc: { area: number; x0: number; y0: number; x1: number; y1: number; sx: number; sy: number; ss: number; mx: number }[] = [];
+  // Roots are the smallest pixel index of each component, so raster order of roots = order of first pixels.
+  const labels = new Int32Array(n).fill(-1);
+  let count = 0;
   for (let i = 0; i < n; i++) {
     if (clearWord(i)) {
       i += 3;
@@ -132,14 +125,29 @@ export function connectedComponents(
     }
     if (!mask[i]) continue;
     const r = find(i);
-    let k: number;
-    if (r === i) {
-      k = acc.length;
-      index[r] = k;
-      acc.push({ area: 0, x0: Infinity, y0: Infinity, x1: -1, y1: -1, sx: 0, sy: 0, ss: 0, mx: -Infinity });
-    } else {
-      k = index[r];
-    }
+    labels[i] = r === i ? count++ : labels[r];
+  }
+  return { labels, count };
+}
+
+/**
+ * Labels the 4- or 8-connected regions of `mask` (width x height, non-zero = set), in raster order of
+ * their first pixel, and measures each. Regions under `minArea` are dropped and cleared in `mask`.
+ */
+export function connectedComponents(
+  mask: Uint8Array,
+  width: number,
+  height: number,
+  scores: Float32Array,
+  connectivity: 4 | 8 = 8,
+  minArea = 0,
+): Region[] {
+  const n = width * height;
+  const { labels, count } = componentLabels(mask, width, height, connectivity);
+  const acc = Array.from({ length: count }, () => ({ area: 0, x0: Infinity, y0: Infinity, x1: -1, y1: -1, sx: 0, sy: 0, ss: 0, mx: -Infinity }));
+  for (let i = 0; i < n; i++) {
+    const k = labels[i];
+    if (k < 0) continue;
     const a = acc[k];
     const x = i % width;
     const y = (i - x) / width;
@@ -155,7 +163,7 @@ export function connectedComponents(
     if (s > a.mx) a.mx = s;
   }
   if (minArea > 0) {
-    for (let i = 0; i < n; i++) if (mask[i] && acc[index[find(i)]].area < minArea) mask[i] = 0;
+    for (let i = 0; i < n; i++) if (labels[i] >= 0 && acc[labels[i]].area < minArea) mask[i] = 0;
   }
   const regions: Region[] = [];
   for (const a of acc) {
@@ -172,32 +180,9 @@ export function connectedComponents(
   return regions;
 }
 
-/** 8-connected components of a mask: a label per pixel (-1 clear) and their count, by flood fill. */
-export function componentLabels(mask: Uint8Array, width: number, height: number): { labels: Int32Array; count: number } {
-  const labels = new Int32Array(mask.length).fill(-1);
-  const stack: number[] = [];
-  let count = 0;
-  for (let s = 0; s < mask.length; s++) {
-    if (!mask[s] || labels[s] >= 0) continue;
-    labels[s] = count;
-    stack.push(s);
-    while (stack.length > 0) {
-      const i = stack.pop()!;
-      const x = i % width;
-      const y = (i - x) / width;
-      for (let yy = Math.max(y - 1, 0); yy <= Math.min(y + 1, height - 1); yy++) {
-        for (let xx = Math.max(x - 1, 0); xx <= Math.min(x + 1, width - 1); xx++) {
-          const j = yy * width + xx;
-          if (mask[j] && labels[j] < 0) {
-            labels[j] = count;
-            stack.push(j);
-          }
-        }
-      }
-    }
-    count++;
-  }
-  return { labels, count };
+/** The square dilation of a mask by a (2r+1)^2 window clipped at the border (a copy; r <= 0: unchanged). */
+export function dilateMask(mask: Uint8Array, width: number, height: number, radius: number): Uint8Array {
+  return radius <= 0 ? mask.slice() : boxFilter(mask, width, height, radius, 'any');
 }
 
 /**
